@@ -1,0 +1,285 @@
+//! Parsing `#[cached(...)]` into a plain [`Options`] struct.
+
+use crate::errors::{did_you_mean, Errors};
+use proc_macro2::Span;
+use syn::ext::IdentExt;
+use syn::parse::{Parse, ParseStream};
+use syn::punctuated::Punctuated;
+use syn::spanned::Spanned;
+use syn::{Expr, ExprLit, ExprUnary, Ident, Lit, LitStr, Path, Token, UnOp};
+
+/// Every option `#[cached]` accepts, in the order the docs list them.
+pub(crate) const OPTIONS: [&str; 7] = ["ttl", "key", "name", "skip", "cache", "crate", "cache_none"];
+
+/// Longest TTL accepted, in seconds: 100 years, so that milliseconds fit
+/// comfortably in Redis's signed 64-bit expiry.
+const MAX_TTL_SECS: u64 = 100 * 365 * 24 * 3600;
+
+/// A TTL as written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Ttl {
+    Secs(u64),
+    Short,
+    Default,
+    Long,
+}
+
+/// One option's value, set at most once; remembers where it was written.
+pub(crate) struct Slot<T> {
+    name: &'static str,
+    value: Option<(Span, T)>,
+}
+
+impl<T> Slot<T> {
+    fn new(name: &'static str) -> Self {
+        Slot { name, value: None }
+    }
+
+    /// Stores `value`, or reports a duplicate on `span` (the second writing).
+    fn set(&mut self, span: Span, value: T, errors: &mut Errors) {
+        if self.value.is_some() {
+            errors.push(syn::Error::new(
+                span,
+                format!("`{}` is given twice; keep one", self.name),
+            ));
+        } else {
+            self.value = Some((span, value));
+        }
+    }
+
+    pub(crate) fn get(&self) -> Option<&T> {
+        self.value.as_ref().map(|(_, v)| v)
+    }
+
+    pub(crate) fn span(&self) -> Option<Span> {
+        self.value.as_ref().map(|(s, _)| *s)
+    }
+}
+
+/// The parsed attribute.
+pub(crate) struct Options {
+    pub(crate) ttl: Slot<Ttl>,
+    pub(crate) key: Slot<LitStr>,
+    pub(crate) name: Slot<LitStr>,
+    pub(crate) skip: Slot<Vec<Ident>>,
+    pub(crate) cache: Slot<Expr>,
+    pub(crate) krate: Slot<Path>,
+    pub(crate) cache_none: Slot<()>,
+}
+
+impl Options {
+    /// Parses the attribute's tokens. A syntax error stops parsing; every
+    /// other problem goes to `errors` and that option is left unset.
+    pub(crate) fn parse(tokens: proc_macro2::TokenStream, errors: &mut Errors) -> Result<Options, syn::Error> {
+        let items = syn::parse::Parser::parse2(Punctuated::<Item, Token![,]>::parse_terminated, tokens)?;
+        let mut opts = Options {
+            ttl: Slot::new("ttl"),
+            key: Slot::new("key"),
+            name: Slot::new("name"),
+            skip: Slot::new("skip"),
+            cache: Slot::new("cache"),
+            krate: Slot::new("crate"),
+            cache_none: Slot::new("cache_none"),
+        };
+        for item in items {
+            let span = item.ident.span();
+            match (item.ident.to_string().as_str(), item.value) {
+                ("ttl", Value::Expr(e)) => match parse_ttl(&e) {
+                    Ok(ttl) => opts.ttl.set(span, ttl, errors),
+                    Err(err) => errors.push(err),
+                },
+                ("key", Value::Expr(e)) => match string(&e, "key", "\"product:{id}\"") {
+                    Ok(s) => opts.key.set(span, s, errors),
+                    Err(err) => errors.push(err),
+                },
+                ("name", Value::Expr(e)) => match string(&e, "name", "\"products::get\"") {
+                    Ok(s) if s.value().is_empty() => errors.push(syn::Error::new(s.span(), "`name` must not be empty")),
+                    Ok(s) => opts.name.set(span, s, errors),
+                    Err(err) => errors.push(err),
+                },
+                ("skip", Value::List(idents)) => opts.skip.set(span, idents, errors),
+                ("cache", Value::Expr(e)) => opts.cache.set(span, e, errors),
+                ("crate", Value::Expr(e)) => match e {
+                    Expr::Path(p) if p.qself.is_none() && p.attrs.is_empty() => opts.krate.set(span, p.path, errors),
+                    other => errors.push(syn::Error::new(
+                        other.span(),
+                        "`crate` takes a path, e.g. `crate = my_cache` for a renamed dependency",
+                    )),
+                },
+                ("cache_none", Value::Flag) => opts.cache_none.set(span, (), errors),
+                (name @ ("ttl" | "key" | "name" | "cache" | "crate"), _) => errors.push(syn::Error::new(
+                    span,
+                    format!("`{name}` takes a value: `{name} = ...`"),
+                )),
+                ("skip", _) => errors.push(syn::Error::new(
+                    span,
+                    "`skip` takes a list of parameters: `skip(db, pool)`",
+                )),
+                ("cache_none", _) => errors.push(syn::Error::new(span, "`cache_none` takes no value")),
+                (other, _) => {
+                    let hint = did_you_mean(other, OPTIONS).map_or(String::new(), |s| format!("did you mean `{s}`? "));
+                    errors.push(syn::Error::new(
+                        span,
+                        format!("unknown option `{other}`; {hint}valid options are: {}", OPTIONS.join(", ")),
+                    ));
+                }
+            }
+        }
+        Ok(opts)
+    }
+}
+
+/// One `name`, `name = expr` or `name(a, b)`.
+struct Item {
+    ident: Ident,
+    value: Value,
+}
+
+enum Value {
+    Flag,
+    Expr(Expr),
+    List(Vec<Ident>),
+}
+
+impl Parse for Item {
+    fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
+        // `crate` is a keyword; accept any identifier-like token.
+        let ident = input.call(Ident::parse_any)?;
+        let value = if input.peek(Token![=]) {
+            input.parse::<Token![=]>()?;
+            Value::Expr(input.parse()?)
+        } else if input.peek(syn::token::Paren) {
+            let content;
+            syn::parenthesized!(content in input);
+            let list = Punctuated::<Ident, Token![,]>::parse_terminated_with(&content, Ident::parse_any)?;
+            Value::List(list.into_iter().collect())
+        } else {
+            Value::Flag
+        };
+        Ok(Item { ident, value })
+    }
+}
+
+fn string(e: &Expr, option: &str, example: &str) -> syn::Result<LitStr> {
+    match e {
+        Expr::Lit(ExprLit { lit: Lit::Str(s), .. }) => Ok(s.clone()),
+        other => Err(syn::Error::new(
+            other.span(),
+            format!("`{option}` takes a string literal, e.g. `{option} = {example}`"),
+        )),
+    }
+}
+
+const TTL_HELP: &str = "write seconds (`ttl = 600`), a duration (`ttl = \"90s\"`, `\"10m\"`, `\"1h30m\"`, `\"2d\"`) or a preset (`ttl = \"short\"`, `\"default\"`, `\"long\"`)";
+
+fn parse_ttl(e: &Expr) -> syn::Result<Ttl> {
+    let secs = match e {
+        Expr::Lit(ExprLit { lit: Lit::Int(i), .. }) => {
+            if !i.suffix().is_empty() {
+                return Err(syn::Error::new(i.span(), format!("`ttl` takes plain seconds without a type suffix; {TTL_HELP}")));
+            }
+            i.base10_parse::<u64>().map_err(|_| {
+                syn::Error::new(i.span(), format!("`ttl` is too large; the longest is {MAX_TTL_SECS} seconds (100 years)"))
+            })?
+        }
+        Expr::Lit(ExprLit { lit: Lit::Str(s), .. }) => match s.value().trim() {
+            "short" => return Ok(Ttl::Short),
+            "default" => return Ok(Ttl::Default),
+            "long" => return Ok(Ttl::Long),
+            text => parse_duration(text).map_err(|why| syn::Error::new(s.span(), format!("invalid `ttl`: {why}; {TTL_HELP}")))?,
+        },
+        Expr::Unary(ExprUnary { op: UnOp::Neg(_), .. }) => {
+            return Err(syn::Error::new(e.span(), "`ttl` must be positive"));
+        }
+        other => return Err(syn::Error::new(other.span(), format!("`ttl` must be a literal; {TTL_HELP}"))),
+    };
+    if secs == 0 {
+        return Err(syn::Error::new(e.span(), "`ttl` must be greater than zero"));
+    }
+    if secs > MAX_TTL_SECS {
+        return Err(syn::Error::new(
+            e.span(),
+            format!("`ttl` is too large; the longest is {MAX_TTL_SECS} seconds (100 years)"),
+        ));
+    }
+    Ok(Ttl::Secs(secs))
+}
+
+/// `"90s"`, `"10m"`, `"1h30m"`, `"2d"` to seconds.
+fn parse_duration(text: &str) -> Result<u64, String> {
+    if text.is_empty() {
+        return Err("the duration is empty".into());
+    }
+    let mut total: u64 = 0;
+    let mut rest = text;
+    while !rest.is_empty() {
+        let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+        if digits == 0 {
+            return Err(format!("expected a number at `{rest}`"));
+        }
+        let n: u64 = rest[..digits].parse().map_err(|_| "the number is too large".to_string())?;
+        rest = &rest[digits..];
+        let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+        let factor = match &rest[..unit_len] {
+            "s" => 1,
+            "m" => 60,
+            "h" => 3600,
+            "d" => 86_400,
+            "" => return Err(format!("`{text}` has no unit (s, m, h or d)")),
+            unit => return Err(format!("unknown unit `{unit}` (use s, m, h or d)")),
+        };
+        rest = &rest[unit_len..];
+        total = n
+            .checked_mul(factor)
+            .and_then(|s| total.checked_add(s))
+            .ok_or_else(|| "the duration is too large".to_string())?;
+    }
+    Ok(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use quote::quote;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("90s"), Ok(90));
+        assert_eq!(parse_duration("10m"), Ok(600));
+        assert_eq!(parse_duration("1h30m"), Ok(5400));
+        assert_eq!(parse_duration("2d"), Ok(172_800));
+        assert!(parse_duration("10").is_err());
+        assert!(parse_duration("m").is_err());
+        assert!(parse_duration("5w").is_err());
+        assert!(parse_duration("99999999999999999999h").is_err());
+    }
+
+    #[test]
+    fn options_parse() {
+        let mut errors = Errors::default();
+        let o = Options::parse(
+            quote!(ttl = "short", key = "p:{id}", skip(db), cache = self.cache, crate = my::c, cache_none),
+            &mut errors,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert!(errors.finish().is_ok());
+        assert_eq!(o.ttl.get(), Some(&Ttl::Short));
+        assert_eq!(o.key.get().unwrap().value(), "p:{id}");
+        assert_eq!(o.skip.get().unwrap().len(), 1);
+        assert!(o.cache.get().is_some() && o.krate.get().is_some() && o.cache_none.get().is_some());
+    }
+
+    #[test]
+    fn all_errors_are_reported() {
+        let mut errors = Errors::default();
+        let o = Options::parse(quote!(ttl = 0, tll = 5, key = 3, ttl = "short", ttl = "short"), &mut errors).unwrap();
+        assert_eq!(o.ttl.get(), Some(&Ttl::Short));
+        let err = errors.finish().expect_err("must fail");
+        let messages: Vec<String> = err.into_iter().map(|e| e.to_string()).collect();
+        assert_eq!(messages.len(), 4, "{messages:?}");
+        assert!(messages[0].contains("greater than zero"));
+        assert!(messages[1].contains("did you mean `ttl`"));
+        assert!(messages[2].contains("string literal"));
+        assert!(messages[3].contains("given twice"));
+    }
+}

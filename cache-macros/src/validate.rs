@@ -1,0 +1,270 @@
+//! Checking the options against the function, producing a [`Plan`].
+
+use crate::attr::{Options, Ttl};
+use crate::errors::Errors;
+use crate::key::{Part, Template};
+use proc_macro2::{Span, TokenStream};
+use quote::{format_ident, quote, quote_spanned, ToTokens};
+use syn::spanned::Spanned;
+use syn::visit::Visit;
+use syn::{FnArg, Ident, ItemFn, LitStr, Pat, Path, ReturnType, Type};
+
+/// Everything the expansion needs, already checked.
+pub(crate) struct Plan {
+    pub(crate) krate: Path,
+    /// An expression of type `&'static str`.
+    pub(crate) name: TokenStream,
+    pub(crate) ttl: Option<Ttl>,
+    pub(crate) key: KeyPlan,
+    pub(crate) policy: Ident,
+    pub(crate) cache: Option<syn::Expr>,
+}
+
+pub(crate) enum KeyPlan {
+    /// `format_args!(fmt, args...)`.
+    Template { fmt: LitStr, args: Vec<TokenStream> },
+    /// The named parameters, hashed in order.
+    Hashed { args: Vec<Ident> },
+}
+
+/// A parameter as the key sees it.
+struct Param {
+    /// `id` in `id: u64`; `None` for `_` and for patterns.
+    name: Option<Ident>,
+    /// Every name a pattern parameter binds, usable in templates.
+    bindings: Vec<Ident>,
+    wildcard: bool,
+    pat: Box<Pat>,
+}
+
+pub(crate) fn plan(opts: &Options, func: &ItemFn, errors: &mut Errors) -> Option<Plan> {
+    let sig = &func.sig;
+    if sig.asyncness.is_none() {
+        errors.push(syn::Error::new(
+            sig.fn_token.span(),
+            "#[cached] works on `async fn` only: the lookup awaits the cache; write `async fn`",
+        ));
+    }
+
+    let has_self = sig.inputs.iter().any(|a| matches!(a, FnArg::Receiver(_)));
+    let params: Vec<Param> = sig
+        .inputs
+        .iter()
+        .filter_map(|a| match a {
+            FnArg::Typed(t) => Some(param(&t.pat)),
+            FnArg::Receiver(_) => None,
+        })
+        .collect();
+    let names: Vec<String> = params.iter().filter_map(|p| p.name.as_ref()).map(Ident::to_string).collect();
+    let listing = if names.is_empty() {
+        "the function has no named parameters".to_owned()
+    } else {
+        format!("parameters are: {}", names.join(", "))
+    };
+
+    // skip(...) names parameters that exist, once each.
+    let mut skipped: Vec<String> = Vec::new();
+    for ident in opts.skip.get().into_iter().flatten() {
+        let name = ident.to_string();
+        if name == "self" {
+            continue; // `self` is never hashed; accept it as written.
+        }
+        if skipped.contains(&name) {
+            errors.push(syn::Error::new(ident.span(), format!("`{name}` is listed twice in `skip`")));
+        } else if !names.contains(&name) {
+            errors.push(syn::Error::new(
+                ident.span(),
+                format!("`skip({name})` names no parameter of this function; {listing}"),
+            ));
+        }
+        skipped.push(name);
+    }
+
+    let key = match opts.key.get() {
+        Some(lit) => template_plan(lit, has_self, &params, &skipped, &listing, errors),
+        None => {
+            let mut args = Vec::new();
+            for p in &params {
+                match &p.name {
+                    Some(name) if !skipped.contains(&name.to_string()) => args.push(name.clone()),
+                    Some(_) => {}
+                    None if p.wildcard => {}
+                    None => errors.push(syn::Error::new(
+                        p.pat.span(),
+                        "a destructuring pattern cannot be hashed into the key: bind the parameter to a name \
+                         and destructure it in the body, or give a `key = \"...\"` template",
+                    )),
+                }
+            }
+            Some(KeyPlan::Hashed { args })
+        }
+    };
+
+    let policy = policy(&sig.output, opts, errors);
+
+    let krate = opts.krate.get().cloned().unwrap_or_else(|| syn::parse_quote!(::cache_runtime));
+    let name = match opts.name.get() {
+        Some(lit) => lit.to_token_stream(),
+        None => {
+            let fn_name = LitStr::new(&sig.ident.to_string(), Span::call_site());
+            quote!(::core::concat!(::core::module_path!(), "::", #fn_name))
+        }
+    };
+
+    Some(Plan {
+        krate,
+        name,
+        ttl: opts.ttl.get().copied(),
+        key: key?,
+        policy: policy?,
+        cache: opts.cache.get().cloned(),
+    })
+}
+
+fn param(pat: &Pat) -> Param {
+    match pat {
+        Pat::Ident(p) if p.subpat.is_none() => Param {
+            name: Some(p.ident.clone()),
+            bindings: vec![p.ident.clone()],
+            wildcard: false,
+            pat: Box::new(pat.clone()),
+        },
+        Pat::Wild(_) => Param {
+            name: None,
+            bindings: Vec::new(),
+            wildcard: true,
+            pat: Box::new(pat.clone()),
+        },
+        other => {
+            struct Bindings(Vec<Ident>);
+            impl Visit<'_> for Bindings {
+                fn visit_pat_ident(&mut self, p: &syn::PatIdent) {
+                    self.0.push(p.ident.clone());
+                    syn::visit::visit_pat_ident(self, p);
+                }
+            }
+            let mut b = Bindings(Vec::new());
+            b.visit_pat(other);
+            Param {
+                name: None,
+                bindings: b.0,
+                wildcard: false,
+                pat: Box::new(other.clone()),
+            }
+        }
+    }
+}
+
+fn template_plan(
+    lit: &LitStr,
+    has_self: bool,
+    params: &[Param],
+    skipped: &[String],
+    listing: &str,
+    errors: &mut Errors,
+) -> Option<KeyPlan> {
+    let template = match Template::parse(&lit.value()) {
+        Ok(t) => t,
+        Err(why) => {
+            errors.push(syn::Error::new(lit.span(), format!("invalid key template: {why}")));
+            return None;
+        }
+    };
+    let span = lit.span();
+    let mut ok = true;
+    for path in template.placeholders() {
+        let head = &path[0];
+        let shown = path.join(".");
+        if head == "self" {
+            if !has_self {
+                errors.push(syn::Error::new(
+                    span,
+                    format!("placeholder `{{{shown}}}` uses `self`, but this function has no `self` parameter"),
+                ));
+                ok = false;
+            } else if path.len() == 1 {
+                errors.push(syn::Error::new(
+                    span,
+                    "placeholder `{self}` names the whole receiver; name a field, e.g. `{self.tenant}`",
+                ));
+                ok = false;
+            }
+        } else if !params.iter().any(|p| p.bindings.iter().any(|b| b == head)) {
+            errors.push(syn::Error::new(span, format!("unknown placeholder `{{{shown}}}`; {listing}")));
+            ok = false;
+        } else if skipped.iter().any(|s| s == head) {
+            errors.push(syn::Error::new(
+                span,
+                format!(
+                    "placeholder `{{{shown}}}` uses `{head}`, which `skip(...)` leaves out of the key; \
+                     remove `{head}` from `skip` (with a template, `skip` is not needed)"
+                ),
+            ));
+            ok = false;
+        }
+    }
+    if !ok {
+        return None;
+    }
+    let mut fmt = String::new();
+    let mut args = Vec::new();
+    for part in &template.parts {
+        match part {
+            Part::Text(text) => fmt.push_str(&text.replace('{', "{{").replace('}', "}}")),
+            Part::Placeholder(path) => {
+                fmt.push_str("{}");
+                let mut expr = if path[0] == "self" {
+                    quote_spanned!(span=> self)
+                } else {
+                    Ident::new(&path[0], span).to_token_stream()
+                };
+                for seg in &path[1..] {
+                    let member: TokenStream = match seg.parse::<u32>() {
+                        Ok(index) => syn::Index { index, span }.to_token_stream(),
+                        Err(_) => format_ident!("{}", seg, span = span).to_token_stream(),
+                    };
+                    expr = quote_spanned!(span=> #expr.#member);
+                }
+                args.push(expr);
+            }
+        }
+    }
+    Some(KeyPlan::Template {
+        fmt: LitStr::new(&fmt, span),
+        args,
+    })
+}
+
+/// Which results are stored, from the declared return type's last segment.
+fn policy(output: &ReturnType, opts: &Options, errors: &mut Errors) -> Option<Ident> {
+    let ty = match output {
+        ReturnType::Default => None,
+        ReturnType::Type(_, ty) => Some(&**ty),
+    };
+    if let Some(Type::ImplTrait(t)) = ty {
+        errors.push(syn::Error::new(
+            t.span(),
+            "#[cached] cannot store an `impl Trait` return value: name a concrete type that implements \
+             `Serialize` and `DeserializeOwned`",
+        ));
+        return None;
+    }
+    let last = match ty {
+        Some(Type::Path(p)) if p.qself.is_none() => p.path.segments.last().map(|s| s.ident.to_string()),
+        _ => None,
+    };
+    let name = match (last.as_deref(), opts.cache_none.get().is_some()) {
+        (Some("Option"), true) => "SomeOrNone",
+        (Some("Option"), false) => "SomeOnly",
+        (_, true) => {
+            errors.push(syn::Error::new(
+                opts.cache_none.span().unwrap_or_else(Span::call_site),
+                "`cache_none` applies only to functions returning `Option<T>`",
+            ));
+            return None;
+        }
+        (Some("Result"), false) => "OkOnly",
+        _ => "Always",
+    };
+    Some(Ident::new(name, Span::call_site()))
+}

@@ -1,0 +1,552 @@
+//! [`CacheBuilder`] and [`Cache::from_env`].
+
+use crate::backend::memory::MemoryBackend;
+use crate::backend::redis::{RedisBackend, RedisSettings};
+use crate::backend::Backend;
+use crate::cache::{Inner, TtlPresets};
+use crate::codec::{Codec, CodecImpl};
+use crate::{envelope, Cache, CacheError};
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A string that never shows up in `Debug` output.
+#[derive(Clone)]
+struct Secret(String);
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+#[derive(Clone, Debug)]
+enum BackendChoice {
+    Memory,
+    /// The URL may hold a password, so it is kept as a secret.
+    Redis(Secret),
+    Custom(Arc<dyn Backend>),
+}
+
+/// Settings for a [`Cache`]. Every setter takes and returns the builder by
+/// value; [`build`](CacheBuilder::build) validates everything at once and
+/// never touches the network.
+///
+/// ```
+/// use cache_runtime::Cache;
+/// use std::time::Duration;
+///
+/// let cache = Cache::builder()
+///     .redis("redis://127.0.0.1:6379/0")
+///     .prefix("shop")
+///     .max_connections(4)
+///     .command_timeout(Duration::from_millis(50))
+///     .ttl_presets(Duration::from_secs(60), Duration::from_secs(600), Duration::from_secs(3600))
+///     .build()
+///     .unwrap(); // no Redis needed yet: connections open on first use
+/// assert_eq!(cache.backend_kind(), "redis");
+/// ```
+#[must_use]
+#[derive(Clone, Debug)]
+pub struct CacheBuilder {
+    backend: BackendChoice,
+    prefix: String,
+    ttl: TtlPresets,
+    codec: CodecChoice,
+    max_connections: usize,
+    command_timeout: Duration,
+    connect_timeout: Duration,
+    max_value_size: usize,
+    memory_capacity: u64,
+    db: Option<i64>,
+    password: Option<Secret>,
+}
+
+#[derive(Clone)]
+struct CodecChoice(CodecImpl);
+
+impl fmt::Debug for CodecChoice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0.name())
+    }
+}
+
+impl Default for CacheBuilder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl CacheBuilder {
+    /// The defaults; same as [`Cache::builder`].
+    ///
+    /// ```
+    /// let cache = cache_runtime::CacheBuilder::new().build().unwrap();
+    /// assert_eq!(cache.backend_kind(), "memory");
+    /// ```
+    pub fn new() -> Self {
+        CacheBuilder {
+            backend: BackendChoice::Memory,
+            prefix: "cache".to_owned(),
+            ttl: TtlPresets::default(),
+            codec: CodecChoice(CodecImpl::Json),
+            max_connections: 4,
+            command_timeout: Duration::from_millis(100),
+            connect_timeout: Duration::from_secs(1),
+            max_value_size: 8 * 1024 * 1024,
+            memory_capacity: 64 * 1024 * 1024,
+            db: None,
+            password: None,
+        }
+    }
+
+    /// Use Redis at `url` (`redis://[[user]:password@]host[:port][/db]`).
+    /// The URL is checked by [`build`](CacheBuilder::build), which does not
+    /// connect: a Redis that is down at start-up is connected to once it is up.
+    ///
+    /// ```
+    /// let b = cache_runtime::Cache::builder().redis("redis://:s3cret@127.0.0.1:6379/2");
+    /// assert!(!format!("{b:?}").contains("s3cret"));
+    /// ```
+    pub fn redis(mut self, url: impl Into<String>) -> Self {
+        self.backend = BackendChoice::Redis(Secret(url.into()));
+        self
+    }
+
+    /// Use the in-process memory store (the default): values live in this
+    /// process only, with their TTLs, bounded by
+    /// [`memory_capacity`](CacheBuilder::memory_capacity).
+    ///
+    /// ```
+    /// let cache = cache_runtime::Cache::builder().memory().build().unwrap();
+    /// assert_eq!(cache.backend_kind(), "memory");
+    /// ```
+    pub fn memory(mut self) -> Self {
+        self.backend = BackendChoice::Memory;
+        self
+    }
+
+    /// Use a backend of your own.
+    ///
+    /// ```
+    /// # use cache_runtime::{Backend, BackendError, BoxFuture};
+    /// # use bytes::Bytes; use std::time::Duration;
+    /// # #[derive(Debug)] struct Nothing;
+    /// # impl Backend for Nothing {
+    /// #     fn get<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Result<Option<Bytes>, BackendError>> { Box::pin(async { Ok(None) }) }
+    /// #     fn set<'a>(&'a self, _: &'a str, _: Bytes, _: Duration) -> BoxFuture<'a, Result<(), BackendError>> { Box::pin(async { Ok(()) }) }
+    /// #     fn delete<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Result<bool, BackendError>> { Box::pin(async { Ok(false) }) }
+    /// #     fn exists<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Result<bool, BackendError>> { Box::pin(async { Ok(false) }) }
+    /// #     fn clear_pattern<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Result<u64, BackendError>> { Box::pin(async { Ok(0) }) }
+    /// #     fn kind(&self) -> &'static str { "nothing" }
+    /// # }
+    /// let cache = cache_runtime::Cache::builder().backend(Nothing).build().unwrap();
+    /// assert_eq!(cache.backend_kind(), "nothing");
+    /// ```
+    pub fn backend<B: Backend>(mut self, backend: B) -> Self {
+        self.backend = BackendChoice::Custom(Arc::new(backend));
+        self
+    }
+
+    /// The prefix of every key (default `"cache"`): keys are
+    /// `{prefix}:{key}`. Must not be empty.
+    ///
+    /// ```
+    /// assert_eq!(cache_runtime::Cache::builder().prefix("shop").build().unwrap().prefix(), "shop");
+    /// ```
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// The TTLs that `ttl = "short"`, `"default"` and `"long"` stand for
+    /// (defaults 300, 3600 and 86400 seconds); `"default"` is also used when
+    /// a `#[cached]` function gives no `ttl`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let b = cache_runtime::Cache::builder()
+    ///     .ttl_presets(Duration::from_secs(10), Duration::from_secs(60), Duration::from_secs(600));
+    /// # drop(b);
+    /// ```
+    pub fn ttl_presets(mut self, short: Duration, default: Duration, long: Duration) -> Self {
+        self.ttl = TtlPresets { short, default, long };
+        self
+    }
+
+    /// The value format (default [`JsonCodec`](crate::JsonCodec)).
+    ///
+    /// ```
+    /// let b = cache_runtime::Cache::builder().codec(cache_runtime::JsonCodec);
+    /// # drop(b);
+    /// ```
+    pub fn codec<C: Codec>(mut self, codec: C) -> Self {
+        self.codec = CodecChoice(CodecImpl::from_codec(codec));
+        self
+    }
+
+    /// How many multiplexed Redis connections to open and use round-robin
+    /// (default 4). Each carries many concurrent commands.
+    ///
+    /// ```
+    /// let b = cache_runtime::Cache::builder().max_connections(2);
+    /// # drop(b);
+    /// ```
+    pub fn max_connections(mut self, n: usize) -> Self {
+        self.max_connections = n;
+        self
+    }
+
+    /// The deadline of every backend command (default 100 ms). A `#[cached]`
+    /// call whose lookup misses it runs its body instead.
+    ///
+    /// ```
+    /// let b = cache_runtime::Cache::builder().command_timeout(std::time::Duration::from_millis(20));
+    /// # drop(b);
+    /// ```
+    pub fn command_timeout(mut self, timeout: Duration) -> Self {
+        self.command_timeout = timeout;
+        self
+    }
+
+    /// How long one attempt to connect to Redis may take (default 1 s).
+    /// Connecting happens in the background of the first commands, which are
+    /// still bounded by [`command_timeout`](CacheBuilder::command_timeout).
+    ///
+    /// ```
+    /// let b = cache_runtime::Cache::builder().connect_timeout(std::time::Duration::from_millis(300));
+    /// # drop(b);
+    /// ```
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// The largest stored value accepted, envelope included (default 8 MiB).
+    /// Larger values are not written, and larger bytes found in the store
+    /// are treated as a miss without being decoded.
+    ///
+    /// ```
+    /// let b = cache_runtime::Cache::builder().max_value_size(1 << 20);
+    /// # drop(b);
+    /// ```
+    pub fn max_value_size(mut self, bytes: usize) -> Self {
+        self.max_value_size = bytes;
+        self
+    }
+
+    /// The memory store's bound in bytes of keys plus values (default 64 MiB).
+    ///
+    /// ```
+    /// let b = cache_runtime::Cache::builder().memory().memory_capacity(16 << 20);
+    /// # drop(b);
+    /// ```
+    pub fn memory_capacity(mut self, bytes: u64) -> Self {
+        self.memory_capacity = bytes;
+        self
+    }
+
+    /// The Redis database number, overriding the URL's.
+    ///
+    /// ```
+    /// let b = cache_runtime::Cache::builder().redis("redis://127.0.0.1").db(3);
+    /// # drop(b);
+    /// ```
+    pub fn db(mut self, db: i64) -> Self {
+        self.db = Some(db);
+        self
+    }
+
+    /// The Redis password, overriding the URL's. Never shown in `Debug`
+    /// output, logs or errors.
+    ///
+    /// ```
+    /// let b = cache_runtime::Cache::builder().redis("redis://127.0.0.1").password("s3cret");
+    /// assert!(!format!("{b:?}").contains("s3cret"));
+    /// ```
+    pub fn password(mut self, password: impl Into<String>) -> Self {
+        self.password = Some(Secret(password.into()));
+        self
+    }
+
+    /// Checks the settings and makes the cache. Does no I/O.
+    ///
+    /// # Errors
+    ///
+    /// [`CacheError::Config`] naming the first invalid setting: an empty
+    /// prefix, a zero TTL preset, timeout or connection count, a maximum value
+    /// size too small for the envelope, or a Redis URL that does not parse
+    /// (the message never repeats the URL, which may hold a password).
+    ///
+    /// ```
+    /// use cache_runtime::{Cache, CacheError};
+    /// let err = Cache::builder().redis("http://:pw@host").build().unwrap_err();
+    /// assert!(matches!(err, CacheError::Config { setting: "redis", .. }));
+    /// assert!(!err.to_string().contains("pw"));
+    /// ```
+    pub fn build(self) -> Result<Cache, CacheError> {
+        if self.prefix.is_empty() {
+            return Err(CacheError::config(
+                "prefix",
+                "must not be empty (clear_pattern would reach the whole keyspace)",
+            ));
+        }
+        for (setting, ttl) in [
+            ("ttl_presets.short", self.ttl.short),
+            ("ttl_presets.default", self.ttl.default),
+            ("ttl_presets.long", self.ttl.long),
+        ] {
+            if ttl.is_zero() {
+                return Err(CacheError::config(setting, "must be greater than zero"));
+            }
+        }
+        if self.command_timeout.is_zero() {
+            return Err(CacheError::config("command_timeout", "must be greater than zero"));
+        }
+        if self.connect_timeout.is_zero() {
+            return Err(CacheError::config("connect_timeout", "must be greater than zero"));
+        }
+        if self.max_connections == 0 {
+            return Err(CacheError::config("max_connections", "must be at least 1"));
+        }
+        if self.max_value_size <= envelope::HEADER_LEN {
+            return Err(CacheError::config(
+                "max_value_size",
+                format!("must be larger than the {}-byte envelope header", envelope::HEADER_LEN),
+            ));
+        }
+        if let CodecImpl::Custom(c) = &self.codec.0 {
+            if c.id() < 128 {
+                return Err(CacheError::config(
+                    "codec",
+                    format!("codec `{}` has id {}; ids below 128 are reserved", c.name(), c.id()),
+                ));
+            }
+        }
+        let backend: Arc<dyn Backend> = match self.backend {
+            BackendChoice::Memory => Arc::new(MemoryBackend::new(self.memory_capacity)),
+            BackendChoice::Custom(b) => b,
+            BackendChoice::Redis(url) => {
+                let mut info = redis::IntoConnectionInfo::into_connection_info(url.0.as_str()).map_err(|_| {
+                    CacheError::config(
+                        "redis",
+                        "not a valid Redis URL; expected redis://[[user]:password@]host[:port][/db] or unix:///path",
+                    )
+                })?;
+                let mut settings = info.redis_settings().clone();
+                if let Some(db) = self.db {
+                    if db < 0 {
+                        return Err(CacheError::config("db", "must not be negative"));
+                    }
+                    settings = settings.set_db(db);
+                }
+                if let Some(password) = &self.password {
+                    settings = settings.set_password(&password.0);
+                }
+                info = info.set_redis_settings(settings);
+                let backend = RedisBackend::new(RedisSettings {
+                    info,
+                    connections: self.max_connections,
+                    command_timeout: self.command_timeout,
+                    connect_timeout: self.connect_timeout,
+                })
+                .map_err(|_| CacheError::config("redis", "the Redis client rejected these connection settings"))?;
+                tracing::debug!(address = backend.address(), "redis backend configured");
+                Arc::new(backend)
+            }
+        };
+        Ok(Cache {
+            inner: Arc::new(Inner {
+                backend,
+                prefix: self.prefix,
+                codec: self.codec.0,
+                ttl: self.ttl,
+                command_timeout: self.command_timeout,
+                max_value_size: self.max_value_size,
+                counters: Default::default(),
+                flights: Default::default(),
+                degraded: Default::default(),
+            }),
+        })
+    }
+}
+
+/// The environment variables [`Cache::from_env`] reads, and the builder
+/// setting each one maps to.
+const ENV_SETTINGS: [(&str, &str); 8] = [
+    ("REDIS_URL", "redis"),
+    ("REDIS_DB", "db"),
+    ("REDIS_PASSWORD", "password"),
+    ("REDIS_MAX_CONNECTIONS", "max_connections"),
+    ("CACHE_PREFIX", "prefix"),
+    ("CACHE_TTL_SHORT", "ttl_presets.short"),
+    ("CACHE_TTL_DEFAULT", "ttl_presets.default"),
+    ("CACHE_TTL_LONG", "ttl_presets.long"),
+];
+
+impl Cache {
+    /// A cache configured from the environment:
+    ///
+    /// | variable | meaning | default |
+    /// |---|---|---|
+    /// | `REDIS_URL` | Redis to use; unset or empty: the memory store | memory store |
+    /// | `REDIS_DB` | database number, overriding the URL's | the URL's |
+    /// | `REDIS_PASSWORD` | password, overriding the URL's | the URL's |
+    /// | `REDIS_MAX_CONNECTIONS` | multiplexed connections | 4 |
+    /// | `CACHE_PREFIX` | key prefix | `cache` |
+    /// | `CACHE_TTL_SHORT` / `_DEFAULT` / `_LONG` | TTL presets, seconds | 300 / 3600 / 86400 |
+    ///
+    /// `REDIS_DB` and `REDIS_PASSWORD` apply only with `REDIS_URL`.
+    ///
+    /// # Errors
+    ///
+    /// [`CacheError::Config`] whose `setting` is the variable at fault; the
+    /// message never repeats `REDIS_URL` or `REDIS_PASSWORD`.
+    ///
+    /// ```
+    /// let cache = cache_runtime::Cache::from_env().unwrap();
+    /// println!("caching in {}", cache.backend_kind());
+    /// ```
+    pub fn from_env() -> Result<Cache, CacheError> {
+        Self::from_vars(|name| std::env::var_os(name))
+    }
+
+    pub(crate) fn from_vars(get: impl Fn(&str) -> Option<std::ffi::OsString>) -> Result<Cache, CacheError> {
+        let var = |name: &'static str| -> Result<Option<String>, CacheError> {
+            match get(name) {
+                None => Ok(None),
+                Some(v) if v.is_empty() => Ok(None),
+                Some(v) => v
+                    .into_string()
+                    .map(Some)
+                    .map_err(|_| CacheError::config(name, "is not valid UTF-8")),
+            }
+        };
+        let number = |name: &'static str| -> Result<Option<u64>, CacheError> {
+            var(name)?
+                .map(|v| {
+                    v.trim().parse::<u64>().map_err(|_| {
+                        CacheError::config(name, format!("expected a non-negative whole number, got `{v}`"))
+                    })
+                })
+                .transpose()
+        };
+        let mut b = Cache::builder();
+        if let Some(url) = var("REDIS_URL")? {
+            b = b.redis(url);
+            if let Some(db) = number("REDIS_DB")? {
+                b = b.db(i64::try_from(db).map_err(|_| CacheError::config("REDIS_DB", "is too large"))?);
+            }
+            if let Some(password) = var("REDIS_PASSWORD")? {
+                b = b.password(password);
+            }
+        }
+        if let Some(n) = number("REDIS_MAX_CONNECTIONS")? {
+            b = b.max_connections(usize::try_from(n).unwrap_or(usize::MAX));
+        }
+        if let Some(prefix) = var("CACHE_PREFIX")? {
+            b = b.prefix(prefix);
+        }
+        let secs = |name, default: Duration| -> Result<Duration, CacheError> {
+            Ok(number(name)?.map_or(default, Duration::from_secs))
+        };
+        let defaults = TtlPresets::default();
+        b = b.ttl_presets(
+            secs("CACHE_TTL_SHORT", defaults.short)?,
+            secs("CACHE_TTL_DEFAULT", defaults.default)?,
+            secs("CACHE_TTL_LONG", defaults.long)?,
+        );
+        b.build().map_err(|e| match e {
+            CacheError::Config { setting, reason } => CacheError::Config {
+                setting: ENV_SETTINGS
+                    .iter()
+                    .find(|(_, s)| *s == setting)
+                    .map_or(setting, |(env, _)| env),
+                reason,
+            },
+            other => other,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+    use std::ffi::OsString;
+
+    fn from(vars: &[(&str, &str)]) -> Result<Cache, CacheError> {
+        let map: HashMap<String, OsString> = vars.iter().map(|(k, v)| (k.to_string(), OsString::from(v))).collect();
+        Cache::from_vars(|name| map.get(name).cloned())
+    }
+
+    fn setting_of(e: CacheError) -> &'static str {
+        match e {
+            CacheError::Config { setting, .. } => setting,
+            other => panic!("expected a config error, got {other}"),
+        }
+    }
+
+    #[test]
+    fn empty_environment_is_the_memory_store() {
+        let cache = from(&[]).unwrap();
+        assert_eq!(cache.backend_kind(), "memory");
+        assert_eq!(cache.prefix(), "cache");
+        assert_eq!(cache.inner.ttl, TtlPresets::default());
+    }
+
+    #[test]
+    fn variables_are_applied() {
+        let cache = from(&[
+            ("REDIS_URL", "redis://127.0.0.1:1/0"),
+            ("REDIS_DB", "3"),
+            ("REDIS_MAX_CONNECTIONS", "2"),
+            ("CACHE_PREFIX", "shop"),
+            ("CACHE_TTL_SHORT", "1"),
+            ("CACHE_TTL_DEFAULT", "2"),
+            ("CACHE_TTL_LONG", "3"),
+        ])
+        .unwrap();
+        assert_eq!(cache.backend_kind(), "redis");
+        assert_eq!(cache.prefix(), "shop");
+        assert_eq!(cache.inner.ttl.long, Duration::from_secs(3));
+        let debug = format!("{cache:?}");
+        assert!(debug.contains("127.0.0.1:1/3"), "{debug}");
+    }
+
+    #[test]
+    fn errors_name_the_variable() {
+        assert_eq!(setting_of(from(&[("REDIS_URL", "redis://h"), ("REDIS_DB", "x")]).unwrap_err()), "REDIS_DB");
+        assert_eq!(setting_of(from(&[("REDIS_MAX_CONNECTIONS", "0")]).unwrap_err()), "REDIS_MAX_CONNECTIONS");
+        assert_eq!(setting_of(from(&[("CACHE_TTL_LONG", "0")]).unwrap_err()), "CACHE_TTL_LONG");
+        assert_eq!(setting_of(from(&[("CACHE_TTL_SHORT", "-5")]).unwrap_err()), "CACHE_TTL_SHORT");
+    }
+
+    #[test]
+    fn credentials_never_leak() {
+        let secret = "hunter2-very-secret";
+        let bad_url = format!("notredis://user:{secret}@host:6379");
+        let err = from(&[("REDIS_URL", &bad_url)]).unwrap_err();
+        assert!(!err.to_string().contains(secret), "{err}");
+        assert!(!format!("{err:?}").contains(secret), "{err:?}");
+        assert_eq!(setting_of(err), "REDIS_URL");
+
+        let url = format!("redis://user:{secret}@127.0.0.1:6379/0");
+        let cache = from(&[("REDIS_URL", &url), ("REDIS_PASSWORD", secret)]).unwrap();
+        assert!(!format!("{cache:?}").contains(secret));
+        let builder = Cache::builder().redis(&url).password(secret);
+        assert!(!format!("{builder:?}").contains(secret));
+    }
+
+    #[test]
+    fn builder_rejects_bad_settings() {
+        let e = |b: CacheBuilder| setting_of(b.build().unwrap_err());
+        assert_eq!(e(Cache::builder().prefix("")), "prefix");
+        assert_eq!(e(Cache::builder().command_timeout(Duration::ZERO)), "command_timeout");
+        assert_eq!(e(Cache::builder().max_value_size(4)), "max_value_size");
+        assert_eq!(e(Cache::builder().redis("redis://h").db(-1)), "db");
+        let z = Duration::ZERO;
+        let s = Duration::from_secs(1);
+        assert_eq!(e(Cache::builder().ttl_presets(s, z, s)), "ttl_presets.default");
+    }
+}

@@ -1,0 +1,477 @@
+//! The [`Cache`] handle and its direct API.
+
+use crate::backend::{Backend, BoxFuture};
+use crate::builder::CacheBuilder;
+use crate::call::Policy;
+use crate::codec::CodecImpl;
+use crate::flight::{Flights, Join};
+use crate::stats::{Counters, Stats};
+use crate::{envelope, key, BackendError, CacheError, Op};
+use bytes::Bytes;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use std::fmt;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+static INSTALLED: OnceLock<Cache> = OnceLock::new();
+
+tokio::task_local! {
+    static SCOPED: Cache;
+}
+
+/// The TTLs that `ttl = "short" | "default" | "long"` name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct TtlPresets {
+    pub(crate) short: Duration,
+    pub(crate) default: Duration,
+    pub(crate) long: Duration,
+}
+
+impl Default for TtlPresets {
+    fn default() -> Self {
+        TtlPresets {
+            short: Duration::from_secs(300),
+            default: Duration::from_secs(3600),
+            long: Duration::from_secs(86_400),
+        }
+    }
+}
+
+pub(crate) struct Inner {
+    pub(crate) backend: Arc<dyn Backend>,
+    pub(crate) prefix: String,
+    pub(crate) codec: CodecImpl,
+    pub(crate) ttl: TtlPresets,
+    pub(crate) command_timeout: Duration,
+    pub(crate) max_value_size: usize,
+    pub(crate) counters: Counters,
+    pub(crate) flights: Flights,
+    /// Set after a backend failure in a `#[cached]` call, cleared on the next
+    /// success: only the first failure of an outage is logged as a warning.
+    pub(crate) degraded: AtomicBool,
+}
+
+/// A handle to a cache: cheap to clone (an `Arc` inside), safe to share
+/// between tasks and threads.
+///
+/// Build one with [`Cache::builder`] or [`Cache::from_env`], then either
+/// [`install`](Cache::install) it for the whole process, pass it to
+/// `#[cached(cache = ...)]`, or [`scope`](Cache::scope) a future to it.
+/// Keys given to the direct API are relative to the cache's prefix, exactly
+/// like `#[cached(key = "...")]` templates.
+///
+/// ```
+/// use cache_runtime::Cache;
+/// use std::time::Duration;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), cache_runtime::CacheError> {
+/// let cache = Cache::builder().memory().prefix("shop").build()?;
+/// cache.set("product:1", &"lamp", Duration::from_secs(60)).await?;
+/// assert_eq!(cache.get::<String>("product:1").await?.as_deref(), Some("lamp"));
+/// assert!(cache.delete("product:1").await?);
+/// assert!(!cache.exists("product:1").await?);
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct Cache {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl fmt::Debug for Cache {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Cache")
+            .field("prefix", &self.inner.prefix)
+            .field("backend", &self.inner.backend)
+            .field("codec", &self.inner.codec)
+            .field("command_timeout", &self.inner.command_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Cache {
+    /// A builder with the defaults: the in-process memory store, prefix
+    /// `"cache"`, JSON, TTL presets 300 / 3600 / 86400 s, a 100 ms deadline.
+    ///
+    /// ```
+    /// let cache = cache_runtime::Cache::builder().prefix("shop").build().unwrap();
+    /// assert_eq!(cache.prefix(), "shop");
+    /// ```
+    pub fn builder() -> CacheBuilder {
+        CacheBuilder::new()
+    }
+
+    /// The key prefix.
+    ///
+    /// ```
+    /// assert_eq!(cache_runtime::Cache::builder().build().unwrap().prefix(), "cache");
+    /// ```
+    pub fn prefix(&self) -> &str {
+        &self.inner.prefix
+    }
+
+    /// The backend's kind: `"redis"`, `"memory"`, or a custom backend's name.
+    ///
+    /// ```
+    /// assert_eq!(cache_runtime::Cache::builder().memory().build().unwrap().backend_kind(), "memory");
+    /// ```
+    pub fn backend_kind(&self) -> &'static str {
+        self.inner.backend.kind()
+    }
+
+    /// Makes this cache the process-wide default for `#[cached]` functions
+    /// that name no cache and run outside any [`scope`](Cache::scope).
+    ///
+    /// # Errors
+    ///
+    /// [`CacheError::AlreadyInstalled`] if a cache was installed before; the
+    /// first one stays.
+    ///
+    /// ```
+    /// let cache = cache_runtime::Cache::builder().build().unwrap();
+    /// cache.install().unwrap();
+    /// assert!(cache.install().is_err());
+    /// ```
+    pub fn install(&self) -> Result<(), CacheError> {
+        INSTALLED.set(self.clone()).map_err(|_| CacheError::AlreadyInstalled)
+    }
+
+    /// The cache `#[cached]` functions use here: the innermost
+    /// [`scope`](Cache::scope), else the [installed](Cache::install) one.
+    ///
+    /// ```
+    /// use cache_runtime::Cache;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let cache = Cache::builder().prefix("scoped").build().unwrap();
+    /// let seen = cache.scope(async { Cache::current().map(|c| c.prefix().to_owned()) }).await;
+    /// assert_eq!(seen.as_deref(), Some("scoped"));
+    /// # }
+    /// ```
+    pub fn current() -> Option<Cache> {
+        SCOPED.try_with(Cache::clone).ok().or_else(|| INSTALLED.get().cloned())
+    }
+
+    /// Runs `fut` with this cache as the default for every `#[cached]`
+    /// function it calls that names no cache. The scope is task-local: two
+    /// tests running concurrently, each in its own scope, never share a
+    /// cache; a task spawned inside does not inherit it (scope it again).
+    ///
+    /// ```
+    /// use cache_runtime::{cached, Cache};
+    ///
+    /// #[cached(ttl = 60)]
+    /// async fn square(x: u64) -> u64 { x * x }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let cache = Cache::builder().memory().build().unwrap();
+    /// assert_eq!(cache.scope(square(7)).await, 49);
+    /// assert_eq!(cache.stats().misses, 1);
+    /// assert_eq!(cache.scope(square(7)).await, 49);
+    /// assert_eq!(cache.stats().hits, 1);
+    /// # }
+    /// ```
+    pub async fn scope<F: Future>(&self, fut: F) -> F::Output {
+        SCOPED.scope(self.clone(), fut).await
+    }
+
+    /// A snapshot of the counters.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let cache = cache_runtime::Cache::builder().build().unwrap();
+    /// let _ = cache.get::<u32>("nothing").await;
+    /// assert_eq!(cache.stats().misses, 1);
+    /// # }
+    /// ```
+    pub fn stats(&self) -> Stats {
+        self.inner.counters.snapshot()
+    }
+
+    /// Reads `key` (relative to the prefix). A value that cannot be decoded
+    /// (another writer's bytes, another codec, a type that changed shape, a
+    /// value above the maximum size) is a miss, counted in
+    /// [`Stats::decode_failures`].
+    ///
+    /// # Errors
+    ///
+    /// [`CacheError::Backend`] when the backend fails or misses the deadline.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), cache_runtime::CacheError> {
+    /// let cache = cache_runtime::Cache::builder().build()?;
+    /// assert_eq!(cache.get::<u32>("absent").await?, None);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, CacheError> {
+        let full = key::full(&self.inner.prefix, key);
+        let found = self
+            .inner
+            .command(self.inner.backend.get(&full))
+            .await
+            .map_err(|e| self.inner.failed(Op::Get, &full, e))?;
+        let value = found.and_then(|bytes| self.inner.decode_counted(&full, &bytes));
+        if value.is_some() {
+            self.inner.counters.hit();
+        } else {
+            self.inner.counters.miss();
+        }
+        Ok(value)
+    }
+
+    /// Stores `value` at `key` (relative to the prefix) for `ttl`.
+    ///
+    /// # Errors
+    ///
+    /// [`CacheError::Config`] for a zero `ttl`; [`CacheError::Encode`] when
+    /// the codec rejects the value or it exceeds the maximum value size;
+    /// [`CacheError::Backend`] when the backend fails or misses the deadline.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), cache_runtime::CacheError> {
+    /// use std::time::Duration;
+    /// let cache = cache_runtime::Cache::builder().build()?;
+    /// cache.set("greeting", "hello", Duration::from_secs(5)).await?;
+    /// assert!(cache.exists("greeting").await?);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn set<T: Serialize + ?Sized>(&self, key: &str, value: &T, ttl: Duration) -> Result<(), CacheError> {
+        if ttl.is_zero() {
+            return Err(CacheError::config("ttl", "must be greater than zero"));
+        }
+        let full = key::full(&self.inner.prefix, key);
+        let bytes = envelope::encode(&self.inner.codec, value, ttl, self.inner.max_value_size).map_err(|reason| {
+            CacheError::Encode {
+                key: full.clone(),
+                reason,
+            }
+        })?;
+        self.inner
+            .command(self.inner.backend.set(&full, Bytes::from(bytes), ttl))
+            .await
+            .map_err(|e| self.inner.failed(Op::Set, &full, e))
+    }
+
+    /// Removes `key` (relative to the prefix); `true` if it was present.
+    ///
+    /// # Errors
+    ///
+    /// [`CacheError::Backend`] when the backend fails or misses the deadline.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), cache_runtime::CacheError> {
+    /// let cache = cache_runtime::Cache::builder().build()?;
+    /// assert!(!cache.delete("absent").await?);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn delete(&self, key: &str) -> Result<bool, CacheError> {
+        let full = key::full(&self.inner.prefix, key);
+        self.inner
+            .command(self.inner.backend.delete(&full))
+            .await
+            .map_err(|e| self.inner.failed(Op::Delete, &full, e))
+    }
+
+    /// Whether `key` (relative to the prefix) is present.
+    ///
+    /// # Errors
+    ///
+    /// [`CacheError::Backend`] when the backend fails or misses the deadline.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), cache_runtime::CacheError> {
+    /// let cache = cache_runtime::Cache::builder().build()?;
+    /// assert!(!cache.exists("absent").await?);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn exists(&self, key: &str) -> Result<bool, CacheError> {
+        let full = key::full(&self.inner.prefix, key);
+        self.inner
+            .command(self.inner.backend.exists(&full))
+            .await
+            .map_err(|e| self.inner.failed(Op::Exists, &full, e))
+    }
+
+    /// Removes every key under this cache's prefix that matches the Redis glob
+    /// `pattern` (relative to the prefix) and returns how many were removed.
+    ///
+    /// On Redis this walks the keyspace with `SCAN` and removes each batch
+    /// with `UNLINK`, so it never blocks the server the way `KEYS` does. The
+    /// prefix's own glob characters are escaped: keys outside the prefix are
+    /// never touched. Keys written while it runs may or may not be removed.
+    ///
+    /// # Errors
+    ///
+    /// [`CacheError::Backend`] when a command fails; keys removed before
+    /// then stay removed.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), cache_runtime::CacheError> {
+    /// use std::time::Duration;
+    /// let cache = cache_runtime::Cache::builder().build()?;
+    /// for page in 0..3 {
+    ///     cache.set(&format!("products:list:{page}"), &page, Duration::from_secs(60)).await?;
+    /// }
+    /// cache.set("products:item:1", &1, Duration::from_secs(60)).await?;
+    /// assert_eq!(cache.clear_pattern("products:list:*").await?, 3);
+    /// assert!(cache.exists("products:item:1").await?);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn clear_pattern(&self, pattern: &str) -> Result<u64, CacheError> {
+        let full = key::pattern(&self.inner.prefix, pattern);
+        // Many commands: the backend bounds each one, not the whole walk.
+        self.inner
+            .backend
+            .clear_pattern(&full)
+            .await
+            .map_err(|e| self.inner.failed(Op::ClearPattern, &full, e))
+    }
+
+    /// The read-through path behind `#[cached]`; see [`crate::__private::Call`].
+    pub(crate) async fn get_or_compute<P, Out, F>(&self, key: &str, ttl: Duration, body: F) -> Out
+    where
+        P: Policy<Out>,
+        F: Future<Output = Out>,
+    {
+        let inner = &*self.inner;
+        let leader = match inner.flights.join(key) {
+            Join::Follower(follower) => {
+                if let Some(value) = follower.wait().await.and_then(|b| inner.decode_counted::<P::Value>(key, &b)) {
+                    inner.counters.hit();
+                    return P::from_cached(value);
+                }
+                // The leader had nothing to share (an error, a value not to
+                // cache, a cancelled call): load without coalescing.
+                None
+            }
+            Join::Leader(leader) => Some(leader),
+        };
+
+        let mut store = true;
+        match inner.command(inner.backend.get(key)).await {
+            Ok(Some(bytes)) => {
+                if let Some(value) = inner.decode_counted::<P::Value>(key, &bytes) {
+                    inner.counters.hit();
+                    inner.recovered();
+                    if let Some(leader) = leader {
+                        leader.finish(Some(bytes));
+                    }
+                    return P::from_cached(value);
+                }
+                // Undecodable: a miss, overwritten below.
+                inner.counters.miss();
+                inner.recovered();
+            }
+            Ok(None) => {
+                inner.counters.miss();
+                inner.recovered();
+            }
+            Err(e) => {
+                // Fail open: the caller gets the body's result. Skip the write
+                // too, so an outage costs one deadline, not two.
+                inner.counters.miss();
+                inner.fail_open(Op::Get, key, &e);
+                store = false;
+            }
+        }
+
+        let out = body.await;
+        let encoded = P::cacheable(&out).and_then(|value| {
+            envelope::encode(&inner.codec, value, ttl, inner.max_value_size)
+                .map_err(|reason| {
+                    tracing::warn!(key, %reason, "value not cached: it cannot be encoded");
+                })
+                .ok()
+                .map(Bytes::from)
+        });
+        if let (true, Some(bytes)) = (store, &encoded) {
+            match inner.command(inner.backend.set(key, bytes.clone(), ttl)).await {
+                Ok(()) => inner.recovered(),
+                Err(e) => inner.fail_open(Op::Set, key, &e),
+            }
+        }
+        if let Some(leader) = leader {
+            leader.finish(encoded);
+        }
+        out
+    }
+}
+
+impl Inner {
+    /// Runs one backend command under the deadline (not armed for in-process
+    /// backends, which cannot stall).
+    pub(crate) async fn command<T>(&self, fut: BoxFuture<'_, Result<T, BackendError>>) -> Result<T, BackendError> {
+        if self.backend.is_local() {
+            return fut.await;
+        }
+        match tokio::time::timeout(self.command_timeout, fut).await {
+            Ok(result) => result,
+            Err(_) => Err(BackendError::Timeout(self.command_timeout)),
+        }
+    }
+
+    pub(crate) fn resolve_ttl(&self, ttl: crate::call::Ttl) -> Duration {
+        use crate::call::Ttl;
+        match ttl {
+            Ttl::Secs(s) => Duration::from_secs(s),
+            Ttl::Short => self.ttl.short,
+            Ttl::Default => self.ttl.default,
+            Ttl::Long => self.ttl.long,
+        }
+    }
+
+    /// Decodes stored bytes; a failure is logged, counted, and `None`.
+    pub(crate) fn decode_counted<T: DeserializeOwned>(&self, key: &str, bytes: &[u8]) -> Option<T> {
+        match envelope::decode(bytes, &self.codec, self.max_value_size) {
+            Ok(v) => Some(v),
+            Err(reason) => {
+                self.counters.decode_failure();
+                tracing::debug!(key, %reason, "stored value not usable; treating it as a miss");
+                None
+            }
+        }
+    }
+
+    fn failed(&self, op: Op, key: &str, source: BackendError) -> CacheError {
+        self.counters.error();
+        CacheError::Backend {
+            op,
+            key: key.to_owned(),
+            source,
+        }
+    }
+
+    fn fail_open(&self, op: Op, key: &str, error: &BackendError) {
+        self.counters.error();
+        if self.degraded.swap(true, Ordering::Relaxed) {
+            tracing::debug!(%op, key, %error, "cache backend still failing; running the body uncached");
+        } else {
+            tracing::warn!(
+                %op, key, %error, backend = self.backend.kind(),
+                "cache backend failed; running the body uncached (further failures are logged at debug level until it recovers)"
+            );
+        }
+    }
+
+    fn recovered(&self) {
+        if self.degraded.load(Ordering::Relaxed) && self.degraded.swap(false, Ordering::Relaxed) {
+            tracing::info!(backend = self.backend.kind(), "cache backend recovered");
+        }
+    }
+}

@@ -1,0 +1,210 @@
+//! The call path behind `#[cached]`: one [`Call`] per invocation.
+
+use crate::{key, Cache};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use std::fmt;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// The TTL a `#[cached]` function asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ttl {
+    /// A fixed number of seconds (never zero; the macro checks).
+    Secs(u64),
+    /// The cache's short preset.
+    Short,
+    /// The cache's default preset (also used when no `ttl` is given).
+    Default,
+    /// The cache's long preset.
+    Long,
+}
+
+/// What the macro knows about one `#[cached]` function, in a `static`.
+#[derive(Debug)]
+pub struct Site {
+    name: &'static str,
+    ttl: Ttl,
+    warned: AtomicBool,
+}
+
+impl Site {
+    /// `name` is the stable name in hashed keys.
+    pub const fn new(name: &'static str, ttl: Ttl) -> Self {
+        Site {
+            name,
+            ttl,
+            warned: AtomicBool::new(false),
+        }
+    }
+
+    fn warn_uncached(&self) {
+        if !self.warned.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                function = self.name,
+                "no cache for this #[cached] function: install one with Cache::install, \
+                 run it inside Cache::scope, or pass `cache = ...`; running it uncached"
+            );
+        }
+    }
+}
+
+/// Which results are stored, and as what.
+pub trait Policy<Out> {
+    /// What is stored.
+    type Value: Serialize + DeserializeOwned;
+    /// The part of `out` to store, if any.
+    fn cacheable(out: &Out) -> Option<&Self::Value>;
+    /// Rebuilds the function's output from a stored value.
+    fn from_cached(value: Self::Value) -> Out;
+}
+
+/// Any `T`: always stored.
+pub enum Always {}
+/// `Result<T, E>`: only `Ok` is stored.
+pub enum OkOnly {}
+/// `Option<T>`: only `Some` is stored.
+pub enum SomeOnly {}
+/// `Option<T>` with `cache_none`: `None` is stored too.
+pub enum SomeOrNone {}
+
+impl<T: Serialize + DeserializeOwned> Policy<T> for Always {
+    type Value = T;
+    fn cacheable(out: &T) -> Option<&T> {
+        Some(out)
+    }
+    fn from_cached(value: T) -> T {
+        value
+    }
+}
+
+impl<T: Serialize + DeserializeOwned, E> Policy<Result<T, E>> for OkOnly {
+    type Value = T;
+    fn cacheable(out: &Result<T, E>) -> Option<&T> {
+        out.as_ref().ok()
+    }
+    fn from_cached(value: T) -> Result<T, E> {
+        Ok(value)
+    }
+}
+
+impl<T: Serialize + DeserializeOwned> Policy<Option<T>> for SomeOnly {
+    type Value = T;
+    fn cacheable(out: &Option<T>) -> Option<&T> {
+        out.as_ref()
+    }
+    fn from_cached(value: T) -> Option<T> {
+        Some(value)
+    }
+}
+
+impl<T: Serialize + DeserializeOwned> Policy<Option<T>> for SomeOrNone {
+    type Value = Option<T>;
+    fn cacheable(out: &Option<T>) -> Option<&Option<T>> {
+        Some(out)
+    }
+    fn from_cached(value: Option<T>) -> Option<T> {
+        value
+    }
+}
+
+/// One invocation of a `#[cached]` function: the resolved cache and the key.
+///
+/// The expansion of `#[cached(ttl = 60, key = "user:{id}")]` is, in essence:
+///
+/// ```
+/// # use cache_runtime::__private::{Call, OkOnly, Site, Ttl};
+/// # struct User; type DbError = ();
+/// # impl serde::Serialize for User { fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> { s.serialize_unit() } }
+/// # impl<'de> serde::Deserialize<'de> for User { fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> { <()>::deserialize(d).map(|_| User) } }
+/// async fn user(id: u64) -> Result<User, DbError> {
+///     static SITE: Site = Site::new(concat!(module_path!(), "::user"), Ttl::Secs(60));
+///     Call::new(&SITE, None)
+///         .key_fmt(format_args!("user:{}", id))
+///         .run::<OkOnly, _, _>(async move { Ok(User) })
+///         .await
+/// }
+/// ```
+#[must_use]
+pub struct Call<'s> {
+    site: &'s Site,
+    cache: Option<Cache>,
+    key: Option<String>,
+}
+
+impl fmt::Debug for Call<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Call")
+            .field("site", &self.site.name)
+            .field("key", &self.key)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'s> Call<'s> {
+    /// Resolves the cache: `explicit`, else the scoped one, else the
+    /// installed one.
+    pub fn new(site: &'s Site, explicit: Option<&Cache>) -> Self {
+        let cache = match explicit {
+            Some(cache) => Some(cache.clone()),
+            None => Cache::current(),
+        };
+        Call { site, cache, key: None }
+    }
+
+    /// Sets the key from a rendered template (`{prefix}:{rendered}`).
+    pub fn key_fmt(mut self, rendered: fmt::Arguments<'_>) -> Self {
+        if let Some(cache) = &self.cache {
+            self.key = Some(key::templated(cache.prefix(), rendered));
+        }
+        self
+    }
+
+    /// Sets the key from a digest of the arguments (`{prefix}:{name}:{hash}`).
+    pub fn key_args<A: Serialize + ?Sized>(mut self, args: &A) -> Self {
+        if let Some(cache) = &self.cache {
+            match key::hashed(cache.prefix(), self.site.name, args) {
+                Ok(k) => self.key = Some(k),
+                Err(error) => {
+                    tracing::warn!(function = self.site.name, %error, "cannot hash the arguments; running uncached");
+                }
+            }
+        }
+        self
+    }
+
+    /// Looks the key up, or runs `body` and stores what `P` allows.
+    pub async fn run<P, Out, F>(self, body: F) -> Out
+    where
+        P: Policy<Out>,
+        F: Future<Output = Out>,
+    {
+        match (self.cache, self.key) {
+            (Some(cache), Some(key)) => {
+                let ttl = cache.inner.resolve_ttl(self.site.ttl);
+                cache.get_or_compute::<P, Out, F>(&key, ttl, body).await
+            }
+            (None, _) => {
+                self.site.warn_uncached();
+                body.await
+            }
+            (Some(_), None) => body.await,
+        }
+    }
+}
+
+/// Compile-time check that a key argument can be hashed; the macro emits one
+/// call per argument, spanned on the parameter, so the error points there.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be part of a cache key: it does not implement `serde::Serialize`",
+    label = "this argument is hashed into the cache key",
+    note = "leave it out of the key with `skip(...)` in the #[cached] attribute, or derive `Serialize` for it"
+)]
+pub trait KeyArg {}
+impl<T: Serialize + ?Sized> KeyArg for T {}
+
+/// Returns its argument; requires [`KeyArg`].
+#[inline(always)]
+pub fn key_arg<T: KeyArg + ?Sized>(arg: &T) -> &T {
+    arg
+}

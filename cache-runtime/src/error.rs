@@ -1,0 +1,146 @@
+//! The error type of the direct API.
+
+use std::fmt;
+use std::time::Duration;
+
+/// The operation a [`CacheError`] or a log line refers to.
+///
+/// ```
+/// use cache_runtime::Op;
+/// assert_eq!(Op::ClearPattern.to_string(), "clear_pattern");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Op {
+    /// Reading one key.
+    Get,
+    /// Writing one key with a TTL.
+    Set,
+    /// Removing one key.
+    Delete,
+    /// Checking whether one key is present.
+    Exists,
+    /// Removing every key that matches a pattern.
+    ClearPattern,
+}
+
+impl fmt::Display for Op {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Op::Get => "get",
+            Op::Set => "set",
+            Op::Delete => "delete",
+            Op::Exists => "exists",
+            Op::ClearPattern => "clear_pattern",
+        })
+    }
+}
+
+/// What went wrong inside a [`Backend`](crate::Backend).
+///
+/// The Redis backend, the memory store and the test mock all report failures
+/// with these kinds, so the runtime's fail-open and deadline paths treat them
+/// alike.
+///
+/// ```
+/// use cache_runtime::BackendError;
+/// use std::time::Duration;
+/// let e = BackendError::Timeout(Duration::from_millis(100));
+/// assert_eq!(e.to_string(), "no reply within 100ms");
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BackendError {
+    /// The command got no reply before the deadline.
+    #[error("no reply within {0:?}")]
+    Timeout(Duration),
+    /// An error reported by the Redis client (connection refused, dropped
+    /// connection, an error reply, ...).
+    #[error(transparent)]
+    Redis(#[from] redis::RedisError),
+    /// Any other failure of a user-supplied backend.
+    #[error("{0}")]
+    Other(Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// The error of the direct API ([`Cache::get`](crate::Cache::get),
+/// [`Cache::set`](crate::Cache::set), ...) and of building a [`Cache`](crate::Cache).
+///
+/// Functions annotated with `#[cached]` never see it: they fail open and run
+/// their body instead. Messages name the operation and the key, and never
+/// contain a password.
+///
+/// ```
+/// use cache_runtime::{Cache, CacheError};
+/// let err = Cache::builder().prefix("").build().unwrap_err();
+/// assert!(matches!(err, CacheError::Config { setting: "prefix", .. }));
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CacheError {
+    /// A setting is invalid. `setting` names it (a builder method or an
+    /// environment variable); `reason` says what is wrong and never echoes a
+    /// credential.
+    #[error("invalid setting `{setting}`: {reason}")]
+    Config {
+        /// The builder method or environment variable at fault.
+        setting: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The backend failed or timed out.
+    #[error("cache {op} of `{key}` failed: {source}")]
+    Backend {
+        /// The operation that failed.
+        op: Op,
+        /// The full key (with the prefix) or pattern.
+        key: String,
+        /// The underlying failure.
+        #[source]
+        source: BackendError,
+    },
+    /// The value could not be encoded with the cache's codec, or is larger
+    /// than the configured maximum value size.
+    #[error("cannot encode the value for `{key}`: {reason}")]
+    Encode {
+        /// The full key.
+        key: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// [`Cache::install`](crate::Cache::install) was called a second time.
+    #[error("a process-wide cache is already installed")]
+    AlreadyInstalled,
+}
+
+impl CacheError {
+    pub(crate) fn config(setting: &'static str, reason: impl Into<String>) -> Self {
+        CacheError::Config {
+            setting,
+            reason: reason.into(),
+        }
+    }
+
+    /// Whether the error is a timeout of the backend.
+    ///
+    /// ```
+    /// use cache_runtime::{BackendError, CacheError, Op};
+    /// use std::time::Duration;
+    /// let e = CacheError::Backend {
+    ///     op: Op::Get,
+    ///     key: "cache:k".into(),
+    ///     source: BackendError::Timeout(Duration::from_millis(5)),
+    /// };
+    /// assert!(e.is_timeout());
+    /// ```
+    pub fn is_timeout(&self) -> bool {
+        match self {
+            CacheError::Backend { source, .. } => match source {
+                BackendError::Timeout(_) => true,
+                BackendError::Redis(e) => e.is_timeout(),
+                BackendError::Other(_) => false,
+            },
+            _ => false,
+        }
+    }
+}

@@ -1,0 +1,119 @@
+//! In-process single-flight: concurrent lookups of one key share one load.
+
+use bytes::Bytes;
+use std::collections::HashMap;
+use std::sync::Mutex;
+use tokio::sync::watch;
+
+#[derive(Clone)]
+enum Slot {
+    Pending,
+    /// The encoded value the leader found or stored, or `None` when it has
+    /// nothing to share (an `Err`, a `None`, an encoding failure).
+    Done(Option<Bytes>),
+}
+
+/// Loads in progress, by full key.
+#[derive(Default)]
+pub(crate) struct Flights {
+    in_flight: Mutex<HashMap<String, watch::Receiver<Slot>>>,
+}
+
+pub(crate) enum Join<'a> {
+    /// This caller loads the key; the others wait for it.
+    Leader(Leader<'a>),
+    /// Another caller is loading the key.
+    Follower(Follower),
+}
+
+impl Flights {
+    pub(crate) fn join<'a>(&'a self, key: &'a str) -> Join<'a> {
+        let mut map = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(rx) = map.get(key) {
+            return Join::Follower(Follower(rx.clone()));
+        }
+        let (tx, rx) = watch::channel(Slot::Pending);
+        map.insert(key.to_owned(), rx);
+        Join::Leader(Leader {
+            flights: self,
+            key,
+            tx: Some(tx),
+        })
+    }
+
+    fn remove(&self, key: &str) {
+        self.in_flight.lock().unwrap_or_else(|p| p.into_inner()).remove(key);
+    }
+}
+
+/// The caller that performs the load. Dropping it unfinished (a panic, a
+/// cancelled future) releases the followers to load for themselves.
+pub(crate) struct Leader<'a> {
+    flights: &'a Flights,
+    key: &'a str,
+    tx: Option<watch::Sender<Slot>>,
+}
+
+impl Leader<'_> {
+    /// Hands `value` to every follower and ends the flight.
+    pub(crate) fn finish(mut self, value: Option<Bytes>) {
+        self.flights.remove(self.key);
+        if let Some(tx) = self.tx.take() {
+            tx.send_replace(Slot::Done(value));
+        }
+    }
+}
+
+impl Drop for Leader<'_> {
+    fn drop(&mut self) {
+        if self.tx.is_some() {
+            self.flights.remove(self.key);
+        }
+    }
+}
+
+pub(crate) struct Follower(watch::Receiver<Slot>);
+
+impl Follower {
+    /// The leader's value, or `None` if it had none to share or went away.
+    pub(crate) async fn wait(mut self) -> Option<Bytes> {
+        match self.0.wait_for(|s| matches!(s, Slot::Done(_))).await {
+            Ok(slot) => match &*slot {
+                Slot::Done(v) => v.clone(),
+                Slot::Pending => None,
+            },
+            Err(_) => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn followers_get_the_leaders_value() {
+        let flights = Flights::default();
+        let Join::Leader(leader) = flights.join("k") else {
+            panic!("first caller must lead")
+        };
+        let Join::Follower(follower) = flights.join("k") else {
+            panic!("second caller must follow")
+        };
+        leader.finish(Some(Bytes::from_static(b"v")));
+        assert_eq!(follower.wait().await.as_deref(), Some(&b"v"[..]));
+        assert!(matches!(flights.join("k"), Join::Leader(_)), "flight ended");
+    }
+
+    #[tokio::test]
+    async fn a_dropped_leader_releases_followers() {
+        let flights = Flights::default();
+        let leader = flights.join("k");
+        let Join::Follower(follower) = flights.join("k") else {
+            panic!("second caller must follow")
+        };
+        drop(leader);
+        assert_eq!(follower.wait().await, None);
+        assert!(matches!(flights.join("k"), Join::Leader(_)));
+    }
+}

@@ -1,0 +1,99 @@
+//! Hit, miss and error counters.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+/// A snapshot of a cache's counters, from [`Cache::stats`](crate::Cache::stats).
+///
+/// Every lookup counts once as a hit or a miss: lookups through `#[cached]`
+/// functions and through [`Cache::get`](crate::Cache::get). A caller that
+/// waited for another caller's load of the same key counts as a hit.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), cache_runtime::CacheError> {
+/// use std::time::Duration;
+/// let cache = cache_runtime::Cache::builder().build()?;
+/// cache.set("k", &1, Duration::from_secs(9)).await?;
+/// for _ in 0..3 {
+///     cache.get::<u32>("k").await?; // hit
+/// }
+/// cache.get::<u32>("absent").await?; // miss
+/// let s = cache.stats();
+/// assert_eq!((s.hits, s.misses), (3, 1));
+/// assert_eq!(s.hit_rate(), 0.75);
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Stats {
+    /// Lookups answered from the cache.
+    pub hits: u64,
+    /// Lookups that found nothing usable (absent, expired or undecodable).
+    pub misses: u64,
+    /// Backend failures and timeouts, on any operation.
+    pub errors: u64,
+    /// Stored values that could not be decoded (each also counts as a miss).
+    pub decode_failures: u64,
+}
+
+impl Stats {
+    /// `hits / (hits + misses)`, or 0 before the first lookup.
+    ///
+    /// ```
+    /// assert_eq!(cache_runtime::Stats::default().hit_rate(), 0.0);
+    /// ```
+    #[must_use]
+    pub fn hit_rate(&self) -> f64 {
+        let total = self.hits + self.misses;
+        if total == 0 {
+            0.0
+        } else {
+            self.hits as f64 / total as f64
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    hits: AtomicU64,
+    misses: AtomicU64,
+    errors: AtomicU64,
+    decode_failures: AtomicU64,
+}
+
+impl Counters {
+    pub(crate) fn hit(&self) {
+        self.hits.fetch_add(1, Relaxed);
+    }
+    pub(crate) fn miss(&self) {
+        self.misses.fetch_add(1, Relaxed);
+    }
+    pub(crate) fn error(&self) {
+        self.errors.fetch_add(1, Relaxed);
+    }
+    pub(crate) fn decode_failure(&self) {
+        self.decode_failures.fetch_add(1, Relaxed);
+    }
+    pub(crate) fn snapshot(&self) -> Stats {
+        Stats {
+            hits: self.hits.load(Relaxed),
+            misses: self.misses.load(Relaxed),
+            errors: self.errors.load(Relaxed),
+            decode_failures: self.decode_failures.load(Relaxed),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hit_rate_is_hits_over_lookups() {
+        let s = Stats { hits: 1, misses: 3, ..Stats::default() };
+        assert_eq!(s.hit_rate(), 0.25);
+        let s = Stats { hits: 5, misses: 0, ..Stats::default() };
+        assert_eq!(s.hit_rate(), 1.0);
+    }
+}

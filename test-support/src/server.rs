@@ -1,0 +1,710 @@
+//! Spawning and controlling `redis-server` processes.
+
+use std::ffi::OsString;
+use std::fs::{self, OpenOptions};
+use std::io::{self, BufReader, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, PoisonError};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crate::resp::{self, Reply};
+
+/// Environment variable naming the `redis-server` binary to run instead of
+/// the one found on `PATH`.
+const BIN_ENV: &str = "REDIS_SERVER_BIN";
+/// How many fresh ports [`RedisServer::start_with`] tries when another
+/// process grabs the chosen port first.
+const START_ATTEMPTS: usize = 5;
+/// How long to wait for a spawned server to answer `PING`.
+const READY_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long [`RedisServer::restart`] keeps retrying while the old port is
+/// still unavailable.
+const RESTART_BIND_PATIENCE: Duration = Duration::from_secs(5);
+/// Connect, read and write timeout of [`RedisServer::cmd`].
+const CMD_TIMEOUT: Duration = Duration::from_secs(5);
+/// Connect, read and write timeout of each readiness probe.
+const PROBE_TIMEOUT: Duration = Duration::from_millis(250);
+const POLL_INTERVAL: Duration = Duration::from_millis(20);
+const LOG_FILE: &str = "redis.log";
+/// Captures stdout/stderr, where redis reports errors it hits before the log
+/// file is open (for example a bad command-line option).
+const OUTPUT_FILE: &str = "redis-server.out";
+const NOT_INSTALLED: &str = "redis-server is not installed: install it with `apt-get install redis-server` (Debian/Ubuntu) or `brew install redis`, then run the tests again";
+
+/// A `redis-server` process owned by a test.
+///
+/// The server listens on `127.0.0.1` on a free port, keeps its files in a
+/// fresh temporary directory and has persistence disabled (`--save ""`,
+/// `--appendonly no`). Dropping the value kills the process, prints the
+/// server's log to stderr if the thread is panicking, and removes the
+/// directory.
+///
+/// ```no_run
+/// use cache_test_support::RedisServer;
+///
+/// let server = RedisServer::start();
+/// let url = server.url(); // "redis://127.0.0.1:<port>/0"
+/// # let _ = url;
+/// ```
+#[derive(Debug)]
+pub struct RedisServer {
+    port: u16,
+    binary: Binary,
+    extra_args: Vec<String>,
+    // Wrapped so `is_running` can reap an exited child through `&self`.
+    child: Mutex<Option<Child>>,
+    // Declared last so it is removed after `Drop::drop` has killed the child.
+    dir: TempDir,
+}
+
+impl RedisServer {
+    /// Starts a server with the default options and waits until it answers
+    /// `PING`.
+    ///
+    /// # Panics
+    ///
+    /// Panics if `redis-server` is not installed (or `REDIS_SERVER_BIN`
+    /// points nowhere), or if the server exits or does not answer within
+    /// about 10 seconds; the message then contains the server's log.
+    ///
+    /// ```no_run
+    /// use cache_test_support::RedisServer;
+    ///
+    /// let server = RedisServer::start();
+    /// assert!(server.is_running());
+    /// ```
+    #[track_caller]
+    #[must_use = "dropping the server kills it immediately"]
+    pub fn start() -> RedisServer {
+        RedisServer::start_with(&[])
+    }
+
+    /// Like [`RedisServer::start`], with extra command-line arguments
+    /// appended after the defaults, one argv entry each.
+    ///
+    /// # Panics
+    ///
+    /// As [`RedisServer::start`]; an option `redis-server` rejects makes it
+    /// panic with redis's error message.
+    ///
+    /// ```no_run
+    /// use cache_test_support::RedisServer;
+    ///
+    /// let server = RedisServer::start_with(&["--maxmemory", "10mb"]);
+    /// let maxmemory = server.cmd(&["CONFIG", "GET", "maxmemory"]);
+    /// assert_eq!(maxmemory.as_array()[1].as_string().as_deref(), Some("10485760"));
+    /// ```
+    #[track_caller]
+    #[must_use = "dropping the server kills it immediately"]
+    pub fn start_with(extra_args: &[&str]) -> RedisServer {
+        let binary = Binary::from_env();
+        let extra_args: Vec<String> = extra_args.iter().map(ToString::to_string).collect();
+        let dir = TempDir::create();
+        let mut last_output = String::new();
+        for _ in 0..START_ATTEMPTS {
+            let port = free_port();
+            match launch(&binary, port, dir.path(), &extra_args) {
+                Launch::Ready(child) => {
+                    return RedisServer {
+                        port,
+                        binary,
+                        extra_args,
+                        child: Mutex::new(Some(child)),
+                        dir,
+                    }
+                }
+                Launch::PortInUse(output) => last_output = output,
+            }
+        }
+        panic!(
+            "redis-server could not bind a free loopback port in {START_ATTEMPTS} attempts \
+             (another process took each one first); last output:\n{last_output}"
+        );
+    }
+
+    /// The TCP port the server listens on. It stays the same across
+    /// [`RedisServer::restart`].
+    ///
+    /// ```no_run
+    /// use cache_test_support::RedisServer;
+    ///
+    /// let server = RedisServer::start();
+    /// assert_ne!(server.port(), 0);
+    /// ```
+    #[must_use]
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// A connection URL for database 0: `redis://127.0.0.1:{port}/0`.
+    ///
+    /// ```no_run
+    /// use cache_test_support::RedisServer;
+    ///
+    /// let server = RedisServer::start();
+    /// assert_eq!(server.url(), format!("redis://127.0.0.1:{}/0", server.port()));
+    /// ```
+    #[must_use]
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/0", self.port)
+    }
+
+    /// The server's socket address, `127.0.0.1:{port}`.
+    ///
+    /// ```no_run
+    /// use cache_test_support::RedisServer;
+    /// use std::net::TcpStream;
+    ///
+    /// let server = RedisServer::start();
+    /// TcpStream::connect(server.addr()).unwrap();
+    /// ```
+    #[must_use]
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::from((Ipv4Addr::LOCALHOST, self.port))
+    }
+
+    /// The server's working directory (`--dir`), which also holds its log.
+    /// It is removed when the server is dropped.
+    ///
+    /// ```no_run
+    /// use cache_test_support::RedisServer;
+    ///
+    /// let server = RedisServer::start();
+    /// assert!(server.dir().join("redis.log").exists());
+    /// ```
+    #[must_use]
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The process id of the running server, or `None` after
+    /// [`RedisServer::kill`].
+    ///
+    /// ```no_run
+    /// use cache_test_support::RedisServer;
+    ///
+    /// let mut server = RedisServer::start();
+    /// assert!(server.pid().is_some());
+    /// server.kill();
+    /// assert_eq!(server.pid(), None);
+    /// ```
+    #[must_use]
+    pub fn pid(&self) -> Option<u32> {
+        self.lock_child().as_ref().map(Child::id)
+    }
+
+    /// Kills the server with `SIGKILL` and waits for it to exit. Killing an
+    /// already killed server does nothing.
+    ///
+    /// ```no_run
+    /// use cache_test_support::RedisServer;
+    /// use std::net::TcpStream;
+    ///
+    /// let mut server = RedisServer::start();
+    /// server.kill();
+    /// assert!(TcpStream::connect(server.addr()).is_err());
+    /// ```
+    pub fn kill(&mut self) {
+        let child = self
+            .child
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(mut child) = child {
+            // Fails only if the process has already exited; `wait` reaps it
+            // either way.
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Returns `true` while the server process is alive: it has not been
+    /// killed and has not exited on its own.
+    ///
+    /// ```no_run
+    /// use cache_test_support::RedisServer;
+    ///
+    /// let mut server = RedisServer::start();
+    /// assert!(server.is_running());
+    /// server.kill();
+    /// assert!(!server.is_running());
+    /// ```
+    #[must_use]
+    pub fn is_running(&self) -> bool {
+        match self.lock_child().as_mut() {
+            Some(child) => matches!(child.try_wait(), Ok(None)),
+            None => false,
+        }
+    }
+
+    /// Starts the server again on the same port and directory, with the
+    /// same arguments, and waits until it answers `PING`. A running server
+    /// is killed first. Data is not kept: persistence is off.
+    ///
+    /// # Panics
+    ///
+    /// Panics, with the server's log, if the server cannot be started again
+    /// (for example because another process has taken the port for more
+    /// than a few seconds).
+    ///
+    /// ```no_run
+    /// use cache_test_support::{RedisServer, Reply};
+    ///
+    /// let mut server = RedisServer::start();
+    /// server.kill();
+    /// server.restart();
+    /// assert_eq!(server.cmd(&["PING"]), Reply::Status("PONG".into()));
+    /// ```
+    #[track_caller]
+    pub fn restart(&mut self) {
+        self.kill();
+        let deadline = Instant::now() + RESTART_BIND_PATIENCE;
+        loop {
+            match launch(&self.binary, self.port, self.dir.path(), &self.extra_args) {
+                Launch::Ready(child) => {
+                    *self.child.get_mut().unwrap_or_else(PoisonError::into_inner) = Some(child);
+                    return;
+                }
+                Launch::PortInUse(output) => {
+                    if Instant::now() >= deadline {
+                        panic!(
+                            "redis-server could not be restarted: port {} was still in use \
+                             after {RESTART_BIND_PATIENCE:?}; output:\n{output}",
+                            self.port
+                        );
+                    }
+                    thread::sleep(Duration::from_millis(100));
+                }
+            }
+        }
+    }
+
+    /// The contents of the server's log file (empty if it does not exist
+    /// yet). Restarts append to the same log.
+    ///
+    /// ```no_run
+    /// use cache_test_support::RedisServer;
+    ///
+    /// let server = RedisServer::start();
+    /// assert!(server.log().contains("Ready to accept connections"));
+    /// ```
+    #[must_use]
+    pub fn log(&self) -> String {
+        read_lossy(&self.dir.path().join(LOG_FILE), 0)
+    }
+
+    /// Sends one command on a fresh connection and returns the reply.
+    ///
+    /// Error replies are returned as [`Reply::Error`], not panics. Each call
+    /// uses its own connection, so state tied to a connection (`MULTI`,
+    /// `SELECT`, `CLIENT SETNAME`, ...) does not carry over between calls.
+    ///
+    /// # Panics
+    ///
+    /// Panics if `args` is empty or on any I/O or protocol error, including
+    /// a refused connection and a reply taking more than 5 seconds.
+    ///
+    /// ```no_run
+    /// use cache_test_support::{RedisServer, Reply};
+    ///
+    /// let server = RedisServer::start();
+    /// assert_eq!(server.cmd(&["SET", "k", "v", "EX", "60"]), Reply::Status("OK".into()));
+    /// let pttl = server.cmd(&["PTTL", "k"]).as_int();
+    /// assert!(pttl > 0 && pttl <= 60_000);
+    /// ```
+    #[track_caller]
+    pub fn cmd(&self, args: &[&str]) -> Reply {
+        let args: Vec<&[u8]> = args.iter().map(|arg| arg.as_bytes()).collect();
+        self.cmd_bytes(&args)
+    }
+
+    /// Like [`RedisServer::cmd`], with binary arguments.
+    ///
+    /// # Panics
+    ///
+    /// As [`RedisServer::cmd`].
+    ///
+    /// ```no_run
+    /// use cache_test_support::RedisServer;
+    ///
+    /// let server = RedisServer::start();
+    /// server.cmd_bytes(&[b"SET", b"key", b"\x00\x01\r\n"]);
+    /// assert_eq!(server.cmd(&["STRLEN", "key"]).as_int(), 4);
+    /// ```
+    #[track_caller]
+    pub fn cmd_bytes(&self, args: &[&[u8]]) -> Reply {
+        assert!(!args.is_empty(), "cmd needs at least the command name");
+        match round_trip(self.addr(), &[args], CMD_TIMEOUT) {
+            Ok(mut replies) => replies.remove(0),
+            Err(err) => {
+                let shown: Vec<String> = args
+                    .iter()
+                    .map(|arg| String::from_utf8_lossy(arg).into_owned())
+                    .collect();
+                panic!(
+                    "redis command {shown:?} to {} failed: {err} (server running: {})",
+                    self.addr(),
+                    self.is_running()
+                )
+            }
+        }
+    }
+
+    fn lock_child(&self) -> std::sync::MutexGuard<'_, Option<Child>> {
+        self.child.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill();
+        if thread::panicking() {
+            let mut report = self.log();
+            let output = read_lossy(&self.dir.path().join(OUTPUT_FILE), 0);
+            if !output.trim().is_empty() {
+                report.push_str("---- redis-server stdout/stderr ----\n");
+                report.push_str(&output);
+            }
+            eprintln!(
+                "---- redis-server log (port {}) ----\n{}\n---- end of redis-server log ----",
+                self.port,
+                report.trim_end()
+            );
+        }
+        // `self.dir` removes the directory when it is dropped right after this.
+    }
+}
+
+/// Returns a loopback port that was free a moment ago: binds
+/// `127.0.0.1:0`, reads the port and closes the listener again.
+///
+/// ```no_run
+/// use cache_test_support::free_port;
+/// use std::net::TcpListener;
+///
+/// let port = free_port();
+/// TcpListener::bind(("127.0.0.1", port)).unwrap();
+/// ```
+///
+/// # Panics
+///
+/// Panics if no loopback port can be bound.
+#[must_use]
+#[track_caller]
+pub fn free_port() -> u16 {
+    let bound = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).and_then(|l| l.local_addr());
+    match bound {
+        Ok(addr) => addr.port(),
+        Err(err) => panic!("cannot bind a free port on 127.0.0.1: {err}"),
+    }
+}
+
+/// A `redis://127.0.0.1:{port}/0` URL where nothing listens, for testing
+/// how code behaves when Redis is unreachable.
+///
+/// ```no_run
+/// use cache_test_support::unused_url;
+///
+/// let url = unused_url();
+/// assert!(url.starts_with("redis://127.0.0.1:"));
+/// ```
+///
+/// # Panics
+///
+/// As [`free_port`].
+#[must_use]
+#[track_caller]
+pub fn unused_url() -> String {
+    format!("redis://127.0.0.1:{}/0", free_port())
+}
+
+/// The program to run, and whether it came from `REDIS_SERVER_BIN`.
+#[derive(Debug, Clone)]
+struct Binary {
+    program: OsString,
+    from_env: bool,
+}
+
+impl Binary {
+    fn from_env() -> Binary {
+        match std::env::var_os(BIN_ENV) {
+            Some(program) if !program.is_empty() => Binary {
+                program,
+                from_env: true,
+            },
+            _ => Binary {
+                program: "redis-server".into(),
+                from_env: false,
+            },
+        }
+    }
+
+    fn spawn_failure(&self, err: &io::Error) -> String {
+        match (err.kind(), self.from_env) {
+            (io::ErrorKind::NotFound, false) => NOT_INSTALLED.to_owned(),
+            (io::ErrorKind::NotFound, true) => format!(
+                "{BIN_ENV} is set to {:?}, but no such program exists ({err}); \
+                 fix or unset {BIN_ENV}",
+                self.program
+            ),
+            _ => format!("cannot run {:?}: {err}", self.program),
+        }
+    }
+}
+
+enum Launch {
+    Ready(Child),
+    /// The server exited because its port was taken; holds its output.
+    PortInUse(String),
+}
+
+/// Spawns one server on `port` and waits until it answers. Panics on every
+/// failure except a port that is already in use.
+#[track_caller]
+fn launch(binary: &Binary, port: u16, dir: &Path, extra_args: &[String]) -> Launch {
+    let log_path = dir.join(LOG_FILE);
+    let output_path = dir.join(OUTPUT_FILE);
+    // Only the output of this attempt matters: the files are appended to.
+    let log_start = file_len(&log_path);
+    let output_start = file_len(&output_path);
+    // `match` rather than `unwrap_or_else`: panics inside closures would
+    // lose the caller's location that `#[track_caller]` reports.
+    let output = match OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&output_path)
+    {
+        Ok(file) => file,
+        Err(err) => panic!("cannot create {}: {err}", output_path.display()),
+    };
+    let output_clone = match output.try_clone() {
+        Ok(file) => file,
+        Err(err) => panic!("cannot duplicate a file handle: {err}"),
+    };
+
+    let mut command = Command::new(&binary.program);
+    command
+        .arg("--port")
+        .arg(port.to_string())
+        .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+        .arg("--dir")
+        .arg(dir)
+        .arg("--logfile")
+        .arg(&log_path)
+        .args(extra_args)
+        .stdin(Stdio::null())
+        .stdout(output)
+        .stderr(output_clone);
+    let mut child = match command.spawn() {
+        Ok(child) => child,
+        Err(err) => panic!("{}", binary.spawn_failure(&err)),
+    };
+
+    let this_attempt = || {
+        let mut text = read_lossy(&log_path, log_start);
+        let output = read_lossy(&output_path, output_start);
+        if !output.trim().is_empty() {
+            text.push_str("---- stdout/stderr ----\n");
+            text.push_str(&output);
+        }
+        text
+    };
+    let deadline = Instant::now() + READY_TIMEOUT;
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => {
+                let text = this_attempt();
+                if text.contains("Address already in use") {
+                    return Launch::PortInUse(text);
+                }
+                panic!(
+                    "redis-server ({}) exited with {status} before it was ready on port {port}; \
+                     output:\n{text}",
+                    Path::new(&binary.program).display()
+                );
+            }
+            Ok(None) => {}
+            Err(err) => panic!("cannot check on redis-server: {err}"),
+        }
+        if is_ready(port, child.id()) {
+            return Launch::Ready(child);
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "redis-server on port {port} did not answer PING within {READY_TIMEOUT:?}; \
+                 output:\n{}",
+                this_attempt()
+            );
+        }
+        thread::sleep(POLL_INTERVAL);
+    }
+}
+
+/// Whether the server on `port` answers `PING` and is the process `pid`
+/// (and not some other server that grabbed the port first).
+fn is_ready(port: u16, pid: u32) -> bool {
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    let Ok(replies) = round_trip(addr, &[&[b"PING"], &[b"INFO", b"server"]], PROBE_TIMEOUT) else {
+        return false;
+    };
+    replies[0] == Reply::Status("PONG".into()) && info_pid(&replies[1]) == Some(pid)
+}
+
+/// The `process_id` field of an `INFO server` reply.
+fn info_pid(info: &Reply) -> Option<u32> {
+    let Reply::Bulk(text) = info else {
+        return None;
+    };
+    String::from_utf8_lossy(text)
+        .lines()
+        .find_map(|line| line.strip_prefix("process_id:"))
+        .and_then(|pid| pid.trim().parse().ok())
+}
+
+/// Sends `commands` on one new connection and reads one reply per command.
+fn round_trip(
+    addr: SocketAddr,
+    commands: &[&[&[u8]]],
+    timeout: Duration,
+) -> io::Result<Vec<Reply>> {
+    let mut stream = TcpStream::connect_timeout(&addr, timeout)?;
+    stream.set_read_timeout(Some(timeout))?;
+    stream.set_write_timeout(Some(timeout))?;
+    let mut request = Vec::new();
+    for command in commands {
+        resp::encode_command(command, &mut request);
+    }
+    stream.write_all(&request)?;
+    let mut reader = BufReader::new(stream);
+    commands
+        .iter()
+        .map(|_| resp::read_reply(&mut reader))
+        .collect()
+}
+
+fn file_len(path: &Path) -> u64 {
+    fs::metadata(path).map_or(0, |meta| meta.len())
+}
+
+/// Reads a file from byte `start` on, replacing invalid UTF-8; a missing file
+/// reads as empty.
+fn read_lossy(path: &Path, start: u64) -> String {
+    let bytes = fs::read(path).unwrap_or_default();
+    let start = usize::try_from(start)
+        .unwrap_or(usize::MAX)
+        .min(bytes.len());
+    String::from_utf8_lossy(&bytes[start..]).into_owned()
+}
+
+/// A directory under the system temp dir, removed on drop.
+#[derive(Debug)]
+struct TempDir(PathBuf);
+
+impl TempDir {
+    #[track_caller]
+    fn create() -> TempDir {
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let name = format!(
+            "cache-test-support-redis-{}-{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        );
+        let path = std::env::temp_dir().join(name);
+        // A leftover from an earlier process that had the same pid.
+        if path.exists() {
+            let _ = fs::remove_dir_all(&path);
+        }
+        if let Err(err) = fs::create_dir_all(&path) {
+            panic!("cannot create {}: {err}", path.display());
+        }
+        TempDir(path)
+    }
+
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn panic_message(f: impl FnOnce() + std::panic::UnwindSafe) -> String {
+        let payload = std::panic::catch_unwind(f).expect_err("expected a panic");
+        payload
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn missing_binary_on_path_explains_how_to_install() {
+        let binary = Binary {
+            program: "redis-server-that-does-not-exist-3f9a".into(),
+            from_env: false,
+        };
+        let dir = TempDir::create();
+        let msg = panic_message(|| {
+            launch(&binary, free_port(), dir.path(), &[]);
+        });
+        assert_eq!(msg, NOT_INSTALLED);
+    }
+
+    #[test]
+    fn missing_binary_from_env_names_the_variable_and_path() {
+        let binary = Binary {
+            program: "/nonexistent/redis-server".into(),
+            from_env: true,
+        };
+        let dir = TempDir::create();
+        let msg = panic_message(|| {
+            launch(&binary, free_port(), dir.path(), &[]);
+        });
+        assert!(msg.contains("REDIS_SERVER_BIN"), "{msg}");
+        assert!(msg.contains("/nonexistent/redis-server"), "{msg}");
+    }
+
+    #[test]
+    fn info_pid_reads_process_id() {
+        let info = Reply::Bulk(b"# Server\r\nredis_version:7.0.15\r\nprocess_id:4242\r\n".to_vec());
+        assert_eq!(info_pid(&info), Some(4242));
+        assert_eq!(info_pid(&Reply::Bulk(b"# Server\r\n".to_vec())), None);
+        assert_eq!(info_pid(&Reply::Nil), None);
+    }
+
+    #[test]
+    fn temp_dirs_are_unique_and_removed_on_drop() {
+        let a = TempDir::create();
+        let b = TempDir::create();
+        assert_ne!(a.path(), b.path());
+        assert!(a.path().starts_with(std::env::temp_dir()));
+        let path = a.path().to_owned();
+        fs::write(path.join("file"), b"x").unwrap();
+        drop(a);
+        assert!(!path.exists());
+        assert!(b.path().is_dir());
+    }
+
+    #[test]
+    fn read_lossy_skips_earlier_output() {
+        let dir = TempDir::create();
+        let path = dir.path().join("f");
+        assert_eq!(read_lossy(&path, 0), "");
+        fs::write(&path, b"old\nnew\n").unwrap();
+        assert_eq!(read_lossy(&path, 4), "new\n");
+        assert_eq!(read_lossy(&path, 100), "");
+    }
+}
