@@ -180,6 +180,36 @@ impl Cache {
         SCOPED.scope(self.clone(), fut).await
     }
 
+    /// The full key a `#[cached]` function without a `key` template uses:
+    /// `{prefix}:{name}:{hash}`, where `name` is its `name = "..."` (or module
+    /// path and function name) and `args` are its non-skipped arguments as a
+    /// tuple, in declaration order. A reference hashes like the value it
+    /// points to, and `&str` like `String`.
+    ///
+    /// # Errors
+    ///
+    /// When an argument's `Serialize` implementation fails.
+    ///
+    /// ```
+    /// use cache_runtime::{cached, Cache};
+    ///
+    /// #[cached(name = "users::by_region")]
+    /// async fn users(region: String, limit: u32) -> Vec<String> { vec![] }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let cache = Cache::builder().build()?;
+    /// cache.scope(users("eu".into(), 10)).await;
+    /// let key = cache.hashed_key("users::by_region", &("eu", 10u32))?;
+    /// assert!(key.starts_with("cache:users::by_region:"));
+    /// assert!(cache.delete(&key["cache:".len()..]).await?);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn hashed_key<A: Serialize + ?Sized>(&self, name: &str, args: &A) -> Result<String, crate::KeyEncodeError> {
+        key::hashed(&self.inner.prefix, name, args)
+    }
+
     /// A snapshot of the counters.
     ///
     /// ```

@@ -1,0 +1,122 @@
+//! Fail-open: whatever happens to Redis, `#[cached]` callers get the body's
+//! result, within the command deadline plus the body's own time.
+
+use crate::support::*;
+use cache_runtime::{cached, Cache};
+use std::time::{Duration, Instant};
+
+const DEADLINE: Duration = Duration::from_millis(100);
+const BODY: Duration = Duration::from_millis(5);
+/// Scheduling slack for a loaded CI machine. The bound this checks is "one
+/// deadline, not several, and never hanging"; speed itself is benchmarked.
+const SLACK: Duration = Duration::from_millis(150);
+
+#[cached(ttl = 60, key = "item:{id}")]
+async fn item(calls: &Calls, id: u64) -> Result<u64, String> {
+    calls.hit();
+    tokio::time::sleep(BODY).await;
+    Ok(id * 2)
+}
+
+fn cache_at(url: String) -> Cache {
+    Cache::builder()
+        .redis(url)
+        .command_timeout(DEADLINE)
+        .connect_timeout(Duration::from_millis(200))
+        .build()
+        .expect("build never connects, so it cannot fail here")
+}
+
+/// Calls `item(id)` and checks the result and the time it took.
+async fn call_bounded(cache: &Cache, calls: &Calls, id: u64) {
+    let started = Instant::now();
+    let got = cache.scope(item(calls, id)).await;
+    let took = started.elapsed();
+    assert_eq!(got, Ok(id * 2));
+    assert!(took <= DEADLINE + BODY + SLACK, "call took {took:?}");
+}
+
+#[tokio::test]
+async fn nothing_listening_every_call_succeeds() {
+    let cache = cache_at(cache_test_support::unused_url());
+    let calls = Calls::default();
+    for id in 0..20 {
+        call_bounded(&cache, &calls, id % 3).await;
+    }
+    assert_eq!(calls.get(), 20, "nothing can be cached, so every call runs the body");
+    assert!(cache.stats().errors >= 20, "{:?}", cache.stats());
+    // The direct API reports the failure instead.
+    let err = cache.get::<u64>("item:1").await.unwrap_err();
+    assert!(err.to_string().contains("cache get of `cache:item:1` failed"), "{err}");
+}
+
+#[tokio::test]
+async fn server_killed_mid_test_then_restarted() {
+    let mut server = RedisServer::start();
+    let cache = cache_at(server.url());
+    let calls = Calls::default();
+    call_bounded(&cache, &calls, 1).await;
+    call_bounded(&cache, &calls, 1).await;
+    assert_eq!(calls.get(), 1, "cached while Redis is up");
+
+    server.kill();
+    for _ in 0..10 {
+        call_bounded(&cache, &calls, 1).await;
+    }
+    assert_eq!(calls.get(), 11, "Redis down: the body runs every time");
+    assert!(cache.stats().errors >= 10);
+
+    // Once Redis is back (empty: it keeps nothing), caching resumes.
+    server.restart();
+    let recovered_at = Instant::now();
+    loop {
+        call_bounded(&cache, &calls, 1).await;
+        if server.cmd(&["EXISTS", "cache:item:1"]).as_int() == 1 {
+            break;
+        }
+        assert!(recovered_at.elapsed() < Duration::from_secs(10), "no reconnect within 10 s");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let before = calls.get();
+    call_bounded(&cache, &calls, 1).await;
+    assert_eq!(calls.get(), before, "a hit again after reconnecting");
+}
+
+#[tokio::test]
+async fn a_hung_server_costs_one_deadline() {
+    // SIGSTOP: the kernel still accepts connections, but nothing answers.
+    let server = RedisServer::start();
+    let cache = cache_at(server.url());
+    let calls = Calls::default();
+    call_bounded(&cache, &calls, 5).await; // connect and store while healthy
+    let pid = server.pid().expect("running").to_string();
+    let stop = |sig: &str| {
+        let status = std::process::Command::new("kill").args([sig, &pid]).status().unwrap();
+        assert!(status.success(), "kill {sig} {pid}");
+    };
+    stop("-STOP");
+    for id in 0..5 {
+        call_bounded(&cache, &calls, id).await;
+    }
+    stop("-CONT");
+    assert_eq!(calls.get(), 6, "every lookup timed out, so every call ran the body");
+    assert!(cache.stats().errors >= 5);
+}
+
+#[tokio::test]
+async fn redis_down_at_start_is_survived() {
+    // The server exists only after the cache was built and first used.
+    let mut server = RedisServer::start();
+    server.kill();
+    let cache = cache_at(server.url());
+    let calls = Calls::default();
+    call_bounded(&cache, &calls, 8).await;
+    assert_eq!(calls.get(), 1);
+    server.restart();
+    let started = Instant::now();
+    while server.cmd(&["EXISTS", "cache:item:8"]).as_int() == 0 {
+        assert!(started.elapsed() < Duration::from_secs(10), "never connected after Redis came up");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        call_bounded(&cache, &calls, 8).await;
+    }
+}

@@ -1,0 +1,196 @@
+//! The basic read-through path: misses, hits, TTLs, what is stored.
+
+use crate::support::*;
+use cache_runtime::cached;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Product {
+    id: u64,
+    name: String,
+}
+
+#[cached(ttl = 600, key = "product:{id}")]
+async fn get_product(calls: &Calls, id: u64) -> Result<Product, String> {
+    calls.hit();
+    Ok(Product {
+        id,
+        name: format!("product {id}"),
+    })
+}
+
+#[tokio::test]
+async fn miss_then_hit_runs_the_body_once() {
+    let (server, cache) = redis_cache("shop");
+    let calls = Calls::default();
+    cache
+        .scope(async {
+            let first = get_product(&calls, 42).await.unwrap();
+            let second = get_product(&calls, 42).await.unwrap();
+            assert_eq!(first, second);
+            assert_eq!(calls.get(), 1, "second call must be a hit");
+            get_product(&calls, 43).await.unwrap();
+            assert_eq!(calls.get(), 2, "another id is another key");
+        })
+        .await;
+    let stats = cache.stats();
+    assert_eq!((stats.hits, stats.misses, stats.errors), (1, 2, 0));
+    assert_eq!(keys(&server, "*"), ["shop:product:42", "shop:product:43"]);
+}
+
+#[tokio::test]
+async fn ttl_is_set_and_value_is_plain_json() {
+    let (server, cache) = redis_cache("shop");
+    let calls = Calls::default();
+    cache.scope(get_product(&calls, 7)).await.unwrap();
+    let pttl = server.cmd(&["PTTL", "shop:product:7"]).as_int();
+    assert!(pttl > 595_000 && pttl <= 600_000, "PTTL {pttl}");
+    assert_eq!(
+        stored_json(&server, "shop:product:7"),
+        Some(serde_json::json!({"id": 7, "name": "product 7"}))
+    );
+}
+
+#[cached(ttl = "short", skip(calls))]
+async fn preset_short(calls: &Calls) -> u32 {
+    calls.hit();
+    1
+}
+
+#[cached(ttl = "1h30m", key = "compound")]
+async fn compound_ttl(calls: &Calls) -> u32 {
+    calls.hit();
+    2
+}
+
+#[tokio::test]
+async fn ttl_presets_and_durations() {
+    let server = RedisServer::start();
+    let cache = cache_runtime::Cache::builder()
+        .redis(server.url())
+        .ttl_presets(
+            std::time::Duration::from_secs(30),
+            std::time::Duration::from_secs(60),
+            std::time::Duration::from_secs(90),
+        )
+        .build()
+        .unwrap();
+    let calls = Calls::default();
+    cache.scope(preset_short(&calls)).await;
+    cache.scope(compound_ttl(&calls)).await;
+    let short_key = keys(&server, "cache:*preset_short*");
+    assert_eq!(short_key.len(), 1, "{short_key:?}");
+    let pttl = server.cmd(&["PTTL", &short_key[0]]).as_int();
+    assert!(pttl > 25_000 && pttl <= 30_000, "short preset: {pttl}");
+    let pttl = server.cmd(&["PTTL", "cache:compound"]).as_int();
+    assert!(pttl > 5_395_000 && pttl <= 5_400_000, "1h30m: {pttl}");
+}
+
+#[cached(ttl = 60, key = "maybe:{id}")]
+async fn maybe(calls: &Calls, id: u64) -> Option<String> {
+    calls.hit();
+    (id % 2 == 0).then(|| format!("even {id}"))
+}
+
+#[cached(ttl = 60, key = "maybe-none:{id}", cache_none)]
+async fn maybe_cache_none(calls: &Calls, id: u64) -> Option<String> {
+    calls.hit();
+    (id % 2 == 0).then(|| format!("even {id}"))
+}
+
+#[cached(ttl = 60, key = "fallible:{id}")]
+async fn fallible(calls: &Calls, id: u64) -> Result<u64, std::io::Error> {
+    calls.hit();
+    if id == 0 {
+        Err(std::io::Error::other("no zero"))
+    } else {
+        Ok(id * 10)
+    }
+}
+
+#[tokio::test]
+async fn err_and_none_are_not_stored() {
+    let (server, cache) = redis_cache("c");
+    let calls = Calls::default();
+    cache
+        .scope(async {
+            assert!(fallible(&calls, 0).await.is_err());
+            assert!(fallible(&calls, 0).await.is_err());
+            assert_eq!(calls.get(), 2, "Err is never cached");
+            assert_eq!(fallible(&calls, 3).await.unwrap(), 30);
+            assert_eq!(fallible(&calls, 3).await.unwrap(), 30);
+            assert_eq!(calls.get(), 3, "Ok is cached");
+
+            assert_eq!(maybe(&calls, 1).await, None);
+            assert_eq!(maybe(&calls, 1).await, None);
+            assert_eq!(calls.get(), 5, "None is not cached by default");
+            assert_eq!(maybe(&calls, 2).await.as_deref(), Some("even 2"));
+            assert_eq!(maybe(&calls, 2).await.as_deref(), Some("even 2"));
+            assert_eq!(calls.get(), 6, "Some is cached");
+        })
+        .await;
+    assert_eq!(keys(&server, "*"), ["c:fallible:3", "c:maybe:2"]);
+}
+
+#[tokio::test]
+async fn cache_none_stores_none() {
+    let (server, cache) = redis_cache("c");
+    let calls = Calls::default();
+    cache
+        .scope(async {
+            assert_eq!(maybe_cache_none(&calls, 1).await, None);
+            assert_eq!(maybe_cache_none(&calls, 1).await, None);
+            assert_eq!(calls.get(), 1, "None is cached with cache_none");
+        })
+        .await;
+    assert_eq!(stored_json(&server, "c:maybe-none:1"), Some(serde_json::Value::Null));
+}
+
+#[tokio::test]
+async fn binary_codec_round_trips_and_a_json_cache_treats_it_as_a_miss() {
+    let server = RedisServer::start();
+    let binary = cache_runtime::Cache::builder()
+        .redis(server.url())
+        .codec(cache_runtime::BincodeCodec)
+        .build()
+        .unwrap();
+    let json = cache_runtime::Cache::builder().redis(server.url()).build().unwrap();
+    let calls = Calls::default();
+    let p = binary.scope(get_product(&calls, 5)).await.unwrap();
+    let again = binary.scope(get_product(&calls, 5)).await.unwrap();
+    assert_eq!((p.clone(), calls.get()), (again, 1));
+    let raw = server.cmd(&["GET", "cache:product:5"]);
+    assert_eq!(raw.as_bytes().unwrap()[3], b'b', "codec id in the envelope");
+
+    // Another codec's value is a miss for the JSON cache, then overwritten.
+    assert_eq!(json.scope(get_product(&calls, 5)).await.unwrap(), p);
+    assert_eq!(calls.get(), 2);
+    assert_eq!(json.stats().decode_failures, 1);
+    assert!(stored_json(&server, "cache:product:5").is_some(), "overwritten with JSON");
+}
+
+#[tokio::test]
+async fn values_above_the_maximum_size_are_not_stored() {
+    let server = RedisServer::start();
+    let cache = cache_runtime::Cache::builder()
+        .redis(server.url())
+        .max_value_size(64)
+        .build()
+        .unwrap();
+    let calls = Calls::default();
+    let small = cache.scope(get_product(&calls, 1)).await.unwrap();
+    assert_eq!(small.id, 1);
+    assert!(server.cmd(&["EXISTS", "cache:product:1"]).as_int() == 1, "small value stored");
+
+    #[cached(key = "big")]
+    async fn big(calls: &Calls) -> String {
+        calls.hit();
+        "x".repeat(1000)
+    }
+    assert_eq!(cache.scope(big(&calls)).await.len(), 1000);
+    assert_eq!(cache.scope(big(&calls)).await.len(), 1000);
+    assert_eq!(calls.get(), 3, "too large to store: the body runs every time");
+    assert_eq!(server.cmd(&["EXISTS", "cache:big"]).as_int(), 0);
+    let err = cache.set("big", &"x".repeat(1000), SHORT).await.unwrap_err();
+    assert!(err.to_string().contains("maximum value size"), "{err}");
+}

@@ -1,0 +1,56 @@
+//! Shared helpers: a server plus a cache on it.
+
+use cache_runtime::Cache;
+pub use cache_test_support::RedisServer;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+/// The envelope header in front of every stored value.
+pub const HEADER_LEN: usize = 20;
+
+/// A fresh server and a cache on it with `prefix`.
+pub fn redis_cache(prefix: &str) -> (RedisServer, Cache) {
+    let server = RedisServer::start();
+    let cache = Cache::builder()
+        .redis(server.url())
+        .prefix(prefix)
+        .build()
+        .expect("valid settings");
+    (server, cache)
+}
+
+/// Counts how often a function body ran.
+#[derive(Default, Debug)]
+pub struct Calls(AtomicUsize);
+
+impl Calls {
+    pub fn hit(&self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+    pub fn get(&self) -> usize {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// The value stored at `key`, without its envelope, as JSON.
+pub fn stored_json(server: &RedisServer, key: &str) -> Option<serde_json::Value> {
+    let reply = server.cmd(&["GET", key]);
+    let bytes = reply.as_bytes()?;
+    assert!(bytes.len() > HEADER_LEN, "stored value shorter than the envelope: {bytes:?}");
+    assert_eq!(&bytes[..2], b"CR", "envelope magic");
+    Some(serde_json::from_slice(&bytes[HEADER_LEN..]).expect("the payload is plain JSON"))
+}
+
+/// All keys on the server (tests only: KEYS is fine on a tiny keyspace).
+pub fn keys(server: &RedisServer, pattern: &str) -> Vec<String> {
+    let mut keys: Vec<String> = server
+        .cmd(&["KEYS", pattern])
+        .as_array()
+        .iter()
+        .map(|r| r.as_string().expect("key"))
+        .collect();
+    keys.sort();
+    keys
+}
+
+pub const SHORT: Duration = Duration::from_millis(10);
