@@ -42,6 +42,10 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(missing_docs)]
 
+// Lets the crate's own tests use `#[cached]`, whose expansion names `::cache_runtime`.
+#[cfg(test)]
+extern crate self as cache_runtime;
+
 mod backend;
 mod builder;
 mod cache;
@@ -51,6 +55,8 @@ mod envelope;
 mod error;
 mod flight;
 mod stats;
+#[cfg(test)]
+mod tests;
 
 mod key;
 
@@ -64,7 +70,78 @@ pub use error::{BackendError, CacheError, Op};
 pub use key::{KeyEncodeError, KEY_ENCODING_VERSION};
 pub use stats::Stats;
 
-/// Caches an async function's result; see the crate docs.
+/// Caches the result of an `async fn`: a call looks its key up first and
+/// runs the body only on a miss.
+///
+/// ```
+/// use cache_runtime::{cached, Cache};
+///
+/// #[cached(ttl = 600, key = "user:{id}:name")]
+/// async fn user_name(id: u64) -> Option<String> {
+///     Some(format!("user {id}")) // the database query
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let cache = Cache::builder().memory().build().unwrap();
+/// assert_eq!(cache.scope(user_name(7)).await.as_deref(), Some("user 7"));
+/// assert!(cache.exists("user:7:name").await.unwrap());
+/// # }
+/// ```
+///
+/// # Options
+///
+/// - `ttl = 600` (seconds), `ttl = "90s" | "10m" | "1h30m" | "2d"`, or a preset
+///   of the cache: `ttl = "short" | "default" | "long"`. Omitted: `"default"`.
+/// - `key = "product:{id}"`: the key is `{prefix}:product:42`. Placeholders
+///   name parameters or their fields: `{user.id}`, `{pair.0}`,
+///   `{self.tenant}`; `{{`/`}}` are literal braces. Values are rendered with
+///   `Display`.
+/// - Without `key`: `{prefix}:{name}:{hash}`, the hash covering every argument
+///   but `self` and those in `skip(...)` (see [`Cache::hashed_key`]).
+/// - `name = "..."`: the `{name}` of hashed keys (default: module path and
+///   function name).
+/// - `skip(a, b)`: arguments left out of the hashed key (connections, pools).
+/// - `cache = expr`: the [`Cache`] to use; otherwise the one of the enclosing
+///   [`Cache::scope`], else the [installed](Cache::install) one, else none: the
+///   body runs uncached and a warning is logged once per function.
+/// - `cache_none`: also store `None`.
+/// - `crate = path`: where to find this crate if the dependency is renamed.
+///
+/// `Result<T, E>` stores only `Ok`, `Option<T>` only `Some` (unless
+/// `cache_none`), any other type always. The stored type must implement
+/// `Serialize` and `DeserializeOwned`.
+///
+/// # Behaviour
+///
+/// - Concurrent calls with one key share one lookup and one body run; if that
+///   run produces nothing to store (an `Err`), each waiting caller runs the
+///   body itself.
+/// - A backend failure or a missed deadline never reaches the caller: the body
+///   runs and its result is returned (fail-open); the failure is logged and
+///   counted in [`Stats::errors`].
+/// - A stored value that does not decode is a miss and is overwritten.
+///
+/// # What it expands to
+///
+/// The function keeps its signature; its body moves into an `async move`
+/// block handed to the runtime. Written by hand, the example above is:
+///
+/// ```
+/// # use cache_runtime::__private::{Call, Site, SomeOnly, Ttl};
+/// async fn user_name(id: u64) -> Option<String> {
+///     static __CACHE_SITE: Site = Site::new(concat!(module_path!(), "::user_name"), Ttl::Secs(600));
+///     let __cache_call = Call::new(&__CACHE_SITE, None).key_fmt(format_args!("user:{}:name", id));
+///     __cache_call
+///         .run::<SomeOnly, _, _>(async move {
+///             let __cache_ret: Option<String> = { Some(format!("user {id}")) };
+///             return __cache_ret;
+///         })
+///         .await
+/// }
+/// ```
+///
+/// (`__private` is not public API; the expansion may change between releases.)
 pub use cache_macros::cached;
 
 /// Object-safe serde, used by the [`Codec`] trait.

@@ -1,0 +1,123 @@
+//! Behaviour of the call path that needs a backend to misbehave on cue.
+
+use crate::{cached, Backend, BackendError, BoxFuture, Cache};
+use bytes::Bytes;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A memory-ish backend that fails every command while `down` is set.
+#[derive(Debug, Default)]
+struct Flaky {
+    down: AtomicBool,
+    value: std::sync::Mutex<Option<Bytes>>,
+}
+
+impl Flaky {
+    fn check(&self) -> Result<(), BackendError> {
+        if self.down.load(Ordering::SeqCst) {
+            Err(BackendError::Other("connection refused".into()))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+impl Backend for Arc<Flaky> {
+    fn get<'a>(&'a self, _key: &'a str) -> BoxFuture<'a, Result<Option<Bytes>, BackendError>> {
+        Box::pin(async move { self.check().map(|()| self.value.lock().unwrap().clone()) })
+    }
+    fn set<'a>(&'a self, _key: &'a str, value: Bytes, _ttl: Duration) -> BoxFuture<'a, Result<(), BackendError>> {
+        Box::pin(async move { self.check().map(|()| *self.value.lock().unwrap() = Some(value)) })
+    }
+    fn delete<'a>(&'a self, _key: &'a str) -> BoxFuture<'a, Result<bool, BackendError>> {
+        Box::pin(async move { self.check().map(|()| self.value.lock().unwrap().take().is_some()) })
+    }
+    fn exists<'a>(&'a self, _key: &'a str) -> BoxFuture<'a, Result<bool, BackendError>> {
+        Box::pin(async move { self.check().map(|()| self.value.lock().unwrap().is_some()) })
+    }
+    fn clear_pattern<'a>(&'a self, _pattern: &'a str) -> BoxFuture<'a, Result<u64, BackendError>> {
+        Box::pin(async move { self.check().map(|()| 0) })
+    }
+    fn kind(&self) -> &'static str {
+        "flaky"
+    }
+}
+
+/// Counts events by level; enough of a subscriber to check what is logged.
+#[derive(Default)]
+struct Levels {
+    warn: AtomicUsize,
+    info: AtomicUsize,
+}
+
+#[derive(Clone, Default)]
+struct LevelCounter(Arc<Levels>);
+
+impl std::ops::Deref for LevelCounter {
+    type Target = Levels;
+    fn deref(&self) -> &Levels {
+        &self.0
+    }
+}
+
+impl tracing::Subscriber for LevelCounter {
+    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+        true
+    }
+    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        tracing::span::Id::from_u64(1)
+    }
+    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+    fn event(&self, event: &tracing::Event<'_>) {
+        match *event.metadata().level() {
+            tracing::Level::WARN => self.warn.fetch_add(1, Ordering::SeqCst),
+            tracing::Level::INFO => self.info.fetch_add(1, Ordering::SeqCst),
+            _ => 0,
+        };
+    }
+    fn enter(&self, _: &tracing::span::Id) {}
+    fn exit(&self, _: &tracing::span::Id) {}
+}
+
+static BODY_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+#[cached(ttl = 60, key = "k")]
+async fn value() -> u32 {
+    BODY_RUNS.fetch_add(1, Ordering::SeqCst);
+    7
+}
+
+#[test]
+fn an_outage_is_warned_about_once_and_its_end_reported() {
+    let flaky = Arc::new(Flaky::default());
+    let cache = Cache::builder().backend(flaky.clone()).build().unwrap();
+    let logs = LevelCounter::default();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    tracing::subscriber::with_default(logs.clone(), || {
+        rt.block_on(async {
+            flaky.down.store(true, Ordering::SeqCst);
+            for _ in 0..5 {
+                assert_eq!(cache.scope(value()).await, 7, "fail-open: the body's value");
+            }
+            assert_eq!(BODY_RUNS.load(Ordering::SeqCst), 5);
+            assert_eq!(cache.stats().errors, 5);
+            assert_eq!(logs.warn.load(Ordering::SeqCst), 1, "one warning per outage");
+
+            flaky.down.store(false, Ordering::SeqCst);
+            cache.scope(value()).await; // miss, stored
+            cache.scope(value()).await; // hit
+            assert_eq!(BODY_RUNS.load(Ordering::SeqCst), 6);
+            assert_eq!(logs.info.load(Ordering::SeqCst), 1, "recovery is reported");
+
+            flaky.down.store(true, Ordering::SeqCst);
+            cache.scope(value()).await;
+            assert_eq!(logs.warn.load(Ordering::SeqCst), 2, "a new outage warns again");
+            // The direct API reports errors to its caller instead of logging them.
+            let err = cache.get::<u32>("k").await.unwrap_err();
+            assert!(err.to_string().contains("connection refused"), "{err}");
+            assert_eq!(logs.warn.load(Ordering::SeqCst), 2);
+        });
+    });
+}
