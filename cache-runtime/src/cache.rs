@@ -6,7 +6,7 @@ use crate::call::Policy;
 use crate::codec::CodecImpl;
 use crate::flight::{Flights, Join};
 use crate::stats::{Counters, Stats};
-use crate::{envelope, key, BackendError, CacheError, Op};
+use crate::{envelope, key, BackendError, CacheError, Operation};
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -247,7 +247,7 @@ impl Cache {
             .inner
             .command(self.inner.backend.get(&full))
             .await
-            .map_err(|e| self.inner.failed(Op::Get, &full, e))?;
+            .map_err(|e| self.inner.failed(Operation::Get, &full, e))?;
         let value = found.and_then(|bytes| self.inner.decode_counted(&full, &bytes));
         if value.is_some() {
             self.inner.counters.hit();
@@ -289,7 +289,7 @@ impl Cache {
         self.inner
             .command(self.inner.backend.set(&full, Bytes::from(bytes), ttl))
             .await
-            .map_err(|e| self.inner.failed(Op::Set, &full, e))
+            .map_err(|e| self.inner.failed(Operation::Set, &full, e))
     }
 
     /// Removes `key` (relative to the prefix); `true` if it was present.
@@ -311,7 +311,7 @@ impl Cache {
         self.inner
             .command(self.inner.backend.delete(&full))
             .await
-            .map_err(|e| self.inner.failed(Op::Delete, &full, e))
+            .map_err(|e| self.inner.failed(Operation::Delete, &full, e))
     }
 
     /// Whether `key` (relative to the prefix) is present.
@@ -333,7 +333,7 @@ impl Cache {
         self.inner
             .command(self.inner.backend.exists(&full))
             .await
-            .map_err(|e| self.inner.failed(Op::Exists, &full, e))
+            .map_err(|e| self.inner.failed(Operation::Exists, &full, e))
     }
 
     /// Removes every key under this cache's prefix that matches the Redis glob
@@ -370,7 +370,7 @@ impl Cache {
             .backend
             .clear_pattern(&full)
             .await
-            .map_err(|e| self.inner.failed(Op::ClearPattern, &full, e))
+            .map_err(|e| self.inner.failed(Operation::ClearPattern, &full, e))
     }
 
     /// The read-through path behind `#[cached]`; see [`crate::__private::Call`].
@@ -416,7 +416,7 @@ impl Cache {
                 // Fail open: the caller gets the body's result. Skip the write
                 // too, so an outage costs one deadline, not two.
                 inner.counters.miss();
-                inner.fail_open(Op::Get, key, &e);
+                inner.fail_open(Operation::Get, key, &e);
                 store = false;
             }
         }
@@ -433,7 +433,7 @@ impl Cache {
         if let (true, Some(bytes)) = (store, &encoded) {
             match inner.command(inner.backend.set(key, bytes.clone(), ttl)).await {
                 Ok(()) => inner.recovered(),
-                Err(e) => inner.fail_open(Op::Set, key, &e),
+                Err(e) => inner.fail_open(Operation::Set, key, &e),
             }
         }
         if let Some(leader) = leader {
@@ -478,7 +478,7 @@ impl Inner {
         }
     }
 
-    fn failed(&self, op: Op, key: &str, source: BackendError) -> CacheError {
+    fn failed(&self, op: Operation, key: &str, source: BackendError) -> CacheError {
         self.counters.error();
         CacheError::Backend {
             op,
@@ -487,7 +487,7 @@ impl Inner {
         }
     }
 
-    fn fail_open(&self, op: Op, key: &str, error: &BackendError) {
+    fn fail_open(&self, op: Operation, key: &str, error: &BackendError) {
         self.counters.error();
         if self.degraded.swap(true, Ordering::Relaxed) {
             tracing::debug!(%op, key, %error, "cache backend still failing; running the body uncached");

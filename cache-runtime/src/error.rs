@@ -6,12 +6,12 @@ use std::time::Duration;
 /// The operation a [`CacheError`] or a log line refers to.
 ///
 /// ```
-/// use cache_runtime::Op;
-/// assert_eq!(Op::ClearPattern.to_string(), "clear_pattern");
+/// use cache_runtime::Operation;
+/// assert_eq!(Operation::ClearPattern.to_string(), "clear_pattern");
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
-pub enum Op {
+pub enum Operation {
     /// Reading one key.
     Get,
     /// Writing one key with a TTL.
@@ -24,14 +24,14 @@ pub enum Op {
     ClearPattern,
 }
 
-impl fmt::Display for Op {
+impl fmt::Display for Operation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
-            Op::Get => "get",
-            Op::Set => "set",
-            Op::Delete => "delete",
-            Op::Exists => "exists",
-            Op::ClearPattern => "clear_pattern",
+            Operation::Get => "get",
+            Operation::Set => "set",
+            Operation::Delete => "delete",
+            Operation::Exists => "exists",
+            Operation::ClearPattern => "clear_pattern",
         })
     }
 }
@@ -92,7 +92,7 @@ pub enum CacheError {
     #[error("cache {op} of `{key}` failed: {source}")]
     Backend {
         /// The operation that failed.
-        op: Op,
+        op: Operation,
         /// The full key (with the prefix) or pattern.
         key: String,
         /// The underlying failure.
@@ -124,10 +124,10 @@ impl CacheError {
     /// Whether the error is a timeout of the backend.
     ///
     /// ```
-    /// use cache_runtime::{BackendError, CacheError, Op};
+    /// use cache_runtime::{BackendError, CacheError, Operation};
     /// use std::time::Duration;
     /// let e = CacheError::Backend {
-    ///     op: Op::Get,
+    ///     op: Operation::Get,
     ///     key: "cache:k".into(),
     ///     source: BackendError::Timeout(Duration::from_millis(5)),
     /// };

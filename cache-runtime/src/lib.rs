@@ -66,7 +66,7 @@ pub use cache::Cache;
 #[cfg(feature = "bincode")]
 pub use codec::BincodeCodec;
 pub use codec::{Codec, CodecError, JsonCodec};
-pub use error::{BackendError, CacheError, Op};
+pub use error::{BackendError, CacheError, Operation};
 pub use key::{KeyEncodeError, KEY_ENCODING_VERSION};
 pub use stats::Stats;
 

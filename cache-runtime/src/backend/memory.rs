@@ -99,3 +99,34 @@ impl Backend for MemoryBackend {
         true
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn entries_expire_after_their_own_ttl() {
+        let store = MemoryBackend::new(1 << 20);
+        store.set("short", Bytes::from_static(b"s"), Duration::from_millis(30)).await.unwrap();
+        store.set("long", Bytes::from_static(b"l"), Duration::from_secs(60)).await.unwrap();
+        assert!(store.exists("short").await.unwrap());
+        tokio::time::sleep(Duration::from_millis(80)).await;
+        assert_eq!(store.get("short").await.unwrap(), None, "expired");
+        assert!(!store.exists("short").await.unwrap());
+        assert_eq!(store.get("long").await.unwrap().as_deref(), Some(&b"l"[..]));
+    }
+
+    #[tokio::test]
+    async fn total_size_stays_within_the_bound() {
+        let capacity = 64 * 1024;
+        let store = MemoryBackend::new(capacity);
+        let value = Bytes::from(vec![7u8; 1024]);
+        for i in 0..1000 {
+            store.set(&format!("k{i}"), value.clone(), Duration::from_secs(60)).await.unwrap();
+        }
+        store.entries.run_pending_tasks();
+        let size = store.entries.weighted_size();
+        assert!(size <= capacity, "{size} bytes held, bound {capacity}");
+        assert!(store.entries.entry_count() < 1000, "some entries were evicted");
+    }
+}
