@@ -185,6 +185,12 @@ impl CacheBuilder {
         self
     }
 
+    #[cfg(feature = "testing")]
+    pub(crate) fn codec_impl(mut self, codec: CodecImpl) -> Self {
+        self.codec = CodecChoice(codec);
+        self
+    }
+
     /// How many multiplexed Redis connections to open and use round-robin
     /// (default 4). Each carries many concurrent commands.
     ///

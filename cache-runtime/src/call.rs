@@ -200,11 +200,55 @@ impl<'s> Call<'s> {
     label = "this argument is hashed into the cache key",
     note = "leave it out of the key with `skip(...)` in the #[cached] attribute, or derive `Serialize` for it"
 )]
-pub trait KeyArg {}
-impl<T: Serialize + ?Sized> KeyArg for T {}
+pub trait KeyArg {
+    /// `self`, type-erased.
+    fn as_key_part(&self) -> &dyn erased_serde::Serialize;
+}
+impl<T: Serialize> KeyArg for T {
+    fn as_key_part(&self) -> &dyn erased_serde::Serialize {
+        self
+    }
+}
 
-/// Returns its argument; requires [`KeyArg`].
+/// One hashed argument. Type-erased so that the tuple handed to
+/// [`Call::key_args`] is `Serialize` whatever the arguments are: a missing
+/// `Serialize` is then reported once, by [`KeyArg`] on the parameter, and not
+/// a second time on the whole tuple. Serializes exactly as the argument does.
+pub struct KeyPart<'a>(&'a dyn erased_serde::Serialize);
+
+impl Serialize for KeyPart<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        erased_serde::serialize(self.0, serializer)
+    }
+}
+
+/// Wraps its argument for [`Call::key_args`]; requires [`KeyArg`].
 #[inline(always)]
-pub fn key_arg<T: KeyArg + ?Sized>(arg: &T) -> &T {
-    arg
+pub fn key_arg<T: KeyArg>(arg: &T) -> KeyPart<'_> {
+    KeyPart(arg.as_key_part())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::key_arg;
+    use crate::key;
+
+    #[test]
+    fn key_parts_hash_like_the_arguments() {
+        #[derive(serde::Serialize)]
+        struct User<'a> {
+            id: u64,
+            tags: Vec<&'a str>,
+            kind: Option<char>,
+        }
+        let (id, name, user, pair) = (
+            7u64,
+            String::from("x"),
+            User { id: 1, tags: vec!["a", "b"], kind: Some('k') },
+            (-3i128, 2.5f64),
+        );
+        let direct = key::hashed("p", "m::f", &(&id, &name, &user, &pair)).unwrap();
+        let erased = key::hashed("p", "m::f", &(key_arg(&id), key_arg(&name), key_arg(&user), key_arg(&pair))).unwrap();
+        assert_eq!(direct, erased);
+    }
 }

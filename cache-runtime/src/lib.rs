@@ -57,6 +57,9 @@ mod flight;
 mod stats;
 #[cfg(test)]
 mod tests;
+#[cfg(feature = "testing")]
+#[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
+pub mod testing;
 
 mod key;
 

@@ -1,0 +1,238 @@
+//! The mock backend users unit-test with: storage, clock, recording, faults,
+//! isolation.
+
+use cache_runtime::testing::{MockBackend, Op};
+use cache_runtime::{cached, Operation};
+use serde::{Deserialize, Serialize};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Product {
+    id: u64,
+    name: String,
+}
+
+/// A service whose database calls are counted.
+#[derive(Default)]
+struct Catalog {
+    db_calls: AtomicUsize,
+}
+
+impl Catalog {
+    #[cached(ttl = 600, key = "product:{id}")]
+    async fn product(&self, id: u64) -> Result<Product, String> {
+        self.db_calls.fetch_add(1, Ordering::SeqCst);
+        Ok(Product {
+            id,
+            name: format!("product {id}"),
+        })
+    }
+
+    fn calls(&self) -> usize {
+        self.db_calls.load(Ordering::SeqCst)
+    }
+}
+
+#[tokio::test]
+async fn stores_through_the_real_envelope_and_records_operations() {
+    let mock = MockBackend::new();
+    let cache = mock.cache();
+    let catalog = Catalog::default();
+    cache
+        .scope(async {
+            catalog.product(1).await.unwrap();
+            catalog.product(1).await.unwrap();
+        })
+        .await;
+    assert_eq!(catalog.calls(), 1);
+    assert_eq!(
+        mock.operations(),
+        [
+            Op::Get {
+                key: "product:1".into(),
+                hit: false
+            },
+            Op::Set {
+                key: "product:1".into(),
+                ttl: Duration::from_secs(600)
+            },
+            Op::Get {
+                key: "product:1".into(),
+                hit: true
+            },
+        ]
+    );
+    assert!(mock.was_read("product:1") && mock.was_written("product:1"));
+    assert!(!mock.was_read("product:2"));
+    assert_eq!(mock.ttl_of("product:1"), Some(Duration::from_secs(600)));
+    assert_eq!((mock.hits(), mock.misses()), (1, 1));
+    assert_eq!(
+        mock.get::<Product>("product:1"),
+        Some(Product {
+            id: 1,
+            name: "product 1".into()
+        })
+    );
+    assert_eq!(mock.keys(), ["product:1"]);
+    mock.clear_operations();
+    assert!(mock.operations().is_empty());
+    mock.clear();
+    assert!(mock.keys().is_empty());
+}
+
+#[tokio::test]
+async fn preloaded_values_are_hits_and_corrupt_ones_are_misses() {
+    let mock = MockBackend::new();
+    let cache = mock.cache();
+    let catalog = Catalog::default();
+    let preloaded = Product {
+        id: 5,
+        name: "from the test".into(),
+    };
+    mock.insert("product:5", &preloaded, Duration::from_secs(60));
+    assert_eq!(cache.scope(catalog.product(5)).await.unwrap(), preloaded);
+    assert_eq!(catalog.calls(), 0);
+
+    mock.insert_raw("product:6", b"{not an envelope".to_vec(), Duration::from_secs(60));
+    assert_eq!(cache.scope(catalog.product(6)).await.unwrap().id, 6);
+    assert_eq!(catalog.calls(), 1);
+    assert_eq!(cache.stats().decode_failures, 1);
+    assert_eq!(mock.get::<Product>("product:6").map(|p| p.id), Some(6), "overwritten");
+}
+
+#[tokio::test(start_paused = true)]
+async fn entries_expire_on_tokios_clock() {
+    let mock = MockBackend::new();
+    let cache = mock.cache();
+    let catalog = Catalog::default();
+    cache.scope(catalog.product(1)).await.unwrap();
+    assert_eq!(mock.remaining_ttl("product:1"), Some(Duration::from_secs(600)));
+    tokio::time::advance(Duration::from_secs(599)).await;
+    cache.scope(catalog.product(1)).await.unwrap();
+    assert_eq!(catalog.calls(), 1, "still fresh after 599 s");
+    tokio::time::advance(Duration::from_secs(2)).await;
+    assert!(mock.keys().is_empty(), "expired after 601 s");
+    cache.scope(catalog.product(1)).await.unwrap();
+    assert_eq!(catalog.calls(), 2, "refreshed after expiry");
+    assert_eq!(mock.remaining_ttl("product:1"), Some(Duration::from_secs(600)));
+}
+
+#[tokio::test]
+async fn fail_all_and_fail_next_run_the_fail_open_path() {
+    let mock = MockBackend::new();
+    let cache = mock.cache();
+    let catalog = Catalog::default();
+    mock.fail_all(true);
+    for _ in 0..3 {
+        assert_eq!(cache.scope(catalog.product(1)).await.unwrap().id, 1, "correct data while failing");
+    }
+    assert_eq!(catalog.calls(), 3);
+    assert_eq!(cache.stats().errors, 3);
+    assert!(mock.keys().is_empty());
+    assert_eq!(
+        mock.operations()[0],
+        Op::Failed {
+            operation: Operation::Get,
+            key: "product:1".into()
+        }
+    );
+    // The direct API sees the same error kind the Redis backend reports.
+    let err = cache.get::<Product>("product:1").await.unwrap_err();
+    assert!(err.to_string().contains("injected failure"), "{err}");
+
+    mock.fail_all(false);
+    mock.fail_next(1); // the next lookup fails; its write is skipped
+    cache.scope(catalog.product(2)).await.unwrap();
+    assert!(!mock.was_written("product:2"), "no write after a failed lookup");
+    cache.scope(catalog.product(2)).await.unwrap();
+    assert!(mock.was_written("product:2"), "healthy again");
+    assert_eq!(catalog.calls(), 5);
+}
+
+#[tokio::test]
+async fn fail_keys_fails_only_matching_keys() {
+    let mock = MockBackend::new();
+    let cache = mock.cache();
+    let catalog = Catalog::default();
+    mock.fail_keys("product:1*");
+    cache
+        .scope(async {
+            for _ in 0..2 {
+                catalog.product(1).await.unwrap();
+                catalog.product(12).await.unwrap();
+                catalog.product(2).await.unwrap();
+            }
+        })
+        .await;
+    assert_eq!(catalog.calls(), 5, "1 and 12 ran twice each, 2 once");
+    assert_eq!(mock.keys(), ["product:2"]);
+    mock.reset_faults();
+    cache.scope(catalog.product(1)).await.unwrap();
+    assert_eq!(mock.keys(), ["product:1", "product:2"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_delay_past_the_deadline_times_out_without_real_sleeping() {
+    let mock = MockBackend::new();
+    let cache = mock.cache_builder().command_timeout(Duration::from_millis(50)).build().unwrap();
+    let catalog = Catalog::default();
+    mock.delay(Duration::from_secs(5));
+    let started = tokio::time::Instant::now();
+    let wall = std::time::Instant::now();
+    assert_eq!(cache.scope(catalog.product(1)).await.unwrap().id, 1);
+    assert_eq!(started.elapsed(), Duration::from_millis(50), "one deadline on tokio's clock");
+    assert!(wall.elapsed() < Duration::from_secs(2), "paused time: no real waiting");
+    assert_eq!(cache.stats().errors, 1);
+    let err = cache.get::<Product>("product:1").await.unwrap_err();
+    assert!(err.is_timeout(), "{err}");
+
+    // A delay below the deadline only slows things down.
+    mock.delay(Duration::from_millis(10));
+    cache.scope(catalog.product(3)).await.unwrap();
+    assert!(mock.was_written("product:3"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn parallel_tests_with_their_own_mocks_never_share() {
+    let run = |id: u64| async move {
+        let mock = MockBackend::new();
+        let cache = mock.cache();
+        let catalog = Arc::new(Catalog::default());
+        for _ in 0..100 {
+            let c = catalog.clone();
+            cache.scope(async move { c.product(id).await.unwrap() }).await;
+            tokio::task::yield_now().await;
+        }
+        (mock.keys(), mock.operations().len(), catalog.calls())
+    };
+    let tasks: Vec<_> = (0..8).map(|id| tokio::spawn(run(id))).collect();
+    for (id, task) in tasks.into_iter().enumerate() {
+        let (keys, ops, calls) = task.await.unwrap();
+        assert_eq!(keys, [format!("product:{id}")]);
+        assert_eq!(ops, 101, "100 lookups and one write, nobody else's");
+        assert_eq!(calls, 1);
+    }
+}
+
+#[tokio::test]
+async fn prefix_and_codec_of_the_mock_apply() {
+    let mock = MockBackend::new()
+        .with_prefix("shop")
+        .with_codec(cache_runtime::BincodeCodec);
+    let cache = mock.cache();
+    assert_eq!(cache.prefix(), "shop");
+    let catalog = Catalog::default();
+    cache.scope(catalog.product(4)).await.unwrap();
+    assert_eq!(mock.keys(), ["product:4"]);
+    assert_eq!(mock.get::<Product>("product:4").unwrap().id, 4);
+    assert_eq!(cache.clear_pattern("product:*").await.unwrap(), 1);
+    assert_eq!(
+        mock.operations().last(),
+        Some(&Op::ClearPattern {
+            pattern: "product:*".into(),
+            removed: 1
+        })
+    );
+}
