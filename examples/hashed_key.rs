@@ -19,7 +19,9 @@ async fn price_list(region: String, quantities: HashMap<String, u32>) -> u64 {
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
-    let url = args.next().unwrap_or_else(|| "redis://127.0.0.1:6379".into());
+    let url = args
+        .next()
+        .unwrap_or_else(|| "redis://127.0.0.1:6379".into());
     let reverse = args.next().as_deref() == Some("reverse");
     let cache = Cache::builder().redis(url).build()?;
 
@@ -28,7 +30,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         items.reverse();
     }
     let quantities: HashMap<String, u32> = items.into_iter().collect();
-    let total = cache.scope(price_list("eu".into(), quantities.clone())).await;
+    let total = cache
+        .scope(price_list("eu".into(), quantities.clone()))
+        .await;
 
     let stats = cache.stats();
     let outcome = if stats.hits == 1 { "hit" } else { "miss" };

@@ -37,7 +37,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // REDIS_URL, CACHE_PREFIX, ... from the environment; the memory store without REDIS_URL.
     let cache = Cache::from_env()?;
     cache.install()?;
-    println!("cache backend: {} (prefix `{}`)", cache.backend_kind(), cache.prefix());
+    println!(
+        "cache backend: {} (prefix `{}`)",
+        cache.backend_kind(),
+        cache.prefix()
+    );
     // Start from a clean slate so the first call is a miss on every run.
     cache.delete("product:42").await.ok();
 

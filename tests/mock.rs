@@ -95,11 +95,19 @@ async fn preloaded_values_are_hits_and_corrupt_ones_are_misses() {
     assert_eq!(cache.scope(catalog.product(5)).await.unwrap(), preloaded);
     assert_eq!(catalog.calls(), 0);
 
-    mock.insert_raw("product:6", b"{not an envelope".to_vec(), Duration::from_secs(60));
+    mock.insert_raw(
+        "product:6",
+        b"{not an envelope".to_vec(),
+        Duration::from_secs(60),
+    );
     assert_eq!(cache.scope(catalog.product(6)).await.unwrap().id, 6);
     assert_eq!(catalog.calls(), 1);
     assert_eq!(cache.stats().decode_failures, 1);
-    assert_eq!(mock.get::<Product>("product:6").map(|p| p.id), Some(6), "overwritten");
+    assert_eq!(
+        mock.get::<Product>("product:6").map(|p| p.id),
+        Some(6),
+        "overwritten"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -108,7 +116,10 @@ async fn entries_expire_on_tokios_clock() {
     let cache = mock.cache();
     let catalog = Catalog::default();
     cache.scope(catalog.product(1)).await.unwrap();
-    assert_eq!(mock.remaining_ttl("product:1"), Some(Duration::from_secs(600)));
+    assert_eq!(
+        mock.remaining_ttl("product:1"),
+        Some(Duration::from_secs(600))
+    );
     tokio::time::advance(Duration::from_secs(599)).await;
     cache.scope(catalog.product(1)).await.unwrap();
     assert_eq!(catalog.calls(), 1, "still fresh after 599 s");
@@ -116,7 +127,10 @@ async fn entries_expire_on_tokios_clock() {
     assert!(mock.keys().is_empty(), "expired after 601 s");
     cache.scope(catalog.product(1)).await.unwrap();
     assert_eq!(catalog.calls(), 2, "refreshed after expiry");
-    assert_eq!(mock.remaining_ttl("product:1"), Some(Duration::from_secs(600)));
+    assert_eq!(
+        mock.remaining_ttl("product:1"),
+        Some(Duration::from_secs(600))
+    );
 }
 
 #[tokio::test]
@@ -126,7 +140,11 @@ async fn fail_all_and_fail_next_run_the_fail_open_path() {
     let catalog = Catalog::default();
     mock.fail_all(true);
     for _ in 0..3 {
-        assert_eq!(cache.scope(catalog.product(1)).await.unwrap().id, 1, "correct data while failing");
+        assert_eq!(
+            cache.scope(catalog.product(1)).await.unwrap().id,
+            1,
+            "correct data while failing"
+        );
     }
     assert_eq!(catalog.calls(), 3);
     assert_eq!(cache.stats().errors, 3);
@@ -145,7 +163,10 @@ async fn fail_all_and_fail_next_run_the_fail_open_path() {
     mock.fail_all(false);
     mock.fail_next(1); // the next lookup fails; its write is skipped
     cache.scope(catalog.product(2)).await.unwrap();
-    assert!(!mock.was_written("product:2"), "no write after a failed lookup");
+    assert!(
+        !mock.was_written("product:2"),
+        "no write after a failed lookup"
+    );
     cache.scope(catalog.product(2)).await.unwrap();
     assert!(mock.was_written("product:2"), "healthy again");
     assert_eq!(catalog.calls(), 5);
@@ -176,14 +197,25 @@ async fn fail_keys_fails_only_matching_keys() {
 #[tokio::test(start_paused = true)]
 async fn a_delay_past_the_deadline_times_out_without_real_sleeping() {
     let mock = MockBackend::new();
-    let cache = mock.cache_builder().command_timeout(Duration::from_millis(50)).build().unwrap();
+    let cache = mock
+        .cache_builder()
+        .command_timeout(Duration::from_millis(50))
+        .build()
+        .unwrap();
     let catalog = Catalog::default();
     mock.delay(Duration::from_secs(5));
     let started = tokio::time::Instant::now();
     let wall = std::time::Instant::now();
     assert_eq!(cache.scope(catalog.product(1)).await.unwrap().id, 1);
-    assert_eq!(started.elapsed(), Duration::from_millis(50), "one deadline on tokio's clock");
-    assert!(wall.elapsed() < Duration::from_secs(2), "paused time: no real waiting");
+    assert_eq!(
+        started.elapsed(),
+        Duration::from_millis(50),
+        "one deadline on tokio's clock"
+    );
+    assert!(
+        wall.elapsed() < Duration::from_secs(2),
+        "paused time: no real waiting"
+    );
     assert_eq!(cache.stats().errors, 1);
     let err = cache.get::<Product>("product:1").await.unwrap_err();
     assert!(err.is_timeout(), "{err}");
@@ -202,7 +234,9 @@ async fn parallel_tests_with_their_own_mocks_never_share() {
         let catalog = Arc::new(Catalog::default());
         for _ in 0..100 {
             let c = catalog.clone();
-            cache.scope(async move { c.product(id).await.unwrap() }).await;
+            cache
+                .scope(async move { c.product(id).await.unwrap() })
+                .await;
             tokio::task::yield_now().await;
         }
         (mock.keys(), mock.operations().len(), catalog.calls())

@@ -9,7 +9,8 @@ use syn::spanned::Spanned;
 use syn::{Expr, ExprLit, ExprUnary, Ident, Lit, LitStr, Path, Token, UnOp};
 
 /// Every option `#[cached]` accepts, in the order the docs list them.
-pub(crate) const OPTIONS: [&str; 7] = ["ttl", "key", "name", "skip", "cache", "crate", "cache_none"];
+pub(crate) const OPTIONS: [&str; 7] =
+    ["ttl", "key", "name", "skip", "cache", "crate", "cache_none"];
 
 /// Longest TTL accepted, in seconds: 100 years, so that milliseconds fit
 /// comfortably in Redis's signed 64-bit expiry.
@@ -70,8 +71,12 @@ pub(crate) struct Options {
 impl Options {
     /// Parses the attribute's tokens. A syntax error stops parsing; every
     /// other problem goes to `errors` and that option is left unset.
-    pub(crate) fn parse(tokens: proc_macro2::TokenStream, errors: &mut Errors) -> Result<Options, syn::Error> {
-        let items = syn::parse::Parser::parse2(Punctuated::<Item, Token![,]>::parse_terminated, tokens)?;
+    pub(crate) fn parse(
+        tokens: proc_macro2::TokenStream,
+        errors: &mut Errors,
+    ) -> Result<Options, syn::Error> {
+        let items =
+            syn::parse::Parser::parse2(Punctuated::<Item, Token![,]>::parse_terminated, tokens)?;
         let mut opts = Options {
             ttl: Slot::new("ttl"),
             key: Slot::new("key"),
@@ -93,7 +98,7 @@ impl Options {
                     Err(err) => errors.push(err),
                 },
                 ("name", Value::Expr(e)) => match string(&e, "name", "\"products::get\"") {
-                    Ok(s) if s.value().is_empty() => errors.push(syn::Error::new(s.span(), "`name` must not be empty")),
+                    Ok(s) if s.value().is_empty() => errors.push(syn::Error::new(s.span(), "`name` must not be empty; give a stable name, e.g. `name = \"products::get\"`, or leave it out to use the function's path")),
                     Ok(s) => opts.name.set(span, s, errors),
                     Err(err) => errors.push(err),
                 },
@@ -101,21 +106,24 @@ impl Options {
                 ("cache", Value::Expr(e)) => opts.cache.set(span, e, errors),
                 ("crate", Value::Expr(e)) => match e {
                     Expr::Path(p) if p.qself.is_none() && p.attrs.is_empty() => opts.krate.set(span, p.path, errors),
-                    other => errors.push(syn::Error::new(
-                        other.span(),
+                    other => errors.push(syn::Error::new_spanned(
+                        other,
                         "`crate` takes a path, e.g. `crate = my_cache` for a renamed dependency",
                     )),
                 },
                 ("cache_none", Value::Flag) => opts.cache_none.set(span, (), errors),
                 (name @ ("ttl" | "key" | "name" | "cache" | "crate"), _) => errors.push(syn::Error::new(
                     span,
-                    format!("`{name}` takes a value: `{name} = ...`"),
+                    format!("`{name}` takes a value, e.g. `{name} = {}`", example(name)),
                 )),
                 ("skip", _) => errors.push(syn::Error::new(
                     span,
                     "`skip` takes a list of parameters: `skip(db, pool)`",
                 )),
-                ("cache_none", _) => errors.push(syn::Error::new(span, "`cache_none` takes no value")),
+                ("cache_none", _) => errors.push(syn::Error::new(
+                    span,
+                    "`cache_none` takes no value: write `cache_none` to also cache `None`, or leave it out",
+                )),
                 (other, _) => {
                     let hint = did_you_mean(other, OPTIONS).map_or(String::new(), |s| format!("did you mean `{s}`? "));
                     errors.push(syn::Error::new(
@@ -151,7 +159,8 @@ impl Parse for Item {
         } else if input.peek(syn::token::Paren) {
             let content;
             syn::parenthesized!(content in input);
-            let list = Punctuated::<Ident, Token![,]>::parse_terminated_with(&content, Ident::parse_any)?;
+            let list =
+                Punctuated::<Ident, Token![,]>::parse_terminated_with(&content, Ident::parse_any)?;
             Value::List(list.into_iter().collect())
         } else {
             Value::Flag
@@ -160,11 +169,24 @@ impl Parse for Item {
     }
 }
 
+/// A value to show in "`name` takes a value, e.g. ..." messages.
+fn example(option: &str) -> &'static str {
+    match option {
+        "ttl" => "600",
+        "key" => "\"product:{id}\"",
+        "name" => "\"products::get\"",
+        "cache" => "self.cache",
+        _ => "my_cache",
+    }
+}
+
 fn string(e: &Expr, option: &str, example: &str) -> syn::Result<LitStr> {
     match e {
-        Expr::Lit(ExprLit { lit: Lit::Str(s), .. }) => Ok(s.clone()),
-        other => Err(syn::Error::new(
-            other.span(),
+        Expr::Lit(ExprLit {
+            lit: Lit::Str(s), ..
+        }) => Ok(s.clone()),
+        other => Err(syn::Error::new_spanned(
+            other,
             format!("`{option}` takes a string literal, e.g. `{option} = {example}`"),
         )),
     }
@@ -174,35 +196,97 @@ const TTL_HELP: &str = "write seconds (`ttl = 600`), a duration (`ttl = \"90s\"`
 
 fn parse_ttl(e: &Expr) -> syn::Result<Ttl> {
     let secs = match e {
-        Expr::Lit(ExprLit { lit: Lit::Int(i), .. }) => {
+        Expr::Lit(ExprLit {
+            lit: Lit::Int(i), ..
+        }) => {
             if !i.suffix().is_empty() {
-                return Err(syn::Error::new(i.span(), format!("`ttl` takes plain seconds without a type suffix; {TTL_HELP}")));
+                return Err(syn::Error::new(
+                    i.span(),
+                    format!("`ttl` takes plain seconds without a type suffix; {TTL_HELP}"),
+                ));
             }
-            i.base10_parse::<u64>().map_err(|_| {
-                syn::Error::new(i.span(), format!("`ttl` is too large; the longest is {MAX_TTL_SECS} seconds (100 years)"))
-            })?
+            i.base10_parse::<u64>()
+                .map_err(|_| syn::Error::new(i.span(), too_large()))?
         }
-        Expr::Lit(ExprLit { lit: Lit::Str(s), .. }) => match s.value().trim() {
+        Expr::Lit(ExprLit {
+            lit: Lit::Str(s), ..
+        }) => match s.value().trim() {
             "short" => return Ok(Ttl::Short),
             "default" => return Ok(Ttl::Default),
             "long" => return Ok(Ttl::Long),
-            text => parse_duration(text).map_err(|why| syn::Error::new(s.span(), format!("invalid `ttl`: {why}; {TTL_HELP}")))?,
+            text => parse_duration(text).map_err(|why| {
+                let fix = match respell_duration(text) {
+                    Some(fixed) => format!("write `ttl = \"{fixed}\"`"),
+                    None => TTL_HELP.to_owned(),
+                };
+                syn::Error::new(s.span(), format!("invalid `ttl`: {why}; {fix}"))
+            })?,
         },
-        Expr::Unary(ExprUnary { op: UnOp::Neg(_), .. }) => {
-            return Err(syn::Error::new(e.span(), "`ttl` must be positive"));
+        Expr::Unary(ExprUnary {
+            op: UnOp::Neg(_), ..
+        }) => {
+            return Err(syn::Error::new_spanned(
+                e,
+                "`ttl` must be positive; write at least one second (`ttl = 1`), or leave `ttl` out for the cache's default",
+            ));
         }
-        other => return Err(syn::Error::new(other.span(), format!("`ttl` must be a literal; {TTL_HELP}"))),
+        other => {
+            return Err(syn::Error::new_spanned(
+                other,
+                format!("`ttl` must be a literal; {TTL_HELP}"),
+            ))
+        }
     };
     if secs == 0 {
-        return Err(syn::Error::new(e.span(), "`ttl` must be greater than zero"));
-    }
-    if secs > MAX_TTL_SECS {
-        return Err(syn::Error::new(
-            e.span(),
-            format!("`ttl` is too large; the longest is {MAX_TTL_SECS} seconds (100 years)"),
+        return Err(syn::Error::new_spanned(
+            e,
+            "`ttl` must be greater than zero; write at least one second (`ttl = 1`), or leave `ttl` out for the cache's default",
         ));
     }
+    if secs > MAX_TTL_SECS {
+        return Err(syn::Error::new(e.span(), too_large()));
+    }
     Ok(Ttl::Secs(secs))
+}
+
+fn too_large() -> String {
+    format!(
+        "`ttl` is too large; the longest is {MAX_TTL_SECS} seconds (100 years): write a shorter one, \
+         or `ttl = \"long\"` for the cache's long preset"
+    )
+}
+
+/// `"10 minutes"` as `"10m"`, if that makes it a valid duration: units
+/// spelled out or spaced out.
+fn respell_duration(text: &str) -> Option<String> {
+    let mut out = String::new();
+    let mut word = String::new();
+    let flush = |word: &mut String, out: &mut String| -> Option<()> {
+        if !word.is_empty() {
+            let unit = match word.to_ascii_lowercase().as_str() {
+                "s" | "sec" | "secs" | "second" | "seconds" => "s",
+                "m" | "min" | "mins" | "minute" | "minutes" => "m",
+                "h" | "hr" | "hrs" | "hour" | "hours" => "h",
+                "d" | "day" | "days" => "d",
+                _ => return None,
+            };
+            out.push_str(unit);
+            word.clear();
+        }
+        Some(())
+    };
+    for c in text.chars() {
+        if c.is_ascii_digit() {
+            flush(&mut word, &mut out)?;
+            out.push(c);
+        } else if c.is_alphabetic() {
+            word.push(c);
+        } else if !c.is_whitespace() && c != ',' {
+            return None;
+        }
+    }
+    flush(&mut word, &mut out)?;
+    (out != text && parse_duration(&out).is_ok()).then_some(out)
 }
 
 /// `"90s"`, `"10m"`, `"1h30m"`, `"2d"` to seconds.
@@ -213,20 +297,26 @@ fn parse_duration(text: &str) -> Result<u64, String> {
     let mut total: u64 = 0;
     let mut rest = text;
     while !rest.is_empty() {
-        let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
         if digits == 0 {
             return Err(format!("expected a number at `{rest}`"));
         }
-        let n: u64 = rest[..digits].parse().map_err(|_| "the number is too large".to_string())?;
+        let n: u64 = rest[..digits]
+            .parse()
+            .map_err(|_| "the number is too large".to_string())?;
         rest = &rest[digits..];
-        let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
         let factor = match &rest[..unit_len] {
             "s" => 1,
             "m" => 60,
             "h" => 3600,
             "d" => 86_400,
             "" => return Err(format!("`{text}` has no unit (s, m, h or d)")),
-            unit => return Err(format!("unknown unit `{unit}` (use s, m, h or d)")),
+            unit => return Err(format!("unknown unit `{}` (use s, m, h or d)", unit.trim())),
         };
         rest = &rest[unit_len..];
         total = n
@@ -255,10 +345,27 @@ mod tests {
     }
 
     #[test]
+    fn respelled_durations() {
+        assert_eq!(respell_duration("10 minutes").as_deref(), Some("10m"));
+        assert_eq!(respell_duration("1 hour 30 mins").as_deref(), Some("1h30m"));
+        assert_eq!(respell_duration("2 Days").as_deref(), Some("2d"));
+        assert_eq!(respell_duration("10 fortnights"), None);
+        assert_eq!(respell_duration("ten minutes"), None);
+        assert_eq!(respell_duration("10m"), None);
+    }
+
+    #[test]
     fn options_parse() {
         let mut errors = Errors::default();
         let o = Options::parse(
-            quote!(ttl = "short", key = "p:{id}", skip(db), cache = self.cache, crate = my::c, cache_none),
+            quote!(
+                ttl = "short",
+                key = "p:{id}",
+                skip(db),
+                cache = self.cache,
+                crate = my::c,
+                cache_none
+            ),
             &mut errors,
         )
         .unwrap_or_else(|e| panic!("{e}"));
@@ -272,7 +379,11 @@ mod tests {
     #[test]
     fn all_errors_are_reported() {
         let mut errors = Errors::default();
-        let o = Options::parse(quote!(ttl = 0, tll = 5, key = 3, ttl = "short", ttl = "short"), &mut errors).unwrap();
+        let o = Options::parse(
+            quote!(ttl = 0, tll = 5, key = 3, ttl = "short", ttl = "short"),
+            &mut errors,
+        )
+        .unwrap();
         assert_eq!(o.ttl.get(), Some(&Ttl::Short));
         let err = errors.finish().expect_err("must fail");
         let messages: Vec<String> = err.into_iter().map(|e| e.to_string()).collect();

@@ -29,7 +29,11 @@ impl Template {
                     chars.next();
                     literal.push('}');
                 }
-                '}' => return Err(format!("unmatched `}}` at byte {at}; write `}}}}` for a literal brace")),
+                '}' => {
+                    return Err(format!(
+                        "unmatched `}}` at byte {at}; write `}}}}` for a literal brace"
+                    ))
+                }
                 '{' => {
                     let mut inner = String::new();
                     loop {
@@ -79,7 +83,10 @@ fn placeholder(inner: &str) -> Result<Vec<String>, String> {
     }
     let path: Vec<String> = trimmed.split('.').map(|s| s.trim().to_owned()).collect();
     for (i, seg) in path.iter().enumerate() {
-        let ident_like = seg.chars().next().is_some_and(|c| c.is_alphabetic() || c == '_')
+        let ident_like = seg
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_alphabetic() || c == '_')
             && seg.chars().all(|c| c.is_alphanumeric() || c == '_');
         let tuple_index = i > 0 && !seg.is_empty() && seg.chars().all(|c| c.is_ascii_digit());
         if !(ident_like || tuple_index) {
@@ -115,16 +122,27 @@ mod tests {
                 ph("pair.0")
             ]
         );
-        assert_eq!(Template::parse("plain").unwrap().parts, vec![Part::Text("plain".into())]);
+        assert_eq!(
+            Template::parse("plain").unwrap().parts,
+            vec![Part::Text("plain".into())]
+        );
     }
 
     #[test]
     fn rejects_malformed() {
         assert!(Template::parse("a:{id").unwrap_err().contains("unclosed"));
         assert!(Template::parse("a:}").unwrap_err().contains("unmatched"));
-        assert!(Template::parse("a:{}").unwrap_err().contains("empty placeholder"));
-        assert!(Template::parse("a:{id:?}").unwrap_err().contains("format spec"));
-        assert!(Template::parse("a:{1x}").unwrap_err().contains("not a parameter"));
-        assert!(Template::parse("a:{a..b}").unwrap_err().contains("not a parameter"));
+        assert!(Template::parse("a:{}")
+            .unwrap_err()
+            .contains("empty placeholder"));
+        assert!(Template::parse("a:{id:?}")
+            .unwrap_err()
+            .contains("format spec"));
+        assert!(Template::parse("a:{1x}")
+            .unwrap_err()
+            .contains("not a parameter"));
+        assert!(Template::parse("a:{a..b}")
+            .unwrap_err()
+            .contains("not a parameter"));
     }
 }

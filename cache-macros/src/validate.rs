@@ -1,13 +1,16 @@
 //! Checking the options against the function, producing a [`Plan`].
 
 use crate::attr::{Options, Ttl};
-use crate::errors::Errors;
+use crate::errors::{did_you_mean, Errors};
 use crate::key::{Part, Template};
 use proc_macro2::{Span, TokenStream};
 use quote::{format_ident, quote, quote_spanned, ToTokens};
 use syn::spanned::Spanned;
 use syn::visit::Visit;
-use syn::{FnArg, Ident, ItemFn, LitStr, Pat, Path, ReturnType, Type};
+use syn::{
+    FnArg, GenericArgument, Ident, ItemFn, LitStr, Pat, Path, PathArguments, ReturnType, Signature,
+    Type,
+};
 
 /// Everything the expansion needs, already checked.
 pub(crate) struct Plan {
@@ -17,6 +20,8 @@ pub(crate) struct Plan {
     pub(crate) ttl: Option<Ttl>,
     pub(crate) key: KeyPlan,
     pub(crate) policy: Ident,
+    /// Where a return value that cannot be stored is reported.
+    pub(crate) stored_span: Span,
     pub(crate) cache: Option<syn::Expr>,
 }
 
@@ -55,7 +60,11 @@ pub(crate) fn plan(opts: &Options, func: &ItemFn, errors: &mut Errors) -> Option
             FnArg::Receiver(_) => None,
         })
         .collect();
-    let names: Vec<String> = params.iter().filter_map(|p| p.name.as_ref()).map(Ident::to_string).collect();
+    let names: Vec<String> = params
+        .iter()
+        .filter_map(|p| p.name.as_ref())
+        .map(Ident::to_string)
+        .collect();
     let listing = if names.is_empty() {
         "the function has no named parameters".to_owned()
     } else {
@@ -70,11 +79,16 @@ pub(crate) fn plan(opts: &Options, func: &ItemFn, errors: &mut Errors) -> Option
             continue; // `self` is never hashed; accept it as written.
         }
         if skipped.contains(&name) {
-            errors.push(syn::Error::new(ident.span(), format!("`{name}` is listed twice in `skip`")));
-        } else if !names.contains(&name) {
             errors.push(syn::Error::new(
                 ident.span(),
-                format!("`skip({name})` names no parameter of this function; {listing}"),
+                format!("`{name}` is listed twice in `skip`; remove this one"),
+            ));
+        } else if !names.contains(&name) {
+            let hint = did_you_mean(&name, names.iter().map(String::as_str))
+                .map_or(String::new(), |n| format!("did you mean `{n}`? "));
+            errors.push(syn::Error::new(
+                ident.span(),
+                format!("`skip({name})` names no parameter of this function; {hint}{listing}"),
             ));
         }
         skipped.push(name);
@@ -89,8 +103,8 @@ pub(crate) fn plan(opts: &Options, func: &ItemFn, errors: &mut Errors) -> Option
                     Some(name) if !skipped.contains(&name.to_string()) => args.push(name.clone()),
                     Some(_) => {}
                     None if p.wildcard => {}
-                    None => errors.push(syn::Error::new(
-                        p.pat.span(),
+                    None => errors.push(syn::Error::new_spanned(
+                        &p.pat,
                         "a destructuring pattern cannot be hashed into the key: bind the parameter to a name \
                          and destructure it in the body, or give a `key = \"...\"` template",
                     )),
@@ -102,7 +116,11 @@ pub(crate) fn plan(opts: &Options, func: &ItemFn, errors: &mut Errors) -> Option
 
     let policy = policy(&sig.output, opts, errors);
 
-    let krate = opts.krate.get().cloned().unwrap_or_else(|| syn::parse_quote!(::cache_runtime));
+    let krate = opts
+        .krate
+        .get()
+        .cloned()
+        .unwrap_or_else(|| syn::parse_quote!(::cache_runtime));
     let name = match opts.name.get() {
         Some(lit) => lit.to_token_stream(),
         None => {
@@ -117,6 +135,7 @@ pub(crate) fn plan(opts: &Options, func: &ItemFn, errors: &mut Errors) -> Option
         ttl: opts.ttl.get().copied(),
         key: key?,
         policy: policy?,
+        stored_span: stored_span(sig),
         cache: opts.cache.get().cloned(),
     })
 }
@@ -166,7 +185,10 @@ fn template_plan(
     let template = match Template::parse(&lit.value()) {
         Ok(t) => t,
         Err(why) => {
-            errors.push(syn::Error::new(lit.span(), format!("invalid key template: {why}")));
+            errors.push(syn::Error::new(
+                lit.span(),
+                format!("invalid key template: {why}"),
+            ));
             return None;
         }
     };
@@ -179,7 +201,10 @@ fn template_plan(
             if !has_self {
                 errors.push(syn::Error::new(
                     span,
-                    format!("placeholder `{{{shown}}}` uses `self`, but this function has no `self` parameter"),
+                    format!(
+                        "placeholder `{{{shown}}}` uses `self`, but this function has no `self` parameter; \
+                         use a parameter instead ({listing})"
+                    ),
                 ));
                 ok = false;
             } else if path.len() == 1 {
@@ -190,7 +215,16 @@ fn template_plan(
                 ok = false;
             }
         } else if !params.iter().any(|p| p.bindings.iter().any(|b| b == head)) {
-            errors.push(syn::Error::new(span, format!("unknown placeholder `{{{shown}}}`; {listing}")));
+            let bindings = params
+                .iter()
+                .flat_map(|p| p.bindings.iter().map(Ident::to_string))
+                .collect::<Vec<_>>();
+            let hint = did_you_mean(head, bindings.iter().map(String::as_str))
+                .map_or(String::new(), |b| format!("did you mean `{{{b}}}`? "));
+            errors.push(syn::Error::new(
+                span,
+                format!("unknown placeholder `{{{shown}}}`; {hint}{listing}"),
+            ));
             ok = false;
         } else if skipped.iter().any(|s| s == head) {
             errors.push(syn::Error::new(
@@ -218,10 +252,18 @@ fn template_plan(
                 } else {
                     Ident::new(&path[0], span).to_token_stream()
                 };
+                // Fields are reported on the key string too, but with the
+                // macro's hygiene: rustc then does not offer its "similar
+                // field" fix, which would replace the whole string literal.
+                let field_span = Span::mixed_site().located_at(span);
                 for seg in &path[1..] {
                     let member: TokenStream = match seg.parse::<u32>() {
-                        Ok(index) => syn::Index { index, span }.to_token_stream(),
-                        Err(_) => format_ident!("{}", seg, span = span).to_token_stream(),
+                        Ok(index) => syn::Index {
+                            index,
+                            span: field_span,
+                        }
+                        .to_token_stream(),
+                        Err(_) => format_ident!("{}", seg, span = field_span).to_token_stream(),
                     };
                     expr = quote_spanned!(span=> #expr.#member);
                 }
@@ -242,15 +284,17 @@ fn policy(output: &ReturnType, opts: &Options, errors: &mut Errors) -> Option<Id
         ReturnType::Type(_, ty) => Some(&**ty),
     };
     if let Some(Type::ImplTrait(t)) = ty {
-        errors.push(syn::Error::new(
-            t.span(),
+        errors.push(syn::Error::new_spanned(
+            t,
             "#[cached] cannot store an `impl Trait` return value: name a concrete type that implements \
              `Serialize` and `DeserializeOwned`",
         ));
         return None;
     }
     let last = match ty {
-        Some(Type::Path(p)) if p.qself.is_none() => p.path.segments.last().map(|s| s.ident.to_string()),
+        Some(Type::Path(p)) if p.qself.is_none() => {
+            p.path.segments.last().map(|s| s.ident.to_string())
+        }
         _ => None,
     };
     let name = match (last.as_deref(), opts.cache_none.get().is_some()) {
@@ -259,7 +303,7 @@ fn policy(output: &ReturnType, opts: &Options, errors: &mut Errors) -> Option<Id
         (_, true) => {
             errors.push(syn::Error::new(
                 opts.cache_none.span().unwrap_or_else(Span::call_site),
-                "`cache_none` applies only to functions returning `Option<T>`",
+                "`cache_none` applies only to functions returning `Option<T>`; remove it",
             ));
             return None;
         }
@@ -267,4 +311,41 @@ fn policy(output: &ReturnType, opts: &Options, errors: &mut Errors) -> Option<Id
         _ => "Always",
     };
     Some(Ident::new(name, Span::call_site()))
+}
+
+/// The name of the stored type in the declared return type: `Report` in
+/// `-> Report`, `-> Result<Report, E>` and `-> Option<model::Report>`. One
+/// token, so that rustc's several reports of an unsatisfied `Serialize` bound
+/// on the stored value all land on it and are shown once.
+fn stored_span(sig: &Signature) -> Span {
+    match &sig.output {
+        ReturnType::Default => sig.ident.span(),
+        ReturnType::Type(_, ty) => name_span(ty, true),
+    }
+}
+
+/// `unwrap`: look inside `Option<T>` and `Result<T, E>`, as the policy does.
+fn name_span(ty: &Type, unwrap: bool) -> Span {
+    match ty {
+        Type::Paren(t) => name_span(&t.elem, unwrap),
+        Type::Group(t) => name_span(&t.elem, unwrap),
+        Type::Path(t) if t.qself.is_none() => match t.path.segments.last() {
+            Some(seg) => {
+                let inner = match &seg.arguments {
+                    PathArguments::AngleBracketed(a)
+                        if unwrap && (seg.ident == "Option" || seg.ident == "Result") =>
+                    {
+                        a.args.iter().find_map(|arg| match arg {
+                            GenericArgument::Type(t) => Some(t),
+                            _ => None,
+                        })
+                    }
+                    _ => None,
+                };
+                inner.map_or_else(|| seg.ident.span(), |t| name_span(t, false))
+            }
+            None => ty.span(),
+        },
+        _ => ty.span(),
+    }
 }

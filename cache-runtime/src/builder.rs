@@ -170,7 +170,11 @@ impl CacheBuilder {
     /// # drop(b);
     /// ```
     pub fn ttl_presets(mut self, short: Duration, default: Duration, long: Duration) -> Self {
-        self.ttl = TtlPresets { short, default, long };
+        self.ttl = TtlPresets {
+            short,
+            default,
+            long,
+        };
         self
     }
 
@@ -307,10 +311,16 @@ impl CacheBuilder {
             }
         }
         if self.command_timeout.is_zero() {
-            return Err(CacheError::config("command_timeout", "must be greater than zero"));
+            return Err(CacheError::config(
+                "command_timeout",
+                "must be greater than zero",
+            ));
         }
         if self.connect_timeout.is_zero() {
-            return Err(CacheError::config("connect_timeout", "must be greater than zero"));
+            return Err(CacheError::config(
+                "connect_timeout",
+                "must be greater than zero",
+            ));
         }
         if self.max_connections == 0 {
             return Err(CacheError::config("max_connections", "must be at least 1"));
@@ -318,14 +328,21 @@ impl CacheBuilder {
         if self.max_value_size <= envelope::HEADER_LEN {
             return Err(CacheError::config(
                 "max_value_size",
-                format!("must be larger than the {}-byte envelope header", envelope::HEADER_LEN),
+                format!(
+                    "must be larger than the {}-byte envelope header",
+                    envelope::HEADER_LEN
+                ),
             ));
         }
         if let CodecImpl::Custom(c) = &self.codec.0 {
             if c.id() < 128 {
                 return Err(CacheError::config(
                     "codec",
-                    format!("codec `{}` has id {}; ids below 128 are reserved", c.name(), c.id()),
+                    format!(
+                        "codec `{}` has id {}; ids below 128 are reserved",
+                        c.name(),
+                        c.id()
+                    ),
                 ));
             }
         }
@@ -356,7 +373,12 @@ impl CacheBuilder {
                     command_timeout: self.command_timeout,
                     connect_timeout: self.connect_timeout,
                 })
-                .map_err(|_| CacheError::config("redis", "the Redis client rejected these connection settings"))?;
+                .map_err(|_| {
+                    CacheError::config(
+                        "redis",
+                        "the Redis client rejected these connection settings",
+                    )
+                })?;
                 tracing::debug!(address = backend.address(), "redis backend configured");
                 Arc::new(backend)
             }
@@ -417,7 +439,9 @@ impl Cache {
         Self::from_vars(|name| std::env::var_os(name))
     }
 
-    pub(crate) fn from_vars(get: impl Fn(&str) -> Option<std::ffi::OsString>) -> Result<Cache, CacheError> {
+    pub(crate) fn from_vars(
+        get: impl Fn(&str) -> Option<std::ffi::OsString>,
+    ) -> Result<Cache, CacheError> {
         let var = |name: &'static str| -> Result<Option<String>, CacheError> {
             match get(name) {
                 None => Ok(None),
@@ -432,7 +456,10 @@ impl Cache {
             var(name)?
                 .map(|v| {
                     v.trim().parse::<u64>().map_err(|_| {
-                        CacheError::config(name, format!("expected a non-negative whole number, got `{v}`"))
+                        CacheError::config(
+                            name,
+                            format!("expected a non-negative whole number, got `{v}`"),
+                        )
                     })
                 })
                 .transpose()
@@ -441,7 +468,8 @@ impl Cache {
         if let Some(url) = var("REDIS_URL")? {
             b = b.redis(url);
             if let Some(db) = number("REDIS_DB")? {
-                b = b.db(i64::try_from(db).map_err(|_| CacheError::config("REDIS_DB", "is too large"))?);
+                b = b.db(i64::try_from(db)
+                    .map_err(|_| CacheError::config("REDIS_DB", "is too large"))?);
             }
             if let Some(password) = var("REDIS_PASSWORD")? {
                 b = b.password(password);
@@ -482,7 +510,10 @@ mod tests {
     use std::ffi::OsString;
 
     fn from(vars: &[(&str, &str)]) -> Result<Cache, CacheError> {
-        let map: HashMap<String, OsString> = vars.iter().map(|(k, v)| (k.to_string(), OsString::from(v))).collect();
+        let map: HashMap<String, OsString> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), OsString::from(v)))
+            .collect();
         Cache::from_vars(|name| map.get(name).cloned())
     }
 
@@ -522,10 +553,22 @@ mod tests {
 
     #[test]
     fn errors_name_the_variable() {
-        assert_eq!(setting_of(from(&[("REDIS_URL", "redis://h"), ("REDIS_DB", "x")]).unwrap_err()), "REDIS_DB");
-        assert_eq!(setting_of(from(&[("REDIS_MAX_CONNECTIONS", "0")]).unwrap_err()), "REDIS_MAX_CONNECTIONS");
-        assert_eq!(setting_of(from(&[("CACHE_TTL_LONG", "0")]).unwrap_err()), "CACHE_TTL_LONG");
-        assert_eq!(setting_of(from(&[("CACHE_TTL_SHORT", "-5")]).unwrap_err()), "CACHE_TTL_SHORT");
+        assert_eq!(
+            setting_of(from(&[("REDIS_URL", "redis://h"), ("REDIS_DB", "x")]).unwrap_err()),
+            "REDIS_DB"
+        );
+        assert_eq!(
+            setting_of(from(&[("REDIS_MAX_CONNECTIONS", "0")]).unwrap_err()),
+            "REDIS_MAX_CONNECTIONS"
+        );
+        assert_eq!(
+            setting_of(from(&[("CACHE_TTL_LONG", "0")]).unwrap_err()),
+            "CACHE_TTL_LONG"
+        );
+        assert_eq!(
+            setting_of(from(&[("CACHE_TTL_SHORT", "-5")]).unwrap_err()),
+            "CACHE_TTL_SHORT"
+        );
     }
 
     #[test]
@@ -548,11 +591,17 @@ mod tests {
     fn builder_rejects_bad_settings() {
         let e = |b: CacheBuilder| setting_of(b.build().unwrap_err());
         assert_eq!(e(Cache::builder().prefix("")), "prefix");
-        assert_eq!(e(Cache::builder().command_timeout(Duration::ZERO)), "command_timeout");
+        assert_eq!(
+            e(Cache::builder().command_timeout(Duration::ZERO)),
+            "command_timeout"
+        );
         assert_eq!(e(Cache::builder().max_value_size(4)), "max_value_size");
         assert_eq!(e(Cache::builder().redis("redis://h").db(-1)), "db");
         let z = Duration::ZERO;
         let s = Duration::from_secs(1);
-        assert_eq!(e(Cache::builder().ttl_presets(s, z, s)), "ttl_presets.default");
+        assert_eq!(
+            e(Cache::builder().ttl_presets(s, z, s)),
+            "ttl_presets.default"
+        );
     }
 }

@@ -137,7 +137,9 @@ impl Cache {
     /// assert!(cache.install().is_err());
     /// ```
     pub fn install(&self) -> Result<(), CacheError> {
-        INSTALLED.set(self.clone()).map_err(|_| CacheError::AlreadyInstalled)
+        INSTALLED
+            .set(self.clone())
+            .map_err(|_| CacheError::AlreadyInstalled)
     }
 
     /// The cache `#[cached]` functions use here: the innermost
@@ -153,7 +155,10 @@ impl Cache {
     /// # }
     /// ```
     pub fn current() -> Option<Cache> {
-        SCOPED.try_with(Cache::clone).ok().or_else(|| INSTALLED.get().cloned())
+        SCOPED
+            .try_with(Cache::clone)
+            .ok()
+            .or_else(|| INSTALLED.get().cloned())
     }
 
     /// Runs `fut` with this cache as the default for every `#[cached]`
@@ -206,7 +211,11 @@ impl Cache {
     /// # Ok(())
     /// # }
     /// ```
-    pub fn hashed_key<A: Serialize + ?Sized>(&self, name: &str, args: &A) -> Result<String, crate::KeyEncodeError> {
+    pub fn hashed_key<A: Serialize + ?Sized>(
+        &self,
+        name: &str,
+        args: &A,
+    ) -> Result<String, crate::KeyEncodeError> {
         key::hashed(&self.inner.prefix, name, args)
     }
 
@@ -275,17 +284,21 @@ impl Cache {
     /// # Ok(())
     /// # }
     /// ```
-    pub async fn set<T: Serialize + ?Sized>(&self, key: &str, value: &T, ttl: Duration) -> Result<(), CacheError> {
+    pub async fn set<T: Serialize + ?Sized>(
+        &self,
+        key: &str,
+        value: &T,
+        ttl: Duration,
+    ) -> Result<(), CacheError> {
         if ttl.is_zero() {
             return Err(CacheError::config("ttl", "must be greater than zero"));
         }
         let full = key::full(&self.inner.prefix, key);
-        let bytes = envelope::encode(&self.inner.codec, value, ttl, self.inner.max_value_size).map_err(|reason| {
-            CacheError::Encode {
+        let bytes = envelope::encode(&self.inner.codec, value, ttl, self.inner.max_value_size)
+            .map_err(|reason| CacheError::Encode {
                 key: full.clone(),
                 reason,
-            }
-        })?;
+            })?;
         self.inner
             .command(self.inner.backend.set(&full, Bytes::from(bytes), ttl))
             .await
@@ -382,7 +395,11 @@ impl Cache {
         let inner = &*self.inner;
         let leader = match inner.flights.join(key) {
             Join::Follower(follower) => {
-                if let Some(value) = follower.wait().await.and_then(|b| inner.decode_counted::<P::Value>(key, &b)) {
+                if let Some(value) = follower
+                    .wait()
+                    .await
+                    .and_then(|b| inner.decode_counted::<P::Value>(key, &b))
+                {
                     inner.counters.hit();
                     return P::from_cached(value);
                 }
@@ -431,7 +448,10 @@ impl Cache {
                 .map(Bytes::from)
         });
         if let (true, Some(bytes)) = (store, &encoded) {
-            match inner.command(inner.backend.set(key, bytes.clone(), ttl)).await {
+            match inner
+                .command(inner.backend.set(key, bytes.clone(), ttl))
+                .await
+            {
                 Ok(()) => inner.recovered(),
                 Err(e) => inner.fail_open(Operation::Set, key, &e),
             }
@@ -446,7 +466,10 @@ impl Cache {
 impl Inner {
     /// Runs one backend command under the deadline (not armed for in-process
     /// backends, which cannot stall).
-    pub(crate) async fn command<T>(&self, fut: BoxFuture<'_, Result<T, BackendError>>) -> Result<T, BackendError> {
+    pub(crate) async fn command<T>(
+        &self,
+        fut: BoxFuture<'_, Result<T, BackendError>>,
+    ) -> Result<T, BackendError> {
         if self.backend.is_local() {
             return fut.await;
         }

@@ -149,7 +149,11 @@ impl<'s> Call<'s> {
             Some(cache) => Some(cache.clone()),
             None => Cache::current(),
         };
-        Call { site, cache, key: None }
+        Call {
+            site,
+            cache,
+            key: None,
+        }
     }
 
     /// Sets the key from a rendered template (`{prefix}:{rendered}`).
@@ -244,11 +248,20 @@ mod tests {
         let (id, name, user, pair) = (
             7u64,
             String::from("x"),
-            User { id: 1, tags: vec!["a", "b"], kind: Some('k') },
+            User {
+                id: 1,
+                tags: vec!["a", "b"],
+                kind: Some('k'),
+            },
             (-3i128, 2.5f64),
         );
         let direct = key::hashed("p", "m::f", &(&id, &name, &user, &pair)).unwrap();
-        let erased = key::hashed("p", "m::f", &(key_arg(&id), key_arg(&name), key_arg(&user), key_arg(&pair))).unwrap();
+        let erased = key::hashed(
+            "p",
+            "m::f",
+            &(key_arg(&id), key_arg(&name), key_arg(&user), key_arg(&pair)),
+        )
+        .unwrap();
         assert_eq!(direct, erased);
     }
 }

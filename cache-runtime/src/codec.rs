@@ -85,7 +85,11 @@ pub trait Codec: Send + Sync + 'static {
     /// # Errors
     ///
     /// When the value cannot be represented in this format.
-    fn encode(&self, value: &dyn erased_serde::Serialize, out: &mut Vec<u8>) -> Result<(), CodecError>;
+    fn encode(
+        &self,
+        value: &dyn erased_serde::Serialize,
+        out: &mut Vec<u8>,
+    ) -> Result<(), CodecError>;
     /// Decodes `bytes` by handing a deserializer over them to `visit`.
     ///
     /// # Errors
@@ -94,7 +98,9 @@ pub trait Codec: Send + Sync + 'static {
     fn decode(
         &self,
         bytes: &[u8],
-        visit: &mut dyn FnMut(&mut dyn erased_serde::Deserializer<'_>) -> Result<(), erased_serde::Error>,
+        visit: &mut dyn FnMut(
+            &mut dyn erased_serde::Deserializer<'_>,
+        ) -> Result<(), erased_serde::Error>,
     ) -> Result<(), CodecError>;
 
     #[doc(hidden)]
@@ -132,13 +138,19 @@ impl Codec for JsonCodec {
     fn name(&self) -> &'static str {
         "json"
     }
-    fn encode(&self, value: &dyn erased_serde::Serialize, out: &mut Vec<u8>) -> Result<(), CodecError> {
+    fn encode(
+        &self,
+        value: &dyn erased_serde::Serialize,
+        out: &mut Vec<u8>,
+    ) -> Result<(), CodecError> {
         serde_json::to_writer(out, value).map_err(CodecError::new)
     }
     fn decode(
         &self,
         bytes: &[u8],
-        visit: &mut dyn FnMut(&mut dyn erased_serde::Deserializer<'_>) -> Result<(), erased_serde::Error>,
+        visit: &mut dyn FnMut(
+            &mut dyn erased_serde::Deserializer<'_>,
+        ) -> Result<(), erased_serde::Error>,
     ) -> Result<(), CodecError> {
         let mut de = serde_json::Deserializer::from_slice(bytes);
         visit(&mut <dyn erased_serde::Deserializer>::erase(&mut de)).map_err(CodecError::new)?;
@@ -188,7 +200,11 @@ mod bincode_impl {
         fn name(&self) -> &'static str {
             "bincode"
         }
-        fn encode(&self, value: &dyn erased_serde::Serialize, out: &mut Vec<u8>) -> Result<(), CodecError> {
+        fn encode(
+            &self,
+            value: &dyn erased_serde::Serialize,
+            out: &mut Vec<u8>,
+        ) -> Result<(), CodecError> {
             bincode::serde::encode_into_std_write(value, out, config())
                 .map(drop)
                 .map_err(CodecError::new)
@@ -196,12 +212,16 @@ mod bincode_impl {
         fn decode(
             &self,
             bytes: &[u8],
-            visit: &mut dyn FnMut(&mut dyn erased_serde::Deserializer<'_>) -> Result<(), erased_serde::Error>,
+            visit: &mut dyn FnMut(
+                &mut dyn erased_serde::Deserializer<'_>,
+            ) -> Result<(), erased_serde::Error>,
         ) -> Result<(), CodecError> {
             // bincode is not self-describing and has no erased deserializer of its
             // own; route through a small seed type instead.
             struct Visit<'v, 'f>(
-                &'v mut dyn FnMut(&mut dyn erased_serde::Deserializer<'_>) -> Result<(), erased_serde::Error>,
+                &'v mut dyn FnMut(
+                    &mut dyn erased_serde::Deserializer<'_>,
+                ) -> Result<(), erased_serde::Error>,
                 std::marker::PhantomData<&'f ()>,
             );
             impl<'de> serde::de::DeserializeSeed<'de> for Visit<'_, '_> {
@@ -212,9 +232,13 @@ mod bincode_impl {
                 }
             }
             let seed = Visit(visit, std::marker::PhantomData);
-            let ((), used) = bincode::serde::seed_decode_from_slice(seed, bytes, config()).map_err(CodecError::new)?;
+            let ((), used) = bincode::serde::seed_decode_from_slice(seed, bytes, config())
+                .map_err(CodecError::new)?;
             if used != bytes.len() {
-                return Err(CodecError::new(format_args!("{} trailing bytes", bytes.len() - used)));
+                return Err(CodecError::new(format_args!(
+                    "{} trailing bytes",
+                    bytes.len() - used
+                )));
             }
             Ok(())
         }
@@ -267,13 +291,19 @@ impl CodecImpl {
         }
     }
 
-    pub(crate) fn encode<T: Serialize + ?Sized>(&self, value: &T, out: &mut Vec<u8>) -> Result<(), CodecError> {
+    pub(crate) fn encode<T: Serialize + ?Sized>(
+        &self,
+        value: &T,
+        out: &mut Vec<u8>,
+    ) -> Result<(), CodecError> {
         match self {
             CodecImpl::Json => serde_json::to_writer(out, value).map_err(CodecError::new),
             #[cfg(feature = "bincode")]
-            CodecImpl::Bincode => bincode::serde::encode_into_std_write(value, out, bincode_impl::config())
-                .map(drop)
-                .map_err(CodecError::new),
+            CodecImpl::Bincode => {
+                bincode::serde::encode_into_std_write(value, out, bincode_impl::config())
+                    .map(drop)
+                    .map_err(CodecError::new)
+            }
             CodecImpl::Custom(c) => c.encode(&value as &dyn erased_serde::Serialize, out),
         }
     }
@@ -284,9 +314,13 @@ impl CodecImpl {
             #[cfg(feature = "bincode")]
             CodecImpl::Bincode => {
                 let (value, used) =
-                    bincode::serde::decode_from_slice(bytes, bincode_impl::config()).map_err(CodecError::new)?;
+                    bincode::serde::decode_from_slice(bytes, bincode_impl::config())
+                        .map_err(CodecError::new)?;
                 if used != bytes.len() {
-                    return Err(CodecError::new(format_args!("{} trailing bytes", bytes.len() - used)));
+                    return Err(CodecError::new(format_args!(
+                        "{} trailing bytes",
+                        bytes.len() - used
+                    )));
                 }
                 Ok(value)
             }

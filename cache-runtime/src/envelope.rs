@@ -78,7 +78,11 @@ pub(crate) fn encode<T: Serialize + ?Sized>(
 }
 
 /// Reads the header of `bytes`, checking size, magic, version and codec.
-pub(crate) fn header(bytes: &[u8], codec: &CodecImpl, max_len: usize) -> Result<Header, DecodeError> {
+pub(crate) fn header(
+    bytes: &[u8],
+    codec: &CodecImpl,
+    max_len: usize,
+) -> Result<Header, DecodeError> {
     if bytes.len() > max_len {
         return Err(DecodeError::TooLarge {
             len: bytes.len(),
@@ -111,7 +115,11 @@ pub(crate) fn header(bytes: &[u8], codec: &CodecImpl, max_len: usize) -> Result<
 }
 
 /// Decodes a stored value: envelope checks, then the codec.
-pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8], codec: &CodecImpl, max_len: usize) -> Result<T, DecodeError> {
+pub(crate) fn decode<T: DeserializeOwned>(
+    bytes: &[u8],
+    codec: &CodecImpl,
+    max_len: usize,
+) -> Result<T, DecodeError> {
     header(bytes, codec, max_len)?;
     Ok(codec.decode(&bytes[HEADER_LEN..])?)
 }
@@ -130,7 +138,10 @@ mod tests {
         assert_eq!(&bytes[HEADER_LEN..], b"[1,2,3]");
         let h = header(&bytes, &codec, MAX).unwrap();
         assert_eq!(h.fresh_until_ms - h.written_at_ms, 60_000);
-        assert!(h.written_at_ms > 1_600_000_000_000, "written-at is wall-clock ms");
+        assert!(
+            h.written_at_ms > 1_600_000_000_000,
+            "written-at is wall-clock ms"
+        );
         let v: Vec<u32> = decode(&bytes, &codec, MAX).unwrap();
         assert_eq!(v, [1, 2, 3]);
     }
@@ -138,21 +149,36 @@ mod tests {
     #[test]
     fn foreign_bytes_are_rejected() {
         let codec = CodecImpl::Json;
-        assert!(matches!(decode::<u32>(b"42", &codec, MAX), Err(DecodeError::NoEnvelope)));
-        assert!(matches!(decode::<u32>(b"", &codec, MAX), Err(DecodeError::NoEnvelope)));
+        assert!(matches!(
+            decode::<u32>(b"42", &codec, MAX),
+            Err(DecodeError::NoEnvelope)
+        ));
+        assert!(matches!(
+            decode::<u32>(b"", &codec, MAX),
+            Err(DecodeError::NoEnvelope)
+        ));
         let mut bytes = encode(&codec, &7u32, Duration::from_secs(1), MAX).unwrap();
         bytes[2] = 9;
-        assert!(matches!(decode::<u32>(&bytes, &codec, MAX), Err(DecodeError::Version(9))));
+        assert!(matches!(
+            decode::<u32>(&bytes, &codec, MAX),
+            Err(DecodeError::Version(9))
+        ));
         bytes[2] = 1;
         bytes[3] = b'x';
-        assert!(matches!(decode::<u32>(&bytes, &codec, MAX), Err(DecodeError::OtherCodec { .. })));
+        assert!(matches!(
+            decode::<u32>(&bytes, &codec, MAX),
+            Err(DecodeError::OtherCodec { .. })
+        ));
     }
 
     #[test]
     fn changed_shape_and_truncation_are_errors() {
         let codec = CodecImpl::Json;
         let bytes = encode(&codec, &"text", Duration::from_secs(1), MAX).unwrap();
-        assert!(matches!(decode::<u64>(&bytes, &codec, MAX), Err(DecodeError::Codec(_))));
+        assert!(matches!(
+            decode::<u64>(&bytes, &codec, MAX),
+            Err(DecodeError::Codec(_))
+        ));
         let bytes = encode(&codec, &vec![1u8; 10], Duration::from_secs(1), MAX).unwrap();
         assert!(decode::<Vec<u8>>(&bytes[..bytes.len() - 1], &codec, MAX).is_err());
     }

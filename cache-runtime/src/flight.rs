@@ -42,7 +42,10 @@ impl Flights {
     }
 
     fn remove(&self, key: &str) {
-        self.in_flight.lock().unwrap_or_else(|p| p.into_inner()).remove(key);
+        self.in_flight
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(key);
     }
 }
 

@@ -55,11 +55,11 @@ mod envelope;
 mod error;
 mod flight;
 mod stats;
-#[cfg(test)]
-mod tests;
 #[cfg(feature = "testing")]
 #[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
 pub mod testing;
+#[cfg(test)]
+mod tests;
 
 mod key;
 

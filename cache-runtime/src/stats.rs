@@ -91,9 +91,17 @@ mod tests {
 
     #[test]
     fn hit_rate_is_hits_over_lookups() {
-        let s = Stats { hits: 1, misses: 3, ..Stats::default() };
+        let s = Stats {
+            hits: 1,
+            misses: 3,
+            ..Stats::default()
+        };
         assert_eq!(s.hit_rate(), 0.25);
-        let s = Stats { hits: 5, misses: 0, ..Stats::default() };
+        let s = Stats {
+            hits: 5,
+            misses: 0,
+            ..Stats::default()
+        };
         assert_eq!(s.hit_rate(), 1.0);
     }
 }

@@ -160,7 +160,12 @@ impl State {
 
     /// Whether an injected fault applies to this key; consumes `fail_next`.
     fn should_fail(&mut self, key: &str) -> bool {
-        if self.fail_all || self.fail_patterns.iter().any(|p| glob::matches(p.as_bytes(), key.as_bytes())) {
+        if self.fail_all
+            || self
+                .fail_patterns
+                .iter()
+                .any(|p| glob::matches(p.as_bytes(), key.as_bytes()))
+        {
             return true;
         }
         if self.fail_next > 0 {
@@ -279,7 +284,9 @@ impl MockBackend {
     /// assert_eq!(cache.backend_kind(), "mock");
     /// ```
     pub fn cache(&self) -> Cache {
-        self.cache_builder().build().expect("the mock's settings are valid")
+        self.cache_builder()
+            .build()
+            .expect("the mock's settings are valid")
     }
 
     /// A builder already set to this mock, its prefix and its codec, for
@@ -418,10 +425,16 @@ impl MockBackend {
     /// assert_eq!(mock.get::<u32>("n"), Some(5));
     /// ```
     pub fn get<T: DeserializeOwned>(&self, key: &str) -> Option<T> {
-        let bytes = self.state().live(&self.full(key)).map(|e| e.value.clone())?;
+        let bytes = self
+            .state()
+            .live(&self.full(key))
+            .map(|e| e.value.clone())?;
         match envelope::decode(&bytes, &self.shared.codec, usize::MAX) {
             Ok(v) => Some(v),
-            Err(e) => panic!("the value at `{key}` does not decode as {}: {e}", std::any::type_name::<T>()),
+            Err(e) => panic!(
+                "the value at `{key}` does not decode as {}: {e}",
+                std::any::type_name::<T>()
+            ),
         }
     }
 
@@ -475,7 +488,9 @@ impl MockBackend {
     pub fn remaining_ttl(&self, key: &str) -> Option<Duration> {
         let full = self.full(key);
         let mut state = self.state();
-        state.live(&full).map(|e| e.expires_at.saturating_duration_since(Instant::now()))
+        state
+            .live(&full)
+            .map(|e| e.expires_at.saturating_duration_since(Instant::now()))
     }
 
     /// The live keys, sorted.
@@ -487,7 +502,11 @@ impl MockBackend {
         let now = Instant::now();
         let mut state = self.state();
         state.entries.retain(|_, e| e.expires_at > now);
-        state.entries.keys().map(|k| self.relative(k).to_owned()).collect()
+        state
+            .entries
+            .keys()
+            .map(|k| self.relative(k).to_owned())
+            .collect()
     }
 
     /// Removes every entry (operations and faults stay).
@@ -609,7 +628,12 @@ impl Backend for MockBackend {
         })
     }
 
-    fn set<'a>(&'a self, key: &'a str, value: Bytes, ttl: Duration) -> BoxFuture<'a, Result<(), BackendError>> {
+    fn set<'a>(
+        &'a self,
+        key: &'a str,
+        value: Bytes,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<(), BackendError>> {
         self.run(Operation::Set, key, move |state, rel| {
             state.entries.insert(
                 key.to_owned(),
@@ -618,7 +642,13 @@ impl Backend for MockBackend {
                     expires_at: Instant::now() + ttl,
                 },
             );
-            ((), Op::Set { key: rel.to_owned(), ttl })
+            (
+                (),
+                Op::Set {
+                    key: rel.to_owned(),
+                    ttl,
+                },
+            )
         })
     }
 
@@ -654,7 +684,9 @@ impl Backend for MockBackend {
             let now = Instant::now();
             state.entries.retain(|_, e| e.expires_at > now);
             let before = state.entries.len();
-            state.entries.retain(|k, _| !glob::matches(pattern.as_bytes(), k.as_bytes()));
+            state
+                .entries
+                .retain(|k, _| !glob::matches(pattern.as_bytes(), k.as_bytes()));
             let removed = (before - state.entries.len()) as u64;
             (
                 removed,

@@ -27,11 +27,22 @@ impl Backend for Arc<Flaky> {
     fn get<'a>(&'a self, _key: &'a str) -> BoxFuture<'a, Result<Option<Bytes>, BackendError>> {
         Box::pin(async move { self.check().map(|()| self.value.lock().unwrap().clone()) })
     }
-    fn set<'a>(&'a self, _key: &'a str, value: Bytes, _ttl: Duration) -> BoxFuture<'a, Result<(), BackendError>> {
-        Box::pin(async move { self.check().map(|()| *self.value.lock().unwrap() = Some(value)) })
+    fn set<'a>(
+        &'a self,
+        _key: &'a str,
+        value: Bytes,
+        _ttl: Duration,
+    ) -> BoxFuture<'a, Result<(), BackendError>> {
+        Box::pin(async move {
+            self.check()
+                .map(|()| *self.value.lock().unwrap() = Some(value))
+        })
     }
     fn delete<'a>(&'a self, _key: &'a str) -> BoxFuture<'a, Result<bool, BackendError>> {
-        Box::pin(async move { self.check().map(|()| self.value.lock().unwrap().take().is_some()) })
+        Box::pin(async move {
+            self.check()
+                .map(|()| self.value.lock().unwrap().take().is_some())
+        })
     }
     fn exists<'a>(&'a self, _key: &'a str) -> BoxFuture<'a, Result<bool, BackendError>> {
         Box::pin(async move { self.check().map(|()| self.value.lock().unwrap().is_some()) })
@@ -94,7 +105,10 @@ fn an_outage_is_warned_about_once_and_its_end_reported() {
     let flaky = Arc::new(Flaky::default());
     let cache = Cache::builder().backend(flaky.clone()).build().unwrap();
     let logs = LevelCounter::default();
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     tracing::subscriber::with_default(logs.clone(), || {
         rt.block_on(async {
             flaky.down.store(true, Ordering::SeqCst);
@@ -103,7 +117,11 @@ fn an_outage_is_warned_about_once_and_its_end_reported() {
             }
             assert_eq!(BODY_RUNS.load(Ordering::SeqCst), 5);
             assert_eq!(cache.stats().errors, 5);
-            assert_eq!(logs.warn.load(Ordering::SeqCst), 1, "one warning per outage");
+            assert_eq!(
+                logs.warn.load(Ordering::SeqCst),
+                1,
+                "one warning per outage"
+            );
 
             flaky.down.store(false, Ordering::SeqCst);
             cache.scope(value()).await; // miss, stored
@@ -113,7 +131,11 @@ fn an_outage_is_warned_about_once_and_its_end_reported() {
 
             flaky.down.store(true, Ordering::SeqCst);
             cache.scope(value()).await;
-            assert_eq!(logs.warn.load(Ordering::SeqCst), 2, "a new outage warns again");
+            assert_eq!(
+                logs.warn.load(Ordering::SeqCst),
+                2,
+                "a new outage warns again"
+            );
             // The direct API reports errors to its caller instead of logging them.
             let err = cache.get::<u32>("k").await.unwrap_err();
             assert!(err.to_string().contains("connection refused"), "{err}");

@@ -7,7 +7,10 @@ use cache_runtime::Cache;
 /// MSET batches (fast enough for 10,000 keys).
 fn fill(server: &RedisServer, prefix: &str, n: usize) {
     for chunk in (0..n).collect::<Vec<_>>().chunks(500) {
-        let pairs: Vec<String> = chunk.iter().flat_map(|i| [format!("{prefix}{i}"), "v".to_string()]).collect();
+        let pairs: Vec<String> = chunk
+            .iter()
+            .flat_map(|i| [format!("{prefix}{i}"), "v".to_string()])
+            .collect();
         let mut args = vec!["MSET"];
         args.extend(pairs.iter().map(String::as_str));
         server.cmd(&args);
@@ -16,9 +19,18 @@ fn fill(server: &RedisServer, prefix: &str, n: usize) {
 
 #[tokio::test]
 async fn removes_ten_thousand_keys_and_nothing_outside_the_prefix() {
-    let server = RedisServer::start_with(&["--slowlog-log-slower-than", "0", "--slowlog-max-len", "100000"]);
+    let server = RedisServer::start_with(&[
+        "--slowlog-log-slower-than",
+        "0",
+        "--slowlog-max-len",
+        "100000",
+    ]);
     // A prefix with glob characters: they must be matched literally.
-    let cache = Cache::builder().redis(server.url()).prefix("sh*p").build().unwrap();
+    let cache = Cache::builder()
+        .redis(server.url())
+        .prefix("sh*p")
+        .build()
+        .unwrap();
     fill(&server, "sh*p:products:list:", 10_000);
     fill(&server, "sh*p:products:item:", 100); // same prefix, other pattern
     fill(&server, "shop:products:list:", 100); // would match an unescaped `sh*p`
@@ -29,7 +41,11 @@ async fn removes_ten_thousand_keys_and_nothing_outside_the_prefix() {
     let removed = cache.clear_pattern("products:list:*").await.unwrap();
     let log = server.cmd(&["SLOWLOG", "GET", "100000"]);
     assert_eq!(removed, 10_000);
-    assert_eq!(server.cmd(&["DBSIZE"]).as_int(), 400, "only the cache's own matching keys went");
+    assert_eq!(
+        server.cmd(&["DBSIZE"]).as_int(),
+        400,
+        "only the cache's own matching keys went"
+    );
     assert_eq!(keys(&server, "sh\\*p:products:list:*").len(), 0);
     assert_eq!(keys(&server, "sh\\*p:products:item:*").len(), 100);
     assert_eq!(keys(&server, "shop:*").len(), 100);
@@ -38,18 +54,33 @@ async fn removes_ten_thousand_keys_and_nothing_outside_the_prefix() {
     let commands: Vec<String> = log
         .as_array()
         .iter()
-        .map(|entry| entry.as_array()[3].as_array()[0].as_string().unwrap().to_uppercase())
+        .map(|entry| {
+            entry.as_array()[3].as_array()[0]
+                .as_string()
+                .unwrap()
+                .to_uppercase()
+        })
         .collect();
     assert!(
-        commands.iter().all(|c| c == "SCAN" || c == "UNLINK" || c == "SLOWLOG"),
+        commands
+            .iter()
+            .all(|c| c == "SCAN" || c == "UNLINK" || c == "SLOWLOG"),
         "clear_pattern used other commands: {commands:?}"
     );
     let unlinks = commands.iter().filter(|c| *c == "UNLINK").count();
-    assert!(unlinks >= 10, "deleted in batches of at most 1000: {unlinks} UNLINKs");
+    assert!(
+        unlinks >= 10,
+        "deleted in batches of at most 1000: {unlinks} UNLINKs"
+    );
     let biggest_unlink = log
         .as_array()
         .iter()
-        .filter(|e| e.as_array()[3].as_array()[0].as_string().unwrap().eq_ignore_ascii_case("UNLINK"))
+        .filter(|e| {
+            e.as_array()[3].as_array()[0]
+                .as_string()
+                .unwrap()
+                .eq_ignore_ascii_case("UNLINK")
+        })
         .map(|e| e.as_array()[3].as_array().len() - 1)
         .max()
         .unwrap();
@@ -60,8 +91,14 @@ async fn removes_ten_thousand_keys_and_nothing_outside_the_prefix() {
 async fn memory_store_clear_pattern_matches_the_same_way() {
     let cache = Cache::builder().memory().prefix("sh*p").build().unwrap();
     for i in 0..50 {
-        cache.set(&format!("products:list:{i}"), &i, SHORT * 1000).await.unwrap();
-        cache.set(&format!("products:item:{i}"), &i, SHORT * 1000).await.unwrap();
+        cache
+            .set(&format!("products:list:{i}"), &i, SHORT * 1000)
+            .await
+            .unwrap();
+        cache
+            .set(&format!("products:item:{i}"), &i, SHORT * 1000)
+            .await
+            .unwrap();
     }
     assert_eq!(cache.clear_pattern("products:list:*").await.unwrap(), 50);
     assert_eq!(cache.clear_pattern("products:list:*").await.unwrap(), 0);

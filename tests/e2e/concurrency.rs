@@ -25,7 +25,11 @@ async fn two_hundred_callers_one_body_run() {
     for task in tasks {
         assert_eq!(task.await.unwrap().as_deref(), Ok("value 1"));
     }
-    assert_eq!(calls.get(), 1, "the body ran once for 200 concurrent callers");
+    assert_eq!(
+        calls.get(),
+        1,
+        "the body ran once for 200 concurrent callers"
+    );
     let stats = cache.stats();
     assert_eq!(stats.hits + stats.misses, 200);
     assert_eq!(stats.misses, 1);
@@ -50,9 +54,16 @@ async fn followers_of_a_failed_load_run_their_own_body() {
         })
         .collect();
     for task in tasks {
-        assert_eq!(task.await.unwrap(), Err("failed 2".to_string()), "every caller sees its own Err");
+        assert_eq!(
+            task.await.unwrap(),
+            Err("failed 2".to_string()),
+            "every caller sees its own Err"
+        );
     }
-    assert!(calls.get() >= 2, "an Err is not shared: followers retry themselves");
+    assert!(
+        calls.get() >= 2,
+        "an Err is not shared: followers retry themselves"
+    );
     assert_eq!(server.cmd(&["EXISTS", "c:flaky:2"]).as_int(), 0);
 }
 
@@ -76,5 +87,9 @@ async fn a_cancelled_leader_does_not_strand_followers() {
         .expect("the follower finished")
         .unwrap();
     assert_eq!(got.as_deref(), Ok("value 3"));
-    assert_eq!(calls.get(), 2, "the follower loaded for itself after the leader went away");
+    assert_eq!(
+        calls.get(),
+        2,
+        "the follower loaded for itself after the leader went away"
+    );
 }

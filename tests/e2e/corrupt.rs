@@ -13,7 +13,10 @@ struct Order {
 #[cached(ttl = 60, key = "order:{id}")]
 async fn order(calls: &Calls, id: u64) -> Order {
     calls.hit();
-    Order { id, total_cents: 1234 }
+    Order {
+        id,
+        total_cents: 1234,
+    }
 }
 
 #[tokio::test]
@@ -28,7 +31,13 @@ async fn corrupt_foreign_and_reshaped_values_are_misses() {
     for (n, bytes) in garbage.iter().enumerate() {
         server.cmd_bytes(&[b"SET", b"c:order:3", bytes]);
         let got = cache.scope(order(&calls, 3)).await;
-        assert_eq!(got, Order { id: 3, total_cents: 1234 });
+        assert_eq!(
+            got,
+            Order {
+                id: 3,
+                total_cents: 1234
+            }
+        );
         assert_eq!(calls.get(), n + 1, "undecodable value #{n} is a miss");
         assert_eq!(
             stored_json(&server, "c:order:3"),
@@ -48,7 +57,10 @@ async fn corrupt_foreign_and_reshaped_values_are_misses() {
 #[tokio::test]
 async fn a_value_of_another_type_under_the_same_key_is_a_miss() {
     let (server, cache) = redis_cache("c");
-    cache.set("order:4", &"not an order", SHORT * 1000).await.unwrap();
+    cache
+        .set("order:4", &"not an order", SHORT * 1000)
+        .await
+        .unwrap();
     let calls = Calls::default();
     assert_eq!(cache.scope(order(&calls, 4)).await.id, 4);
     assert_eq!(calls.get(), 1);

@@ -43,11 +43,19 @@ async fn nothing_listening_every_call_succeeds() {
     for id in 0..20 {
         call_bounded(&cache, &calls, id % 3).await;
     }
-    assert_eq!(calls.get(), 20, "nothing can be cached, so every call runs the body");
+    assert_eq!(
+        calls.get(),
+        20,
+        "nothing can be cached, so every call runs the body"
+    );
     assert!(cache.stats().errors >= 20, "{:?}", cache.stats());
     // The direct API reports the failure instead.
     let err = cache.get::<u64>("item:1").await.unwrap_err();
-    assert!(err.to_string().contains("cache get of `cache:item:1` failed"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("cache get of `cache:item:1` failed"),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -74,7 +82,10 @@ async fn server_killed_mid_test_then_restarted() {
         if server.cmd(&["EXISTS", "cache:item:1"]).as_int() == 1 {
             break;
         }
-        assert!(recovered_at.elapsed() < Duration::from_secs(10), "no reconnect within 10 s");
+        assert!(
+            recovered_at.elapsed() < Duration::from_secs(10),
+            "no reconnect within 10 s"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let before = calls.get();
@@ -91,7 +102,10 @@ async fn a_hung_server_costs_one_deadline() {
     call_bounded(&cache, &calls, 5).await; // connect and store while healthy
     let pid = server.pid().expect("running").to_string();
     let stop = |sig: &str| {
-        let status = std::process::Command::new("kill").args([sig, &pid]).status().unwrap();
+        let status = std::process::Command::new("kill")
+            .args([sig, &pid])
+            .status()
+            .unwrap();
         assert!(status.success(), "kill {sig} {pid}");
     };
     stop("-STOP");
@@ -99,7 +113,11 @@ async fn a_hung_server_costs_one_deadline() {
         call_bounded(&cache, &calls, id).await;
     }
     stop("-CONT");
-    assert_eq!(calls.get(), 6, "every lookup timed out, so every call ran the body");
+    assert_eq!(
+        calls.get(),
+        6,
+        "every lookup timed out, so every call ran the body"
+    );
     assert!(cache.stats().errors >= 5);
 }
 
@@ -115,7 +133,10 @@ async fn redis_down_at_start_is_survived() {
     server.restart();
     let started = Instant::now();
     while server.cmd(&["EXISTS", "cache:item:8"]).as_int() == 0 {
-        assert!(started.elapsed() < Duration::from_secs(10), "never connected after Redis came up");
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "never connected after Redis came up"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
         call_bounded(&cache, &calls, 8).await;
     }

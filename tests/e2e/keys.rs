@@ -16,7 +16,10 @@ struct Org {
     slug: String,
 }
 
-#[cached(ttl = 60, key = "org:{user.org.slug}:user:{user.id}:{{literal}}:{pair.1}")]
+#[cached(
+    ttl = 60,
+    key = "org:{user.org.slug}:user:{user.id}:{{literal}}:{pair.1}"
+)]
 async fn profile(calls: &Calls, user: &User, pair: (u8, u16)) -> String {
     calls.hit();
     format!("{}-{}", user.id, pair.1)
@@ -28,7 +31,9 @@ async fn templates_reach_nested_fields_and_tuple_fields() {
     let calls = Calls::default();
     let user = User {
         id: 9,
-        org: Org { slug: "acme".into() },
+        org: Org {
+            slug: "acme".into(),
+        },
     };
     let v = cache.scope(profile(&calls, &user, (1, 500))).await;
     assert_eq!(v, "9-500");
@@ -72,7 +77,12 @@ async fn hashed_keys_ignore_map_order_and_skip_skipped_args() {
     let stored = keys(&server, "*");
     assert_eq!(stored.len(), 2, "{stored:?}");
     let name = "app:e2e::keys::price_list:";
-    assert!(stored.iter().all(|k| k.starts_with(name) && k.len() == name.len() + 64), "{stored:?}");
+    assert!(
+        stored
+            .iter()
+            .all(|k| k.starts_with(name) && k.len() == name.len() + 64),
+        "{stored:?}"
+    );
 }
 
 #[cached(ttl = 60, name = "pinned-v1")]
@@ -86,9 +96,17 @@ async fn a_hashed_key_is_pinned_across_releases() {
     // that needs a new KEY_ENCODING_VERSION, not an edit of this string.
     let cache = Cache::builder().memory().prefix("p").build().unwrap();
     cache.scope(pinned(7, vec!["a".into(), "b".into()])).await;
-    let key = cache.hashed_key("pinned-v1", &(7u64, ["a", "b"].as_slice())).unwrap();
-    assert_eq!(key, "p:pinned-v1:147a0ad9fa0843b6384b1234f566d3ae7b4d3e9ed0ca1e69b8e429e0f07b42bf");
-    assert!(cache.exists(&key["p:".len()..]).await.unwrap(), "#[cached] stored it under {key}");
+    let key = cache
+        .hashed_key("pinned-v1", &(7u64, ["a", "b"].as_slice()))
+        .unwrap();
+    assert_eq!(
+        key,
+        "p:pinned-v1:147a0ad9fa0843b6384b1234f566d3ae7b4d3e9ed0ca1e69b8e429e0f07b42bf"
+    );
+    assert!(
+        cache.exists(&key["p:".len()..]).await.unwrap(),
+        "#[cached] stored it under {key}"
+    );
 }
 
 #[tokio::test]
@@ -100,13 +118,20 @@ async fn hashed_key_is_identical_across_processes() {
             .args([server.url().as_str(), order])
             .output()
             .unwrap_or_else(|e| panic!("running {}: {e}", exe.display()));
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8(out.stdout).unwrap()
     };
     let first = run("forward");
     let second = run("reverse");
     assert!(first.contains("miss"), "first process must miss: {first}");
-    assert!(second.contains("hit"), "second process must hit the first one's key: {second}");
+    assert!(
+        second.contains("hit"),
+        "second process must hit the first one's key: {second}"
+    );
     let stored = keys(&server, "*");
     assert_eq!(stored.len(), 1, "{stored:?}");
     let key_of = |out: &str| out.split("key=").nth(1).map(|k| k.trim().to_owned());
@@ -117,8 +142,13 @@ async fn hashed_key_is_identical_across_processes() {
 /// `cargo test` builds the examples next to the test binaries.
 fn example_binary(name: &str) -> std::path::PathBuf {
     let exe = std::env::current_exe().expect("test binary path");
-    let dir = exe.parent().and_then(|deps| deps.parent()).expect("target dir");
-    let path = dir.join("examples").join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+    let dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target dir");
+    let path = dir
+        .join("examples")
+        .join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
     assert!(
         path.exists(),
         "{} is missing: run the tests with `cargo test --workspace`, which builds the examples",

@@ -29,7 +29,11 @@ impl ProductService {
 async fn methods_use_their_own_cache_field() {
     let server = RedisServer::start();
     let service = ProductService {
-        cache: Cache::builder().redis(server.url()).prefix("svc").build().unwrap(),
+        cache: Cache::builder()
+            .redis(server.url())
+            .prefix("svc")
+            .build()
+            .unwrap(),
         tenant: "acme".into(),
         calls: Calls::default(),
     };
@@ -53,7 +57,11 @@ async fn methods_use_their_own_cache_field() {
     assert_eq!(other.count("lamps").await, 5);
     assert_eq!(other.calls.get(), 0);
     assert_eq!(other.product(1).await.unwrap(), "globex-1");
-    assert_eq!(other.calls.get(), 1, "the tenant is in the template, so this is another key");
+    assert_eq!(
+        other.calls.get(),
+        1,
+        "the tenant is in the template, so this is another key"
+    );
 }
 
 #[cached(ttl = 60, key = "shared")]
@@ -78,8 +86,14 @@ async fn scopes_isolate_concurrent_tests() {
     };
     let (a, b) = tokio::join!(tokio::spawn(run("a")), tokio::spawn(run("b")));
     let (a, b) = (a.unwrap(), b.unwrap());
-    assert!(a.0.iter().all(|v| v == "a"), "scope a saw another scope's value");
-    assert!(b.0.iter().all(|v| v == "b"), "scope b saw another scope's value");
+    assert!(
+        a.0.iter().all(|v| v == "a"),
+        "scope a saw another scope's value"
+    );
+    assert!(
+        b.0.iter().all(|v| v == "b"),
+        "scope b saw another scope's value"
+    );
     assert_eq!((a.1, b.1), (1, 1));
     assert_eq!((a.2.hits, a.2.misses), (49, 1));
 }

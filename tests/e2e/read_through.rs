@@ -89,13 +89,13 @@ async fn ttl_presets_and_durations() {
 #[cached(ttl = 60, key = "maybe:{id}")]
 async fn maybe(calls: &Calls, id: u64) -> Option<String> {
     calls.hit();
-    (id % 2 == 0).then(|| format!("even {id}"))
+    id.is_multiple_of(2).then(|| format!("even {id}"))
 }
 
 #[cached(ttl = 60, key = "maybe-none:{id}", cache_none)]
 async fn maybe_cache_none(calls: &Calls, id: u64) -> Option<String> {
     calls.hit();
-    (id % 2 == 0).then(|| format!("even {id}"))
+    id.is_multiple_of(2).then(|| format!("even {id}"))
 }
 
 #[cached(ttl = 60, key = "fallible:{id}")]
@@ -143,7 +143,10 @@ async fn cache_none_stores_none() {
             assert_eq!(calls.get(), 1, "None is cached with cache_none");
         })
         .await;
-    assert_eq!(stored_json(&server, "c:maybe-none:1"), Some(serde_json::Value::Null));
+    assert_eq!(
+        stored_json(&server, "c:maybe-none:1"),
+        Some(serde_json::Value::Null)
+    );
 }
 
 #[tokio::test]
@@ -154,7 +157,10 @@ async fn binary_codec_round_trips_and_a_json_cache_treats_it_as_a_miss() {
         .codec(cache_runtime::BincodeCodec)
         .build()
         .unwrap();
-    let json = cache_runtime::Cache::builder().redis(server.url()).build().unwrap();
+    let json = cache_runtime::Cache::builder()
+        .redis(server.url())
+        .build()
+        .unwrap();
     let calls = Calls::default();
     let p = binary.scope(get_product(&calls, 5)).await.unwrap();
     let again = binary.scope(get_product(&calls, 5)).await.unwrap();
@@ -166,7 +172,10 @@ async fn binary_codec_round_trips_and_a_json_cache_treats_it_as_a_miss() {
     assert_eq!(json.scope(get_product(&calls, 5)).await.unwrap(), p);
     assert_eq!(calls.get(), 2);
     assert_eq!(json.stats().decode_failures, 1);
-    assert!(stored_json(&server, "cache:product:5").is_some(), "overwritten with JSON");
+    assert!(
+        stored_json(&server, "cache:product:5").is_some(),
+        "overwritten with JSON"
+    );
 }
 
 #[tokio::test]
@@ -180,7 +189,10 @@ async fn values_above_the_maximum_size_are_not_stored() {
     let calls = Calls::default();
     let small = cache.scope(get_product(&calls, 1)).await.unwrap();
     assert_eq!(small.id, 1);
-    assert!(server.cmd(&["EXISTS", "cache:product:1"]).as_int() == 1, "small value stored");
+    assert!(
+        server.cmd(&["EXISTS", "cache:product:1"]).as_int() == 1,
+        "small value stored"
+    );
 
     #[cached(key = "big")]
     async fn big(calls: &Calls) -> String {
@@ -189,8 +201,15 @@ async fn values_above_the_maximum_size_are_not_stored() {
     }
     assert_eq!(cache.scope(big(&calls)).await.len(), 1000);
     assert_eq!(cache.scope(big(&calls)).await.len(), 1000);
-    assert_eq!(calls.get(), 3, "too large to store: the body runs every time");
+    assert_eq!(
+        calls.get(),
+        3,
+        "too large to store: the body runs every time"
+    );
     assert_eq!(server.cmd(&["EXISTS", "cache:big"]).as_int(), 0);
-    let err = cache.set("big", &"x".repeat(1000), SHORT).await.unwrap_err();
+    let err = cache
+        .set("big", &"x".repeat(1000), SHORT)
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("maximum value size"), "{err}");
 }

@@ -36,7 +36,10 @@ impl Calls {
 pub fn stored_json(server: &RedisServer, key: &str) -> Option<serde_json::Value> {
     let reply = server.cmd(&["GET", key]);
     let bytes = reply.as_bytes()?;
-    assert!(bytes.len() > HEADER_LEN, "stored value shorter than the envelope: {bytes:?}");
+    assert!(
+        bytes.len() > HEADER_LEN,
+        "stored value shorter than the envelope: {bytes:?}"
+    );
     assert_eq!(&bytes[..2], b"CR", "envelope magic");
     Some(serde_json::from_slice(&bytes[HEADER_LEN..]).expect("the payload is plain JSON"))
 }

@@ -92,7 +92,9 @@ fn class(pattern: &[u8], byte: u8) -> Option<(bool, usize)> {
                 hit |= lit == byte;
                 i += 2;
             }
-            _ if pattern.get(i + 1) == Some(&b'-') && pattern.get(i + 2).is_some_and(|&e| e != b']') => {
+            _ if pattern.get(i + 1) == Some(&b'-')
+                && pattern.get(i + 2).is_some_and(|&e| e != b']') =>
+            {
                 let (lo, hi) = (c.min(pattern[i + 2]), c.max(pattern[i + 2]));
                 hit |= (lo..=hi).contains(&byte);
                 i += 3;

@@ -50,7 +50,9 @@ impl MemoryBackend {
     pub(crate) fn new(capacity_bytes: u64) -> Self {
         let entries = moka::sync::Cache::builder()
             .max_capacity(capacity_bytes)
-            .weigher(|k: &String, v: &Entry| u32::try_from(k.len() + v.value.len()).unwrap_or(u32::MAX))
+            .weigher(|k: &String, v: &Entry| {
+                u32::try_from(k.len() + v.value.len()).unwrap_or(u32::MAX)
+            })
             .expire_after(PerEntryTtl)
             .build();
         MemoryBackend {
@@ -66,7 +68,12 @@ impl Backend for MemoryBackend {
         Box::pin(std::future::ready(Ok(found)))
     }
 
-    fn set<'a>(&'a self, key: &'a str, value: Bytes, ttl: Duration) -> BoxFuture<'a, Result<(), BackendError>> {
+    fn set<'a>(
+        &'a self,
+        key: &'a str,
+        value: Bytes,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<(), BackendError>> {
         self.entries.insert(key.to_owned(), Entry { value, ttl });
         Box::pin(std::future::ready(Ok(())))
     }
@@ -84,7 +91,9 @@ impl Backend for MemoryBackend {
     fn clear_pattern<'a>(&'a self, pattern: &'a str) -> BoxFuture<'a, Result<u64, BackendError>> {
         let mut removed = 0;
         for (key, _) in self.entries.iter() {
-            if glob::matches(pattern.as_bytes(), key.as_bytes()) && self.entries.remove(key.as_str()).is_some() {
+            if glob::matches(pattern.as_bytes(), key.as_bytes())
+                && self.entries.remove(key.as_str()).is_some()
+            {
                 removed += 1;
             }
         }
@@ -107,8 +116,14 @@ mod tests {
     #[tokio::test]
     async fn entries_expire_after_their_own_ttl() {
         let store = MemoryBackend::new(1 << 20);
-        store.set("short", Bytes::from_static(b"s"), Duration::from_millis(30)).await.unwrap();
-        store.set("long", Bytes::from_static(b"l"), Duration::from_secs(60)).await.unwrap();
+        store
+            .set("short", Bytes::from_static(b"s"), Duration::from_millis(30))
+            .await
+            .unwrap();
+        store
+            .set("long", Bytes::from_static(b"l"), Duration::from_secs(60))
+            .await
+            .unwrap();
         assert!(store.exists("short").await.unwrap());
         tokio::time::sleep(Duration::from_millis(80)).await;
         assert_eq!(store.get("short").await.unwrap(), None, "expired");
@@ -122,11 +137,17 @@ mod tests {
         let store = MemoryBackend::new(capacity);
         let value = Bytes::from(vec![7u8; 1024]);
         for i in 0..1000 {
-            store.set(&format!("k{i}"), value.clone(), Duration::from_secs(60)).await.unwrap();
+            store
+                .set(&format!("k{i}"), value.clone(), Duration::from_secs(60))
+                .await
+                .unwrap();
         }
         store.entries.run_pending_tasks();
         let size = store.entries.weighted_size();
         assert!(size <= capacity, "{size} bytes held, bound {capacity}");
-        assert!(store.entries.entry_count() < 1000, "some entries were evicted");
+        assert!(
+            store.entries.entry_count() < 1000,
+            "some entries were evicted"
+        );
     }
 }

@@ -55,7 +55,9 @@ impl RedisBackend {
             .set_number_of_retries(2)
             .set_min_delay(Duration::from_millis(50))
             .set_max_delay(Duration::from_secs(2));
-        let connections = (0..settings.connections.max(1)).map(|_| OnceCell::new()).collect();
+        let connections = (0..settings.connections.max(1))
+            .map(|_| OnceCell::new())
+            .collect();
         Ok(RedisBackend {
             client,
             config,
@@ -96,7 +98,12 @@ impl Backend for RedisBackend {
         })
     }
 
-    fn set<'a>(&'a self, key: &'a str, value: Bytes, ttl: Duration) -> BoxFuture<'a, Result<(), BackendError>> {
+    fn set<'a>(
+        &'a self,
+        key: &'a str,
+        value: Bytes,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<(), BackendError>> {
         Box::pin(async move {
             let mut conn = self.connection().await?;
             let ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);

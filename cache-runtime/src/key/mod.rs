@@ -61,7 +61,10 @@ mod tests {
     fn shapes() {
         assert_eq!(full("shop", "product:1"), "shop:product:1");
         let id = 42;
-        assert_eq!(templated("shop", format_args!("product:{id}")), "shop:product:42");
+        assert_eq!(
+            templated("shop", format_args!("product:{id}")),
+            "shop:product:42"
+        );
         let k = hashed("shop", "m::f", &(&1u64,)).unwrap();
         assert!(k.starts_with("shop:m::f:"));
         assert_eq!(k.len(), "shop:m::f:".len() + 64);
@@ -71,6 +74,10 @@ mod tests {
     #[test]
     fn hashed_key_allocates_exactly_once_worth_of_capacity() {
         let k = hashed("cache", "crate::module::function", &(&7u32, &"x")).unwrap();
-        assert_eq!(k.capacity(), k.len(), "the capacity estimate is exact, so no regrowth");
+        assert_eq!(
+            k.capacity(),
+            k.len(),
+            "the capacity estimate is exact, so no regrowth"
+        );
     }
 }

@@ -1,0 +1,14 @@
+use cache_runtime::cached;
+
+struct Report {
+    total: u64,
+}
+
+#[cached(ttl = 60)]
+async fn get(id: u64) -> Report {
+    Report { total: id }
+}
+
+fn main() {
+    let _ = get(1);
+}
