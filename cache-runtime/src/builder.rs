@@ -2,7 +2,7 @@
 
 use crate::backend::memory::MemoryBackend;
 use crate::backend::redis::{RedisBackend, RedisSettings};
-use crate::backend::Backend;
+use crate::backend::{Backend, Store};
 use crate::cache::{Inner, TtlPresets};
 use crate::codec::{Codec, CodecImpl};
 use crate::{envelope, Cache, CacheError};
@@ -346,9 +346,9 @@ impl CacheBuilder {
                 ));
             }
         }
-        let backend: Arc<dyn Backend> = match self.backend {
-            BackendChoice::Memory => Arc::new(MemoryBackend::new(self.memory_capacity)),
-            BackendChoice::Custom(b) => b,
+        let store = match self.backend {
+            BackendChoice::Memory => Store::Memory(MemoryBackend::new(self.memory_capacity)),
+            BackendChoice::Custom(b) => Store::Custom(b),
             BackendChoice::Redis(url) => {
                 let mut info = redis::IntoConnectionInfo::into_connection_info(url.0.as_str()).map_err(|_| {
                     CacheError::config(
@@ -380,12 +380,12 @@ impl CacheBuilder {
                     )
                 })?;
                 tracing::debug!(address = backend.address(), "redis backend configured");
-                Arc::new(backend)
+                Store::Redis(Box::new(backend))
             }
         };
         Ok(Cache {
             inner: Arc::new(Inner {
-                backend,
+                store,
                 prefix: self.prefix,
                 codec: self.codec.0,
                 ttl: self.ttl,

@@ -1,8 +1,8 @@
 //! The [`Cache`] handle and its direct API.
 
-use crate::backend::{Backend, BoxFuture};
+use crate::backend::Store;
 use crate::builder::CacheBuilder;
-use crate::call::Policy;
+use crate::call::{Policy, Typed};
 use crate::codec::CodecImpl;
 use crate::flight::{Flights, Join};
 use crate::stats::{Counters, Stats};
@@ -41,7 +41,7 @@ impl Default for TtlPresets {
 }
 
 pub(crate) struct Inner {
-    pub(crate) backend: Arc<dyn Backend>,
+    pub(crate) store: Store,
     pub(crate) prefix: String,
     pub(crate) codec: CodecImpl,
     pub(crate) ttl: TtlPresets,
@@ -86,7 +86,7 @@ impl fmt::Debug for Cache {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Cache")
             .field("prefix", &self.inner.prefix)
-            .field("backend", &self.inner.backend)
+            .field("backend", &self.inner.store)
             .field("codec", &self.inner.codec)
             .field("command_timeout", &self.inner.command_timeout)
             .finish_non_exhaustive()
@@ -120,7 +120,7 @@ impl Cache {
     /// assert_eq!(cache_runtime::Cache::builder().memory().build().unwrap().backend_kind(), "memory");
     /// ```
     pub fn backend_kind(&self) -> &'static str {
-        self.inner.backend.kind()
+        self.inner.store.kind()
     }
 
     /// Makes this cache the process-wide default for `#[cached]` functions
@@ -254,7 +254,7 @@ impl Cache {
         let full = key::full(&self.inner.prefix, key);
         let found = self
             .inner
-            .command(self.inner.backend.get(&full))
+            .command(self.inner.store.get(&full))
             .await
             .map_err(|e| self.inner.failed(Operation::Get, &full, e))?;
         let value = found.and_then(|bytes| self.inner.decode_counted(&full, &bytes));
@@ -300,7 +300,7 @@ impl Cache {
                 reason,
             })?;
         self.inner
-            .command(self.inner.backend.set(&full, Bytes::from(bytes), ttl))
+            .command(self.inner.store.set(&full, Bytes::from(bytes), None, ttl))
             .await
             .map_err(|e| self.inner.failed(Operation::Set, &full, e))
     }
@@ -322,7 +322,7 @@ impl Cache {
     pub async fn delete(&self, key: &str) -> Result<bool, CacheError> {
         let full = key::full(&self.inner.prefix, key);
         self.inner
-            .command(self.inner.backend.delete(&full))
+            .command(self.inner.store.delete(&full))
             .await
             .map_err(|e| self.inner.failed(Operation::Delete, &full, e))
     }
@@ -344,7 +344,7 @@ impl Cache {
     pub async fn exists(&self, key: &str) -> Result<bool, CacheError> {
         let full = key::full(&self.inner.prefix, key);
         self.inner
-            .command(self.inner.backend.exists(&full))
+            .command(self.inner.store.exists(&full))
             .await
             .map_err(|e| self.inner.failed(Operation::Exists, &full, e))
     }
@@ -380,19 +380,43 @@ impl Cache {
         let full = key::pattern(&self.inner.prefix, pattern);
         // Many commands: the backend bounds each one, not the whole walk.
         self.inner
-            .backend
+            .store
             .clear_pattern(&full)
             .await
             .map_err(|e| self.inner.failed(Operation::ClearPattern, &full, e))
     }
 
     /// The read-through path behind `#[cached]`; see [`crate::__private::Call`].
-    pub(crate) async fn get_or_compute<P, Out, F>(&self, key: &str, ttl: Duration, body: F) -> Out
+    pub(crate) async fn get_or_compute<P, Out, F>(
+        &self,
+        key: &str,
+        ttl: Duration,
+        typed: Option<Typed<P::Value>>,
+        body: F,
+    ) -> Out
     where
         P: Policy<Out>,
         F: Future<Output = Out>,
     {
         let inner = &*self.inner;
+        // The memory store answers at once: look it up before any
+        // coalescing, which only pays off for the body run.
+        let mut undecodable_in_memory = false;
+        if let Store::Memory(memory) = &inner.store {
+            if let Some(entry) = memory.entry(key) {
+                let value = match (typed, &entry.typed) {
+                    (Some(t), Some(any)) => (t.from_any)(&**any),
+                    _ => None,
+                }
+                .or_else(|| inner.decode_counted::<P::Value>(key, &entry.bytes));
+                if let Some(value) = value {
+                    inner.counters.hit();
+                    return P::from_cached(value);
+                }
+                undecodable_in_memory = true;
+            }
+        }
+
         let leader = match inner.flights.join(key) {
             Join::Follower(follower) => {
                 if let Some(value) = follower
@@ -411,7 +435,14 @@ impl Cache {
         };
 
         let mut store = true;
-        match inner.command(inner.backend.get(key)).await {
+        let lookup = match &inner.store {
+            // Counted already; overwritten below.
+            Store::Memory(_) if undecodable_in_memory => Ok(None),
+            // Another caller may have stored it since the first look.
+            Store::Memory(memory) => Ok(memory.get(key)),
+            _ => inner.command(inner.store.get(key)).await,
+        };
+        match lookup {
             Ok(Some(bytes)) => {
                 if let Some(value) = inner.decode_counted::<P::Value>(key, &bytes) {
                     inner.counters.hit();
@@ -440,24 +471,27 @@ impl Cache {
 
         let out = body.await;
         let encoded = P::cacheable(&out).and_then(|value| {
-            envelope::encode(&inner.codec, value, ttl, inner.max_value_size)
+            let bytes = envelope::encode(&inner.codec, value, ttl, inner.max_value_size)
                 .map_err(|reason| {
                     tracing::warn!(key, %reason, "value not cached: it cannot be encoded");
                 })
-                .ok()
-                .map(Bytes::from)
+                .ok()?;
+            Some((Bytes::from(bytes), typed.map(|t| (t.to_any)(value))))
         });
-        if let (true, Some(bytes)) = (store, &encoded) {
-            match inner
-                .command(inner.backend.set(key, bytes.clone(), ttl))
-                .await
-            {
-                Ok(()) => inner.recovered(),
-                Err(e) => inner.fail_open(Operation::Set, key, &e),
+        let shared = match encoded {
+            Some((bytes, typed_copy)) => {
+                if store {
+                    match inner.command(inner.store.set(key, bytes.clone(), typed_copy, ttl)).await {
+                        Ok(()) => inner.recovered(),
+                        Err(e) => inner.fail_open(Operation::Set, key, &e),
+                    }
+                }
+                Some(bytes)
             }
-        }
+            None => None,
+        };
         if let Some(leader) = leader {
-            leader.finish(encoded);
+            leader.finish(shared);
         }
         out
     }
@@ -468,9 +502,9 @@ impl Inner {
     /// backends, which cannot stall).
     pub(crate) async fn command<T>(
         &self,
-        fut: BoxFuture<'_, Result<T, BackendError>>,
+        fut: impl Future<Output = Result<T, BackendError>>,
     ) -> Result<T, BackendError> {
-        if self.backend.is_local() {
+        if self.store.is_local() {
             return fut.await;
         }
         match tokio::time::timeout(self.command_timeout, fut).await {
@@ -516,7 +550,7 @@ impl Inner {
             tracing::debug!(%op, key, %error, "cache backend still failing; running the body uncached");
         } else {
             tracing::warn!(
-                %op, key, %error, backend = self.backend.kind(),
+                %op, key, %error, backend = self.store.kind(),
                 "cache backend failed; running the body uncached (further failures are logged at debug level until it recovers)"
             );
         }
@@ -524,7 +558,7 @@ impl Inner {
 
     fn recovered(&self) {
         if self.degraded.load(Ordering::Relaxed) && self.degraded.swap(false, Ordering::Relaxed) {
-            tracing::info!(backend = self.backend.kind(), "cache backend recovered");
+            tracing::info!(backend = self.store.kind(), "cache backend recovered");
         }
     }
 }

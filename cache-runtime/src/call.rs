@@ -1,10 +1,13 @@
 //! The call path behind `#[cached]`: one [`Call`] per invocation.
 
+use crate::backend::memory::TypedValue;
 use crate::{key, Cache};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use std::any::Any;
 use std::fmt;
 use std::future::Future;
+use std::marker::PhantomData;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 /// The TTL a `#[cached]` function asked for.
@@ -183,10 +186,20 @@ impl<'s> Call<'s> {
         P: Policy<Out>,
         F: Future<Output = Out>,
     {
+        self.run_typed::<P, Out, F>(None, body).await
+    }
+
+    /// As [`run`](Call::run); with `typed`, the memory store keeps a decoded
+    /// copy of the value and answers hits with a clone of it.
+    pub async fn run_typed<P, Out, F>(self, typed: Option<Typed<P::Value>>, body: F) -> Out
+    where
+        P: Policy<Out>,
+        F: Future<Output = Out>,
+    {
         match (self.cache, self.key) {
             (Some(cache), Some(key)) => {
                 let ttl = cache.inner.resolve_ttl(self.site.ttl);
-                cache.get_or_compute::<P, Out, F>(&key, ttl, body).await
+                cache.get_or_compute::<P, Out, F>(&key, ttl, typed, body).await
             }
             (None, _) => {
                 self.site.warn_uncached();
@@ -230,6 +243,77 @@ impl Serialize for KeyPart<'_> {
 #[inline(always)]
 pub fn key_arg<T: KeyArg>(arg: &T) -> KeyPart<'_> {
     KeyPart(arg.as_key_part())
+}
+
+/// How to keep a value decoded in the memory store: exists only for values
+/// that are `Clone + Send + Sync + 'static` (see [`Probe`]).
+pub struct Typed<T> {
+    pub(crate) to_any: fn(&T) -> TypedValue,
+    pub(crate) from_any: fn(&(dyn Any + Send + Sync)) -> Option<T>,
+}
+
+impl<T> Clone for Typed<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<T> Copy for Typed<T> {}
+
+impl<T> fmt::Debug for Typed<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Typed")
+    }
+}
+
+/// Picks [`Typed`] for clonable values at compile time, by autoref
+/// specialization: `(&&Probe::<T>::new()).typed()` resolves to [`ViaClone`]
+/// when `T: Clone + Send + Sync + 'static` and to [`ViaBytes`] otherwise.
+pub struct Probe<T>(PhantomData<fn() -> T>);
+
+impl<T> Probe<T> {
+    /// A probe for `T`.
+    #[allow(clippy::new_without_default)]
+    pub const fn new() -> Self {
+        Probe(PhantomData)
+    }
+}
+
+/// The clonable case of [`Probe`].
+pub trait ViaClone<T> {
+    /// `Some`: keep decoded copies.
+    fn typed(&self) -> Option<Typed<T>>;
+}
+
+impl<T: Clone + Send + Sync + 'static> ViaClone<T> for &Probe<T> {
+    fn typed(&self) -> Option<Typed<T>> {
+        Some(Typed {
+            to_any: |value| Box::new(value.clone()),
+            from_any: |any| any.downcast_ref::<T>().cloned(),
+        })
+    }
+}
+
+/// The general case of [`Probe`].
+pub trait ViaBytes<T> {
+    /// `None`: decode the bytes on every hit.
+    fn typed(&self) -> Option<Typed<T>>;
+}
+
+impl<T> ViaBytes<T> for Probe<T> {
+    fn typed(&self) -> Option<Typed<T>> {
+        None
+    }
+}
+
+/// `Option<Typed<..>>` for the value `$policy` stores from `$out`.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __cache_typed {
+    ($policy:ty, $out:ty) => {{
+        #[allow(unused_imports)]
+        use $crate::__private::{ViaBytes as _, ViaClone as _};
+        (&&$crate::__private::Probe::<<$policy as $crate::__private::Policy<$out>>::Value>::new()).typed()
+    }};
 }
 
 #[cfg(test)]

@@ -143,3 +143,64 @@ fn an_outage_is_warned_about_once_and_its_end_reported() {
         });
     });
 }
+
+/// Counts how often it is deserialized.
+static DECODES: AtomicUsize = AtomicUsize::new(0);
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+struct Counted(u32);
+
+impl<'de> serde::Deserialize<'de> for Counted {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        DECODES.fetch_add(1, Ordering::SeqCst);
+        u32::deserialize(d).map(Counted)
+    }
+}
+
+/// The same, without `Clone`.
+#[derive(Debug, PartialEq, serde::Serialize)]
+struct CountedNoClone(u32);
+
+impl<'de> serde::Deserialize<'de> for CountedNoClone {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        DECODES.fetch_add(1, Ordering::SeqCst);
+        u32::deserialize(d).map(CountedNoClone)
+    }
+}
+
+#[tokio::test]
+async fn memory_hits_clone_clonable_values_and_decode_the_rest() {
+    use crate::__private::{Always, Call, Site, Ttl};
+    static SITE: Site = Site::new("tests::typed", Ttl::Secs(60));
+    let cache = Cache::builder().memory().build().unwrap();
+
+    let clonable = || {
+        Call::new(&SITE, Some(&cache))
+            .key_fmt(format_args!("clonable"))
+            .run_typed::<Always, _, _>(crate::__private::typed!(Always, Counted), async { Counted(1) })
+    };
+    assert_eq!(clonable().await, Counted(1)); // miss: stored with a decoded copy
+    let before = DECODES.load(Ordering::SeqCst);
+    for _ in 0..3 {
+        assert_eq!(clonable().await, Counted(1));
+    }
+    assert_eq!(DECODES.load(Ordering::SeqCst), before, "hits cloned the stored copy");
+
+    let not_clonable = || {
+        Call::new(&SITE, Some(&cache))
+            .key_fmt(format_args!("not-clonable"))
+            .run_typed::<Always, _, _>(crate::__private::typed!(Always, CountedNoClone), async {
+                CountedNoClone(2)
+            })
+    };
+    assert_eq!(not_clonable().await, CountedNoClone(2));
+    let before = DECODES.load(Ordering::SeqCst);
+    for _ in 0..3 {
+        assert_eq!(not_clonable().await, CountedNoClone(2));
+    }
+    assert_eq!(DECODES.load(Ordering::SeqCst), before + 3, "no Clone: every hit decodes");
+    assert_eq!(cache.stats().hits, 6);
+
+    // The direct API still reads the bytes.
+    assert_eq!(cache.get::<u32>("clonable").await.unwrap(), Some(1));
+}

@@ -1,27 +1,32 @@
 //! The embedded in-process store, on `moka`.
 
-use super::{glob, Backend, BoxFuture};
-use crate::BackendError;
+use super::glob;
 use bytes::Bytes;
+use std::any::Any;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-#[derive(Clone)]
-struct Entry {
-    value: Bytes,
+/// A decoded value kept beside its bytes, so a hit through `#[cached]` can
+/// hand out a clone instead of decoding.
+pub(crate) type TypedValue = Box<dyn Any + Send + Sync>;
+
+pub(crate) struct Entry {
+    pub(crate) bytes: Bytes,
+    pub(crate) typed: Option<TypedValue>,
     ttl: Duration,
 }
 
 /// Expires each entry after its own TTL.
 struct PerEntryTtl;
 
-impl moka::Expiry<String, Entry> for PerEntryTtl {
-    fn expire_after_create(&self, _key: &String, value: &Entry, _now: Instant) -> Option<Duration> {
+impl moka::Expiry<String, Arc<Entry>> for PerEntryTtl {
+    fn expire_after_create(&self, _key: &String, value: &Arc<Entry>, _now: Instant) -> Option<Duration> {
         Some(value.ttl)
     }
     fn expire_after_update(
         &self,
         _key: &String,
-        value: &Entry,
+        value: &Arc<Entry>,
         _now: Instant,
         _current: Option<Duration>,
     ) -> Option<Duration> {
@@ -29,11 +34,11 @@ impl moka::Expiry<String, Entry> for PerEntryTtl {
     }
 }
 
-/// Encoded values in process memory, bounded by total bytes (keys plus
+/// Values in process memory, bounded by total encoded size (keys plus
 /// values), evicting by moka's TinyLFU policy, each entry expiring after its
-/// TTL.
+/// TTL. Every operation completes synchronously.
 pub(crate) struct MemoryBackend {
-    entries: moka::sync::Cache<String, Entry>,
+    entries: moka::sync::Cache<String, Arc<Entry>>,
     capacity: u64,
 }
 
@@ -50,9 +55,7 @@ impl MemoryBackend {
     pub(crate) fn new(capacity_bytes: u64) -> Self {
         let entries = moka::sync::Cache::builder()
             .max_capacity(capacity_bytes)
-            .weigher(|k: &String, v: &Entry| {
-                u32::try_from(k.len() + v.value.len()).unwrap_or(u32::MAX)
-            })
+            .weigher(|k: &String, v: &Arc<Entry>| u32::try_from(k.len() + v.bytes.len()).unwrap_or(u32::MAX))
             .expire_after(PerEntryTtl)
             .build();
         MemoryBackend {
@@ -60,52 +63,35 @@ impl MemoryBackend {
             capacity: capacity_bytes,
         }
     }
-}
 
-impl Backend for MemoryBackend {
-    fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Bytes>, BackendError>> {
-        let found = self.entries.get(key).map(|e| e.value);
-        Box::pin(std::future::ready(Ok(found)))
+    pub(crate) fn entry(&self, key: &str) -> Option<Arc<Entry>> {
+        self.entries.get(key)
     }
 
-    fn set<'a>(
-        &'a self,
-        key: &'a str,
-        value: Bytes,
-        ttl: Duration,
-    ) -> BoxFuture<'a, Result<(), BackendError>> {
-        self.entries.insert(key.to_owned(), Entry { value, ttl });
-        Box::pin(std::future::ready(Ok(())))
+    pub(crate) fn get(&self, key: &str) -> Option<Bytes> {
+        self.entries.get(key).map(|e| e.bytes.clone())
     }
 
-    fn delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<bool, BackendError>> {
-        let removed = self.entries.remove(key).is_some();
-        Box::pin(std::future::ready(Ok(removed)))
+    pub(crate) fn set(&self, key: &str, bytes: Bytes, typed: Option<TypedValue>, ttl: Duration) {
+        self.entries.insert(key.to_owned(), Arc::new(Entry { bytes, typed, ttl }));
     }
 
-    fn exists<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<bool, BackendError>> {
-        let present = self.entries.contains_key(key);
-        Box::pin(std::future::ready(Ok(present)))
+    pub(crate) fn delete(&self, key: &str) -> bool {
+        self.entries.remove(key).is_some()
     }
 
-    fn clear_pattern<'a>(&'a self, pattern: &'a str) -> BoxFuture<'a, Result<u64, BackendError>> {
+    pub(crate) fn exists(&self, key: &str) -> bool {
+        self.entries.contains_key(key)
+    }
+
+    pub(crate) fn clear_pattern(&self, pattern: &str) -> u64 {
         let mut removed = 0;
         for (key, _) in self.entries.iter() {
-            if glob::matches(pattern.as_bytes(), key.as_bytes())
-                && self.entries.remove(key.as_str()).is_some()
-            {
+            if glob::matches(pattern.as_bytes(), key.as_bytes()) && self.entries.remove(key.as_str()).is_some() {
                 removed += 1;
             }
         }
-        Box::pin(std::future::ready(Ok(removed)))
-    }
-
-    fn kind(&self) -> &'static str {
-        "memory"
-    }
-
-    fn is_local(&self) -> bool {
-        true
+        removed
     }
 }
 
@@ -116,38 +102,35 @@ mod tests {
     #[tokio::test]
     async fn entries_expire_after_their_own_ttl() {
         let store = MemoryBackend::new(1 << 20);
-        store
-            .set("short", Bytes::from_static(b"s"), Duration::from_millis(30))
-            .await
-            .unwrap();
-        store
-            .set("long", Bytes::from_static(b"l"), Duration::from_secs(60))
-            .await
-            .unwrap();
-        assert!(store.exists("short").await.unwrap());
+        store.set("short", Bytes::from_static(b"s"), None, Duration::from_millis(30));
+        store.set("long", Bytes::from_static(b"l"), None, Duration::from_secs(60));
+        assert!(store.exists("short"));
         tokio::time::sleep(Duration::from_millis(80)).await;
-        assert_eq!(store.get("short").await.unwrap(), None, "expired");
-        assert!(!store.exists("short").await.unwrap());
-        assert_eq!(store.get("long").await.unwrap().as_deref(), Some(&b"l"[..]));
+        assert_eq!(store.get("short"), None, "expired");
+        assert!(!store.exists("short"));
+        assert_eq!(store.get("long").as_deref(), Some(&b"l"[..]));
     }
 
-    #[tokio::test]
-    async fn total_size_stays_within_the_bound() {
+    #[test]
+    fn total_size_stays_within_the_bound() {
         let capacity = 64 * 1024;
         let store = MemoryBackend::new(capacity);
         let value = Bytes::from(vec![7u8; 1024]);
         for i in 0..1000 {
-            store
-                .set(&format!("k{i}"), value.clone(), Duration::from_secs(60))
-                .await
-                .unwrap();
+            store.set(&format!("k{i}"), value.clone(), None, Duration::from_secs(60));
         }
         store.entries.run_pending_tasks();
         let size = store.entries.weighted_size();
         assert!(size <= capacity, "{size} bytes held, bound {capacity}");
-        assert!(
-            store.entries.entry_count() < 1000,
-            "some entries were evicted"
-        );
+        assert!(store.entries.entry_count() < 1000, "some entries were evicted");
+    }
+
+    #[test]
+    fn typed_values_ride_along() {
+        let store = MemoryBackend::new(1 << 20);
+        store.set("k", Bytes::from_static(b"x"), Some(Box::new(42u32)), Duration::from_secs(9));
+        let entry = store.entry("k").unwrap();
+        assert_eq!(entry.typed.as_ref().and_then(|t| t.downcast_ref::<u32>()), Some(&42));
+        assert_eq!(entry.typed.as_ref().and_then(|t| t.downcast_ref::<u64>()), None);
     }
 }

@@ -5,6 +5,7 @@ use bytes::Bytes;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 pub(crate) mod glob;
@@ -95,5 +96,92 @@ pub trait Backend: fmt::Debug + Send + Sync + 'static {
     /// runtime need not arm a deadline timer around it.
     fn is_local(&self) -> bool {
         false
+    }
+}
+
+/// The store behind a cache: the built-in backends dispatched statically (no
+/// boxed future per command), a user's backend through the trait.
+pub(crate) enum Store {
+    Memory(memory::MemoryBackend),
+    Redis(Box<redis::RedisBackend>),
+    Custom(Arc<dyn Backend>),
+}
+
+impl fmt::Debug for Store {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Store::Memory(m) => m.fmt(f),
+            Store::Redis(r) => r.fmt(f),
+            Store::Custom(c) => c.fmt(f),
+        }
+    }
+}
+
+impl Store {
+    pub(crate) fn kind(&self) -> &'static str {
+        match self {
+            Store::Memory(_) => "memory",
+            Store::Redis(_) => "redis",
+            Store::Custom(c) => c.kind(),
+        }
+    }
+
+    /// Whether commands complete in-process, so no deadline timer is needed.
+    pub(crate) fn is_local(&self) -> bool {
+        match self {
+            Store::Memory(_) => true,
+            Store::Redis(_) => false,
+            Store::Custom(c) => c.is_local(),
+        }
+    }
+
+    pub(crate) async fn get(&self, key: &str) -> Result<Option<Bytes>, BackendError> {
+        match self {
+            Store::Memory(m) => Ok(m.get(key)),
+            Store::Redis(r) => r.get(key).await,
+            Store::Custom(c) => c.get(key).await,
+        }
+    }
+
+    /// Stores `bytes`; the memory store also keeps `typed`, a decoded copy.
+    pub(crate) async fn set(
+        &self,
+        key: &str,
+        bytes: Bytes,
+        typed: Option<memory::TypedValue>,
+        ttl: Duration,
+    ) -> Result<(), BackendError> {
+        match self {
+            Store::Memory(m) => {
+                m.set(key, bytes, typed, ttl);
+                Ok(())
+            }
+            Store::Redis(r) => r.set(key, &bytes, ttl).await,
+            Store::Custom(c) => c.set(key, bytes, ttl).await,
+        }
+    }
+
+    pub(crate) async fn delete(&self, key: &str) -> Result<bool, BackendError> {
+        match self {
+            Store::Memory(m) => Ok(m.delete(key)),
+            Store::Redis(r) => r.delete(key).await,
+            Store::Custom(c) => c.delete(key).await,
+        }
+    }
+
+    pub(crate) async fn exists(&self, key: &str) -> Result<bool, BackendError> {
+        match self {
+            Store::Memory(m) => Ok(m.exists(key)),
+            Store::Redis(r) => r.exists(key).await,
+            Store::Custom(c) => c.exists(key).await,
+        }
+    }
+
+    pub(crate) async fn clear_pattern(&self, pattern: &str) -> Result<u64, BackendError> {
+        match self {
+            Store::Memory(m) => Ok(m.clear_pattern(pattern)),
+            Store::Redis(r) => r.clear_pattern(pattern).await,
+            Store::Custom(c) => c.clear_pattern(pattern).await,
+        }
     }
 }

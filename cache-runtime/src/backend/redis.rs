@@ -1,7 +1,6 @@
 //! The Redis backend: a few multiplexed connections, used round-robin, each
 //! connecting lazily and reconnecting by itself.
 
-use super::{Backend, BoxFuture};
 use crate::BackendError;
 use bytes::Bytes;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -89,84 +88,64 @@ impl RedisBackend {
     }
 }
 
-impl Backend for RedisBackend {
-    fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Bytes>, BackendError>> {
-        Box::pin(async move {
-            let mut conn = self.connection().await?;
-            let value: Option<Bytes> = redis::cmd("GET").arg(key).query_async(&mut conn).await?;
-            Ok(value)
-        })
+impl RedisBackend {
+    pub(crate) async fn get(&self, key: &str) -> Result<Option<Bytes>, BackendError> {
+        let mut conn = self.connection().await?;
+        Ok(redis::cmd("GET").arg(key).query_async(&mut conn).await?)
     }
 
-    fn set<'a>(
-        &'a self,
-        key: &'a str,
-        value: Bytes,
-        ttl: Duration,
-    ) -> BoxFuture<'a, Result<(), BackendError>> {
-        Box::pin(async move {
-            let mut conn = self.connection().await?;
-            let ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
-            redis::cmd("SET")
-                .arg(key)
-                .arg(&value[..])
-                .arg("PX")
-                .arg(ms)
-                .query_async::<()>(&mut conn)
+    pub(crate) async fn set(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), BackendError> {
+        let mut conn = self.connection().await?;
+        let ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+        redis::cmd("SET")
+            .arg(key)
+            .arg(value)
+            .arg("PX")
+            .arg(ms)
+            .query_async::<()>(&mut conn)
+            .await?;
+        Ok(())
+    }
+
+    pub(crate) async fn delete(&self, key: &str) -> Result<bool, BackendError> {
+        let mut conn = self.connection().await?;
+        let n: u64 = redis::cmd("UNLINK").arg(key).query_async(&mut conn).await?;
+        Ok(n > 0)
+    }
+
+    pub(crate) async fn exists(&self, key: &str) -> Result<bool, BackendError> {
+        let mut conn = self.connection().await?;
+        let n: u64 = redis::cmd("EXISTS").arg(key).query_async(&mut conn).await?;
+        Ok(n > 0)
+    }
+
+    pub(crate) async fn clear_pattern(&self, pattern: &str) -> Result<u64, BackendError> {
+        // SCAN walks the keyspace a slice at a time and UNLINK frees values
+        // off the main thread, so neither blocks Redis the way KEYS + DEL
+        // would. SCAN may return a key twice; UNLINK counts it once.
+        let mut conn = self.connection().await?;
+        let mut cursor: u64 = 0;
+        let mut removed = 0;
+        loop {
+            let (next, keys): (u64, Vec<Bytes>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(pattern)
+                .arg("COUNT")
+                .arg(SCAN_BATCH)
+                .query_async(&mut conn)
                 .await?;
-            Ok(())
-        })
-    }
-
-    fn delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<bool, BackendError>> {
-        Box::pin(async move {
-            let mut conn = self.connection().await?;
-            let n: u64 = redis::cmd("UNLINK").arg(key).query_async(&mut conn).await?;
-            Ok(n > 0)
-        })
-    }
-
-    fn exists<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<bool, BackendError>> {
-        Box::pin(async move {
-            let mut conn = self.connection().await?;
-            let n: u64 = redis::cmd("EXISTS").arg(key).query_async(&mut conn).await?;
-            Ok(n > 0)
-        })
-    }
-
-    fn clear_pattern<'a>(&'a self, pattern: &'a str) -> BoxFuture<'a, Result<u64, BackendError>> {
-        Box::pin(async move {
-            // SCAN walks the keyspace a slice at a time and UNLINK frees values
-            // off the main thread, so neither blocks Redis the way KEYS + DEL
-            // would. SCAN may return a key twice; UNLINK counts it once.
-            let mut conn = self.connection().await?;
-            let mut cursor: u64 = 0;
-            let mut removed = 0;
-            loop {
-                let (next, keys): (u64, Vec<Bytes>) = redis::cmd("SCAN")
-                    .arg(cursor)
-                    .arg("MATCH")
-                    .arg(pattern)
-                    .arg("COUNT")
-                    .arg(SCAN_BATCH)
-                    .query_async(&mut conn)
-                    .await?;
-                for batch in keys.chunks(SCAN_BATCH) {
-                    let mut unlink = redis::cmd("UNLINK");
-                    for key in batch {
-                        unlink.arg(&key[..]);
-                    }
-                    removed += unlink.query_async::<u64>(&mut conn).await?;
+            for batch in keys.chunks(SCAN_BATCH) {
+                let mut unlink = redis::cmd("UNLINK");
+                for key in batch {
+                    unlink.arg(&key[..]);
                 }
-                if next == 0 {
-                    return Ok(removed);
-                }
-                cursor = next;
+                removed += unlink.query_async::<u64>(&mut conn).await?;
             }
-        })
-    }
-
-    fn kind(&self) -> &'static str {
-        "redis"
+            if next == 0 {
+                return Ok(removed);
+            }
+            cursor = next;
+        }
     }
 }
