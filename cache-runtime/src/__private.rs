@@ -2,7 +2,7 @@
 //! signatures change without notice.
 
 pub use crate::__cache_typed as typed;
-pub use crate::call::{Probe, Typed, ViaBytes, ViaClone};
 pub use crate::call::{
     key_arg, Always, Call, KeyArg, OkOnly, Policy, Site, SomeOnly, SomeOrNone, Ttl,
 };
+pub use crate::call::{Probe, Typed, ViaBytes, ViaClone};

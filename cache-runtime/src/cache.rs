@@ -481,7 +481,10 @@ impl Cache {
         let shared = match encoded {
             Some((bytes, typed_copy)) => {
                 if store {
-                    match inner.command(inner.store.set(key, bytes.clone(), typed_copy, ttl)).await {
+                    match inner
+                        .command(inner.store.set(key, bytes.clone(), typed_copy, ttl))
+                        .await
+                    {
                         Ok(()) => inner.recovered(),
                         Err(e) => inner.fail_open(Operation::Set, key, &e),
                     }

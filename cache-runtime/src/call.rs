@@ -199,7 +199,9 @@ impl<'s> Call<'s> {
         match (self.cache, self.key) {
             (Some(cache), Some(key)) => {
                 let ttl = cache.inner.resolve_ttl(self.site.ttl);
-                cache.get_or_compute::<P, Out, F>(&key, ttl, typed, body).await
+                cache
+                    .get_or_compute::<P, Out, F>(&key, ttl, typed, body)
+                    .await
             }
             (None, _) => {
                 self.site.warn_uncached();
@@ -312,7 +314,8 @@ macro_rules! __cache_typed {
     ($policy:ty, $out:ty) => {{
         #[allow(unused_imports)]
         use $crate::__private::{ViaBytes as _, ViaClone as _};
-        (&&$crate::__private::Probe::<<$policy as $crate::__private::Policy<$out>>::Value>::new()).typed()
+        (&&$crate::__private::Probe::<<$policy as $crate::__private::Policy<$out>>::Value>::new())
+            .typed()
     }};
 }
 

@@ -177,14 +177,20 @@ async fn memory_hits_clone_clonable_values_and_decode_the_rest() {
     let clonable = || {
         Call::new(&SITE, Some(&cache))
             .key_fmt(format_args!("clonable"))
-            .run_typed::<Always, _, _>(crate::__private::typed!(Always, Counted), async { Counted(1) })
+            .run_typed::<Always, _, _>(crate::__private::typed!(Always, Counted), async {
+                Counted(1)
+            })
     };
     assert_eq!(clonable().await, Counted(1)); // miss: stored with a decoded copy
     let before = DECODES.load(Ordering::SeqCst);
     for _ in 0..3 {
         assert_eq!(clonable().await, Counted(1));
     }
-    assert_eq!(DECODES.load(Ordering::SeqCst), before, "hits cloned the stored copy");
+    assert_eq!(
+        DECODES.load(Ordering::SeqCst),
+        before,
+        "hits cloned the stored copy"
+    );
 
     let not_clonable = || {
         Call::new(&SITE, Some(&cache))
@@ -198,7 +204,11 @@ async fn memory_hits_clone_clonable_values_and_decode_the_rest() {
     for _ in 0..3 {
         assert_eq!(not_clonable().await, CountedNoClone(2));
     }
-    assert_eq!(DECODES.load(Ordering::SeqCst), before + 3, "no Clone: every hit decodes");
+    assert_eq!(
+        DECODES.load(Ordering::SeqCst),
+        before + 3,
+        "no Clone: every hit decodes"
+    );
     assert_eq!(cache.stats().hits, 6);
 
     // The direct API still reads the bytes.

@@ -20,7 +20,12 @@ pub(crate) struct Entry {
 struct PerEntryTtl;
 
 impl moka::Expiry<String, Arc<Entry>> for PerEntryTtl {
-    fn expire_after_create(&self, _key: &String, value: &Arc<Entry>, _now: Instant) -> Option<Duration> {
+    fn expire_after_create(
+        &self,
+        _key: &String,
+        value: &Arc<Entry>,
+        _now: Instant,
+    ) -> Option<Duration> {
         Some(value.ttl)
     }
     fn expire_after_update(
@@ -55,7 +60,9 @@ impl MemoryBackend {
     pub(crate) fn new(capacity_bytes: u64) -> Self {
         let entries = moka::sync::Cache::builder()
             .max_capacity(capacity_bytes)
-            .weigher(|k: &String, v: &Arc<Entry>| u32::try_from(k.len() + v.bytes.len()).unwrap_or(u32::MAX))
+            .weigher(|k: &String, v: &Arc<Entry>| {
+                u32::try_from(k.len() + v.bytes.len()).unwrap_or(u32::MAX)
+            })
             .expire_after(PerEntryTtl)
             .build();
         MemoryBackend {
@@ -73,7 +80,8 @@ impl MemoryBackend {
     }
 
     pub(crate) fn set(&self, key: &str, bytes: Bytes, typed: Option<TypedValue>, ttl: Duration) {
-        self.entries.insert(key.to_owned(), Arc::new(Entry { bytes, typed, ttl }));
+        self.entries
+            .insert(key.to_owned(), Arc::new(Entry { bytes, typed, ttl }));
     }
 
     pub(crate) fn delete(&self, key: &str) -> bool {
@@ -87,7 +95,9 @@ impl MemoryBackend {
     pub(crate) fn clear_pattern(&self, pattern: &str) -> u64 {
         let mut removed = 0;
         for (key, _) in self.entries.iter() {
-            if glob::matches(pattern.as_bytes(), key.as_bytes()) && self.entries.remove(key.as_str()).is_some() {
+            if glob::matches(pattern.as_bytes(), key.as_bytes())
+                && self.entries.remove(key.as_str()).is_some()
+            {
                 removed += 1;
             }
         }
@@ -102,8 +112,18 @@ mod tests {
     #[tokio::test]
     async fn entries_expire_after_their_own_ttl() {
         let store = MemoryBackend::new(1 << 20);
-        store.set("short", Bytes::from_static(b"s"), None, Duration::from_millis(30));
-        store.set("long", Bytes::from_static(b"l"), None, Duration::from_secs(60));
+        store.set(
+            "short",
+            Bytes::from_static(b"s"),
+            None,
+            Duration::from_millis(30),
+        );
+        store.set(
+            "long",
+            Bytes::from_static(b"l"),
+            None,
+            Duration::from_secs(60),
+        );
         assert!(store.exists("short"));
         tokio::time::sleep(Duration::from_millis(80)).await;
         assert_eq!(store.get("short"), None, "expired");
@@ -117,20 +137,39 @@ mod tests {
         let store = MemoryBackend::new(capacity);
         let value = Bytes::from(vec![7u8; 1024]);
         for i in 0..1000 {
-            store.set(&format!("k{i}"), value.clone(), None, Duration::from_secs(60));
+            store.set(
+                &format!("k{i}"),
+                value.clone(),
+                None,
+                Duration::from_secs(60),
+            );
         }
         store.entries.run_pending_tasks();
         let size = store.entries.weighted_size();
         assert!(size <= capacity, "{size} bytes held, bound {capacity}");
-        assert!(store.entries.entry_count() < 1000, "some entries were evicted");
+        assert!(
+            store.entries.entry_count() < 1000,
+            "some entries were evicted"
+        );
     }
 
     #[test]
     fn typed_values_ride_along() {
         let store = MemoryBackend::new(1 << 20);
-        store.set("k", Bytes::from_static(b"x"), Some(Box::new(42u32)), Duration::from_secs(9));
+        store.set(
+            "k",
+            Bytes::from_static(b"x"),
+            Some(Box::new(42u32)),
+            Duration::from_secs(9),
+        );
         let entry = store.entry("k").unwrap();
-        assert_eq!(entry.typed.as_ref().and_then(|t| t.downcast_ref::<u32>()), Some(&42));
-        assert_eq!(entry.typed.as_ref().and_then(|t| t.downcast_ref::<u64>()), None);
+        assert_eq!(
+            entry.typed.as_ref().and_then(|t| t.downcast_ref::<u32>()),
+            Some(&42)
+        );
+        assert_eq!(
+            entry.typed.as_ref().and_then(|t| t.downcast_ref::<u64>()),
+            None
+        );
     }
 }

@@ -94,7 +94,12 @@ impl RedisBackend {
         Ok(redis::cmd("GET").arg(key).query_async(&mut conn).await?)
     }
 
-    pub(crate) async fn set(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), BackendError> {
+    pub(crate) async fn set(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl: Duration,
+    ) -> Result<(), BackendError> {
         let mut conn = self.connection().await?;
         let ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
         redis::cmd("SET")
