@@ -476,7 +476,12 @@ impl Cache {
                     tracing::warn!(key, %reason, "value not cached: it cannot be encoded");
                 })
                 .ok()?;
-            Some((Bytes::from(bytes), typed.map(|t| (t.to_any)(value))))
+            // Only the memory store keeps decoded copies.
+            let copy = match (&inner.store, typed) {
+                (Store::Memory(_), Some(t)) => Some((t.to_any)(value)),
+                _ => None,
+            };
+            Some((Bytes::from(bytes), copy))
         });
         let shared = match encoded {
             Some((bytes, typed_copy)) => {
