@@ -354,6 +354,42 @@ impl RedisServer {
         }
     }
 
+    /// Sends several commands on one connection, in order, and returns
+    /// their replies: for state tied to a connection, such as `AUTH` or
+    /// `SELECT` before the command that needs it.
+    ///
+    /// # Panics
+    ///
+    /// As [`RedisServer::cmd`].
+    ///
+    /// ```no_run
+    /// use cache_test_support::RedisServer;
+    ///
+    /// let server = RedisServer::start();
+    /// server.cmd(&["CONFIG", "SET", "requirepass", "pw"]);
+    /// let replies = server.cmd_pipeline(&[&["AUTH", "pw"], &["SELECT", "3"], &["DBSIZE"]]);
+    /// assert_eq!(replies[2].as_int(), 0);
+    /// ```
+    #[track_caller]
+    pub fn cmd_pipeline(&self, commands: &[&[&str]]) -> Vec<Reply> {
+        assert!(
+            !commands.is_empty(),
+            "cmd_pipeline needs at least one command"
+        );
+        let owned: Vec<Vec<&[u8]>> = commands
+            .iter()
+            .map(|args| args.iter().map(|a| a.as_bytes()).collect())
+            .collect();
+        let borrowed: Vec<&[&[u8]]> = owned.iter().map(Vec::as_slice).collect();
+        round_trip(self.addr(), &borrowed, CMD_TIMEOUT).unwrap_or_else(|err| {
+            panic!(
+                "redis pipeline {commands:?} to {} failed: {err} (server running: {})",
+                self.addr(),
+                self.is_running()
+            )
+        })
+    }
+
     fn lock_child(&self) -> std::sync::MutexGuard<'_, Option<Child>> {
         self.child.lock().unwrap_or_else(PoisonError::into_inner)
     }

@@ -5,6 +5,7 @@ mod support;
 
 mod clear_pattern;
 mod concurrency;
+mod config;
 mod corrupt;
 mod direct_api;
 mod fail_open;
