@@ -222,6 +222,18 @@ fn parse_ttl(e: &Expr) -> syn::Result<Ttl> {
                 syn::Error::new(s.span(), format!("invalid `ttl`: {why}; {fix}"))
             })?,
         },
+        Expr::Lit(ExprLit {
+            lit: Lit::Float(f), ..
+        }) => {
+            let rounded = f.base10_parse::<f64>().map_or(1.0, |x| x.ceil().max(1.0));
+            return Err(syn::Error::new(
+                f.span(),
+                format!(
+                    "`ttl` takes whole seconds, not `{f}`: round it (`ttl = {rounded}`), or write a \
+                     duration in whole units (`ttl = \"90s\"`)"
+                ),
+            ));
+        }
         Expr::Unary(ExprUnary {
             op: UnOp::Neg(_), ..
         }) => {
@@ -289,7 +301,8 @@ fn respell_duration(text: &str) -> Option<String> {
     (out != text && parse_duration(&out).is_ok()).then_some(out)
 }
 
-/// `"90s"`, `"10m"`, `"1h30m"`, `"2d"` to seconds.
+/// `"90s"`, `"10m"`, `"1h30m"`, `"2d"` to seconds, saturating at `u64::MAX`
+/// (the caller rejects anything over 100 years).
 fn parse_duration(text: &str) -> Result<u64, String> {
     if text.is_empty() {
         return Err("the duration is empty".into());
@@ -303,9 +316,9 @@ fn parse_duration(text: &str) -> Result<u64, String> {
         if digits == 0 {
             return Err(format!("expected a number at `{rest}`"));
         }
-        let n: u64 = rest[..digits]
-            .parse()
-            .map_err(|_| "the number is too large".to_string())?;
+        // Only digits: parsing fails on overflow alone, and a duration too
+        // large for `u64` is reported like any other over the limit.
+        let n: u64 = rest[..digits].parse().unwrap_or(u64::MAX);
         rest = &rest[digits..];
         let unit_len = rest
             .find(|c: char| c.is_ascii_digit())
@@ -319,10 +332,7 @@ fn parse_duration(text: &str) -> Result<u64, String> {
             unit => return Err(format!("unknown unit `{}` (use s, m, h or d)", unit.trim())),
         };
         rest = &rest[unit_len..];
-        total = n
-            .checked_mul(factor)
-            .and_then(|s| total.checked_add(s))
-            .ok_or_else(|| "the duration is too large".to_string())?;
+        total = total.saturating_add(n.saturating_mul(factor));
     }
     Ok(total)
 }
@@ -341,7 +351,8 @@ mod tests {
         assert!(parse_duration("10").is_err());
         assert!(parse_duration("m").is_err());
         assert!(parse_duration("5w").is_err());
-        assert!(parse_duration("99999999999999999999h").is_err());
+        assert_eq!(parse_duration("99999999999999999999h"), Ok(u64::MAX));
+        assert_eq!(parse_duration("18446744073709551615s1s"), Ok(u64::MAX));
     }
 
     #[test]

@@ -3,20 +3,32 @@
 use crate::attr::{Options, Ttl};
 use crate::errors::Errors;
 use crate::validate::{self, KeyPlan, Plan};
-use proc_macro2::{Delimiter, Group, Span, TokenStream, TokenTree};
+use proc_macro2::{Group, Literal, Span, TokenStream, TokenTree};
 use quote::{quote, quote_spanned};
 use syn::spanned::Spanned;
-use syn::{ItemFn, ReturnType};
+use syn::{AttrStyle, Block, ItemFn, ReturnType, Stmt, TraitItemFn};
 
 /// `#[cached(attr)] item`.
 pub(crate) fn cached(attr: TokenStream, item: TokenStream) -> TokenStream {
     let func: ItemFn = match syn::parse2(item.clone()) {
         Ok(f) => f,
         Err(e) => {
-            let err = syn::Error::new(
-                e.span(),
-                format!("#[cached] applies to an `async fn` with a body: {e}"),
-            );
+            let err = match syn::parse2::<TraitItemFn>(item.clone()) {
+                // A method declared in a trait without a default body.
+                Ok(TraitItemFn {
+                    default: None,
+                    semi_token: Some(semi),
+                    ..
+                }) => syn::Error::new(
+                    semi.span,
+                    "#[cached] needs a body to wrap, and this trait method has none: put #[cached] \
+                     on the method in each `impl`, or give the method a default body here",
+                ),
+                _ => syn::Error::new(
+                    e.span(),
+                    format!("#[cached] applies to an `async fn` with a body: {e}"),
+                ),
+            };
             return fallback(item, err);
         }
     };
@@ -42,6 +54,9 @@ fn fallback(item: TokenStream, error: syn::Error) -> TokenStream {
     quote!(#item #errors)
 }
 
+/// The function with the same signature and a new body: a `static` site, a
+/// `Call` with its key, the original body as an `async move` block, and one
+/// call to the runtime's `run`. `tests/snapshots/*.rs` show the result.
 fn expand(func: ItemFn, plan: &Plan) -> TokenStream {
     let ItemFn {
         attrs,
@@ -51,11 +66,18 @@ fn expand(func: ItemFn, plan: &Plan) -> TokenStream {
     } = func;
     let krate = &plan.krate;
     let name = &plan.name;
+    // Everything generated code names lives in `__private`; one alias keeps
+    // the expansion short. It is an item of the function's body, so a
+    // `crate = path` resolves exactly as in the user's own code.
+    let rt = quote!(__cache_rt);
     let ttl = match plan.ttl {
-        None | Some(Ttl::Default) => quote!(#krate::__private::Ttl::Default),
-        Some(Ttl::Short) => quote!(#krate::__private::Ttl::Short),
-        Some(Ttl::Long) => quote!(#krate::__private::Ttl::Long),
-        Some(Ttl::Secs(s)) => quote!(#krate::__private::Ttl::Secs(#s)),
+        None | Some(Ttl::Default) => quote!(#rt::Ttl::Default),
+        Some(Ttl::Short) => quote!(#rt::Ttl::Short),
+        Some(Ttl::Long) => quote!(#rt::Ttl::Long),
+        Some(Ttl::Secs(s)) => {
+            let s = Literal::u64_unsuffixed(s);
+            quote!(#rt::Ttl::Secs(#s))
+        }
     };
     let cache = match &plan.cache {
         Some(expr) => quote_spanned!(expr.span()=> ::core::option::Option::Some(&(#expr))),
@@ -68,7 +90,7 @@ fn expand(func: ItemFn, plan: &Plan) -> TokenStream {
             // argument is reported on the parameter itself.
             let checked = args.iter().map(|a| {
                 let span = a.span();
-                let key_arg = relocate(quote!(#krate::__private::key_arg), span);
+                let key_arg = relocate(quote!(#rt::key_arg), span);
                 quote_spanned!(span=> #key_arg(&#a))
             });
             quote!(key_args(&(#(#checked,)*)))
@@ -85,25 +107,48 @@ fn expand(func: ItemFn, plan: &Plan) -> TokenStream {
     // moves: names keep resolving as written by the macro.
     let span = Span::call_site().located_at(plan.stored_span);
     let policy = &plan.policy;
-    let policy = relocate(quote!(#krate::__private::#policy), span);
-    let body = quote! {
-        async move {
-            let __cache_ret: #ret = #block;
-            #[allow(unreachable_code, clippy::needless_return)]
-            return __cache_ret;
-        }
-    };
-    let mut body = Group::new(Delimiter::Parenthesis, body);
-    body.set_span(span);
-    let run = quote_spanned!(span=> __cache_call.run::<#policy, _, _>#body.await);
+    let policy = relocate(quote!(#rt::#policy), span);
+    // The typed `let` anchors the declared return type, so that a body of
+    // another type is reported on the body's own tail. clippy's
+    // `diverging_sub_expression` looks through a `let` initializer that
+    // holds one statement, and would report a body such as `{ panic!(..) }`
+    // or `{ return x; }`, which the function as written does not have: the
+    // allow is emitted for those bodies only, and other bodies keep the lint.
+    let allow =
+        single_statement(&block).then(|| quote!(#[allow(clippy::diverging_sub_expression)]));
+    let run = quote_spanned!(span=> __cache_call.run::<#policy, _, _>(__cache_body).await);
+    // Inner attributes (`#![allow(..)]` at the top of the body) stay inside.
+    let (outer, inner): (Vec<_>, Vec<_>) = attrs
+        .iter()
+        .partition(|a| matches!(a.style, AttrStyle::Outer));
     quote! {
-        #(#attrs)*
+        #(#outer)*
         #vis #sig {
-            static __CACHE_SITE: #krate::__private::Site = #krate::__private::Site::new(#name, #ttl);
-            let __cache_call = #krate::__private::Call::new(&__CACHE_SITE, #cache).#key;
+            #(#inner)*
+            use #krate::__private as #rt;
+            static __CACHE_SITE: #rt::Site = #rt::Site::new(#name, #ttl);
+            let __cache_call = #rt::Call::new(&__CACHE_SITE, #cache).#key;
+            let __cache_body = async move {
+                #allow
+                let __cache_ret: #ret = #block;
+                #[allow(unreachable_code, clippy::needless_return)]
+                return __cache_ret;
+            };
             #run
         }
     }
+}
+
+/// Whether `block` has at most one statement besides items: clippy treats
+/// such a block like its single statement. A macro statement may expand to
+/// an item, so it does not count.
+fn single_statement(block: &Block) -> bool {
+    block
+        .stmts
+        .iter()
+        .filter(|s| matches!(s, Stmt::Local(_) | Stmt::Expr(..)))
+        .count()
+        <= 1
 }
 
 /// `tokens` moved to the location of `span`, keeping their hygiene.

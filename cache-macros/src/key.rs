@@ -16,6 +16,14 @@ pub(crate) enum Part {
 impl Template {
     /// Parses a template; the error says what is wrong and where.
     pub(crate) fn parse(text: &str) -> Result<Template, String> {
+        if text.is_empty() {
+            // Every call would share one key, the bare prefix.
+            return Err(
+                "the template is empty; write one like `key = \"product:{id}\"`, \
+                        or leave `key` out to hash the arguments"
+                    .into(),
+            );
+        }
         let mut parts = Vec::new();
         let mut literal = String::new();
         let mut chars = text.char_indices().peekable();
@@ -130,6 +138,7 @@ mod tests {
 
     #[test]
     fn rejects_malformed() {
+        assert!(Template::parse("").unwrap_err().contains("empty"));
         assert!(Template::parse("a:{id").unwrap_err().contains("unclosed"));
         assert!(Template::parse("a:}").unwrap_err().contains("unmatched"));
         assert!(Template::parse("a:{}")

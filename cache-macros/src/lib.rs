@@ -6,6 +6,8 @@ mod attr;
 mod errors;
 mod expand;
 mod key;
+#[cfg(test)]
+mod snapshots;
 mod validate;
 
 use proc_macro::TokenStream;

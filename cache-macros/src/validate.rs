@@ -44,11 +44,80 @@ struct Param {
 
 pub(crate) fn plan(opts: &Options, func: &ItemFn, errors: &mut Errors) -> Option<Plan> {
     let sig = &func.sig;
-    if sig.asyncness.is_none() {
-        errors.push(syn::Error::new(
-            sig.fn_token.span(),
-            "#[cached] works on `async fn` only: the lookup awaits the cache; write `async fn`",
-        ));
+    // A second `#[cached]` below this one is still in the attributes.
+    for attr in &func.attrs {
+        if attr
+            .path()
+            .segments
+            .last()
+            .is_some_and(|s| s.ident == "cached")
+        {
+            errors.push(syn::Error::new_spanned(
+                attr,
+                "#[cached] is applied twice to this function: each would look up and store on its \
+                 own, with its own options; keep one",
+            ));
+        }
+    }
+
+    // Qualifiers that cannot be cached, each reported on its own token.
+    let write_async = if sig.asyncness.is_none() {
+        " and write `async fn`"
+    } else {
+        ""
+    };
+    let rust_abi = |abi: &syn::Abi| abi.name.as_ref().is_some_and(|n| n.value() == "Rust");
+    let qualifiers = [
+        sig.constness.map(|c| {
+            (
+                c.span,
+                format!(
+                    "#[cached] cannot be used on a `const fn`: the cache is looked up at run time, \
+                     never in const evaluation; remove `const`{write_async}"
+                ),
+            )
+        }),
+        sig.unsafety.map(|u| {
+            (
+                u.span,
+                "#[cached] cannot be used on an `unsafe fn`: the key sees only the arguments' values, \
+                 while an unsafe function's result usually depends on memory they point to; \
+                 keep the `unsafe` call in a plain `unsafe fn` and cache a safe `async fn` that calls it"
+                    .to_owned(),
+            )
+        }),
+        sig.abi.as_ref().filter(|abi| !rust_abi(abi)).map(|abi| {
+            (
+                abi.extern_token.span,
+                format!(
+                    "#[cached] cannot be used on an `extern` fn: a function with a foreign ABI cannot \
+                     return a future; remove the `extern` ABI{write_async}, or cache a Rust `async fn` \
+                     that the `extern` fn calls"
+                ),
+            )
+        }),
+    ];
+    let mut qualified = false;
+    for (span, message) in qualifiers.into_iter().flatten() {
+        errors.push(syn::Error::new(span, message));
+        qualified = true;
+    }
+    if sig.asyncness.is_none() && !qualified {
+        let message = if from_async_trait(sig) {
+            // async-trait expands first (it is on the enclosing trait or
+            // impl): it leaves an `'async_trait` lifetime and a boxed future,
+            // and gives `fn` the span of the `async` it removed.
+            "#[cached] cannot be used inside `#[async_trait]`: async-trait has already turned this \
+             `async fn` into a `fn` returning `Pin<Box<dyn Future>>`, whose body #[cached] cannot wrap; \
+             use native `async fn` in the trait instead (remove `#[async_trait]`; stable since Rust 1.75), \
+             or put #[cached] on an inherent `async fn` that this method calls"
+        } else if returns_boxed_future(&sig.output) {
+            "#[cached] works on `async fn` only: this `fn` returns a boxed future, whose body #[cached] \
+             cannot wrap; write it as an `async fn` (in a trait, a native `async fn`)"
+        } else {
+            "#[cached] works on `async fn` only: the lookup awaits the cache; write `async fn`"
+        };
+        errors.push(syn::Error::new(sig.fn_token.span(), message));
     }
 
     let has_self = sig.inputs.iter().any(|a| matches!(a, FnArg::Receiver(_)));
@@ -124,8 +193,8 @@ pub(crate) fn plan(opts: &Options, func: &ItemFn, errors: &mut Errors) -> Option
     let name = match opts.name.get() {
         Some(lit) => lit.to_token_stream(),
         None => {
-            let fn_name = LitStr::new(&sig.ident.to_string(), Span::call_site());
-            quote!(::core::concat!(::core::module_path!(), "::", #fn_name))
+            let suffix = LitStr::new(&format!("::{}", sig.ident), Span::call_site());
+            quote!(::core::concat!(::core::module_path!(), #suffix))
         }
     };
 
@@ -291,6 +360,26 @@ fn policy(output: &ReturnType, opts: &Options, errors: &mut Errors) -> Option<Id
         ));
         return None;
     }
+    // Nested, as in `Result<impl Display, E>`: the stored part must be named too.
+    if let Some(nested) = ty.and_then(|t| find_type(t, |t| matches!(t, Type::ImplTrait(_)))) {
+        errors.push(syn::Error::new_spanned(
+            nested,
+            "#[cached] cannot store a value whose type contains `impl Trait`: name a concrete type \
+             here that implements `Serialize` and `DeserializeOwned`",
+        ));
+        return None;
+    }
+    // rustc would say "implementation of `Deserialize` is not general enough".
+    let borrowed = ty.and_then(|t| find_type(stored_type(t), |t| matches!(t, Type::Reference(_))));
+    if let Some(reference) = borrowed {
+        errors.push(syn::Error::new_spanned(
+            reference,
+            "#[cached] cannot store a borrowed value: a cached value outlives the call that made it, \
+             so it must own its data; return an owned type here (`String` for `&str`, `Vec<T>` for \
+             `&[T]`, `T` for `&T`)",
+        ));
+        return None;
+    }
     let last = match ty {
         Some(Type::Path(p)) if p.qself.is_none() => {
             p.path.segments.last().map(|s| s.ident.to_string())
@@ -347,5 +436,94 @@ fn name_span(ty: &Type, unwrap: bool) -> Span {
             None => ty.span(),
         },
         _ => ty.span(),
+    }
+}
+
+/// Whether `sig` is an `async fn` that `#[async_trait]` has already
+/// rewritten: async-trait 0.1 adds an `'async_trait` lifetime and returns
+/// `Pin<Box<dyn Future<Output = T> + ...>>`. Should a release drop the
+/// lifetime, the boxed future alone still gets a message that names native
+/// `async fn` in traits.
+fn from_async_trait(sig: &Signature) -> bool {
+    sig.generics
+        .lifetimes()
+        .any(|l| l.lifetime.ident == "async_trait")
+        && returns_boxed_future(&sig.output)
+}
+
+/// `-> Pin<Box<dyn Future<..> + ..>>`, with any path prefixes.
+fn returns_boxed_future(output: &ReturnType) -> bool {
+    fn single_arg<'a>(ty: &'a Type, name: &str) -> Option<&'a Type> {
+        let Type::Path(p) = ty else { return None };
+        let seg = p.path.segments.last()?;
+        if seg.ident != name {
+            return None;
+        }
+        let PathArguments::AngleBracketed(args) = &seg.arguments else {
+            return None;
+        };
+        args.args.iter().find_map(|a| match a {
+            GenericArgument::Type(t) => Some(t),
+            _ => None,
+        })
+    }
+    let ReturnType::Type(_, ty) = output else {
+        return false;
+    };
+    let Some(Type::TraitObject(object)) = single_arg(ty, "Pin").and_then(|b| single_arg(b, "Box"))
+    else {
+        return false;
+    };
+    object.bounds.iter().any(|b| match b {
+        syn::TypeParamBound::Trait(t) => {
+            t.path.segments.last().is_some_and(|s| s.ident == "Future")
+        }
+        _ => false,
+    })
+}
+
+/// The first type in `ty`, itself included, that `pred` accepts.
+fn find_type(ty: &Type, pred: fn(&Type) -> bool) -> Option<&Type> {
+    struct Find<'a> {
+        pred: fn(&Type) -> bool,
+        found: Option<&'a Type>,
+    }
+    impl<'a> Visit<'a> for Find<'a> {
+        fn visit_type(&mut self, t: &'a Type) {
+            if self.found.is_none() {
+                if (self.pred)(t) {
+                    self.found = Some(t);
+                } else {
+                    syn::visit::visit_type(self, t);
+                }
+            }
+        }
+    }
+    let mut find = Find { pred, found: None };
+    find.visit_type(ty);
+    find.found
+}
+
+/// The stored part of a declared return type: `T` in `Option<T>` and
+/// `Result<T, E>` (the error is never stored), else the whole type.
+fn stored_type(ty: &Type) -> &Type {
+    match ty {
+        Type::Paren(t) => stored_type(&t.elem),
+        Type::Group(t) => stored_type(&t.elem),
+        Type::Path(p) if p.qself.is_none() => match p.path.segments.last() {
+            Some(seg) if seg.ident == "Option" || seg.ident == "Result" => match &seg.arguments {
+                PathArguments::AngleBracketed(a) => a
+                    .args
+                    .iter()
+                    .find_map(|arg| match arg {
+                        GenericArgument::Type(t) => Some(t),
+                        _ => None,
+                    })
+                    .unwrap_or(ty),
+                _ => ty,
+            },
+            _ => ty,
+        },
+        _ => ty,
     }
 }

@@ -1,0 +1,384 @@
+//! Expansion snapshots: [`expand::cached`] called on `quote!` input, the
+//! output formatted with `prettyplease` and compared with
+//! `tests/snapshots/<name>.rs`. Stable Rust, no `cargo expand`.
+//!
+//! After a deliberate change to the expansion, regenerate with
+//! `UPDATE_SNAPSHOTS=1 cargo test -p cache-macros` and read every diff.
+
+use crate::expand;
+use proc_macro2::TokenStream;
+use quote::quote;
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+/// The expansion of `#[cached(attr)] item`, formatted, with the input as a
+/// header comment so that a snapshot reads on its own.
+fn render(attr: &TokenStream, item: &TokenStream) -> String {
+    let output = expand::cached(attr.clone(), item.clone());
+    let file: syn::File = syn::parse2(output.clone())
+        .unwrap_or_else(|e| panic!("the expansion is not a valid file: {e}\n{output}"));
+    let attribute = if attr.is_empty() {
+        quote!(#[cached])
+    } else {
+        quote!(#[cached(#attr)])
+    };
+    let input: syn::File =
+        syn::parse2(quote!(#attribute #item)).expect("the input is a valid file");
+    let mut text = String::new();
+    for line in prettyplease::unparse(&input).lines() {
+        writeln!(text, "// {line}").unwrap();
+    }
+    text.push_str("// ----- expands to -----\n");
+    text.push_str(&prettyplease::unparse(&file));
+    text
+}
+
+fn check(name: &str, attr: TokenStream, item: TokenStream) {
+    let actual = render(&attr, &item);
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/snapshots")
+        .join(format!("{name}.rs"));
+    if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, &actual).unwrap();
+        return;
+    }
+    let expected = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) => panic!(
+            "no snapshot at {} ({e}); create it with `UPDATE_SNAPSHOTS=1 cargo test -p cache-macros`, \
+             then read it. The expansion is:\n{actual}",
+            path.display()
+        ),
+    };
+    if expected != actual {
+        panic!(
+            "the expansion `{name}` differs from {}:\n{}\nIf the change is intended, update the \
+             snapshots with `UPDATE_SNAPSHOTS=1 cargo test -p cache-macros` and read the diff.",
+            path.display(),
+            diff(&expected, &actual)
+        );
+    }
+}
+
+/// A line diff: the first differing lines with a little context, `-` for the
+/// snapshot and `+` for the new expansion.
+fn diff(expected: &str, actual: &str) -> String {
+    const CONTEXT: usize = 3;
+    const SHOWN: usize = 20;
+    let old: Vec<&str> = expected.lines().collect();
+    let new: Vec<&str> = actual.lines().collect();
+    let prefix = old.iter().zip(&new).take_while(|(a, b)| a == b).count();
+    let suffix = old[prefix..]
+        .iter()
+        .rev()
+        .zip(new[prefix..].iter().rev())
+        .take_while(|(a, b)| a == b)
+        .count();
+    let mut out = String::new();
+    let start = prefix.saturating_sub(CONTEXT);
+    writeln!(
+        out,
+        "@@ first difference at line {} (- snapshot, + expansion) @@",
+        prefix + 1
+    )
+    .unwrap();
+    for line in &old[start..prefix] {
+        writeln!(out, "  {line}").unwrap();
+    }
+    let removed = &old[prefix..old.len() - suffix];
+    let added = &new[prefix..new.len() - suffix];
+    for line in removed.iter().take(SHOWN) {
+        writeln!(out, "- {line}").unwrap();
+    }
+    if removed.len() > SHOWN {
+        writeln!(out, "- ... {} more lines", removed.len() - SHOWN).unwrap();
+    }
+    for line in added.iter().take(SHOWN) {
+        writeln!(out, "+ {line}").unwrap();
+    }
+    if added.len() > SHOWN {
+        writeln!(out, "+ ... {} more lines", added.len() - SHOWN).unwrap();
+    }
+    for line in old[old.len() - suffix..].iter().take(CONTEXT) {
+        writeln!(out, "  {line}").unwrap();
+    }
+    out
+}
+
+#[test]
+fn diff_shows_the_first_difference() {
+    let d = diff("a\nb\nc\nd\ne\n", "a\nb\nX\nd\ne\n");
+    assert_eq!(
+        d,
+        "@@ first difference at line 3 (- snapshot, + expansion) @@\n  a\n  b\n- c\n+ X\n  d\n  e\n"
+    );
+    let d = diff("a\n", "a\nb\n");
+    assert_eq!(
+        d,
+        "@@ first difference at line 2 (- snapshot, + expansion) @@\n  a\n+ b\n"
+    );
+}
+
+#[test]
+fn plain() {
+    check(
+        "plain",
+        quote!(),
+        quote! {
+            async fn get(id: u64) -> u64 {
+                id * 2
+            }
+        },
+    );
+}
+
+#[test]
+fn free_fn_template_key() {
+    check(
+        "free_fn_template_key",
+        quote!(ttl = 60, key = "product:{id}"),
+        quote! {
+            /// Loads a product.
+            pub async fn get_product(id: u64) -> Product {
+                load(id).await
+            }
+        },
+    );
+}
+
+#[test]
+fn method_with_cache_field() {
+    check(
+        "method_with_cache_field",
+        quote!(
+            ttl = "10m",
+            key = "t:{self.tenant}:user:{id}",
+            cache = self.cache
+        ),
+        quote! {
+            pub async fn user(&self, id: u64) -> User {
+                self.db.user(id).await
+            }
+        },
+    );
+}
+
+#[test]
+fn result_return() {
+    check(
+        "result_return",
+        quote!(ttl = 600, key = "product:{id}"),
+        quote! {
+            async fn get_product(id: u64) -> Result<Product, DbError> {
+                db::product(id).await
+            }
+        },
+    );
+}
+
+#[test]
+fn option_cache_none() {
+    check(
+        "option_cache_none",
+        quote!(ttl = 30, key = "user:{id}", cache_none),
+        quote! {
+            async fn find_user(id: u64) -> Option<User> {
+                db::find_user(id).await
+            }
+        },
+    );
+}
+
+#[test]
+fn option_without_cache_none() {
+    check(
+        "option_without_cache_none",
+        quote!(ttl = 30, key = "user:{id}"),
+        quote! {
+            async fn find_user(id: u64) -> Option<User> {
+                db::find_user(id).await
+            }
+        },
+    );
+}
+
+#[test]
+fn nested_field_template() {
+    check(
+        "nested_field_template",
+        quote!(key = "order:{req.user.id}:{req.page.0}:{{literal}}"),
+        quote! {
+            async fn orders(req: &Request) -> Vec<Order> {
+                db::orders(req).await
+            }
+        },
+    );
+}
+
+#[test]
+fn hashed_with_skip() {
+    check(
+        "hashed_with_skip",
+        quote!(ttl = "1h30m", skip(db)),
+        quote! {
+            async fn search(db: &Pool, query: &str, page: u32) -> Vec<Hit> {
+                db.search(query, page).await
+            }
+        },
+    );
+}
+
+#[test]
+fn named_hashed_method() {
+    check(
+        "named_hashed_method",
+        quote!(name = "repo::get", ttl = "long"),
+        quote! {
+            async fn get(&self, id: u64, _: u8) -> Option<Item> {
+                self.items.get(&id).cloned()
+            }
+        },
+    );
+}
+
+#[test]
+fn crate_rename() {
+    check(
+        "crate_rename",
+        quote!(crate = my_cache, ttl = 60, key = "double:{x}"),
+        quote! {
+            pub async fn double(x: u64) -> u64 {
+                x * 2
+            }
+        },
+    );
+}
+
+#[test]
+fn no_return_type() {
+    check(
+        "no_return_type",
+        quote!(ttl = 5),
+        quote! {
+            async fn warm(id: u64) {
+                touch(id).await;
+            }
+        },
+    );
+}
+
+#[test]
+fn ttl_preset_short() {
+    check(
+        "ttl_preset_short",
+        quote!(ttl = "short", key = "session:{token}"),
+        quote! {
+            async fn session(token: &str) -> Option<Session> {
+                sessions::load(token).await
+            }
+        },
+    );
+}
+
+#[test]
+fn generic_and_lifetimes() {
+    check(
+        "generic_and_lifetimes",
+        quote!(skip(conn)),
+        quote! {
+            async fn fetch<'a, T>(conn: &'a Conn, ids: &'a [u64]) -> Vec<T>
+            where
+                T: Serialize + DeserializeOwned + Send,
+            {
+                conn.fetch(ids).await
+            }
+        },
+    );
+}
+
+#[test]
+fn multi_statement_body() {
+    check(
+        "multi_statement_body",
+        quote!(ttl = 60, key = "product:{id}"),
+        quote! {
+            async fn get_product(db: &Db, id: u64) -> Result<Product, DbError> {
+                let row = db.query_one(id).await?;
+                if row.deleted {
+                    return Err(DbError::NotFound);
+                }
+                Ok(row.into())
+            }
+        },
+    );
+}
+
+#[test]
+fn inner_attribute_and_docs() {
+    check(
+        "inner_attribute_and_docs",
+        quote!(key = "n:{n}"),
+        quote! {
+            /// Documented.
+            #[inline]
+            pub(crate) async fn count(n: u32) -> u32 {
+                #![allow(clippy::identity_op)]
+                n + 0
+            }
+        },
+    );
+}
+
+#[test]
+fn diverging_body() {
+    check(
+        "diverging_body",
+        quote!(),
+        quote! {
+            async fn later(id: u64) -> u64 {
+                todo!()
+            }
+        },
+    );
+}
+
+#[test]
+fn error_not_async() {
+    check(
+        "error_not_async",
+        quote!(ttl = 60),
+        quote! {
+            /// Kept, with its docs.
+            fn get(id: u64) -> u64 {
+                id
+            }
+        },
+    );
+}
+
+#[test]
+fn error_several() {
+    check(
+        "error_several",
+        quote!(tll = 60, key = "p:{idd}", skip(id, id)),
+        quote! {
+            async fn get(id: u64) -> u64 {
+                id
+            }
+        },
+    );
+}
+
+#[test]
+fn error_not_a_function() {
+    check(
+        "error_not_a_function",
+        quote!(ttl = 60),
+        quote! {
+            struct Product {
+                id: u64,
+            }
+        },
+    );
+}

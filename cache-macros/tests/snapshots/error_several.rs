@@ -1,0 +1,17 @@
+// #[cached(tll = 60, key = "p:{idd}", skip(id, id))]
+// async fn get(id: u64) -> u64 {
+//     id
+// }
+// ----- expands to -----
+async fn get(id: u64) -> u64 {
+    id
+}
+::core::compile_error! {
+    "unknown option `tll`; did you mean `ttl`? valid options are: ttl, key, name, skip, cache, crate, cache_none"
+}
+::core::compile_error! {
+    "`id` is listed twice in `skip`; remove this one"
+}
+::core::compile_error! {
+    "unknown placeholder `{idd}`; did you mean `{id}`? parameters are: id"
+}

@@ -1,0 +1,20 @@
+// #[cached(ttl = "1h30m", skip(db))]
+// async fn search(db: &Pool, query: &str, page: u32) -> Vec<Hit> {
+//     db.search(query, page).await
+// }
+// ----- expands to -----
+async fn search(db: &Pool, query: &str, page: u32) -> Vec<Hit> {
+    use ::cache_runtime::__private as __cache_rt;
+    static __CACHE_SITE: __cache_rt::Site = __cache_rt::Site::new(
+        ::core::concat!(::core::module_path!(), "::search"),
+        __cache_rt::Ttl::Secs(5400),
+    );
+    let __cache_call = __cache_rt::Call::new(&__CACHE_SITE, ::core::option::Option::None)
+        .key_args(&(__cache_rt::key_arg(&query), __cache_rt::key_arg(&page)));
+    let __cache_body = async move {
+        #[allow(clippy::diverging_sub_expression)]
+        let __cache_ret: Vec<Hit> = { db.search(query, page).await };
+        #[allow(unreachable_code, clippy::needless_return)] return __cache_ret;
+    };
+    __cache_call.run::<__cache_rt::Always, _, _>(__cache_body).await
+}

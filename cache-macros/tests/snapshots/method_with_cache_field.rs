@@ -1,0 +1,23 @@
+// #[cached(ttl = "10m", key = "t:{self.tenant}:user:{id}", cache = self.cache)]
+// pub async fn user(&self, id: u64) -> User {
+//     self.db.user(id).await
+// }
+// ----- expands to -----
+pub async fn user(&self, id: u64) -> User {
+    use ::cache_runtime::__private as __cache_rt;
+    static __CACHE_SITE: __cache_rt::Site = __cache_rt::Site::new(
+        ::core::concat!(::core::module_path!(), "::user"),
+        __cache_rt::Ttl::Secs(600),
+    );
+    let __cache_call = __cache_rt::Call::new(
+            &__CACHE_SITE,
+            ::core::option::Option::Some(&(self.cache)),
+        )
+        .key_fmt(::core::format_args!("t:{}:user:{}", self.tenant, id));
+    let __cache_body = async move {
+        #[allow(clippy::diverging_sub_expression)]
+        let __cache_ret: User = { self.db.user(id).await };
+        #[allow(unreachable_code, clippy::needless_return)] return __cache_ret;
+    };
+    __cache_call.run::<__cache_rt::Always, _, _>(__cache_body).await
+}

@@ -1,0 +1,22 @@
+// #[cached(key = "order:{req.user.id}:{req.page.0}:{{literal}}")]
+// async fn orders(req: &Request) -> Vec<Order> {
+//     db::orders(req).await
+// }
+// ----- expands to -----
+async fn orders(req: &Request) -> Vec<Order> {
+    use ::cache_runtime::__private as __cache_rt;
+    static __CACHE_SITE: __cache_rt::Site = __cache_rt::Site::new(
+        ::core::concat!(::core::module_path!(), "::orders"),
+        __cache_rt::Ttl::Default,
+    );
+    let __cache_call = __cache_rt::Call::new(&__CACHE_SITE, ::core::option::Option::None)
+        .key_fmt(
+            ::core::format_args!("order:{}:{}:{{literal}}", req.user.id, req.page.0),
+        );
+    let __cache_body = async move {
+        #[allow(clippy::diverging_sub_expression)]
+        let __cache_ret: Vec<Order> = { db::orders(req).await };
+        #[allow(unreachable_code, clippy::needless_return)] return __cache_ret;
+    };
+    __cache_call.run::<__cache_rt::Always, _, _>(__cache_body).await
+}

@@ -1,0 +1,22 @@
+// #[cached(ttl = 5)]
+// async fn warm(id: u64) {
+//     touch(id).await;
+// }
+// ----- expands to -----
+async fn warm(id: u64) {
+    use ::cache_runtime::__private as __cache_rt;
+    static __CACHE_SITE: __cache_rt::Site = __cache_rt::Site::new(
+        ::core::concat!(::core::module_path!(), "::warm"),
+        __cache_rt::Ttl::Secs(5),
+    );
+    let __cache_call = __cache_rt::Call::new(&__CACHE_SITE, ::core::option::Option::None)
+        .key_args(&(__cache_rt::key_arg(&id),));
+    let __cache_body = async move {
+        #[allow(clippy::diverging_sub_expression)]
+        let __cache_ret: () = {
+            touch(id).await;
+        };
+        #[allow(unreachable_code, clippy::needless_return)] return __cache_ret;
+    };
+    __cache_call.run::<__cache_rt::Always, _, _>(__cache_body).await
+}

@@ -1,0 +1,455 @@
+//! Every form of `#[cached]`, compiled under strict lints: the generated code
+//! must not add a single warning to a crate that denies them. CI's
+//! `cargo clippy --workspace --all-targets -- -D warnings` builds this crate,
+//! so compiling cleanly is the test; the test at the bottom runs a few of the
+//! functions so that they are exercised, not only compiled.
+//!
+//! A lint that fires here on generated code is fixed in the expansion
+//! (`cache-macros/src/expand.rs`), never allowed here.
+
+#![forbid(unsafe_code)]
+#![deny(
+    warnings,
+    missing_docs,
+    unreachable_pub,
+    unused_qualifications,
+    unused_results,
+    unused_lifetimes,
+    unused_import_braces,
+    rust_2018_idioms,
+    trivial_casts,
+    trivial_numeric_casts,
+    unit_bindings,
+    single_use_lifetimes,
+    redundant_lifetimes,
+    let_underscore_drop,
+    missing_debug_implementations,
+    unused_macro_rules,
+    non_ascii_idents,
+    keyword_idents,
+    rust_2024_compatibility,
+    clippy::all,
+    clippy::pedantic
+)]
+
+use cache_runtime::{cached, Cache};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// A stored value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Product {
+    /// Its id.
+    pub id: u64,
+    /// Its name.
+    pub name: String,
+}
+
+/// Stands in for a connection pool: not `Serialize`, so it is skipped.
+#[derive(Debug, Default)]
+pub struct Db {
+    queries: std::sync::atomic::AtomicUsize,
+}
+
+impl Db {
+    /// How many queries ran.
+    #[must_use]
+    pub fn queries(&self) -> usize {
+        self.queries.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    fn query(&self) {
+        let _ = self
+            .queries
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// A failed query.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DbError;
+
+impl fmt::Display for DbError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("query failed")
+    }
+}
+
+impl std::error::Error for DbError {}
+
+/// A request with nested fields, keyed by `{req.user.id}` and `{req.page.0}`.
+#[derive(Debug)]
+pub struct Request {
+    /// Who asks.
+    pub user: UserRef,
+    /// Which page, and its size.
+    pub page: (u32, u32),
+}
+
+/// A user reference.
+#[derive(Debug)]
+pub struct UserRef {
+    /// Its id.
+    pub id: u64,
+}
+
+// ---- free functions: template and hashed keys, every result kind ----
+
+/// Template key, plain return type.
+#[cached(ttl = 60, key = "product:{id}")]
+pub async fn product(id: u64) -> Product {
+    Product {
+        id,
+        name: format!("Lamp #{id}"),
+    }
+}
+
+/// Hashed key, `Result` (only `Ok` is stored), a skipped pool.
+///
+/// # Errors
+///
+/// `DbError` for id 0.
+#[cached(ttl = "10m", skip(db))]
+pub async fn checked(db: &Db, id: u64) -> Result<Product, DbError> {
+    db.query();
+    if id == 0 {
+        Err(DbError)
+    } else {
+        Ok(Product {
+            id,
+            name: format!("Lamp #{id}"),
+        })
+    }
+}
+
+/// `Option`: only `Some` is stored.
+#[cached(ttl = "short", key = "name:{id}")]
+pub async fn name(id: u64) -> Option<String> {
+    (id != 0).then(|| format!("user {id}"))
+}
+
+/// `Option` with `cache_none`: `None` is stored too.
+#[cached(ttl = "long", key = "maybe:{id}", cache_none)]
+pub async fn maybe(id: u64) -> Option<u64> {
+    id.checked_sub(1)
+}
+
+/// No return type.
+#[cached(ttl = "default", skip(db))]
+pub async fn warm(db: &Db) {
+    db.query();
+}
+
+/// An explicit `()` return type.
+#[cached(ttl = 5, key = "touch")]
+pub async fn touch() -> () {}
+
+/// No parameters, no options.
+#[cached]
+pub async fn constant() -> u64 {
+    42
+}
+
+/// `crate = ...` naming the usual path.
+#[cached(crate = cache_runtime, ttl = "1h30m")]
+pub async fn crate_path(x: u32) -> u32 {
+    x + 1
+}
+
+/// `crate = ...` with a leading `::`.
+#[cached(crate = ::cache_runtime, key = "abs:{x}")]
+pub async fn crate_absolute_path(x: u32) -> u32 {
+    x + 2
+}
+
+/// A body that ends in `return x;`.
+#[cached]
+pub async fn ends_in_return(x: u64) -> u64 {
+    let doubled = x * 2;
+    return doubled;
+}
+
+/// A body that is a single `return`: no lint that the written function
+/// would not have.
+#[cached(key = "single:{x}")]
+pub async fn single_return(x: u64) -> u64 {
+    return x * 2;
+}
+
+/// A body that is a single diverging call.
+#[cached]
+pub async fn not_yet(x: u64) -> Option<u64> {
+    unimplemented!("{x}")
+}
+
+/// An empty body.
+#[cached(key = "noop")]
+pub async fn noop() {}
+
+/// A raw identifier as the name.
+#[cached]
+pub async fn r#match(x: u64) -> bool {
+    x.is_multiple_of(2)
+}
+
+/// A body that returns early.
+#[cached(key = "early:{x}")]
+pub async fn early_return(x: u64) -> u64 {
+    if x == 0 {
+        return 1;
+    }
+    x * 3
+}
+
+/// A body that is `todo!()`: no "unreachable code" from the expansion.
+#[cached]
+pub async fn unfinished(x: u64) -> u64 {
+    todo!()
+}
+
+/// A body that always panics, typed `!` in a unit function.
+///
+/// # Panics
+///
+/// Always.
+#[cached]
+pub async fn panics(x: u64) {
+    panic!("{x}")
+}
+
+/// An inner attribute in the body stays on the function.
+#[cached(key = "inner:{x}")]
+pub async fn inner_attribute(x: u64) -> u64 {
+    #![allow(clippy::identity_op)]
+    x + 0
+}
+
+/// A generic function; `T` is stored and hashed.
+#[cached(ttl = 60)]
+pub async fn generic<T>(value: T) -> T
+where
+    T: Serialize + DeserializeOwned + Send,
+{
+    value
+}
+
+/// A generic parameter that is skipped.
+#[cached(skip(db))]
+pub async fn generic_skipped<D: fmt::Debug + Sync>(db: &D, id: u64) -> String {
+    format!("{db:?}:{id}")
+}
+
+/// An `impl Serialize` argument.
+#[cached]
+pub async fn impl_argument(value: impl Serialize + Send) -> u64 {
+    encoded_len(&value)
+}
+
+fn encoded_len<T: Serialize>(value: &T) -> u64 {
+    let _ = value;
+    7
+}
+
+/// `&str` in a template key.
+#[cached(key = "greet:{who}")]
+pub async fn greet(who: &str) -> String {
+    format!("hello {who}")
+}
+
+/// `&[T]` hashed.
+#[cached(ttl = 30)]
+pub async fn total(values: &[u64]) -> u64 {
+    values.iter().sum()
+}
+
+/// Named lifetimes and a `'static` argument.
+#[cached(skip(label))]
+pub async fn longest<'a>(a: &'a str, b: &'a str, label: &'static str) -> String {
+    let _ = label;
+    if a.len() >= b.len() { a } else { b }.to_owned()
+}
+
+/// Nested fields and a tuple index in the template; `{{` is a literal brace.
+#[cached(key = "orders:{req.user.id}:{req.page.0}:{{all}}")]
+pub async fn orders(req: &Request) -> Vec<u64> {
+    vec![req.user.id; req.page.1 as usize]
+}
+
+/// A destructured parameter used in a template, and an ignored one.
+#[cached(key = "pair:{a}:{b}")]
+pub async fn pair((a, b): (u32, u32), _: bool) -> u32 {
+    a * b
+}
+
+/// A `mut` parameter.
+#[cached]
+pub async fn countdown(mut n: u32) -> u32 {
+    let mut steps = 0;
+    while n > 0 {
+        n /= 2;
+        steps += 1;
+    }
+    steps
+}
+
+/// A pinned name.
+#[cached(name = "lints::renamed", ttl = 1)]
+pub async fn renamed(id: u64) -> u64 {
+    id
+}
+
+/// A body that awaits another cached function.
+#[cached(key = "chain:{id}")]
+pub async fn chained(id: u64) -> Option<String> {
+    name(id).await.map(|n| n.to_uppercase())
+}
+
+// ---- methods ----
+
+/// A service holding its own cache.
+#[derive(Debug, Clone)]
+pub struct Service {
+    cache: Cache,
+    tenant: String,
+}
+
+impl Service {
+    /// A service over `cache`.
+    #[must_use]
+    pub fn new(cache: Cache, tenant: &str) -> Self {
+        Service {
+            cache,
+            tenant: tenant.to_owned(),
+        }
+    }
+
+    /// `cache = self.cache`, `{self.tenant}` in the key.
+    ///
+    /// # Errors
+    ///
+    /// `DbError` for id 0.
+    #[cached(cache = self.cache, ttl = 60, key = "t:{self.tenant}:product:{id}")]
+    pub async fn product(&self, id: u64) -> Result<Product, DbError> {
+        if id == 0 {
+            return Err(DbError);
+        }
+        Ok(product(id).await)
+    }
+
+    /// Hashed method: `self` is never hashed.
+    #[cached(cache = self.cache, skip(self))]
+    pub async fn count(&self, kind: &str) -> usize {
+        self.tenant.len() + kind.len()
+    }
+
+    /// `Self` as the return type.
+    #[cached(cache = self.cache, key = "clone:{self.tenant}")]
+    pub async fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            tenant: self.tenant.clone(),
+        }
+    }
+
+    /// An `Arc<Self>` receiver.
+    #[cached(key = "arc:{self.tenant}:{id}")]
+    pub async fn shared(self: std::sync::Arc<Self>, id: u64) -> u64 {
+        id + self.tenant.len() as u64
+    }
+
+    /// A `&mut self` method.
+    #[cached(key = "bump:{n}")]
+    pub async fn bump(&mut self, n: u32) -> u32 {
+        self.tenant.push('!');
+        n
+    }
+
+    /// A consuming method.
+    #[cached(key = "into:{id}")]
+    pub async fn into_tenant(self, id: u64) -> String {
+        format!("{}:{id}", self.tenant)
+    }
+}
+
+/// What [`Service::snapshot`] returns.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Snapshot {
+    /// The tenant.
+    pub tenant: String,
+}
+
+impl Snapshot {
+    /// `-> Self` in an impl.
+    #[cached(key = "snapshot:{tenant}")]
+    pub async fn of(tenant: &str) -> Self {
+        Snapshot {
+            tenant: tenant.to_owned(),
+        }
+    }
+}
+
+// ---- native async fn in traits ----
+
+/// A trait whose default method is cached.
+#[allow(async_fn_in_trait)] // the trait is the test, not an API
+pub trait Catalog {
+    /// The tenant, for keys.
+    fn tenant(&self) -> &str;
+
+    /// Cached default method.
+    #[cached(key = "catalog:{id}")]
+    async fn title(&self, id: u64) -> String {
+        format!("{}:{id}", self.tenant())
+    }
+
+    /// Overridden by the impl.
+    async fn price(&self, id: u64) -> u64;
+}
+
+impl Catalog for Service {
+    fn tenant(&self) -> &str {
+        &self.tenant
+    }
+
+    #[cached(cache = self.cache, key = "price:{self.tenant}:{id}")]
+    async fn price(&self, id: u64) -> u64 {
+        id * 100
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn cached_functions_run_on_the_memory_store() {
+        let cache = Cache::builder().memory().prefix("lints").build().unwrap();
+        let db = Db::default();
+
+        // A miss that queries and stores, then a hit; an `Err` is not stored.
+        let first = cache.scope(checked(&db, 1)).await;
+        assert_eq!(cache.scope(checked(&db, 1)).await, first);
+        assert_eq!(cache.scope(checked(&db, 0)).await, Err(DbError));
+        assert_eq!(cache.scope(checked(&db, 0)).await, Err(DbError));
+        assert_eq!(db.queries(), 3);
+        assert_eq!(cache.stats().hits, 1);
+
+        assert_eq!(cache.scope(greet("ann")).await, "hello ann");
+        assert!(cache.exists("greet:ann").await.unwrap());
+        assert_eq!(cache.scope(maybe(0)).await, None); // stored: `cache_none`
+        assert!(cache.exists("maybe:0").await.unwrap());
+        assert_eq!(cache.scope(total(&[1, 2, 3])).await, 6);
+        assert_eq!(cache.scope(generic(vec![1u8, 2])).await, vec![1, 2]);
+        assert_eq!(cache.scope(inner_attribute(4)).await, 4);
+
+        // `cache = self.cache` needs no scope; the trait's default method does.
+        let service = Service::new(cache.clone(), "acme");
+        assert_eq!(service.product(3).await.unwrap().id, 3);
+        assert!(cache.exists("t:acme:product:3").await.unwrap());
+        assert_eq!(service.price(2).await, 200);
+        assert!(cache.exists("price:acme:2").await.unwrap());
+        assert_eq!(cache.scope(service.title(5)).await, "acme:5");
+        assert!(cache.exists("catalog:5").await.unwrap());
+        assert_eq!(cache.stats().hits, 1);
+    }
+}

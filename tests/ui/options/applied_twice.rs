@@ -1,0 +1,11 @@
+use cache_runtime::cached;
+
+#[cached(ttl = 60)]
+#[cached(ttl = 600)]
+async fn get(id: u64) -> u64 {
+    id
+}
+
+fn main() {
+    let _ = get(1);
+}
