@@ -3,7 +3,7 @@
 use crate::attr::{Options, Ttl};
 use crate::errors::Errors;
 use crate::validate::{self, KeyPlan, Plan};
-use proc_macro2::{Group, Literal, Span, TokenStream, TokenTree};
+use proc_macro2::{Delimiter, Group, Literal, Span, TokenStream, TokenTree};
 use quote::{quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::{AttrStyle, Block, ItemFn, ReturnType, Stmt, TraitItemFn};
@@ -106,8 +106,8 @@ fn expand(func: ItemFn, plan: &Plan) -> TokenStream {
     // signature, so the error is reported there, once. Only the location
     // moves: names keep resolving as written by the macro.
     let span = Span::call_site().located_at(plan.stored_span);
-    let policy = &plan.policy;
-    let policy = relocate(quote!(#rt::#policy), span);
+    let policy_name = &plan.policy;
+    let policy = relocate(quote!(#rt::#policy_name), span);
     // The typed `let` anchors the declared return type, so that a body of
     // another type is reported on the body's own tail. clippy's
     // `diverging_sub_expression` looks through a `let` initializer that
@@ -116,7 +116,29 @@ fn expand(func: ItemFn, plan: &Plan) -> TokenStream {
     // allow is emitted for those bodies only, and other bodies keep the lint.
     let allow =
         single_statement(&block).then(|| quote!(#[allow(clippy::diverging_sub_expression)]));
-    let run = quote_spanned!(span=> __cache_call.run::<#policy, _, _>(__cache_body).await);
+    // `probe(..).typed()` picks, at compile time, whether the memory store
+    // may keep a decoded copy of the value (it must be `Clone`); the probe
+    // has no bounds, so only `run` reports a value that cannot be stored.
+    let run = quote_spanned!(span=> __cache_call.run(#policy, __cache_typed, __cache_body));
+    let await_run = relocate(quote!(.await), span);
+    // The body lives in a block of its own so that its storage ends before
+    // the `.await` (the future then holds one copy of it). The block's braces
+    // are located like `run`, since rustc reports `.await` errors on the
+    // whole `{ .. }.await` expression.
+    let mut run_block = Group::new(
+        Delimiter::Brace,
+        quote! {
+            let __cache_body = async move {
+                #allow
+                let __cache_ret: #ret = #block;
+                #[allow(unreachable_code, clippy::needless_return)]
+                return __cache_ret;
+            };
+            let __cache_typed = (&&#rt::probe(&#rt::#policy_name, &__cache_body)).typed();
+            #run
+        },
+    );
+    run_block.set_span(Span::call_site().located_at(span));
     // Inner attributes (`#![allow(..)]` at the top of the body) stay inside.
     let (outer, inner): (Vec<_>, Vec<_>) = attrs
         .iter()
@@ -125,16 +147,11 @@ fn expand(func: ItemFn, plan: &Plan) -> TokenStream {
         #(#outer)*
         #vis #sig {
             #(#inner)*
-            use #krate::__private as #rt;
+            use #krate::__private::{self as #rt, ViaBytes as _, ViaClone as _};
             static __CACHE_SITE: #rt::Site = #rt::Site::new(#name, #ttl);
             let __cache_call = #rt::Call::new(&__CACHE_SITE, #cache).#key;
-            let __cache_body = async move {
-                #allow
-                let __cache_ret: #ret = #block;
-                #[allow(unreachable_code, clippy::needless_return)]
-                return __cache_ret;
-            };
-            #run
+            #run_block
+            #await_run
         }
     }
 }

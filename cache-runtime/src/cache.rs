@@ -181,8 +181,10 @@ impl Cache {
     /// assert_eq!(cache.stats().hits, 1);
     /// # }
     /// ```
-    pub async fn scope<F: Future>(&self, fut: F) -> F::Output {
-        SCOPED.scope(self.clone(), fut).await
+    pub fn scope<F: Future>(&self, fut: F) -> impl Future<Output = F::Output> {
+        // Returned as is (not awaited in an `async fn`), so the scope adds a
+        // few bytes to `fut`'s size instead of doubling it.
+        SCOPED.scope(self.clone(), fut)
     }
 
     /// The full key a `#[cached]` function without a `key` template uses:
@@ -385,31 +387,51 @@ impl Cache {
             .await
             .map_err(|e| self.inner.failed(Operation::ClearPattern, &full, e))
     }
+}
 
-    /// The read-through path behind `#[cached]`; see [`crate::__private::Call`].
-    pub(crate) async fn get_or_compute<P, Out, F>(
-        &self,
-        key: &str,
-        ttl: Duration,
-        typed: Option<Typed<P::Value>>,
-        body: F,
-    ) -> Out
-    where
-        P: Policy<Out>,
-        F: Future<Output = Out>,
-    {
-        let inner = &*self.inner;
-        // The memory store answers at once: look it up before any
-        // coalescing, which only pays off for the body run.
+/// The read-through path behind `#[cached]`, one state machine from lookup
+/// to store, holding `body` once and awaiting it in one place.
+///
+/// `target` is `None` when there is no cache (or the key could not be
+/// built): the body just runs.
+// Deliberately not an `async fn`; see the comment in the body.
+#[allow(clippy::manual_async_fn)]
+pub(crate) fn get_or_compute<P, Out, F>(
+    target: Option<(Cache, String, Duration)>,
+    typed: Option<Typed<Out>>,
+    mut body: F,
+) -> impl Future<Output = Out>
+where
+    P: Policy<Out>,
+    F: Future<Output = Out>,
+{
+    // A plain `fn` returning an `async move` block, not an `async fn`: an
+    // `async fn` would keep its arguments twice (as captured and as moved
+    // into locals), and the body can be large.
+    async move {
+        // SAFETY: `body` is captured by this future, which is pinned while it
+        // runs, and is never moved again: the binding is shadowed here. Awaiting
+        // through the pin (instead of `body.await`, which moves it into a second
+        // slot) keeps one copy of the body in the state machine.
+        let mut body = unsafe { std::pin::Pin::new_unchecked(&mut body) };
+        let Some((cache, key, ttl)) = target else {
+            return body.as_mut().await;
+        };
+        let inner = &*cache.inner;
+        let key = key.as_str();
+
+        // The memory store answers at once: look it up before any coalescing,
+        // which only pays off for the body run.
         let mut undecodable_in_memory = false;
         if let Store::Memory(memory) = &inner.store {
             if let Some(entry) = memory.entry(key) {
-                let value = match (typed, &entry.typed) {
-                    (Some(t), Some(any)) => (t.from_any)(&**any),
-                    _ => None,
+                if let (Some(t), Some(any)) = (typed, &entry.typed) {
+                    if let Some(out) = (t.from_any)(&**any) {
+                        inner.counters.hit();
+                        return out;
+                    }
                 }
-                .or_else(|| inner.decode_counted::<P::Value>(key, &entry.bytes));
-                if let Some(value) = value {
+                if let Some(value) = inner.decode_counted::<P::Value>(key, &entry.bytes) {
                     inner.counters.hit();
                     return P::from_cached(value);
                 }
@@ -469,25 +491,25 @@ impl Cache {
             }
         }
 
-        let out = body.await;
+        let out = body.as_mut().await;
         let encoded = P::cacheable(&out).and_then(|value| {
             let bytes = envelope::encode(&inner.codec, value, ttl, inner.max_value_size)
                 .map_err(|reason| {
                     tracing::warn!(key, %reason, "value not cached: it cannot be encoded");
                 })
                 .ok()?;
-            // Only the memory store keeps decoded copies.
-            let copy = match (&inner.store, typed) {
-                (Store::Memory(_), Some(t)) => Some((t.to_any)(value)),
-                _ => None,
-            };
-            Some((Bytes::from(bytes), copy))
+            Some(Bytes::from(bytes))
         });
+        // Only the memory store keeps decoded copies.
+        let copy = match (&inner.store, typed, &encoded) {
+            (Store::Memory(_), Some(t), Some(_)) => (t.to_any)(&out),
+            _ => None,
+        };
         let shared = match encoded {
-            Some((bytes, typed_copy)) => {
+            Some(bytes) => {
                 if store {
                     match inner
-                        .command(inner.store.set(key, bytes.clone(), typed_copy, ttl))
+                        .command(inner.store.set(key, bytes.clone(), copy, ttl))
                         .await
                     {
                         Ok(()) => inner.recovered(),

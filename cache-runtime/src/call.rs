@@ -63,13 +63,17 @@ pub trait Policy<Out> {
 }
 
 /// Any `T`: always stored.
-pub enum Always {}
+#[derive(Debug, Clone, Copy)]
+pub struct Always;
 /// `Result<T, E>`: only `Ok` is stored.
-pub enum OkOnly {}
+#[derive(Debug, Clone, Copy)]
+pub struct OkOnly;
 /// `Option<T>`: only `Some` is stored.
-pub enum SomeOnly {}
+#[derive(Debug, Clone, Copy)]
+pub struct SomeOnly;
 /// `Option<T>` with `cache_none`: `None` is stored too.
-pub enum SomeOrNone {}
+#[derive(Debug, Clone, Copy)]
+pub struct SomeOrNone;
 
 impl<T: Serialize + DeserializeOwned> Policy<T> for Always {
     type Value = T;
@@ -116,16 +120,15 @@ impl<T: Serialize + DeserializeOwned> Policy<Option<T>> for SomeOrNone {
 /// The expansion of `#[cached(ttl = 60, key = "user:{id}")]` is, in essence:
 ///
 /// ```
-/// # use cache_runtime::__private::{Call, OkOnly, Site, Ttl};
-/// # struct User; type DbError = ();
-/// # impl serde::Serialize for User { fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> { s.serialize_unit() } }
-/// # impl<'de> serde::Deserialize<'de> for User { fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> { <()>::deserialize(d).map(|_| User) } }
+/// # use cache_runtime::__private::{probe, Call, OkOnly, Site, Ttl, ViaBytes as _, ViaClone as _};
+/// # #[derive(Clone, serde::Serialize, serde::Deserialize)] struct User;
+/// # type DbError = ();
 /// async fn user(id: u64) -> Result<User, DbError> {
 ///     static SITE: Site = Site::new(concat!(module_path!(), "::user"), Ttl::Secs(60));
-///     Call::new(&SITE, None)
-///         .key_fmt(format_args!("user:{}", id))
-///         .run::<OkOnly, _, _>(async move { Ok(User) })
-///         .await
+///     let call = Call::new(&SITE, None).key_fmt(format_args!("user:{}", id));
+///     let body = async move { Ok(User) };
+///     let typed = (&&probe(&OkOnly, &body)).typed();
+///     call.run(OkOnly, typed, body).await
 /// }
 /// ```
 #[must_use]
@@ -180,35 +183,36 @@ impl<'s> Call<'s> {
         self
     }
 
-    /// Looks the key up, or runs `body` and stores what `P` allows.
-    pub async fn run<P, Out, F>(self, body: F) -> Out
+    /// Looks the key up, or runs `body` and stores what the policy `P`
+    /// allows; with `typed` (from [`Probe`]), the memory store keeps a
+    /// decoded copy and answers hits with a clone of it.
+    ///
+    /// Not an `async fn`: the returned future is the runtime's one state
+    /// machine, holding `body` once, so nesting cached calls does not
+    /// multiply future sizes.
+    pub fn run<P, F>(
+        self,
+        _policy: P,
+        typed: Option<Typed<F::Output>>,
+        body: F,
+    ) -> impl Future<Output = F::Output> + use<'s, P, F>
     where
-        P: Policy<Out>,
-        F: Future<Output = Out>,
+        P: Policy<F::Output>,
+        F: Future,
     {
-        self.run_typed::<P, Out, F>(None, body).await
-    }
-
-    /// As [`run`](Call::run); with `typed`, the memory store keeps a decoded
-    /// copy of the value and answers hits with a clone of it.
-    pub async fn run_typed<P, Out, F>(self, typed: Option<Typed<P::Value>>, body: F) -> Out
-    where
-        P: Policy<Out>,
-        F: Future<Output = Out>,
-    {
-        match (self.cache, self.key) {
+        let target = match (self.cache, self.key) {
             (Some(cache), Some(key)) => {
                 let ttl = cache.inner.resolve_ttl(self.site.ttl);
-                cache
-                    .get_or_compute::<P, Out, F>(&key, ttl, typed, body)
-                    .await
+                Some((cache, key, ttl))
             }
             (None, _) => {
                 self.site.warn_uncached();
-                body.await
+                None
             }
-            (Some(_), None) => body.await,
-        }
+            // The arguments could not be hashed (logged): run uncached.
+            (Some(_), None) => None,
+        };
+        crate::cache::get_or_compute::<P, F::Output, F>(target, typed, body)
     }
 }
 
@@ -247,33 +251,39 @@ pub fn key_arg<T: KeyArg>(arg: &T) -> KeyPart<'_> {
     KeyPart(arg.as_key_part())
 }
 
-/// How to keep a value decoded in the memory store: exists only for values
-/// that are `Clone + Send + Sync + 'static` (see [`Probe`]).
-pub struct Typed<T> {
-    pub(crate) to_any: fn(&T) -> TypedValue,
-    pub(crate) from_any: fn(&(dyn Any + Send + Sync)) -> Option<T>,
+/// How the memory store keeps a function's result decoded: exists only when
+/// the stored value is `Clone + Send + Sync + 'static` (see [`Probe`]).
+/// Expressed in terms of the function's output, so naming it needs no
+/// bound: a result that cannot be stored is reported once, by
+/// [`Call::run`].
+pub struct Typed<Out> {
+    /// The decoded copy to keep for `out`, if its policy stores it.
+    pub(crate) to_any: fn(&Out) -> Option<TypedValue>,
+    /// The output rebuilt from a kept copy, if the copy has the right type.
+    pub(crate) from_any: fn(&(dyn Any + Send + Sync)) -> Option<Out>,
 }
 
-impl<T> Clone for Typed<T> {
+impl<Out> Clone for Typed<Out> {
     fn clone(&self) -> Self {
         *self
     }
 }
-impl<T> Copy for Typed<T> {}
+impl<Out> Copy for Typed<Out> {}
 
-impl<T> fmt::Debug for Typed<T> {
+impl<Out> fmt::Debug for Typed<Out> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Typed")
     }
 }
 
-/// Picks [`Typed`] for clonable values at compile time, by autoref
-/// specialization: `(&&Probe::<T>::new()).typed()` resolves to [`ViaClone`]
-/// when `T: Clone + Send + Sync + 'static` and to [`ViaBytes`] otherwise.
-pub struct Probe<T>(PhantomData<fn() -> T>);
+/// Picks [`Typed`] at compile time by autoref specialization:
+/// `(&&Probe::<P, Out>::new()).typed()` resolves to [`ViaClone`] when `P`
+/// stores a `Clone + Send + Sync + 'static` value from `Out`, and to
+/// [`ViaBytes`] otherwise (including when `P` cannot store `Out` at all).
+pub struct Probe<P, Out>(PhantomData<fn() -> (P, Out)>);
 
-impl<T> Probe<T> {
-    /// A probe for `T`.
+impl<P, Out> Probe<P, Out> {
+    /// A probe for `P` and `Out`.
     #[allow(clippy::new_without_default)]
     pub const fn new() -> Self {
         Probe(PhantomData)
@@ -281,42 +291,39 @@ impl<T> Probe<T> {
 }
 
 /// The clonable case of [`Probe`].
-pub trait ViaClone<T> {
+pub trait ViaClone<Out> {
     /// `Some`: keep decoded copies.
-    fn typed(&self) -> Option<Typed<T>>;
+    fn typed(&self) -> Option<Typed<Out>>;
 }
 
-impl<T: Clone + Send + Sync + 'static> ViaClone<T> for &Probe<T> {
-    fn typed(&self) -> Option<Typed<T>> {
+impl<P, Out> ViaClone<Out> for &Probe<P, Out>
+where
+    P: Policy<Out>,
+    P::Value: Clone + Send + Sync + 'static,
+{
+    fn typed(&self) -> Option<Typed<Out>> {
         Some(Typed {
-            to_any: |value| Box::new(value.clone()),
-            from_any: |any| any.downcast_ref::<T>().cloned(),
+            to_any: |out| P::cacheable(out).map(|v| Box::new(v.clone()) as TypedValue),
+            from_any: |any| any.downcast_ref::<P::Value>().cloned().map(P::from_cached),
         })
     }
 }
 
 /// The general case of [`Probe`].
-pub trait ViaBytes<T> {
+pub trait ViaBytes<Out> {
     /// `None`: decode the bytes on every hit.
-    fn typed(&self) -> Option<Typed<T>>;
+    fn typed(&self) -> Option<Typed<Out>>;
 }
 
-impl<T> ViaBytes<T> for Probe<T> {
-    fn typed(&self) -> Option<Typed<T>> {
+impl<P, Out> ViaBytes<Out> for Probe<P, Out> {
+    fn typed(&self) -> Option<Typed<Out>> {
         None
     }
 }
 
-/// `Option<Typed<..>>` for the value `$policy` stores from `$out`.
-#[doc(hidden)]
-#[macro_export]
-macro_rules! __cache_typed {
-    ($policy:ty, $out:ty) => {{
-        #[allow(unused_imports)]
-        use $crate::__private::{ViaBytes as _, ViaClone as _};
-        (&&$crate::__private::Probe::<<$policy as $crate::__private::Policy<$out>>::Value>::new())
-            .typed()
-    }};
+/// A [`Probe`] for the policy `P` and `future`'s output.
+pub fn probe<P, F: Future>(_policy: &P, _future: &F) -> Probe<P, F::Output> {
+    Probe::new()
 }
 
 #[cfg(test)]

@@ -127,20 +127,28 @@ pub use stats::Stats;
 ///
 /// # What it expands to
 ///
-/// The function keeps its signature; its body moves into an `async move`
-/// block handed to the runtime. Written by hand, the example above is:
+/// The function keeps its signature; the key is computed from the
+/// arguments, then the body moves into an `async move` block handed to the
+/// runtime with the policy for its result (`SomeOnly`: store `Some` only).
+/// `probe(..).typed()` picks, at compile time, whether the memory store may
+/// keep a decoded copy (the stored type is `Clone`). Written by hand, the
+/// example above is:
 ///
 /// ```
-/// # use cache_runtime::__private::{Call, Site, SomeOnly, Ttl};
 /// async fn user_name(id: u64) -> Option<String> {
-///     static __CACHE_SITE: Site = Site::new(concat!(module_path!(), "::user_name"), Ttl::Secs(600));
-///     let __cache_call = Call::new(&__CACHE_SITE, None).key_fmt(format_args!("user:{}:name", id));
-///     __cache_call
-///         .run::<SomeOnly, _, _>(async move {
+///     use cache_runtime::__private::{self as __cache_rt, ViaBytes as _, ViaClone as _};
+///     static __CACHE_SITE: __cache_rt::Site =
+///         __cache_rt::Site::new(concat!(module_path!(), "::user_name"), __cache_rt::Ttl::Secs(600));
+///     let __cache_call = __cache_rt::Call::new(&__CACHE_SITE, None).key_fmt(format_args!("user:{}:name", id));
+///     {
+///         let __cache_body = async move {
 ///             let __cache_ret: Option<String> = { Some(format!("user {id}")) };
 ///             return __cache_ret;
-///         })
-///         .await
+///         };
+///         let __cache_typed = (&&__cache_rt::probe(&__cache_rt::SomeOnly, &__cache_body)).typed();
+///         __cache_call.run(__cache_rt::SomeOnly, __cache_typed, __cache_body)
+///     }
+///     .await
 /// }
 /// ```
 ///

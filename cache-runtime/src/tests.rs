@@ -168,18 +168,19 @@ impl<'de> serde::Deserialize<'de> for CountedNoClone {
     }
 }
 
+// The `&&` is the autoref specialization: clippy sees only the chosen impl.
+#[allow(clippy::needless_borrow)]
 #[tokio::test]
 async fn memory_hits_clone_clonable_values_and_decode_the_rest() {
-    use crate::__private::{Always, Call, Site, Ttl};
+    use crate::__private::{probe, Always, Call, Site, Ttl, ViaBytes as _, ViaClone as _};
     static SITE: Site = Site::new("tests::typed", Ttl::Secs(60));
     let cache = Cache::builder().memory().build().unwrap();
 
     let clonable = || {
+        let body = async { Counted(1) };
         Call::new(&SITE, Some(&cache))
             .key_fmt(format_args!("clonable"))
-            .run_typed::<Always, _, _>(crate::__private::typed!(Always, Counted), async {
-                Counted(1)
-            })
+            .run(Always, (&&probe(&Always, &body)).typed(), body)
     };
     assert_eq!(clonable().await, Counted(1)); // miss: stored with a decoded copy
     let before = DECODES.load(Ordering::SeqCst);
@@ -193,11 +194,10 @@ async fn memory_hits_clone_clonable_values_and_decode_the_rest() {
     );
 
     let not_clonable = || {
+        let body = async { CountedNoClone(2) };
         Call::new(&SITE, Some(&cache))
             .key_fmt(format_args!("not-clonable"))
-            .run_typed::<Always, _, _>(crate::__private::typed!(Always, CountedNoClone), async {
-                CountedNoClone(2)
-            })
+            .run(Always, (&&probe(&Always, &body)).typed(), body)
     };
     assert_eq!(not_clonable().await, CountedNoClone(2));
     let before = DECODES.load(Ordering::SeqCst);
@@ -213,4 +213,41 @@ async fn memory_hits_clone_clonable_values_and_decode_the_rest() {
 
     // The direct API still reads the bytes.
     assert_eq!(cache.get::<u32>("clonable").await.unwrap(), Some(1));
+}
+
+#[cached(ttl = 60, key = "big")]
+async fn big_body() -> u32 {
+    let buf = [7u8; 4000];
+    tokio::task::yield_now().await;
+    buf.iter().map(|&b| u32::from(b)).sum()
+}
+
+#[cached(ttl = 60, key = "outer")]
+async fn nested_body() -> u32 {
+    big_body().await + 1
+}
+
+async fn plain_body() -> u32 {
+    let buf = [7u8; 4000];
+    tokio::task::yield_now().await;
+    buf.iter().map(|&b| u32::from(b)).sum()
+}
+
+#[test]
+fn caching_adds_a_constant_to_future_sizes() {
+    // The runtime keeps one copy of the body in its state machine: a cached
+    // function's future is its body's plus a fixed overhead, and nesting
+    // adds overheads instead of multiplying sizes.
+    let plain = std::mem::size_of_val(&plain_body());
+    let cached = std::mem::size_of_val(&big_body());
+    let nested = std::mem::size_of_val(&nested_body());
+    let overhead = cached - plain;
+    assert!(
+        overhead < 2048,
+        "overhead {overhead} bytes (body {plain}, cached {cached})"
+    );
+    assert!(nested < cached + 2048, "nested {nested}, cached {cached}");
+    let cache = Cache::builder().build().unwrap();
+    let scoped = std::mem::size_of_val(&cache.scope(big_body()));
+    assert!(scoped < cached + 64, "scope adds {} bytes", scoped - cached);
 }

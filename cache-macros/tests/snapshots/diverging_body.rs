@@ -4,17 +4,22 @@
 // }
 // ----- expands to -----
 async fn later(id: u64) -> u64 {
-    use ::cache_runtime::__private as __cache_rt;
+    use ::cache_runtime::__private::{self as __cache_rt, ViaBytes as _, ViaClone as _};
     static __CACHE_SITE: __cache_rt::Site = __cache_rt::Site::new(
         ::core::concat!(::core::module_path!(), "::later"),
         __cache_rt::Ttl::Default,
     );
     let __cache_call = __cache_rt::Call::new(&__CACHE_SITE, ::core::option::Option::None)
         .key_args(&(__cache_rt::key_arg(&id),));
-    let __cache_body = async move {
-        #[allow(clippy::diverging_sub_expression)]
-        let __cache_ret: u64 = { todo!() };
-        #[allow(unreachable_code, clippy::needless_return)] return __cache_ret;
-    };
-    __cache_call.run::<__cache_rt::Always, _, _>(__cache_body).await
+    {
+        let __cache_body = async move {
+            #[allow(clippy::diverging_sub_expression)]
+            let __cache_ret: u64 = { todo!() };
+            #[allow(unreachable_code, clippy::needless_return)] return __cache_ret;
+        };
+        let __cache_typed = (&&__cache_rt::probe(&__cache_rt::Always, &__cache_body))
+            .typed();
+        __cache_call.run(__cache_rt::Always, __cache_typed, __cache_body)
+    }
+        .await
 }

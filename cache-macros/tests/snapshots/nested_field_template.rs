@@ -4,7 +4,7 @@
 // }
 // ----- expands to -----
 async fn orders(req: &Request) -> Vec<Order> {
-    use ::cache_runtime::__private as __cache_rt;
+    use ::cache_runtime::__private::{self as __cache_rt, ViaBytes as _, ViaClone as _};
     static __CACHE_SITE: __cache_rt::Site = __cache_rt::Site::new(
         ::core::concat!(::core::module_path!(), "::orders"),
         __cache_rt::Ttl::Default,
@@ -13,10 +13,15 @@ async fn orders(req: &Request) -> Vec<Order> {
         .key_fmt(
             ::core::format_args!("order:{}:{}:{{literal}}", req.user.id, req.page.0),
         );
-    let __cache_body = async move {
-        #[allow(clippy::diverging_sub_expression)]
-        let __cache_ret: Vec<Order> = { db::orders(req).await };
-        #[allow(unreachable_code, clippy::needless_return)] return __cache_ret;
-    };
-    __cache_call.run::<__cache_rt::Always, _, _>(__cache_body).await
+    {
+        let __cache_body = async move {
+            #[allow(clippy::diverging_sub_expression)]
+            let __cache_ret: Vec<Order> = { db::orders(req).await };
+            #[allow(unreachable_code, clippy::needless_return)] return __cache_ret;
+        };
+        let __cache_typed = (&&__cache_rt::probe(&__cache_rt::Always, &__cache_body))
+            .typed();
+        __cache_call.run(__cache_rt::Always, __cache_typed, __cache_body)
+    }
+        .await
 }
