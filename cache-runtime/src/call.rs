@@ -221,7 +221,7 @@ impl<'s> Call<'s> {
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be part of a cache key: it does not implement `serde::Serialize`",
     label = "this argument is hashed into the cache key",
-    note = "leave it out of the key with `skip(...)` in the #[cached] attribute, or derive `Serialize` for it"
+    note = "leave it out of the key with `skip(...)` in the #[cached] attribute, or make it `Serialize` (derive it, or add a `T: Serialize` bound)"
 )]
 pub trait KeyArg {
     /// `self`, type-erased.
