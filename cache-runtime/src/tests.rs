@@ -251,3 +251,93 @@ fn caching_adds_a_constant_to_future_sizes() {
     let scoped = std::mem::size_of_val(&cache.scope(big_body()));
     assert!(scoped < cached + 64, "scope adds {} bytes", scoped - cached);
 }
+
+/// A user codec: JSON, pretty-printed, under its own id.
+struct PrettyJson;
+
+impl crate::Codec for PrettyJson {
+    fn id(&self) -> u8 {
+        200
+    }
+    fn name(&self) -> &'static str {
+        "pretty-json"
+    }
+    fn encode(
+        &self,
+        value: &dyn erased_serde::Serialize,
+        out: &mut Vec<u8>,
+    ) -> Result<(), crate::CodecError> {
+        serde_json::to_writer_pretty(out, value).map_err(crate::CodecError::new)
+    }
+    fn decode(
+        &self,
+        bytes: &[u8],
+        visit: &mut dyn FnMut(
+            &mut dyn erased_serde::Deserializer<'_>,
+        ) -> Result<(), erased_serde::Error>,
+    ) -> Result<(), crate::CodecError> {
+        let mut de = serde_json::Deserializer::from_slice(bytes);
+        visit(&mut <dyn erased_serde::Deserializer>::erase(&mut de)).map_err(crate::CodecError::new)
+    }
+}
+
+#[tokio::test]
+async fn a_user_codec_round_trips_and_marks_its_values() {
+    let store = Arc::new(Flaky::default());
+    let cache = Cache::builder()
+        .backend(store.clone())
+        .codec(PrettyJson)
+        .build()
+        .unwrap();
+    let value = vec![("a".to_string(), 1u32), ("b".to_string(), 2)];
+    cache
+        .set("k", &value, Duration::from_secs(5))
+        .await
+        .unwrap();
+    let bytes = store.value.lock().unwrap().clone().unwrap();
+    assert_eq!(bytes[3], 200, "the envelope carries the user codec's id");
+    assert!(
+        bytes[20..].contains(&b'\n'),
+        "pretty-printed by the user codec"
+    );
+    assert_eq!(
+        cache.get::<Vec<(String, u32)>>("k").await.unwrap(),
+        Some(value)
+    );
+
+    // A JSON cache reading it sees another codec: a miss, not an error.
+    let json = Cache::builder().backend(store.clone()).build().unwrap();
+    assert_eq!(json.get::<Vec<(String, u32)>>("k").await.unwrap(), None);
+    assert_eq!(json.stats().decode_failures, 1);
+}
+
+#[test]
+fn user_codecs_may_not_take_reserved_ids() {
+    struct Squatter;
+    impl crate::Codec for Squatter {
+        fn id(&self) -> u8 {
+            b'j'
+        }
+        fn name(&self) -> &'static str {
+            "squatter"
+        }
+        fn encode(
+            &self,
+            _: &dyn erased_serde::Serialize,
+            _: &mut Vec<u8>,
+        ) -> Result<(), crate::CodecError> {
+            Ok(())
+        }
+        fn decode(
+            &self,
+            _: &[u8],
+            _: &mut dyn FnMut(
+                &mut dyn erased_serde::Deserializer<'_>,
+            ) -> Result<(), erased_serde::Error>,
+        ) -> Result<(), crate::CodecError> {
+            Ok(())
+        }
+    }
+    let err = Cache::builder().codec(Squatter).build().unwrap_err();
+    assert!(err.to_string().contains("reserved"), "{err}");
+}
