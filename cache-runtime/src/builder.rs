@@ -39,7 +39,7 @@ enum BackendChoice {
 /// let cache = Cache::builder()
 ///     .redis("redis://127.0.0.1:6379/0")
 ///     .prefix("shop")
-///     .max_connections(4)
+///     .max_connections(2)
 ///     .command_timeout(Duration::from_millis(50))
 ///     .ttl_presets(Duration::from_secs(60), Duration::from_secs(600), Duration::from_secs(3600))
 ///     .build()
@@ -90,7 +90,7 @@ impl CacheBuilder {
             prefix: "cache".to_owned(),
             ttl: TtlPresets::default(),
             codec: CodecChoice(CodecImpl::Json),
-            max_connections: 4,
+            max_connections: 1,
             command_timeout: Duration::from_millis(100),
             connect_timeout: Duration::from_secs(1),
             max_value_size: 8 * 1024 * 1024,
@@ -196,7 +196,11 @@ impl CacheBuilder {
     }
 
     /// How many multiplexed Redis connections to open and use round-robin
-    /// (default 4). Each carries many concurrent commands.
+    /// (default 1). One multiplexed connection pipelines every concurrent
+    /// command; more connections only help when that one socket's task is
+    /// the bottleneck (many cores, very high rates). On a 2-core machine one
+    /// connection gave the most hits per second and half the Redis CPU per
+    /// command of four (see `BENCHMARKS.md`).
     ///
     /// ```
     /// let b = cache_runtime::Cache::builder().max_connections(2);
@@ -420,7 +424,7 @@ impl Cache {
     /// | `REDIS_URL` | Redis to use; unset or empty: the memory store | memory store |
     /// | `REDIS_DB` | database number, overriding the URL's | the URL's |
     /// | `REDIS_PASSWORD` | password, overriding the URL's | the URL's |
-    /// | `REDIS_MAX_CONNECTIONS` | multiplexed connections | 4 |
+    /// | `REDIS_MAX_CONNECTIONS` | multiplexed connections | 1 |
     /// | `CACHE_PREFIX` | key prefix | `cache` |
     /// | `CACHE_TTL_SHORT` / `_DEFAULT` / `_LONG` | TTL presets, seconds | 300 / 3600 / 86400 |
     ///

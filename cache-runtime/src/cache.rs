@@ -425,7 +425,7 @@ where
         let mut undecodable_in_memory = false;
         if let Store::Memory(memory) = &inner.store {
             if let Some(entry) = memory.entry(key) {
-                if let (Some(t), Some(any)) = (typed, &entry.typed) {
+                if let (Some(t), Some(any)) = (typed, entry.typed.get()) {
                     if let Some(out) = (t.from_any)(&**any) {
                         inner.counters.hit();
                         return out;
@@ -433,7 +433,16 @@ where
                 }
                 if let Some(value) = inner.decode_counted::<P::Value>(key, &entry.bytes) {
                     inner.counters.hit();
-                    return P::from_cached(value);
+                    let out = P::from_cached(value);
+                    // Written by `Cache::set`: keep a decoded copy from now on.
+                    if let Some(t) = typed {
+                        if entry.typed.get().is_none() {
+                            if let Some(copy) = (t.to_any)(&out) {
+                                let _ = entry.typed.set(copy);
+                            }
+                        }
+                    }
+                    return out;
                 }
                 undecodable_in_memory = true;
             }

@@ -211,8 +211,23 @@ async fn memory_hits_clone_clonable_values_and_decode_the_rest() {
     );
     assert_eq!(cache.stats().hits, 6);
 
+    // Written with the direct API: the first hit decodes and keeps a copy.
+    cache
+        .set("clonable", &Counted(3), Duration::from_secs(60))
+        .await
+        .unwrap();
+    let before = DECODES.load(Ordering::SeqCst);
+    for _ in 0..3 {
+        assert_eq!(clonable().await, Counted(3));
+    }
+    assert_eq!(
+        DECODES.load(Ordering::SeqCst),
+        before + 1,
+        "decoded once, then cloned"
+    );
+
     // The direct API still reads the bytes.
-    assert_eq!(cache.get::<u32>("clonable").await.unwrap(), Some(1));
+    assert_eq!(cache.get::<u32>("clonable").await.unwrap(), Some(3));
 }
 
 #[cached(ttl = 60, key = "big")]

@@ -3,7 +3,7 @@
 use super::glob;
 use bytes::Bytes;
 use std::any::Any;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 /// A decoded value kept beside its bytes, so a hit through `#[cached]` can
@@ -12,7 +12,9 @@ pub(crate) type TypedValue = Box<dyn Any + Send + Sync>;
 
 pub(crate) struct Entry {
     pub(crate) bytes: Bytes,
-    pub(crate) typed: Option<TypedValue>,
+    /// Set when the value is stored through `#[cached]`, or on its first
+    /// `#[cached]` hit after a `Cache::set`.
+    pub(crate) typed: OnceLock<TypedValue>,
     ttl: Duration,
 }
 
@@ -80,8 +82,16 @@ impl MemoryBackend {
     }
 
     pub(crate) fn set(&self, key: &str, bytes: Bytes, typed: Option<TypedValue>, ttl: Duration) {
-        self.entries
-            .insert(key.to_owned(), Arc::new(Entry { bytes, typed, ttl }));
+        let cell = OnceLock::new();
+        if let Some(typed) = typed {
+            let _ = cell.set(typed);
+        }
+        let entry = Entry {
+            bytes,
+            typed: cell,
+            ttl,
+        };
+        self.entries.insert(key.to_owned(), Arc::new(entry));
     }
 
     pub(crate) fn delete(&self, key: &str) -> bool {
@@ -164,11 +174,11 @@ mod tests {
         );
         let entry = store.entry("k").unwrap();
         assert_eq!(
-            entry.typed.as_ref().and_then(|t| t.downcast_ref::<u32>()),
+            entry.typed.get().and_then(|t| t.downcast_ref::<u32>()),
             Some(&42)
         );
         assert_eq!(
-            entry.typed.as_ref().and_then(|t| t.downcast_ref::<u64>()),
+            entry.typed.get().and_then(|t| t.downcast_ref::<u64>()),
             None
         );
     }

@@ -205,9 +205,7 @@ pub fn digest<T: Serialize + ?Sized>(value: &T) -> Result<[u8; 32], KeyEncodeErr
     let mut hasher = Sha256::new();
     hasher.update(DOMAIN);
     hasher.update([KEY_ENCODING_VERSION]);
-    value.serialize(&mut Encoder {
-        hasher: &mut hasher,
-    })?;
+    value.serialize(&mut Encoder::new(&mut hasher))?;
     Ok(hasher.finalize().into())
 }
 
@@ -247,17 +245,49 @@ fn canonical_f64_bits(v: f64) -> u64 {
 }
 
 /// The serializer: writes the canonical encoding of a value into `hasher`.
+///
+/// Small writes (tags, integers) collect in a local buffer that goes to the
+/// hasher in one `update` when full and when the encoder is dropped, so a
+/// `Vec<u8>` argument costs a copy per element, not a hasher call. The hashed
+/// byte stream is the same either way.
 struct Encoder<'h> {
     hasher: &'h mut Sha256,
+    buf: [u8; BUF_LEN],
+    len: usize,
 }
 
-impl Encoder<'_> {
+const BUF_LEN: usize = 128;
+
+impl<'h> Encoder<'h> {
+    fn new(hasher: &'h mut Sha256) -> Self {
+        Encoder {
+            hasher,
+            buf: [0; BUF_LEN],
+            len: 0,
+        }
+    }
+
+    fn flush(&mut self) {
+        if self.len > 0 {
+            self.hasher.update(&self.buf[..self.len]);
+            self.len = 0;
+        }
+    }
+
     fn write(&mut self, bytes: &[u8]) {
-        self.hasher.update(bytes);
+        if self.len + bytes.len() > BUF_LEN {
+            self.flush();
+            if bytes.len() > BUF_LEN {
+                self.hasher.update(bytes);
+                return;
+            }
+        }
+        self.buf[self.len..self.len + bytes.len()].copy_from_slice(bytes);
+        self.len += bytes.len();
     }
 
     fn write_tag(&mut self, tag: u8) {
-        self.hasher.update([tag]);
+        self.write(&[tag]);
     }
 
     fn write_len(&mut self, len: usize) {
@@ -266,7 +296,7 @@ impl Encoder<'_> {
     }
 
     fn write_u64(&mut self, v: u64) {
-        self.hasher.update(v.to_le_bytes());
+        self.write(&v.to_le_bytes());
     }
 
     fn write_name(&mut self, name: &str) {
@@ -277,6 +307,12 @@ impl Encoder<'_> {
     fn write_tagged(&mut self, tag: u8, payload: &[u8]) {
         self.write_tag(tag);
         self.write(payload);
+    }
+}
+
+impl Drop for Encoder<'_> {
+    fn drop(&mut self) {
+        self.flush();
     }
 }
 
@@ -632,7 +668,7 @@ impl SerializeMap for MapEncoder<'_, '_> {
     fn serialize_key<T: Serialize + ?Sized>(&mut self, key: &T) -> Result<(), KeyEncodeError> {
         self.ensure_no_pending_key()?;
         let mut entry = Sha256::new();
-        key.serialize(&mut Encoder { hasher: &mut entry })?;
+        key.serialize(&mut Encoder::new(&mut entry))?;
         self.pending = Some(entry);
         Ok(())
     }
@@ -642,7 +678,7 @@ impl SerializeMap for MapEncoder<'_, '_> {
             .pending
             .take()
             .ok_or_else(|| KeyEncodeError::new("map value serialized without a key"))?;
-        value.serialize(&mut Encoder { hasher: &mut entry })?;
+        value.serialize(&mut Encoder::new(&mut entry))?;
         self.entries.push(entry.finalize().into());
         Ok(())
     }
@@ -654,9 +690,11 @@ impl SerializeMap for MapEncoder<'_, '_> {
     ) -> Result<(), KeyEncodeError> {
         self.ensure_no_pending_key()?;
         let mut entry = Sha256::new();
-        let mut encoder = Encoder { hasher: &mut entry };
-        key.serialize(&mut encoder)?;
-        value.serialize(&mut encoder)?;
+        {
+            let mut encoder = Encoder::new(&mut entry);
+            key.serialize(&mut encoder)?;
+            value.serialize(&mut encoder)?;
+        } // dropping the encoder flushes it into `entry`
         self.entries.push(entry.finalize().into());
         Ok(())
     }
