@@ -641,7 +641,7 @@ impl Impl {
 
     fn label(self) -> &'static str {
         match self {
-            Impl::OursRedis => "ours #[cached] (4 connections, default)",
+            Impl::OursRedis => "ours #[cached] (1 connection, default)",
             Impl::OursOneConn => "ours #[cached], max_connections(4)",
             Impl::Raw => "raw redis-rs GET + serde_json (1 connection)",
             Impl::CachedCrate => "cached crate AsyncRedisCache (1 connection)",
