@@ -471,7 +471,11 @@ where
             Store::Memory(_) if undecodable_in_memory => Ok(None),
             // Another caller may have stored it since the first look.
             Store::Memory(memory) => Ok(memory.get(key)),
-            _ => inner.command(inner.store.get(key)).await,
+            // Boxed, with its deadline: a network command's future is large,
+            // and inlining it would make every cached call's state machine
+            // (which each memory hit moves) that much bigger. One allocation
+            // per round trip is noise next to the network.
+            _ => Box::pin(inner.command(inner.store.get(key))).await,
         };
         match lookup {
             Ok(Some(bytes)) => {
@@ -517,10 +521,18 @@ where
         let shared = match encoded {
             Some(bytes) => {
                 if store {
-                    match inner
-                        .command(inner.store.set(key, bytes.clone(), copy, ttl))
-                        .await
-                    {
+                    let written = match &inner.store {
+                        Store::Memory(memory) => {
+                            memory.set(key, bytes.clone(), copy, ttl);
+                            Ok(())
+                        }
+                        // Boxed, like the lookup.
+                        _ => {
+                            Box::pin(inner.command(inner.store.set(key, bytes.clone(), None, ttl)))
+                                .await
+                        }
+                    };
+                    match written {
                         Ok(()) => inner.recovered(),
                         Err(e) => inner.fail_open(Operation::Set, key, &e),
                     }
