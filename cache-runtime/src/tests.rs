@@ -60,6 +60,18 @@ impl Backend for Arc<Flaky> {
 struct Levels {
     warn: AtomicUsize,
     info: AtomicUsize,
+    /// Every event's fields, as `name=value` lines.
+    text: std::sync::Mutex<String>,
+}
+
+/// Appends an event's fields to a string.
+struct Fields<'a>(&'a mut String);
+
+impl tracing::field::Visit for Fields<'_> {
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        use std::fmt::Write as _;
+        let _ = writeln!(self.0, "{}={value:?}", field.name());
+    }
 }
 
 #[derive(Clone, Default)]
@@ -82,6 +94,7 @@ impl tracing::Subscriber for LevelCounter {
     fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
     fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
     fn event(&self, event: &tracing::Event<'_>) {
+        event.record(&mut Fields(&mut self.text.lock().unwrap()));
         match *event.metadata().level() {
             tracing::Level::WARN => self.warn.fetch_add(1, Ordering::SeqCst),
             tracing::Level::INFO => self.info.fetch_add(1, Ordering::SeqCst),
@@ -355,4 +368,57 @@ fn user_codecs_may_not_take_reserved_ids() {
     }
     let err = Cache::builder().codec(Squatter).build().unwrap_err();
     assert!(err.to_string().contains("reserved"), "{err}");
+}
+
+static SECRET_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+#[cached(ttl = 60, key = "secret-test")]
+async fn guarded() -> u32 {
+    SECRET_RUNS.fetch_add(1, Ordering::SeqCst);
+    1
+}
+
+#[test]
+fn credentials_stay_out_of_logs_errors_and_debug_output() {
+    let in_url = "url-password-7f3a";
+    let in_setting = "setting-password-9c1d";
+    // A port with nothing listening: every command fails at once.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let logs = LevelCounter::default();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let shown = tracing::subscriber::with_default(logs.clone(), || {
+        let cache = Cache::builder()
+            .redis(format!("redis://user:{in_url}@127.0.0.1:{port}/0"))
+            .password(in_setting)
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            assert_eq!(cache.scope(guarded()).await, 1, "fail-open");
+            let err = cache.get::<u32>("secret-test").await.unwrap_err();
+            format!("{err}\n{err:?}\n{cache:?}")
+        })
+    });
+    let logged = logs.text.lock().unwrap().clone();
+    assert!(
+        logged.contains("backend=\"redis\""),
+        "the failure was logged: {logged}"
+    );
+    assert!(
+        logs.warn.load(Ordering::SeqCst) >= 1,
+        "the failure was logged"
+    );
+    for secret in [in_url, in_setting] {
+        assert!(!logged.contains(secret), "a password in the logs: {logged}");
+        assert!(
+            !shown.contains(secret),
+            "a password in errors or Debug: {shown}"
+        );
+    }
 }

@@ -51,7 +51,9 @@ impl RedisBackend {
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(settings.connect_timeout))
             .set_response_timeout(Some(settings.command_timeout))
-            .set_number_of_retries(2)
+            // No retry loop inside a command: a refused connection fails at once
+            // (the call runs its body), and the next command tries again.
+            .set_number_of_retries(0)
             .set_min_delay(Duration::from_millis(50))
             .set_max_delay(Duration::from_secs(2));
         let connections = (0..settings.connections.max(1))
