@@ -226,6 +226,39 @@ impl Op for Moka {
     }
 }
 
+/// One task that alternates a `#[cached]` hit and a raw redis-rs `GET` call
+/// by call, on the same keys, so both see the same thread placement and the
+/// same round-trip mode of this machine; the first of each pair alternates
+/// too. Returns (ours, raw).
+async fn paired_single_caller(
+    raw: redis::aio::MultiplexedConnection,
+    measure: Duration,
+) -> (Histogram, Histogram) {
+    tokio::spawn(async move {
+        let (mut ours, mut raw) = (OursRedis, RawRedis(raw));
+        let (mut ours_hist, mut raw_hist) = (Histogram::new(), Histogram::new());
+        let end = Instant::now() + measure;
+        let mut i = 0u64;
+        while Instant::now() < end {
+            let key = i % KEYS;
+            for turn in [i % 2, (i + 1) % 2] {
+                let started = Instant::now();
+                if turn == 0 {
+                    ours.call(key).await;
+                    ours_hist.record(started.elapsed());
+                } else {
+                    raw.call(key).await;
+                    raw_hist.record(started.elapsed());
+                }
+            }
+            i += 1;
+        }
+        (ours_hist, raw_hist)
+    })
+    .await
+    .expect("paired task")
+}
+
 // ---- measurement ---------------------------------------------------------
 
 /// A log-linear histogram of durations in nanoseconds, HDR-style: exact
@@ -994,6 +1027,14 @@ fn main() -> ExitCode {
     let body = rt.block_on(run_keys(MISS_TASKS, MISS_KEYS, body_alone));
     let miss_runs = MISS_RUNS.load(Ordering::Relaxed);
 
+    eprintln!("paired single caller ...");
+    let paired_runs_before = OURS_REDIS_RUNS.load(Ordering::Relaxed);
+    let (paired_ours, paired_raw) = rt.block_on(paired_single_caller(
+        fixtures.raw.clone(),
+        timing.measure * u32::try_from(args.rounds).unwrap_or(1),
+    ));
+    let paired_runs = OURS_REDIS_RUNS.load(Ordering::Relaxed) - paired_runs_before;
+
     // ---- report ----
     let mut out = String::new();
     let _ = writeln!(
@@ -1084,6 +1125,33 @@ fn main() -> ExitCode {
         rows.iter()
             .find(|r| r.which == which && r.dist == dist && r.tasks == tasks)
     };
+    let _ = writeln!(
+        out,
+        "\n## One caller, paired ({} + {} calls, alternating ours and raw call by call)\n",
+        paired_ours.total, paired_raw.total
+    );
+    let _ = writeln!(out, "| implementation | mean µs | p50 µs | p99 µs |");
+    let _ = writeln!(out, "|---|---:|---:|---:|");
+    for (name, hist) in [
+        ("ours #[cached] on redis", &paired_ours),
+        ("raw redis-rs GET + serde_json", &paired_raw),
+    ] {
+        let _ = writeln!(
+            out,
+            "| {name} | {:.1} | {:.1} | {:.1} |",
+            hist.mean_us(),
+            hist.quantile_us(0.5),
+            hist.quantile_us(0.99)
+        );
+    }
+    let paired_ratio = paired_ours.quantile_us(0.5) / paired_raw.quantile_us(0.5);
+    let _ = writeln!(
+        out,
+        "\nours p50 / raw p50, paired: {paired_ratio:.3} (target <= 1.05): {}; body runs: {paired_runs} (must be 0)",
+        if paired_ratio <= 1.05 { "met" } else { "NOT met" }
+    );
+    failed |= paired_runs != 0;
+
     let _ = writeln!(out, "\n## Against the targets (ours = default settings)\n");
     for t in targets() {
         let (Some(ours), Some(theirs)) = (
