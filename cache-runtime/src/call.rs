@@ -5,10 +5,12 @@ use crate::{key, Cache};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::any::Any;
+use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::marker::PhantomData;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::{Mutex, OnceLock};
 
 /// The TTL a `#[cached]` function asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,6 +31,9 @@ pub struct Site {
     name: &'static str,
     ttl: Ttl,
     warned: AtomicBool,
+    /// 0: not checked yet; 1: the only site hashing under `name`; 2: another
+    /// site got there first (see [`Site::owns_name`]).
+    name_state: AtomicU8,
 }
 
 impl Site {
@@ -38,7 +43,44 @@ impl Site {
             name,
             ttl,
             warned: AtomicBool::new(false),
+            name_state: AtomicU8::new(0),
         }
+    }
+
+    /// Whether this site may hash keys under its name: two functions with
+    /// the same name (two impls in one module with a method of the same
+    /// name, say) would otherwise read each other's values. The first site
+    /// to use a name owns it; a later one runs uncached and logs an error
+    /// once, naming the fix. One atomic load per call after the first.
+    fn owns_name(&self) -> bool {
+        match self.name_state.load(Ordering::Relaxed) {
+            1 => true,
+            2 => false,
+            _ => self.claim_name(),
+        }
+    }
+
+    fn claim_name(&self) -> bool {
+        static OWNERS: OnceLock<Mutex<HashMap<&'static str, usize>>> = OnceLock::new();
+        // Sites live in statics, so an address identifies one for good.
+        let me = self as *const Site as usize;
+        let owner = *OWNERS
+            .get_or_init(Default::default)
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(self.name)
+            .or_insert(me);
+        let owns = owner == me;
+        self.name_state
+            .store(if owns { 1 } else { 2 }, Ordering::Relaxed);
+        if !owns {
+            tracing::error!(
+                name = self.name,
+                "two #[cached] functions hash their keys under the same name and would read \
+                 each other's values; give each its own `name = \"...\"` (this one runs uncached)"
+            );
+        }
+        owns
     }
 
     fn warn_uncached(&self) {
@@ -172,6 +214,9 @@ impl<'s> Call<'s> {
 
     /// Sets the key from a digest of the arguments (`{prefix}:{name}:{hash}`).
     pub fn key_args<A: Serialize + ?Sized>(mut self, args: &A) -> Self {
+        if !self.site.owns_name() {
+            return self; // no key: runs uncached
+        }
         if let Some(cache) = &self.cache {
             match key::hashed(cache.prefix(), self.site.name, args) {
                 Ok(k) => self.key = Some(k),

@@ -103,7 +103,9 @@ pub use stats::Stats;
 /// - Without `key`: `{prefix}:{name}:{hash}`, the hash covering every argument
 ///   but `self` and those in `skip(...)` (see [`Cache::hashed_key`]).
 /// - `name = "..."`: the `{name}` of hashed keys (default: module path and
-///   function name).
+///   function name). Two functions sharing a name (methods of one name in
+///   two impls of one module) would read each other's values: the second to
+///   run is left uncached and an error is logged; give each its own `name`.
 /// - `skip(a, b)`: arguments left out of the hashed key (connections, pools).
 /// - `cache = expr`: the [`Cache`] to use; otherwise the one of the enclosing
 ///   [`Cache::scope`], else the [installed](Cache::install) one, else none: the

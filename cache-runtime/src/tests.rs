@@ -422,3 +422,21 @@ fn credentials_stay_out_of_logs_errors_and_debug_output() {
         );
     }
 }
+
+#[tokio::test]
+async fn two_sites_with_one_name_do_not_share_values() {
+    use crate::__private::{Always, Call, Site, Ttl};
+    static FIRST: Site = Site::new("tests::same_name", Ttl::Secs(60));
+    static SECOND: Site = Site::new("tests::same_name", Ttl::Secs(60));
+    let cache = Cache::builder().memory().build().unwrap();
+    let call = |site: &'static Site, value: u32| {
+        Call::new(site, Some(&cache))
+            .key_args(&(1u32,))
+            .run(Always, None, async move { value })
+    };
+    assert_eq!(call(&FIRST, 1).await, 1);
+    assert_eq!(call(&FIRST, 99).await, 1, "the first site caches");
+    assert_eq!(call(&SECOND, 2).await, 2, "not the first site's value");
+    assert_eq!(call(&SECOND, 3).await, 3, "the second site runs uncached");
+    assert_eq!(call(&FIRST, 99).await, 1, "the first site still caches");
+}
