@@ -88,10 +88,16 @@ fn expand(func: ItemFn, plan: &Plan) -> TokenStream {
         KeyPlan::Hashed { args } => {
             // One check per argument, spanned on it, so a non-Serialize
             // argument is reported on the parameter itself.
-            let checked = args.iter().map(|a| {
+            // Sets are hashed as unordered collections (`key_set`).
+            let checked = args.iter().map(|(a, set)| {
                 let span = a.span();
-                let key_arg = relocate(quote!(#rt::key_arg), span);
-                quote_spanned!(span=> #key_arg(&#a))
+                let wrap = if *set {
+                    quote!(#rt::key_set)
+                } else {
+                    quote!(#rt::key_arg)
+                };
+                let wrap = relocate(wrap, span);
+                quote_spanned!(span=> #wrap(&#a))
             });
             quote!(key_args(&(#(#checked,)*)))
         }

@@ -28,8 +28,9 @@ pub(crate) struct Plan {
 pub(crate) enum KeyPlan {
     /// `format_args!(fmt, args...)`.
     Template { fmt: LitStr, args: Vec<TokenStream> },
-    /// The named parameters, hashed in order.
-    Hashed { args: Vec<Ident> },
+    /// The named parameters, hashed in order; `true` marks a `HashSet` or
+    /// `BTreeSet` parameter, hashed as an unordered set.
+    Hashed { args: Vec<(Ident, bool)> },
 }
 
 /// A parameter as the key sees it.
@@ -40,6 +41,8 @@ struct Param {
     bindings: Vec<Ident>,
     wildcard: bool,
     pat: Box<Pat>,
+    /// Its type is a `HashSet` or `BTreeSet` (behind references).
+    set: bool,
 }
 
 pub(crate) fn plan(opts: &Options, func: &ItemFn, errors: &mut Errors) -> Option<Plan> {
@@ -125,7 +128,10 @@ pub(crate) fn plan(opts: &Options, func: &ItemFn, errors: &mut Errors) -> Option
         .inputs
         .iter()
         .filter_map(|a| match a {
-            FnArg::Typed(t) => Some(param(&t.pat)),
+            FnArg::Typed(t) => Some(Param {
+                set: is_set(&t.ty),
+                ..param(&t.pat)
+            }),
             FnArg::Receiver(_) => None,
         })
         .collect();
@@ -169,7 +175,9 @@ pub(crate) fn plan(opts: &Options, func: &ItemFn, errors: &mut Errors) -> Option
             let mut args = Vec::new();
             for p in &params {
                 match &p.name {
-                    Some(name) if !skipped.contains(&name.to_string()) => args.push(name.clone()),
+                    Some(name) if !skipped.contains(&name.to_string()) => {
+                        args.push((name.clone(), p.set))
+                    }
                     Some(_) => {}
                     None if p.wildcard => {}
                     None => errors.push(syn::Error::new_spanned(
@@ -216,12 +224,14 @@ fn param(pat: &Pat) -> Param {
             bindings: vec![p.ident.clone()],
             wildcard: false,
             pat: Box::new(pat.clone()),
+            set: false,
         },
         Pat::Wild(_) => Param {
             name: None,
             bindings: Vec::new(),
             wildcard: true,
             pat: Box::new(pat.clone()),
+            set: false,
         },
         other => {
             struct Bindings(Vec<Ident>);
@@ -238,6 +248,7 @@ fn param(pat: &Pat) -> Param {
                 bindings: b.0,
                 wildcard: false,
                 pat: Box::new(other.clone()),
+                set: false,
             }
         }
     }
@@ -525,5 +536,22 @@ fn stored_type(ty: &Type) -> &Type {
             _ => ty,
         },
         _ => ty,
+    }
+}
+
+/// Whether `ty` is a `HashSet` or `BTreeSet`, possibly behind references:
+/// their elements are hashed in no particular order, so that a `HashSet`
+/// (whose iteration order differs between processes) gives one key.
+fn is_set(ty: &Type) -> bool {
+    match ty {
+        Type::Reference(r) => is_set(&r.elem),
+        Type::Paren(p) => is_set(&p.elem),
+        Type::Group(g) => is_set(&g.elem),
+        Type::Path(p) if p.qself.is_none() => p
+            .path
+            .segments
+            .last()
+            .is_some_and(|s| s.ident == "HashSet" || s.ident == "BTreeSet"),
+        _ => false,
     }
 }

@@ -4,4 +4,4 @@
 pub use crate::call::{
     key_arg, Always, Call, KeyArg, OkOnly, Policy, Site, SomeOnly, SomeOrNone, Ttl,
 };
-pub use crate::call::{probe, Probe, Typed, ViaBytes, ViaClone};
+pub use crate::call::{key_set, probe, Probe, Typed, ViaBytes, ViaClone};

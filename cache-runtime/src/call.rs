@@ -296,6 +296,112 @@ pub fn key_arg<T: KeyArg>(arg: &T) -> KeyPart<'_> {
     KeyPart(arg.as_key_part())
 }
 
+/// A set whose elements go into a hashed key in no particular order; see
+/// [`UnorderedSet`].
+///
+/// ```
+/// use cache_runtime::SetItems;
+/// let mut seen = 0;
+/// std::collections::HashSet::from([1, 2, 3]).for_each_item(&mut |_| seen += 1);
+/// assert_eq!(seen, 3);
+/// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be part of a cache key: its elements do not implement `serde::Serialize`",
+    label = "this set is hashed into the cache key",
+    note = "leave it out of the key with `skip(...)` in the #[cached] attribute, or make its elements `Serialize`"
+)]
+pub trait SetItems {
+    /// Calls `f` with each element, in the set's own order.
+    fn for_each_item(&self, f: &mut dyn FnMut(&dyn erased_serde::Serialize));
+}
+
+impl<T: Serialize, S> SetItems for std::collections::HashSet<T, S> {
+    fn for_each_item(&self, f: &mut dyn FnMut(&dyn erased_serde::Serialize)) {
+        self.iter().for_each(|item| f(item));
+    }
+}
+
+impl<T: Serialize> SetItems for std::collections::BTreeSet<T> {
+    fn for_each_item(&self, f: &mut dyn FnMut(&dyn erased_serde::Serialize)) {
+        self.iter().for_each(|item| f(item));
+    }
+}
+
+impl<S: SetItems + ?Sized> SetItems for &S {
+    fn for_each_item(&self, f: &mut dyn FnMut(&dyn erased_serde::Serialize)) {
+        (**self).for_each_item(f);
+    }
+}
+
+/// A set as it goes into a hashed key: serialized as a map from each element
+/// to `()`, whose entries the key encoding combines order-independently, so a
+/// `HashSet` gives the same key in every process, and equals a `BTreeSet` of
+/// the same elements.
+///
+/// `#[cached]` wraps `HashSet` and `BTreeSet` parameters (also behind
+/// references) this way; wrap them the same way to compute such a key with
+/// [`Cache::hashed_key`] (sets nested inside other arguments are hashed in
+/// their iteration order: prefer `BTreeSet` there).
+///
+/// ```
+/// use cache_runtime::{cached, Cache, UnorderedSet};
+/// use std::collections::HashSet;
+///
+/// #[cached(name = "products::by_tags")]
+/// async fn by_tags(tags: HashSet<String>) -> usize { tags.len() }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let cache = Cache::builder().build().unwrap();
+/// let tags: HashSet<String> = ["a".into(), "b".into()].into();
+/// cache.scope(by_tags(tags.clone())).await;
+/// let key = cache.hashed_key("products::by_tags", &(UnorderedSet::new(&tags),)).unwrap();
+/// assert!(cache.exists(&key["cache:".len()..]).await.unwrap());
+/// # }
+/// ```
+pub struct UnorderedSet<'a>(&'a dyn SetItems);
+
+impl<'a> UnorderedSet<'a> {
+    /// Wraps `set`.
+    ///
+    /// ```
+    /// let set = std::collections::BTreeSet::from([1, 2]);
+    /// let _ = cache_runtime::UnorderedSet::new(&set);
+    /// ```
+    pub fn new<S: SetItems>(set: &'a S) -> Self {
+        UnorderedSet(set)
+    }
+}
+
+impl std::fmt::Debug for UnorderedSet<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("UnorderedSet")
+    }
+}
+
+impl Serialize for UnorderedSet<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(None)?;
+        let mut failed = None;
+        self.0.for_each_item(&mut |item| {
+            if failed.is_none() {
+                failed = map.serialize_entry(item, &()).err();
+            }
+        });
+        match failed {
+            Some(e) => Err(e),
+            None => map.end(),
+        }
+    }
+}
+
+/// Wraps a set argument for [`Call::key_args`]; requires [`SetItems`].
+#[inline(always)]
+pub fn key_set<S: SetItems>(set: &S) -> UnorderedSet<'_> {
+    UnorderedSet(set)
+}
+
 /// How the memory store keeps a function's result decoded: exists only when
 /// the stored value is `Clone + Send + Sync + 'static` (see [`Probe`]).
 /// Expressed in terms of the function's output, so naming it needs no

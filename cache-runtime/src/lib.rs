@@ -66,6 +66,7 @@ mod key;
 pub use backend::{Backend, BoxFuture};
 pub use builder::CacheBuilder;
 pub use cache::Cache;
+pub use call::{SetItems, UnorderedSet};
 #[cfg(feature = "bincode")]
 pub use codec::BincodeCodec;
 pub use codec::{Codec, CodecError, JsonCodec};

@@ -156,3 +156,47 @@ fn example_binary(name: &str) -> std::path::PathBuf {
     );
     path
 }
+
+#[cached(ttl = 60, skip(calls))]
+async fn tagged(
+    calls: &Calls,
+    tags: &std::collections::HashSet<String>,
+    sorted: std::collections::BTreeSet<u32>,
+) -> usize {
+    calls.hit();
+    tags.len() + sorted.len()
+}
+
+#[tokio::test]
+async fn set_arguments_are_hashed_in_no_order() {
+    use std::collections::{BTreeSet, HashSet};
+    let (server, cache) = redis_cache("app");
+    let calls = Calls::default();
+    let words: Vec<String> = (0..30).map(|i| format!("tag-{i}")).collect();
+    // Sets built in opposite orders, each with its own random hash seed.
+    let forward: HashSet<String> = words.iter().cloned().collect();
+    let backward: HashSet<String> = words.iter().rev().cloned().collect();
+    assert_ne!(
+        forward.iter().collect::<Vec<_>>(),
+        backward.iter().collect::<Vec<_>>(),
+        "the two sets iterate in different orders (else this test proves nothing)"
+    );
+    let numbers = BTreeSet::from([3, 1, 2]);
+    cache
+        .scope(async {
+            tagged(&calls, &forward, numbers.clone()).await;
+            tagged(&calls, &backward, numbers.clone()).await;
+        })
+        .await;
+    assert_eq!(calls.get(), 1, "one key for equal sets");
+    let key = cache
+        .hashed_key(
+            "e2e::keys::tagged",
+            &(
+                cache_runtime::UnorderedSet::new(&backward),
+                cache_runtime::UnorderedSet::new(&numbers),
+            ),
+        )
+        .unwrap();
+    assert_eq!(keys(&server, "*"), [key]);
+}
