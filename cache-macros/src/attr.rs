@@ -180,8 +180,17 @@ fn example(option: &str) -> &'static str {
     }
 }
 
-fn string(e: &Expr, option: &str, example: &str) -> syn::Result<LitStr> {
+/// `e` without the invisible group a `macro_rules!` fragment (`$k:literal`,
+/// `$e:expr`) arrives in.
+fn ungroup(e: &Expr) -> &Expr {
     match e {
+        Expr::Group(g) => ungroup(&g.expr),
+        other => other,
+    }
+}
+
+fn string(e: &Expr, option: &str, example: &str) -> syn::Result<LitStr> {
+    match ungroup(e) {
         Expr::Lit(ExprLit {
             lit: Lit::Str(s), ..
         }) => Ok(s.clone()),
@@ -195,6 +204,7 @@ fn string(e: &Expr, option: &str, example: &str) -> syn::Result<LitStr> {
 const TTL_HELP: &str = "write seconds (`ttl = 600`), a duration (`ttl = \"90s\"`, `\"10m\"`, `\"1h30m\"`, `\"2d\"`) or a preset (`ttl = \"short\"`, `\"default\"`, `\"long\"`)";
 
 fn parse_ttl(e: &Expr) -> syn::Result<Ttl> {
+    let e = ungroup(e);
     let secs = match e {
         Expr::Lit(ExprLit {
             lit: Lit::Int(i), ..

@@ -391,12 +391,10 @@ fn policy(output: &ReturnType, opts: &Options, errors: &mut Errors) -> Option<Id
         ));
         return None;
     }
-    let last = match ty {
-        Some(Type::Path(p)) if p.qself.is_none() => {
-            p.path.segments.last().map(|s| s.ident.to_string())
-        }
+    let last = ty.map(unwrap_group).and_then(|ty| match ty {
+        Type::Path(p) if p.qself.is_none() => p.path.segments.last().map(|s| s.ident.to_string()),
         _ => None,
-    };
+    });
     let name = match (last.as_deref(), opts.cache_none.get().is_some()) {
         (Some("Option"), true) => "SomeOrNone",
         (Some("Option"), false) => "SomeOnly",
@@ -553,5 +551,15 @@ fn is_set(ty: &Type) -> bool {
             .last()
             .is_some_and(|s| s.ident == "HashSet" || s.ident == "BTreeSet"),
         _ => false,
+    }
+}
+
+/// `ty` without invisible groups (a `$t:ty` from `macro_rules!`) and
+/// parentheses, so `Result` and `Option` are recognised however they arrive.
+fn unwrap_group(ty: &Type) -> &Type {
+    match ty {
+        Type::Paren(t) => unwrap_group(&t.elem),
+        Type::Group(t) => unwrap_group(&t.elem),
+        other => other,
     }
 }

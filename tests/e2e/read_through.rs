@@ -213,3 +213,78 @@ async fn values_above_the_maximum_size_are_not_stored() {
         .unwrap_err();
     assert!(err.to_string().contains("maximum value size"), "{err}");
 }
+
+mod aliases {
+    /// A crate's own `Result` alias, like `anyhow::Result<T>` or `io::Result<T>`.
+    pub type Result<T> = std::result::Result<T, String>;
+}
+
+#[cached(ttl = 60, key = "alias:{id}")]
+async fn via_alias(calls: &Calls, id: u64) -> aliases::Result<u64> {
+    calls.hit();
+    if id == 0 {
+        Err("zero".into())
+    } else {
+        Ok(id)
+    }
+}
+
+#[cached(ttl = 60, key = "io:{id}")]
+async fn via_io(calls: &Calls, id: u64) -> std::io::Result<u64> {
+    calls.hit();
+    if id == 0 {
+        Err(std::io::Error::other("zero"))
+    } else {
+        Ok(id)
+    }
+}
+
+/// Return types passed through `macro_rules!` arrive wrapped in an invisible
+/// group: `Result`/`Option` must still be recognised.
+macro_rules! cached_getter {
+    ($name:ident => $ret:ty, $body:expr) => {
+        #[cached(ttl = 60, skip(calls))]
+        async fn $name(calls: &Calls, id: u64) -> $ret {
+            calls.hit();
+            ($body)(id)
+        }
+    };
+}
+
+cached_getter!(macro_result => Result<u64, String>, |id: u64| if id == 0 { Err("zero".to_string()) } else { Ok(id) });
+cached_getter!(macro_option => Option<u64>, |id: u64| (id != 0).then_some(id));
+
+#[tokio::test]
+async fn result_aliases_and_macro_types_store_only_ok_and_some() {
+    let (server, cache) = redis_cache("c");
+    let calls = Calls::default();
+    cache
+        .scope(async {
+            for _ in 0..2 {
+                assert!(via_alias(&calls, 0).await.is_err());
+                assert!(via_io(&calls, 0).await.is_err());
+                assert!(macro_result(&calls, 0).await.is_err());
+                assert_eq!(macro_option(&calls, 0).await, None);
+            }
+            assert_eq!(calls.get(), 8, "Err and None are never stored");
+            for _ in 0..2 {
+                via_alias(&calls, 1).await.unwrap();
+                via_io(&calls, 1).await.unwrap();
+                macro_result(&calls, 1).await.unwrap();
+                macro_option(&calls, 1).await.unwrap();
+            }
+            assert_eq!(calls.get(), 12, "Ok and Some are stored");
+        })
+        .await;
+    assert_eq!(keys(&server, "c:alias:*"), ["c:alias:1"]);
+    assert_eq!(keys(&server, "c:io:*"), ["c:io:1"]);
+    assert_eq!(
+        keys(&server, "c:e2e::read_through::macro_result:*").len(),
+        1
+    );
+    assert_eq!(
+        keys(&server, "c:e2e::read_through::macro_option:*").len(),
+        1
+    );
+    assert_eq!(server.cmd(&["DBSIZE"]).as_int(), 4);
+}
