@@ -270,3 +270,21 @@ async fn prefix_and_codec_of_the_mock_apply() {
         })
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn lookup_and_write_share_one_deadline() {
+    let mock = MockBackend::new();
+    let cache = mock
+        .cache_builder()
+        .command_timeout(Duration::from_millis(50))
+        .build()
+        .unwrap();
+    let catalog = Catalog::default();
+    // Each reply takes 30 ms: the lookup answers in time, and the write has
+    // the 20 ms left of the deadline, so the call costs one deadline in all.
+    mock.delay(Duration::from_millis(30));
+    let started = tokio::time::Instant::now();
+    assert_eq!(cache.scope(catalog.product(1)).await.unwrap().id, 1);
+    assert_eq!(started.elapsed(), Duration::from_millis(50));
+    assert_eq!(cache.stats().errors, 1, "the write ran out of time");
+}

@@ -466,6 +466,7 @@ where
         };
 
         let mut store = true;
+        let started = tokio::time::Instant::now();
         let lookup = match &inner.store {
             // Counted already; overwritten below.
             Store::Memory(_) if undecodable_in_memory => Ok(None),
@@ -477,6 +478,9 @@ where
             // per round trip is noise next to the network.
             _ => Box::pin(inner.command(inner.store.get(key))).await,
         };
+        // The lookup and the write share one deadline: a slow Redis costs a
+        // call at most one deadline on top of its body.
+        let write_budget = inner.command_timeout.saturating_sub(started.elapsed());
         match lookup {
             Ok(Some(bytes)) => {
                 if let Some(value) = inner.decode_counted::<P::Value>(key, &bytes) {
@@ -518,31 +522,25 @@ where
             (Store::Memory(_), Some(t), Some(_)) => (t.to_any)(&out),
             _ => None,
         };
-        let shared = match encoded {
-            Some(bytes) => {
-                if store {
-                    let written = match &inner.store {
-                        Store::Memory(memory) => {
-                            memory.set(key, bytes.clone(), copy, ttl);
-                            Ok(())
-                        }
-                        // Boxed, like the lookup.
-                        _ => {
-                            Box::pin(inner.command(inner.store.set(key, bytes.clone(), None, ttl)))
-                                .await
-                        }
-                    };
-                    match written {
-                        Ok(()) => inner.recovered(),
-                        Err(e) => inner.fail_open(Operation::Set, key, &e),
-                    }
-                }
-                Some(bytes)
-            }
-            None => None,
-        };
+        // The memory store is written first, so that a caller arriving right
+        // after the flight ends finds the value there.
+        if let (true, Some(bytes), Store::Memory(memory)) = (store, &encoded, &inner.store) {
+            memory.set(key, bytes.clone(), copy, ttl);
+        }
+        // Waiting callers get the value now, without waiting for the write.
         if let Some(leader) = leader {
-            leader.finish(shared);
+            leader.finish(encoded.clone());
+        }
+        if let (true, Some(bytes)) = (store, encoded) {
+            if !matches!(inner.store, Store::Memory(_)) {
+                // Boxed, like the lookup.
+                let write =
+                    inner.command_within(write_budget, inner.store.set(key, bytes, None, ttl));
+                match Box::pin(write).await {
+                    Ok(()) => inner.recovered(),
+                    Err(e) => inner.fail_open(Operation::Set, key, &e),
+                }
+            }
         }
         out
     }
@@ -555,10 +553,22 @@ impl Inner {
         &self,
         fut: impl Future<Output = Result<T, BackendError>>,
     ) -> Result<T, BackendError> {
+        self.command_within(self.command_timeout, fut).await
+    }
+
+    /// As [`command`](Inner::command), with what is left of a deadline.
+    pub(crate) async fn command_within<T>(
+        &self,
+        timeout: Duration,
+        fut: impl Future<Output = Result<T, BackendError>>,
+    ) -> Result<T, BackendError> {
         if self.store.is_local() {
             return fut.await;
         }
-        match tokio::time::timeout(self.command_timeout, fut).await {
+        if timeout.is_zero() {
+            return Err(BackendError::Timeout(self.command_timeout));
+        }
+        match tokio::time::timeout(timeout, fut).await {
             Ok(result) => result,
             Err(_) => Err(BackendError::Timeout(self.command_timeout)),
         }
