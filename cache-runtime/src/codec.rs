@@ -181,12 +181,39 @@ pub struct BincodeCodec;
 mod bincode_impl {
     use super::*;
 
-    /// No decoded value may claim more than this many bytes of memory,
-    /// whatever a corrupt length prefix says.
-    const DECODE_LIMIT: usize = 256 * 1024 * 1024;
-
     pub(super) fn config() -> impl bincode::config::Config {
-        bincode::config::standard().with_limit::<DECODE_LIMIT>()
+        bincode::config::standard()
+    }
+
+    /// Runs `$decode` with a bincode configuration whose memory limit fits
+    /// `$len` input bytes: a decoded value may claim at most 32 bytes of
+    /// memory per input byte (at least 64 KiB), so a corrupt length prefix in
+    /// a tiny value cannot make bincode allocate hundreds of megabytes. The
+    /// limit is a const generic, hence the few fixed tiers.
+    macro_rules! with_limit_for {
+        ($len:expr, |$config:ident| $decode:expr) => {{
+            let need = ($len).saturating_mul(32);
+            if need <= 64 << 10 {
+                let $config = bincode::config::standard().with_limit::<{ 64 << 10 }>();
+                $decode
+            } else if need <= 1 << 20 {
+                let $config = bincode::config::standard().with_limit::<{ 1 << 20 }>();
+                $decode
+            } else if need <= 32 << 20 {
+                let $config = bincode::config::standard().with_limit::<{ 32 << 20 }>();
+                $decode
+            } else {
+                let $config = bincode::config::standard().with_limit::<{ 1 << 30 }>();
+                $decode
+            }
+        }};
+    }
+
+    pub(super) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<(T, usize), CodecError> {
+        with_limit_for!(bytes.len(), |config| bincode::serde::decode_from_slice(
+            bytes, config
+        ))
+        .map_err(CodecError::new)
     }
 
     impl BincodeCodec {
@@ -232,8 +259,10 @@ mod bincode_impl {
                 }
             }
             let seed = Visit(visit, std::marker::PhantomData);
-            let ((), used) = bincode::serde::seed_decode_from_slice(seed, bytes, config())
-                .map_err(CodecError::new)?;
+            let ((), used) = with_limit_for!(bytes.len(), |config| {
+                bincode::serde::seed_decode_from_slice(seed, bytes, config)
+            })
+            .map_err(CodecError::new)?;
             if used != bytes.len() {
                 return Err(CodecError::new(format_args!(
                     "{} trailing bytes",
@@ -313,9 +342,7 @@ impl CodecImpl {
             CodecImpl::Json => serde_json::from_slice(bytes).map_err(CodecError::new),
             #[cfg(feature = "bincode")]
             CodecImpl::Bincode => {
-                let (value, used) =
-                    bincode::serde::decode_from_slice(bytes, bincode_impl::config())
-                        .map_err(CodecError::new)?;
+                let (value, used) = bincode_impl::decode(bytes)?;
                 if used != bytes.len() {
                     return Err(CodecError::new(format_args!(
                         "{} trailing bytes",

@@ -207,6 +207,14 @@ mod tests {
             decode::<(u8, String)>(&bytes, &CodecImpl::Json, MAX),
             Err(DecodeError::OtherCodec { found: b'b', .. })
         ));
+        // A corrupt string length in a tiny value must fail before bincode
+        // allocates for it (bincode allocates strings up front).
+        let mut evil = bytes[..HEADER_LEN].to_vec();
+        evil.extend_from_slice(&[1, 0xFD]); // (1u8, string of length ...)
+        evil.extend_from_slice(&(200u64 << 20).to_le_bytes()); // 200 MiB
+        evil.extend_from_slice(b"abc");
+        let err = decode::<(u8, String)>(&evil, &bin, MAX).unwrap_err();
+        assert!(err.to_string().contains("LimitExceeded"), "{err}");
         // A corrupt length prefix must fail without a huge allocation.
         let mut evil = bytes[..HEADER_LEN].to_vec();
         evil.extend_from_slice(&[0xFD, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x7F]);
