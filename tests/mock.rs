@@ -288,3 +288,18 @@ async fn lookup_and_write_share_one_deadline() {
     assert_eq!(started.elapsed(), Duration::from_millis(50));
     assert_eq!(cache.stats().errors, 1, "the write ran out of time");
 }
+
+#[tokio::test(start_paused = true)]
+async fn clear_pattern_on_a_stalled_backend_gives_up_at_the_deadline() {
+    let mock = MockBackend::new();
+    let cache = mock
+        .cache_builder()
+        .command_timeout(Duration::from_millis(50))
+        .build()
+        .unwrap();
+    mock.delay(Duration::from_secs(30));
+    let started = tokio::time::Instant::now();
+    let err = cache.clear_pattern("product:*").await.unwrap_err();
+    assert!(err.is_timeout(), "{err}");
+    assert_eq!(started.elapsed(), Duration::from_millis(50));
+}

@@ -313,6 +313,9 @@ impl CacheBuilder {
             if ttl.is_zero() {
                 return Err(CacheError::config(setting, "must be greater than zero"));
             }
+            if ttl > crate::cache::MAX_TTL {
+                return Err(CacheError::config(setting, "must be at most 100 years"));
+            }
         }
         if self.command_timeout.is_zero() {
             return Err(CacheError::config(
@@ -606,6 +609,40 @@ mod tests {
         assert_eq!(
             e(Cache::builder().ttl_presets(s, z, s)),
             "ttl_presets.default"
+        );
+    }
+
+    #[test]
+    fn ttls_beyond_a_century_are_refused() {
+        let huge = u64::MAX.to_string();
+        assert_eq!(
+            setting_of(from(&[("CACHE_TTL_LONG", &huge)]).unwrap_err()),
+            "CACHE_TTL_LONG"
+        );
+        let year = Duration::from_secs(365 * 24 * 3600);
+        let e = Cache::builder()
+            .ttl_presets(year, year, year * 101)
+            .build()
+            .unwrap_err();
+        assert_eq!(setting_of(e), "ttl_presets.long");
+    }
+
+    #[test]
+    fn defaults_are_as_documented() {
+        let b = CacheBuilder::new();
+        assert_eq!(b.max_connections, 1);
+        assert_eq!(b.command_timeout, Duration::from_millis(100));
+        assert_eq!(b.connect_timeout, Duration::from_secs(1));
+        assert_eq!(b.max_value_size, 8 * 1024 * 1024);
+        assert_eq!(b.memory_capacity, 64 * 1024 * 1024);
+        assert_eq!(b.prefix, "cache");
+        assert_eq!(
+            b.ttl,
+            TtlPresets {
+                short: Duration::from_secs(300),
+                default: Duration::from_secs(3600),
+                long: Duration::from_secs(86_400),
+            }
         );
     }
 }

@@ -18,6 +18,10 @@ use std::time::Duration;
 
 static INSTALLED: OnceLock<Cache> = OnceLock::new();
 
+/// The longest TTL accepted anywhere (the macro checks the same bound): 100
+/// years, so milliseconds fit Redis's signed 64-bit expiry with room to spare.
+pub(crate) const MAX_TTL: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
 tokio::task_local! {
     static SCOPED: Cache;
 }
@@ -258,7 +262,11 @@ impl Cache {
             .inner
             .command(self.inner.store.get(&full))
             .await
-            .map_err(|e| self.inner.failed(Operation::Get, &full, e))?;
+            .map_err(|e| {
+                // Counted like a failed lookup of a #[cached] call.
+                self.inner.counters.miss();
+                self.inner.failed(Operation::Get, &full, e)
+            })?;
         let value = found.and_then(|bytes| self.inner.decode_counted(&full, &bytes));
         if value.is_some() {
             self.inner.counters.hit();
@@ -294,6 +302,9 @@ impl Cache {
     ) -> Result<(), CacheError> {
         if ttl.is_zero() {
             return Err(CacheError::config("ttl", "must be greater than zero"));
+        }
+        if ttl > MAX_TTL {
+            return Err(CacheError::config("ttl", "must be at most 100 years"));
         }
         let full = key::full(&self.inner.prefix, key);
         let bytes = envelope::encode(&self.inner.codec, value, ttl, self.inner.max_value_size)
@@ -380,12 +391,14 @@ impl Cache {
     /// ```
     pub async fn clear_pattern(&self, pattern: &str) -> Result<u64, CacheError> {
         let full = key::pattern(&self.inner.prefix, pattern);
-        // Many commands: the backend bounds each one, not the whole walk.
-        self.inner
-            .store
-            .clear_pattern(&full)
-            .await
-            .map_err(|e| self.inner.failed(Operation::ClearPattern, &full, e))
+        let walk = self.inner.store.clear_pattern(&full);
+        // Many commands: the Redis backend bounds each one, not the whole
+        // walk. Another backend answers as one command, under the deadline.
+        let removed = match &self.inner.store {
+            Store::Custom(_) => self.inner.command(walk).await,
+            _ => walk.await,
+        };
+        removed.map_err(|e| self.inner.failed(Operation::ClearPattern, &full, e))
     }
 }
 

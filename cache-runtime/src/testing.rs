@@ -472,7 +472,7 @@ impl MockBackend {
             full,
             Entry {
                 value: bytes.into(),
-                expires_at: Instant::now() + ttl,
+                expires_at: Instant::now().checked_add(ttl).unwrap_or_else(far_future),
             },
         );
     }
@@ -639,7 +639,7 @@ impl Backend for MockBackend {
                 key.to_owned(),
                 Entry {
                     value,
-                    expires_at: Instant::now() + ttl,
+                    expires_at: Instant::now().checked_add(ttl).unwrap_or_else(far_future),
                 },
             );
             (
@@ -701,4 +701,9 @@ impl Backend for MockBackend {
     fn kind(&self) -> &'static str {
         "mock"
     }
+}
+
+/// A time no test reaches, for TTLs too long to add to the clock.
+fn far_future() -> Instant {
+    Instant::now() + Duration::from_secs(100 * 365 * 24 * 3600)
 }

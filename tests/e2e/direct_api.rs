@@ -48,6 +48,10 @@ async fn get_set_delete_exists_share_the_macros_keys() {
         cache.set("k", &1, Duration::ZERO).await.is_err(),
         "a zero TTL is refused"
     );
+    assert!(
+        cache.set("k", &1, Duration::MAX).await.is_err(),
+        "a TTL Redis cannot hold is refused"
+    );
     let s = cache.stats();
     assert!(s.hit_rate() > 0.0 && s.hit_rate() < 1.0, "{s:?}");
     assert_eq!(s.hit_rate(), s.hits as f64 / (s.hits + s.misses) as f64);
