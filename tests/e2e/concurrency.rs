@@ -75,7 +75,10 @@ async fn a_cancelled_leader_does_not_strand_followers() {
         let (cache, calls) = (cache.clone(), calls.clone());
         tokio::spawn(async move { cache.scope(slow(calls, 3)).await })
     };
-    tokio::time::sleep(Duration::from_millis(20)).await;
+    // Wait until the leader is inside its (100 ms) body.
+    while calls.get() == 0 {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
     let follower = {
         let (cache, calls) = (cache.clone(), calls.clone());
         tokio::spawn(async move { cache.scope(slow(calls, 3)).await })
