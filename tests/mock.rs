@@ -196,12 +196,7 @@ async fn fail_keys_fails_only_matching_keys() {
 
 #[tokio::test(start_paused = true)]
 async fn a_delay_past_the_deadline_times_out_without_real_sleeping() {
-    let mock = MockBackend::new();
-    let cache = mock
-        .cache_builder()
-        .command_timeout(Duration::from_millis(50))
-        .build()
-        .unwrap();
+    let (mock, cache) = mock_with_deadline_ms(50);
     let catalog = Catalog::default();
     mock.delay(Duration::from_secs(5));
     let started = tokio::time::Instant::now();
@@ -273,12 +268,7 @@ async fn prefix_and_codec_of_the_mock_apply() {
 
 #[tokio::test(start_paused = true)]
 async fn lookup_and_write_share_one_deadline() {
-    let mock = MockBackend::new();
-    let cache = mock
-        .cache_builder()
-        .command_timeout(Duration::from_millis(50))
-        .build()
-        .unwrap();
+    let (mock, cache) = mock_with_deadline_ms(50);
     let catalog = Catalog::default();
     // Each reply takes 30 ms: the lookup answers in time, and the write has
     // the 20 ms left of the deadline, so the call costs one deadline in all.
@@ -291,15 +281,21 @@ async fn lookup_and_write_share_one_deadline() {
 
 #[tokio::test(start_paused = true)]
 async fn clear_pattern_on_a_stalled_backend_gives_up_at_the_deadline() {
-    let mock = MockBackend::new();
-    let cache = mock
-        .cache_builder()
-        .command_timeout(Duration::from_millis(50))
-        .build()
-        .unwrap();
+    let (mock, cache) = mock_with_deadline_ms(50);
     mock.delay(Duration::from_secs(30));
     let started = tokio::time::Instant::now();
     let err = cache.clear_pattern("product:*").await.unwrap_err();
     assert!(err.is_timeout(), "{err}");
     assert_eq!(started.elapsed(), Duration::from_millis(50));
+}
+
+/// A mock and a cache on it whose command deadline is `ms` milliseconds.
+fn mock_with_deadline_ms(ms: u64) -> (MockBackend, cache_runtime::Cache) {
+    let mock = MockBackend::new();
+    let cache = mock
+        .cache_builder()
+        .command_timeout(Duration::from_millis(ms))
+        .build()
+        .unwrap();
+    (mock, cache)
 }
