@@ -2,6 +2,7 @@
 //! signatures change without notice.
 
 pub use crate::call::{
-    key_arg, Always, Call, KeyArg, OkOnly, Policy, Site, SomeOnly, SomeOrNone, Ttl,
+    glob_literal, key_arg, Always, Call, Evict, KeyArg, OkOnly, Outcome, Policy, Site, SomeOnly,
+    SomeOrNone, Ttl,
 };
 pub use crate::call::{key_set, probe, Probe, Typed, ViaBytes, ViaClone};

@@ -1,6 +1,6 @@
 //! The [`Cache`] handle and its direct API.
 
-use crate::backend::Store;
+use crate::backend::{Store, TAG_VERSION_WINDOW};
 use crate::builder::CacheBuilder;
 use crate::call::{Policy, Typed};
 use crate::codec::CodecImpl;
@@ -333,11 +333,7 @@ impl Cache {
     /// # }
     /// ```
     pub async fn delete(&self, key: &str) -> Result<bool, CacheError> {
-        let full = key::full(&self.inner.prefix, key);
-        self.inner
-            .command(self.inner.store.delete(&full))
-            .await
-            .map_err(|e| self.inner.failed(Operation::Delete, &full, e))
+        self.delete_full(&key::full(&self.inner.prefix, key)).await
     }
 
     /// Whether `key` (relative to the prefix) is present.
@@ -391,15 +387,129 @@ impl Cache {
     /// ```
     pub async fn clear_pattern(&self, pattern: &str) -> Result<u64, CacheError> {
         let full = key::pattern(&self.inner.prefix, pattern);
-        let walk = self.inner.store.clear_pattern(&full);
-        // Many commands: the Redis backend bounds each one, not the whole
-        // walk. Another backend answers as one command, under the deadline.
-        let removed = match &self.inner.store {
-            Store::Custom(_) => self.inner.command(walk).await,
-            _ => walk.await,
-        };
-        removed.map_err(|e| self.inner.failed(Operation::ClearPattern, &full, e))
+        self.inner
+            .bulk(self.inner.store.clear_pattern(&full))
+            .await
+            .map_err(|e| self.inner.failed(Operation::ClearPattern, &full, e))
     }
+
+    /// Stores `value` at `key` (relative to the prefix) for `ttl`, recorded
+    /// under `tags`, so that [`invalidate_tags`](Cache::invalidate_tags)
+    /// removes it.
+    ///
+    /// # Errors
+    ///
+    /// As [`set`](Cache::set); [`BackendError::Unsupported`](crate::BackendError::Unsupported)
+    /// from a custom backend that keeps no tags.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), cache_runtime::CacheError> {
+    /// use std::time::Duration;
+    /// let cache = cache_runtime::Cache::builder().build()?;
+    /// cache.set_tagged("product:1", &"lamp", Duration::from_secs(60), &["products"]).await?;
+    /// cache.set("product:2", &"desk", Duration::from_secs(60)).await?;
+    /// assert_eq!(cache.invalidate_tags(&["products"]).await?, 1);
+    /// assert!(!cache.exists("product:1").await?);
+    /// assert!(cache.exists("product:2").await?, "not tagged");
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn set_tagged<T: Serialize + ?Sized, S: AsRef<str>>(
+        &self,
+        key: &str,
+        value: &T,
+        ttl: Duration,
+        tags: &[S],
+    ) -> Result<(), CacheError> {
+        if ttl.is_zero() {
+            return Err(CacheError::config("ttl", "must be greater than zero"));
+        }
+        if ttl > MAX_TTL {
+            return Err(CacheError::config("ttl", "must be at most 100 years"));
+        }
+        let full = key::full(&self.inner.prefix, key);
+        let bytes = envelope::encode(&self.inner.codec, value, ttl, self.inner.max_value_size)
+            .map_err(|reason| CacheError::Encode {
+                key: full.clone(),
+                reason,
+            })?;
+        let tags = self.tag_keys(tags);
+        self.inner
+            .command(
+                self.inner
+                    .store
+                    .set_tagged(&full, Bytes::from(bytes), None, ttl, &tags, None),
+            )
+            .await
+            .map(drop)
+            .map_err(|e| self.inner.failed(Operation::Set, &full, e))
+    }
+
+    /// Removes every entry recorded under any of `tags` (by `#[cached(tags
+    /// = [...])]`, `#[cache_put(tags = [...])]` or
+    /// [`set_tagged`](Cache::set_tagged)), then the tags' own records, and
+    /// returns how many entries were removed.
+    ///
+    /// A value being computed while this runs is not stored if its lookup
+    /// came before the invalidation: no entry computed from data older than
+    /// the invalidation survives it. On Redis, entries are removed in
+    /// batches of 1,000, so no single command blocks the server for long,
+    /// whatever the tag's size; a tag's record expires with its last entry.
+    ///
+    /// # Errors
+    ///
+    /// [`CacheError::Backend`] when a command fails (entries removed before
+    /// then stay removed); [`BackendError::Unsupported`](crate::BackendError::Unsupported)
+    /// from a custom backend that keeps no tags.
+    ///
+    /// ```
+    /// use cache_runtime::{cached, Cache};
+    ///
+    /// #[cached(ttl = 60, key = "product:{id}", tags = ["products"])]
+    /// async fn product(id: u64) -> String { format!("product {id}") }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), cache_runtime::CacheError> {
+    /// let cache = Cache::builder().build()?;
+    /// cache.scope(async { product(1).await; product(2).await }).await;
+    /// assert_eq!(cache.invalidate_tags(&["products"]).await?, 2);
+    /// assert!(!cache.exists("product:1").await?);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn invalidate_tags<S: AsRef<str>>(&self, tags: &[S]) -> Result<u64, CacheError> {
+        let keys = self.tag_keys(tags);
+        self.inner
+            .bulk(self.inner.store.invalidate_tags(&keys))
+            .await
+            .map_err(|e| {
+                self.inner
+                    .failed(Operation::InvalidateTags, &keys.join(", "), e)
+            })
+    }
+
+    fn tag_keys<S: AsRef<str>>(&self, tags: &[S]) -> Vec<String> {
+        tags.iter()
+            .map(|t| key::tag(&self.inner.prefix, t.as_ref()))
+            .collect()
+    }
+
+    /// [`delete`](Cache::delete) of a full key.
+    pub(crate) async fn delete_full(&self, full: &str) -> Result<bool, CacheError> {
+        self.inner
+            .command(self.inner.store.delete(full))
+            .await
+            .map_err(|e| self.inner.failed(Operation::Delete, full, e))
+    }
+}
+
+/// Where a call reads and writes: resolved cache, full key, TTL, tag keys.
+pub(crate) struct Target {
+    pub(crate) cache: Cache,
+    pub(crate) key: String,
+    pub(crate) ttl: Duration,
+    pub(crate) tags: Vec<String>,
 }
 
 /// The read-through path behind `#[cached]`, one state machine from lookup
@@ -410,7 +520,7 @@ impl Cache {
 // Deliberately not an `async fn`; see the comment in the body.
 #[allow(clippy::manual_async_fn)]
 pub(crate) fn get_or_compute<P, Out, F>(
-    target: Option<(Cache, String, Duration)>,
+    target: Option<Target>,
     typed: Option<Typed<Out>>,
     mut body: F,
 ) -> impl Future<Output = Out>
@@ -427,11 +537,18 @@ where
         // through the pin (instead of `body.await`, which moves it into a second
         // slot) keeps one copy of the body in the state machine.
         let mut body = unsafe { std::pin::Pin::new_unchecked(&mut body) };
-        let Some((cache, key, ttl)) = target else {
+        let Some(Target {
+            cache,
+            key,
+            ttl,
+            tags,
+        }) = target
+        else {
             return body.as_mut().await;
         };
         let inner = &*cache.inner;
         let key = key.as_str();
+        let tagged = !tags.is_empty();
 
         // The memory store answers at once: look it up before any coalescing,
         // which only pays off for the body run.
@@ -480,11 +597,25 @@ where
 
         let mut store = true;
         let started = tokio::time::Instant::now();
+        // A tagged lookup also reads the tags' versions: the write below is
+        // refused if any tag is invalidated while the body runs.
+        let mut versions = None;
         let lookup = match &inner.store {
+            Store::Memory(memory) if tagged => {
+                let (found, v) = memory.get_tagged(key, &tags);
+                versions = Some(v);
+                Ok(found.filter(|_| !undecodable_in_memory))
+            }
             // Counted already; overwritten below.
             Store::Memory(_) if undecodable_in_memory => Ok(None),
             // Another caller may have stored it since the first look.
             Store::Memory(memory) => Ok(memory.get(key)),
+            _ if tagged => Box::pin(inner.command(inner.store.get_tagged(key, &tags)))
+                .await
+                .map(|(found, v)| {
+                    versions = Some(v);
+                    found
+                }),
             // Boxed, with its deadline: a network command's future is large,
             // and inlining it would make every cached call's state machine
             // (which each memory hit moves) that much bigger. One allocation
@@ -535,10 +666,22 @@ where
             (Store::Memory(_), Some(t), Some(_)) => (t.to_any)(&out),
             _ => None,
         };
+        // A version older than the window may have been forgotten, so a
+        // tagged result computed over a longer time is not stored.
+        if tagged && started.elapsed() > TAG_VERSION_WINDOW {
+            tracing::debug!(key, "tagged value not cached: computing it took too long");
+            store = false;
+        }
         // The memory store is written first, so that a caller arriving right
         // after the flight ends finds the value there.
         if let (true, Some(bytes), Store::Memory(memory)) = (store, &encoded, &inner.store) {
-            memory.set(key, bytes.clone(), copy, ttl);
+            if tagged {
+                let stored =
+                    memory.set_tagged(key, bytes.clone(), copy, ttl, &tags, versions.as_deref());
+                not_stored_after_invalidation(key, stored);
+            } else {
+                memory.set(key, bytes.clone(), copy, ttl);
+            }
         }
         // Waiting callers get the value now, without waiting for the write.
         if let Some(leader) = leader {
@@ -547,9 +690,19 @@ where
         if let (true, Some(bytes)) = (store, encoded) {
             if !matches!(inner.store, Store::Memory(_)) {
                 // Boxed, like the lookup.
-                let write =
-                    inner.command_within(write_budget, inner.store.set(key, bytes, None, ttl));
-                match Box::pin(write).await {
+                let written = if tagged {
+                    let write =
+                        inner
+                            .store
+                            .set_tagged(key, bytes, None, ttl, &tags, versions.as_deref());
+                    Box::pin(inner.command_within(write_budget, write))
+                        .await
+                        .map(|stored| not_stored_after_invalidation(key, stored))
+                } else {
+                    let write = inner.store.set(key, bytes, None, ttl);
+                    Box::pin(inner.command_within(write_budget, write)).await
+                };
+                match written {
                     Ok(()) => inner.recovered(),
                     Err(e) => inner.fail_open(Operation::Set, key, &e),
                 }
@@ -559,7 +712,82 @@ where
     }
 }
 
+fn not_stored_after_invalidation(key: &str, stored: bool) {
+    if !stored {
+        tracing::debug!(
+            key,
+            "value not cached: one of its tags was invalidated while it was computed"
+        );
+    }
+}
+
 impl Inner {
+    /// Write-through: stores `value` under the target's key and tags,
+    /// unconditionally (it is the newest value). Failures are logged and
+    /// counted, never returned.
+    pub(crate) async fn put<T: Serialize + ?Sized>(&self, target: &Target, value: &T) {
+        let key = target.key.as_str();
+        let bytes = match envelope::encode(&self.codec, value, target.ttl, self.max_value_size) {
+            Ok(bytes) => Bytes::from(bytes),
+            Err(reason) => {
+                // The old value would now be stale: remove it instead.
+                tracing::warn!(key, %reason, "value not cached: it cannot be encoded; removing the old one");
+                if let Err(e) = self.command(self.store.delete(key)).await {
+                    self.fail_open(Operation::Delete, key, &e);
+                }
+                return;
+            }
+        };
+        let written = if target.tags.is_empty() {
+            self.command(self.store.set(key, bytes, None, target.ttl))
+                .await
+        } else {
+            self.command(
+                self.store
+                    .set_tagged(key, bytes, None, target.ttl, &target.tags, None),
+            )
+            .await
+            .map(drop)
+        };
+        match written {
+            Ok(()) => self.recovered(),
+            Err(e) => self.fail_open(Operation::Set, key, &e),
+        }
+    }
+
+    /// Eviction: removes `keys`, invalidates `tags`, clears `patterns` (all
+    /// full). Each step runs even if an earlier one failed; failures are
+    /// logged and counted, never returned.
+    pub(crate) async fn evict(&self, keys: &[String], tags: &[String], patterns: &[String]) {
+        for key in keys {
+            if let Err(e) = self.command(self.store.delete(key)).await {
+                self.fail_open(Operation::Delete, key, &e);
+            }
+        }
+        if !tags.is_empty() {
+            if let Err(e) = self.bulk(self.store.invalidate_tags(tags)).await {
+                self.fail_open(Operation::InvalidateTags, &tags.join(", "), &e);
+            }
+        }
+        for pattern in patterns {
+            if let Err(e) = self.bulk(self.store.clear_pattern(pattern)).await {
+                self.fail_open(Operation::ClearPattern, pattern, &e);
+            }
+        }
+    }
+
+    /// A walk of many commands: the Redis backend bounds each one, not the
+    /// whole walk; another backend answers as one command, under the deadline.
+    async fn bulk<T>(
+        &self,
+        walk: impl Future<Output = Result<T, BackendError>>,
+    ) -> Result<T, BackendError> {
+        match &self.store {
+            Store::Custom(_) => self.command(walk).await,
+            _ => walk.await,
+        }
+    }
+
     /// Runs one backend command under the deadline (not armed for in-process
     /// backends, which cannot stall).
     pub(crate) async fn command<T>(

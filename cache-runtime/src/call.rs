@@ -1,7 +1,8 @@
 //! The call path behind `#[cached]`: one [`Call`] per invocation.
 
 use crate::backend::memory::TypedValue;
-use crate::{key, Cache};
+use crate::cache::Target;
+use crate::{key, Cache, CacheError};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::any::Any;
@@ -34,6 +35,8 @@ pub struct Site {
     /// 0: not checked yet; 1: the only site hashing under `name`; 2: another
     /// site got there first (see [`Site::owns_name`]).
     name_state: AtomicU8,
+    /// A companion (`_invalidate`) shares its function's name on purpose.
+    claims: bool,
 }
 
 impl Site {
@@ -44,6 +47,16 @@ impl Site {
             ttl,
             warned: AtomicBool::new(false),
             name_state: AtomicU8::new(0),
+            claims: true,
+        }
+    }
+
+    /// A site that computes the keys of the function named `name` without
+    /// claiming the name: for the `_invalidate` companion.
+    pub const fn companion(name: &'static str, ttl: Ttl) -> Self {
+        Site {
+            claims: false,
+            ..Site::new(name, ttl)
         }
     }
 
@@ -53,6 +66,9 @@ impl Site {
     /// to use a name owns it; a later one runs uncached and logs an error
     /// once, naming the fix. One atomic load per call after the first.
     fn owns_name(&self) -> bool {
+        if !self.claims {
+            return true;
+        }
         match self.name_state.load(Ordering::Relaxed) {
             1 => true,
             2 => false,
@@ -178,6 +194,8 @@ pub struct Call<'s> {
     site: &'s Site,
     cache: Option<Cache>,
     key: Option<String>,
+    /// Tag keys (`{prefix}:__tag:{tag}`).
+    tags: Vec<String>,
 }
 
 impl fmt::Debug for Call<'_> {
@@ -201,7 +219,16 @@ impl<'s> Call<'s> {
             site,
             cache,
             key: None,
+            tags: Vec::new(),
         }
+    }
+
+    /// Records the entry under a tag, from a rendered template.
+    pub fn tag(mut self, rendered: fmt::Arguments<'_>) -> Self {
+        if let Some(cache) = &self.cache {
+            self.tags.push(key::tag_rendered(cache.prefix(), rendered));
+        }
+        self
     }
 
     /// Sets the key from a rendered template (`{prefix}:{rendered}`).
@@ -245,10 +272,70 @@ impl<'s> Call<'s> {
         P: Policy<F::Output>,
         F: Future,
     {
+        crate::cache::get_or_compute::<P, F::Output, F>(self.target(), typed, body)
+    }
+
+    /// Write-through (`#[cache_put]`): runs `body`, then stores what the
+    /// policy `P` allows under the key (and tags), replacing any value
+    /// there. A failing cache is logged and counted; the body's result is
+    /// returned all the same.
+    pub fn put<P, F>(self, _policy: P, body: F) -> impl Future<Output = F::Output> + use<'s, P, F>
+    where
+        P: Policy<F::Output>,
+        F: Future,
+    {
+        let target = self.target();
+        async move {
+            let out = body.await;
+            if let Some(target) = target {
+                if let Some(value) = P::cacheable(&out) {
+                    target.cache.inner.put(&target, value).await;
+                }
+            }
+            out
+        }
+    }
+
+    /// The `_invalidate` companion: removes the entry for these arguments;
+    /// `true` if it was there. With no cache, nothing to remove: `false`.
+    ///
+    /// # Errors
+    ///
+    /// [`CacheError::Backend`] when the backend fails or misses the deadline.
+    pub fn invalidate(self) -> impl Future<Output = Result<bool, CacheError>> + use<'s> {
         let target = match (self.cache, self.key) {
+            (Some(cache), Some(key)) => Some((cache, key)),
+            _ => None,
+        };
+        async move {
+            match target {
+                Some((cache, key)) => cache.delete_full(&key).await,
+                None => Ok(false),
+            }
+        }
+    }
+
+    /// Starts an eviction (`#[cache_evict]`).
+    pub fn evict(self) -> Evict<'s> {
+        Evict {
+            site: self.site,
+            cache: self.cache,
+            keys: Vec::new(),
+            tags: Vec::new(),
+            patterns: Vec::new(),
+        }
+    }
+
+    fn target(self) -> Option<Target> {
+        match (self.cache, self.key) {
             (Some(cache), Some(key)) => {
                 let ttl = cache.inner.resolve_ttl(self.site.ttl);
-                Some((cache, key, ttl))
+                Some(Target {
+                    cache,
+                    key,
+                    ttl,
+                    tags: self.tags,
+                })
             }
             (None, _) => {
                 self.site.warn_uncached();
@@ -256,8 +343,123 @@ impl<'s> Call<'s> {
             }
             // The arguments could not be hashed (logged): run uncached.
             (Some(_), None) => None,
-        };
-        crate::cache::get_or_compute::<P, F::Output, F>(target, typed, body)
+        }
+    }
+}
+
+/// What a `#[cache_evict]` function removes, and when.
+#[must_use]
+pub struct Evict<'s> {
+    site: &'s Site,
+    cache: Option<Cache>,
+    keys: Vec<String>,
+    tags: Vec<String>,
+    patterns: Vec<String>,
+}
+
+impl fmt::Debug for Evict<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Evict")
+            .field("site", &self.site.name)
+            .field("keys", &self.keys)
+            .field("tags", &self.tags)
+            .field("patterns", &self.patterns)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'s> Evict<'s> {
+    /// Removes the key rendered from a template.
+    pub fn key(mut self, rendered: fmt::Arguments<'_>) -> Self {
+        if let Some(cache) = &self.cache {
+            self.keys.push(key::templated(cache.prefix(), rendered));
+        }
+        self
+    }
+
+    /// Invalidates the tag rendered from a template.
+    pub fn tag(mut self, rendered: fmt::Arguments<'_>) -> Self {
+        if let Some(cache) = &self.cache {
+            self.tags.push(key::tag_rendered(cache.prefix(), rendered));
+        }
+        self
+    }
+
+    /// Removes the keys matching the pattern rendered from a template (its
+    /// placeholders' values wrapped in [`glob_literal`]).
+    pub fn pattern(mut self, rendered: fmt::Arguments<'_>) -> Self {
+        if let Some(cache) = &self.cache {
+            let relative = rendered.to_string();
+            self.patterns.push(key::pattern(cache.prefix(), &relative));
+        }
+        self
+    }
+
+    /// Runs `body`, evicting before it (`before`) or after it succeeded (as
+    /// `O` judges the output). A failing cache is logged and counted; the
+    /// body's result is returned all the same.
+    pub async fn run<O, F>(self, _outcome: O, before: bool, body: F) -> F::Output
+    where
+        O: Outcome<F::Output>,
+        F: Future,
+    {
+        if self.cache.is_none() {
+            self.site.warn_uncached();
+        }
+        if before {
+            self.apply().await;
+            return body.await;
+        }
+        let out = body.await;
+        if O::succeeded(&out) {
+            self.apply().await;
+        }
+        out
+    }
+
+    async fn apply(&self) {
+        if let Some(cache) = &self.cache {
+            cache
+                .inner
+                .evict(&self.keys, &self.tags, &self.patterns)
+                .await;
+        }
+    }
+}
+
+/// Whether a function's output counts as success, for `#[cache_evict]`.
+pub trait Outcome<Out> {
+    /// `true` unless `out` is an error.
+    fn succeeded(out: &Out) -> bool;
+}
+
+impl<T> Outcome<T> for Always {
+    fn succeeded(_: &T) -> bool {
+        true
+    }
+}
+
+impl<T, E> Outcome<Result<T, E>> for OkOnly {
+    fn succeeded(out: &Result<T, E>) -> bool {
+        out.is_ok()
+    }
+}
+
+/// Displays a value with the Redis glob characters (`*`, `?`, `[`, `]`,
+/// `\`) escaped, so a placeholder in an eviction pattern matches its value
+/// literally.
+pub fn glob_literal<T: fmt::Display + ?Sized>(value: &T) -> GlobLiteral<'_, T> {
+    GlobLiteral(value)
+}
+
+/// See [`glob_literal`].
+pub struct GlobLiteral<'a, T: ?Sized>(&'a T);
+
+impl<T: fmt::Display + ?Sized> fmt::Display for GlobLiteral<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut escaped = String::new();
+        crate::backend::glob::escape_into(&self.0.to_string(), &mut escaped);
+        f.write_str(&escaped)
     }
 }
 

@@ -22,6 +22,8 @@ pub enum Operation {
     Exists,
     /// Removing every key that matches a pattern.
     ClearPattern,
+    /// Removing every entry recorded under some tags.
+    InvalidateTags,
 }
 
 impl fmt::Display for Operation {
@@ -32,6 +34,7 @@ impl fmt::Display for Operation {
             Operation::Delete => "delete",
             Operation::Exists => "exists",
             Operation::ClearPattern => "clear_pattern",
+            Operation::InvalidateTags => "invalidate_tags",
         })
     }
 }
@@ -58,6 +61,9 @@ pub enum BackendError {
     /// connection, an error reply, ...).
     #[error(transparent)]
     Redis(#[from] redis::RedisError),
+    /// The backend does not implement this feature (`"tags"`, ...).
+    #[error("this backend does not support {0}")]
+    Unsupported(&'static str),
     /// Any other failure of a user-supplied backend.
     #[error("{0}")]
     Other(Box<dyn std::error::Error + Send + Sync>),
@@ -138,7 +144,7 @@ impl CacheError {
             CacheError::Backend { source, .. } => match source {
                 BackendError::Timeout(_) => true,
                 BackendError::Redis(e) => e.is_timeout(),
-                BackendError::Other(_) => false,
+                BackendError::Other(_) | BackendError::Unsupported(_) => false,
             },
             _ => false,
         }

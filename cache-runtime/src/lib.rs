@@ -63,7 +63,7 @@ mod tests;
 
 mod key;
 
-pub use backend::{Backend, BoxFuture};
+pub use backend::{Backend, BoxFuture, TaggedLookup, TAG_VERSION_WINDOW};
 pub use builder::CacheBuilder;
 pub use cache::Cache;
 pub use call::{SetItems, UnorderedSet};

@@ -106,6 +106,19 @@ pub enum Op {
         /// How many entries were removed.
         removed: u64,
     },
+    /// A tagged write that was refused because one of its tags was
+    /// invalidated after its lookup (the value predates the invalidation).
+    SetRefused {
+        /// The key, relative to the prefix.
+        key: String,
+    },
+    /// A tag invalidation.
+    InvalidateTag {
+        /// The tag.
+        tag: String,
+        /// How many entries were removed.
+        removed: u64,
+    },
     /// An operation that failed because of an injected fault.
     Failed {
         /// Which operation.
@@ -128,8 +141,10 @@ impl Op {
             | Op::Set { key, .. }
             | Op::Delete { key, .. }
             | Op::Exists { key, .. }
+            | Op::SetRefused { key }
             | Op::Failed { key, .. } => key,
             Op::ClearPattern { pattern, .. } => pattern,
+            Op::InvalidateTag { tag, .. } => tag,
         }
     }
 }
@@ -140,8 +155,16 @@ struct Entry {
 }
 
 #[derive(Default)]
+struct MockTag {
+    version: u64,
+    keys: std::collections::BTreeSet<String>,
+}
+
+#[derive(Default)]
 struct State {
     entries: BTreeMap<String, Entry>,
+    /// By tag key (`{prefix}:__tag:{tag}`).
+    tags: BTreeMap<String, MockTag>,
     ops: Vec<Op>,
     fail_next: usize,
     fail_all: bool,
@@ -616,7 +639,116 @@ fn injected_failure() -> BackendError {
     )))
 }
 
+impl MockBackend {
+    /// A tag key without the prefix and the `__tag:` marker.
+    fn tag_name<'k>(&self, tag_key: &'k str) -> &'k str {
+        let rel = self.relative(tag_key);
+        rel.strip_prefix("__tag:").unwrap_or(rel)
+    }
+}
+
 impl Backend for MockBackend {
+    fn get_tagged<'a>(
+        &'a self,
+        key: &'a str,
+        tags: &'a [String],
+    ) -> BoxFuture<'a, Result<crate::backend::TaggedLookup, BackendError>> {
+        self.run(Operation::Get, key, move |state, rel| {
+            let value = state.live(key).map(|e| e.value.clone());
+            let versions = tags
+                .iter()
+                .map(|t| state.tags.get(t).map_or(0, |t| t.version))
+                .collect();
+            let op = Op::Get {
+                key: rel.to_owned(),
+                hit: value.is_some(),
+            };
+            ((value, versions), op)
+        })
+    }
+
+    fn set_tagged<'a>(
+        &'a self,
+        key: &'a str,
+        value: Bytes,
+        ttl: Duration,
+        tags: &'a [String],
+        expected: Option<&'a [u64]>,
+    ) -> BoxFuture<'a, Result<bool, BackendError>> {
+        self.run(Operation::Set, key, move |state, rel| {
+            let current = tags
+                .iter()
+                .map(|t| state.tags.get(t).map_or(0, |t| t.version));
+            if expected.is_some_and(|e| !current.eq(e.iter().copied())) {
+                return (
+                    false,
+                    Op::SetRefused {
+                        key: rel.to_owned(),
+                    },
+                );
+            }
+            state.entries.insert(
+                key.to_owned(),
+                Entry {
+                    value,
+                    expires_at: Instant::now().checked_add(ttl).unwrap_or_else(far_future),
+                },
+            );
+            for tag in tags {
+                let entry = state.tags.entry(tag.clone()).or_default();
+                entry.keys.insert(key.to_owned());
+            }
+            (
+                true,
+                Op::Set {
+                    key: rel.to_owned(),
+                    ttl,
+                },
+            )
+        })
+    }
+
+    fn invalidate_tags<'a>(
+        &'a self,
+        tags: &'a [String],
+    ) -> BoxFuture<'a, Result<u64, BackendError>> {
+        let first = tags.first().map_or("", String::as_str);
+        self.run(Operation::InvalidateTags, first, move |state, _| {
+            let now = Instant::now();
+            let mut total = 0;
+            let mut last = None;
+            for tag in tags {
+                let record = state.tags.entry(tag.clone()).or_default();
+                record.version = crate::backend::redis::new_version();
+                let keys = std::mem::take(&mut record.keys);
+                let mut removed = 0;
+                for key in keys {
+                    if state
+                        .entries
+                        .remove(&key)
+                        .is_some_and(|e| e.expires_at > now)
+                    {
+                        removed += 1;
+                    }
+                }
+                total += removed;
+                let op = Op::InvalidateTag {
+                    tag: self.tag_name(tag).to_owned(),
+                    removed,
+                };
+                // All but the last are recorded here; `run` records the last.
+                if let Some(previous) = last.replace(op) {
+                    state.ops.push(previous);
+                }
+            }
+            let last = last.unwrap_or(Op::InvalidateTag {
+                tag: String::new(),
+                removed: 0,
+            });
+            (total, last)
+        })
+    }
+
     fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Bytes>, BackendError>> {
         self.run(Operation::Get, key, move |state, rel| {
             let value = state.live(key).map(|e| e.value.clone());

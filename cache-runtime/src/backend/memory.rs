@@ -3,7 +3,9 @@
 use super::glob;
 use bytes::Bytes;
 use std::any::Any;
-use std::sync::{Arc, OnceLock};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 /// A decoded value kept beside its bytes, so a hit through `#[cached]` can
@@ -16,6 +18,11 @@ pub(crate) struct Entry {
     /// `#[cached]` hit after a `Cache::set`.
     pub(crate) typed: OnceLock<TypedValue>,
     ttl: Duration,
+    /// Identifies this write, so that a tag forgets a key only when the
+    /// entry it recorded goes, not when a newer one replaces it.
+    serial: u64,
+    /// The tags this entry is recorded under (usually none).
+    tags: Box<[String]>,
 }
 
 /// Expires each entry after its own TTL.
@@ -47,6 +54,38 @@ impl moka::Expiry<String, Arc<Entry>> for PerEntryTtl {
 pub(crate) struct MemoryBackend {
     entries: moka::sync::Cache<String, Arc<Entry>>,
     capacity: u64,
+    serial: AtomicU64,
+    tags: Mutex<HashMap<String, TagIndex>>,
+    /// Tagged entries that moka evicted, expired, replaced or removed, for
+    /// the tag index to forget at its next use. The eviction listener only
+    /// pushes here: it may run inside a moka call made while `tags` is held.
+    gone: Arc<Mutex<Vec<Gone>>>,
+}
+
+/// What a tag knows: its version, and the entries recorded under it.
+#[derive(Default)]
+struct TagIndex {
+    version: u64,
+    /// When `version` was set; the index is kept at least
+    /// `TAG_VERSION_WINDOW` after that.
+    bumped: Option<Instant>,
+    /// Key to the serial of the entry recorded.
+    keys: HashMap<String, u64>,
+}
+
+impl TagIndex {
+    fn disposable(&self, now: Instant) -> bool {
+        self.keys.is_empty()
+            && self
+                .bumped
+                .is_none_or(|at| now.duration_since(at) >= super::TAG_VERSION_WINDOW)
+    }
+}
+
+struct Gone {
+    key: String,
+    serial: u64,
+    tags: Box<[String]>,
 }
 
 impl std::fmt::Debug for MemoryBackend {
@@ -60,17 +99,110 @@ impl std::fmt::Debug for MemoryBackend {
 
 impl MemoryBackend {
     pub(crate) fn new(capacity_bytes: u64) -> Self {
+        let gone: Arc<Mutex<Vec<Gone>>> = Arc::default();
+        let listener_gone = Arc::clone(&gone);
         let entries = moka::sync::Cache::builder()
             .max_capacity(capacity_bytes)
             .weigher(|k: &String, v: &Arc<Entry>| {
-                u32::try_from(k.len() + v.bytes.len()).unwrap_or(u32::MAX)
+                let tags: usize = v.tags.iter().map(String::len).sum();
+                u32::try_from(k.len() + v.bytes.len() + tags).unwrap_or(u32::MAX)
             })
             .expire_after(PerEntryTtl)
+            .eviction_listener(move |key: Arc<String>, entry: Arc<Entry>, _cause| {
+                if !entry.tags.is_empty() {
+                    lock(&listener_gone).push(Gone {
+                        key: String::clone(&key),
+                        serial: entry.serial,
+                        tags: entry.tags.clone(),
+                    });
+                }
+            })
             .build();
         MemoryBackend {
             entries,
             capacity: capacity_bytes,
+            serial: AtomicU64::new(1),
+            tags: Mutex::default(),
+            gone,
         }
+    }
+
+    /// The tag index, with entries that have gone since forgotten.
+    fn tags(&self) -> MutexGuard<'_, HashMap<String, TagIndex>> {
+        let mut tags = lock(&self.tags);
+        let gone = std::mem::take(&mut *lock(&self.gone));
+        let now = Instant::now();
+        for g in gone {
+            for tag in g.tags.iter() {
+                if let Some(index) = tags.get_mut(tag) {
+                    if index.keys.get(&g.key) == Some(&g.serial) {
+                        index.keys.remove(&g.key);
+                    }
+                    if index.disposable(now) {
+                        tags.remove(tag);
+                    }
+                }
+            }
+        }
+        tags
+    }
+
+    pub(crate) fn get_tagged(&self, key: &str, tags: &[String]) -> (Option<Bytes>, Vec<u64>) {
+        let index = self.tags();
+        let versions = tags
+            .iter()
+            .map(|t| index.get(t).map_or(0, |i| i.version))
+            .collect();
+        (self.get(key), versions)
+    }
+
+    pub(crate) fn set_tagged(
+        &self,
+        key: &str,
+        bytes: Bytes,
+        typed: Option<TypedValue>,
+        ttl: Duration,
+        tags: &[String],
+        expected: Option<&[u64]>,
+    ) -> bool {
+        // Held across the insert: an invalidation cannot slip between the
+        // version check and the write.
+        let mut index = self.tags();
+        if let Some(expected) = expected {
+            let current = tags.iter().map(|t| index.get(t).map_or(0, |i| i.version));
+            if !current.eq(expected.iter().copied()) {
+                return false;
+            }
+        }
+        let serial = self.insert(key, bytes, typed, ttl, tags.into());
+        for tag in tags {
+            index
+                .entry(tag.clone())
+                .or_default()
+                .keys
+                .insert(key.to_owned(), serial);
+        }
+        true
+    }
+
+    pub(crate) fn invalidate_tags(&self, tags: &[String]) -> u64 {
+        let mut index = self.tags();
+        let now = Instant::now();
+        let mut removed = 0;
+        for tag in tags {
+            let entry = index.entry(tag.clone()).or_default();
+            entry.version = super::redis::new_version();
+            entry.bumped = Some(now);
+            for (key, serial) in std::mem::take(&mut entry.keys) {
+                let current = self.entries.get(&key).map(|e| e.serial);
+                if current == Some(serial) && self.entries.remove(&key).is_some() {
+                    removed += 1;
+                }
+            }
+        }
+        // Also drop indexes left empty whose version window has passed.
+        index.retain(|_, i| !i.disposable(now));
+        removed
     }
 
     pub(crate) fn entry(&self, key: &str) -> Option<Arc<Entry>> {
@@ -82,16 +214,31 @@ impl MemoryBackend {
     }
 
     pub(crate) fn set(&self, key: &str, bytes: Bytes, typed: Option<TypedValue>, ttl: Duration) {
+        self.insert(key, bytes, typed, ttl, Box::default());
+    }
+
+    fn insert(
+        &self,
+        key: &str,
+        bytes: Bytes,
+        typed: Option<TypedValue>,
+        ttl: Duration,
+        tags: Box<[String]>,
+    ) -> u64 {
         let cell = OnceLock::new();
         if let Some(typed) = typed {
             let _ = cell.set(typed);
         }
+        let serial = self.serial.fetch_add(1, Ordering::Relaxed);
         let entry = Entry {
             bytes,
             typed: cell,
             ttl,
+            serial,
+            tags,
         };
         self.entries.insert(key.to_owned(), Arc::new(entry));
+        serial
     }
 
     pub(crate) fn delete(&self, key: &str) -> bool {
@@ -113,6 +260,10 @@ impl MemoryBackend {
         }
         removed
     }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 #[cfg(test)]

@@ -12,6 +12,16 @@ pub(crate) mod glob;
 pub(crate) mod memory;
 pub(crate) mod redis;
 
+/// How long a tag's new version is kept after an invalidation. A
+/// `#[cached]` call whose lookup and body together take longer than this
+/// does not store its (tagged) result: a version older than the window may
+/// have been forgotten, and the result could predate an invalidation.
+pub const TAG_VERSION_WINDOW: Duration = Duration::from_secs(3600);
+
+/// What [`Backend::get_tagged`] finds: the value, if any, and each tag's
+/// version.
+pub type TaggedLookup = (Option<Bytes>, Vec<u64>);
+
 /// A boxed, sendable future, as returned by [`Backend`] methods.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -90,6 +100,65 @@ pub trait Backend: fmt::Debug + Send + Sync + 'static {
     /// When the store cannot be reached or answers with an error; keys removed
     /// before the failure stay removed.
     fn clear_pattern<'a>(&'a self, pattern: &'a str) -> BoxFuture<'a, Result<u64, BackendError>>;
+    /// Like [`get`](Backend::get), and also each tag's current version (in
+    /// the order of `tags`; `0` for a tag never invalidated), read at the
+    /// same moment. `tags` are tag keys, `{prefix}:__tag:{tag}`, under which
+    /// the backend keeps its bookkeeping.
+    ///
+    /// The default answers [`BackendError::Unsupported`]: a backend that
+    /// cannot keep tags makes tagged calls fail open.
+    ///
+    /// # Errors
+    ///
+    /// When the store cannot be reached, answers with an error, or keeps no tags.
+    fn get_tagged<'a>(
+        &'a self,
+        key: &'a str,
+        tags: &'a [String],
+    ) -> BoxFuture<'a, Result<TaggedLookup, BackendError>> {
+        let _ = (key, tags);
+        Box::pin(async { Err(BackendError::Unsupported("tags")) })
+    }
+    /// Stores `value` at `key` for `ttl` and records `key` under each of
+    /// `tags`, in one atomic step. With `expected` (versions from
+    /// [`get_tagged`](Backend::get_tagged)), stores nothing and returns
+    /// `false` if any tag was invalidated since: the value was computed
+    /// before that invalidation and must not outlive it.
+    ///
+    /// Bookkeeping must not outlive the entries it records: a tag's record
+    /// of a key may last as long as the entry, and a tag's version at least
+    /// [`TAG_VERSION_WINDOW`] after the invalidation that set it.
+    ///
+    /// # Errors
+    ///
+    /// When the store cannot be reached, answers with an error, or keeps no tags.
+    fn set_tagged<'a>(
+        &'a self,
+        key: &'a str,
+        value: Bytes,
+        ttl: Duration,
+        tags: &'a [String],
+        expected: Option<&'a [u64]>,
+    ) -> BoxFuture<'a, Result<bool, BackendError>> {
+        let _ = (key, value, ttl, tags, expected);
+        Box::pin(async { Err(BackendError::Unsupported("tags")) })
+    }
+    /// Gives each of `tags` a new version (so writes computed before now are
+    /// refused), then removes every entry recorded under them and the record
+    /// itself; returns how many entries were removed. Must work in bounded
+    /// steps on a large tag.
+    ///
+    /// # Errors
+    ///
+    /// When the store cannot be reached, answers with an error, or keeps no
+    /// tags; entries removed before the failure stay removed.
+    fn invalidate_tags<'a>(
+        &'a self,
+        tags: &'a [String],
+    ) -> BoxFuture<'a, Result<u64, BackendError>> {
+        let _ = tags;
+        Box::pin(async { Err(BackendError::Unsupported("tags")) })
+    }
     /// A short name: `"redis"`, `"memory"`, ...
     fn kind(&self) -> &'static str;
     /// Whether every operation completes in-process without I/O, so the
@@ -123,6 +192,15 @@ impl Store {
             Store::Memory(_) => "memory",
             Store::Redis(_) => "redis",
             Store::Custom(c) => c.kind(),
+        }
+    }
+
+    /// The Redis backend, if that is what this is.
+    #[allow(dead_code)] // for write-behind, next
+    pub(crate) fn redis(&self) -> Option<&redis::RedisBackend> {
+        match self {
+            Store::Redis(r) => Some(r),
+            _ => None,
         }
     }
 
@@ -182,6 +260,42 @@ impl Store {
             Store::Memory(m) => Ok(m.clear_pattern(pattern)),
             Store::Redis(r) => r.clear_pattern(pattern).await,
             Store::Custom(c) => c.clear_pattern(pattern).await,
+        }
+    }
+
+    pub(crate) async fn get_tagged(
+        &self,
+        key: &str,
+        tags: &[String],
+    ) -> Result<(Option<Bytes>, Vec<u64>), BackendError> {
+        match self {
+            Store::Memory(m) => Ok(m.get_tagged(key, tags)),
+            Store::Redis(r) => r.get_tagged(key, tags).await,
+            Store::Custom(c) => c.get_tagged(key, tags).await,
+        }
+    }
+
+    pub(crate) async fn set_tagged(
+        &self,
+        key: &str,
+        bytes: Bytes,
+        typed: Option<memory::TypedValue>,
+        ttl: Duration,
+        tags: &[String],
+        expected: Option<&[u64]>,
+    ) -> Result<bool, BackendError> {
+        match self {
+            Store::Memory(m) => Ok(m.set_tagged(key, bytes, typed, ttl, tags, expected)),
+            Store::Redis(r) => r.set_tagged(key, &bytes, ttl, tags, expected).await,
+            Store::Custom(c) => c.set_tagged(key, bytes, ttl, tags, expected).await,
+        }
+    }
+
+    pub(crate) async fn invalidate_tags(&self, tags: &[String]) -> Result<u64, BackendError> {
+        match self {
+            Store::Memory(m) => Ok(m.invalidate_tags(tags)),
+            Store::Redis(r) => r.invalidate_tags(tags).await,
+            Store::Custom(c) => c.invalidate_tags(tags).await,
         }
     }
 }

@@ -75,7 +75,7 @@ impl RedisBackend {
     /// The next connection, round-robin. Creating the manager does no I/O;
     /// the manager connects when the first command needs it, and reconnects
     /// in the background after the connection drops.
-    async fn connection(&self) -> Result<ConnectionManager, BackendError> {
+    pub(crate) async fn connection(&self) -> Result<ConnectionManager, BackendError> {
         let slot = self.next.fetch_add(1, Ordering::Relaxed) % self.connections.len();
         let cell = &self.connections[slot];
         if let Some(conn) = cell.get() {
@@ -154,5 +154,190 @@ impl RedisBackend {
             }
             cursor = next;
         }
+    }
+}
+
+/// The member of a tag's sorted set that holds the tag's version (the rest
+/// are entry keys, scored by their expiry time in ms). Its score is at least
+/// 2^52, above every expiry, so pruning by score never removes it, and
+/// below 2^53, so a double holds it exactly.
+const VERSION_MEMBER: &str = "\0version";
+
+/// Stores an entry and records it under its tags, atomically.
+///
+/// KEYS: the entry, then each tag's sorted set. ARGV: the value, the TTL in
+/// ms, `1` to check versions (then one expected version per tag).
+///
+/// Each tag's set gets the key scored by its expiry, loses up to 64 expired
+/// members (so a tag that keeps being written does not keep dead keys), and
+/// lives at least as long as its longest-lived entry.
+const SET_TAGGED: &str = r"
+local n = #KEYS - 1
+if ARGV[3] == '1' then
+  for i = 1, n do
+    local v = redis.call('ZSCORE', KEYS[i + 1], '\0version') or '0'
+    if tostring(v) ~= ARGV[3 + i] then return 0 end
+  end
+end
+local ttl = tonumber(ARGV[2])
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ttl)
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+for i = 1, n do
+  local z = KEYS[i + 1]
+  redis.call('ZADD', z, now + ttl, KEYS[1])
+  local dead = redis.call('ZRANGE', z, '-inf', now, 'BYSCORE', 'LIMIT', 0, 64)
+  if #dead > 0 then redis.call('ZREM', z, unpack(dead)) end
+  if redis.call('PTTL', z) < ttl then redis.call('PEXPIRE', z, ttl) end
+end
+return 1
+";
+
+/// Starts an invalidation: moves the tag's set aside (KEYS[2]) and gives
+/// the tag a fresh set holding only its new version (ARGV[1]), kept for
+/// ARGV[2] ms. From here on, writes that read the old version are refused,
+/// and the entries to remove are exactly those in the moved set.
+const BUMP_TAG: &str = r"
+local moved = 0
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  redis.call('RENAME', KEYS[1], KEYS[2])
+  moved = 1
+end
+redis.call('ZADD', KEYS[1], ARGV[1], '\0version')
+if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[2]) then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return moved
+";
+
+/// A fresh tag version in `[2^52, 2^53)`: random, so a version forgotten
+/// after [`TAG_VERSION_WINDOW`](super::TAG_VERSION_WINDOW) and set again
+/// does not repeat an old one.
+pub(crate) fn new_version() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    static COUNTER: AtomicUsize = AtomicUsize::new(0);
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_usize(COUNTER.fetch_add(1, Ordering::Relaxed));
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    (1 << 52) | (h.finish() & ((1 << 52) - 1))
+}
+
+fn scripts() -> &'static (redis::Script, redis::Script) {
+    static SCRIPTS: std::sync::OnceLock<(redis::Script, redis::Script)> =
+        std::sync::OnceLock::new();
+    SCRIPTS.get_or_init(|| (redis::Script::new(SET_TAGGED), redis::Script::new(BUMP_TAG)))
+}
+
+/// A version as Redis prints a score: an integer below 2^53 prints exactly.
+fn parse_version(score: Option<String>) -> u64 {
+    score
+        .and_then(|s| s.parse::<f64>().ok())
+        .map_or(0, |f| f as u64)
+}
+
+impl RedisBackend {
+    pub(crate) async fn get_tagged(
+        &self,
+        key: &str,
+        tags: &[String],
+    ) -> Result<(Option<Bytes>, Vec<u64>), BackendError> {
+        let mut conn = self.connection().await?;
+        let mut pipe = redis::pipe();
+        pipe.cmd("GET").arg(key);
+        for tag in tags {
+            pipe.cmd("ZSCORE").arg(tag).arg(VERSION_MEMBER);
+        }
+        let (value, versions): (Option<Bytes>, Vec<Option<String>>) = {
+            let mut replies: Vec<redis::Value> = pipe.query_async(&mut conn).await?;
+            let rest = replies.split_off(1.min(replies.len()));
+            let value = match replies.pop() {
+                Some(v) => redis::from_redis_value(v).map_err(redis::RedisError::from)?,
+                None => None,
+            };
+            let versions = rest
+                .into_iter()
+                .map(redis::from_redis_value)
+                .collect::<Result<_, _>>()
+                .map_err(redis::RedisError::from)?;
+            (value, versions)
+        };
+        Ok((value, versions.into_iter().map(parse_version).collect()))
+    }
+
+    pub(crate) async fn set_tagged(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl: Duration,
+        tags: &[String],
+        expected: Option<&[u64]>,
+    ) -> Result<bool, BackendError> {
+        let mut conn = self.connection().await?;
+        let ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+        let mut call = scripts().0.key(key);
+        for tag in tags {
+            call.key(tag);
+        }
+        call.arg(value).arg(ms);
+        match expected {
+            Some(versions) => {
+                call.arg(1);
+                for v in versions {
+                    call.arg(v.to_string());
+                }
+            }
+            None => {
+                call.arg(0);
+            }
+        }
+        let stored: i64 = call.invoke_async(&mut conn).await?;
+        Ok(stored == 1)
+    }
+
+    pub(crate) async fn invalidate_tags(&self, tags: &[String]) -> Result<u64, BackendError> {
+        let mut conn = self.connection().await?;
+        let window = u64::try_from(super::TAG_VERSION_WINDOW.as_millis()).unwrap_or(u64::MAX);
+        let mut removed = 0;
+        for tag in tags {
+            let version = new_version();
+            let aside = format!("{tag}\0invalidating:{version:x}");
+            let moved: i64 = scripts()
+                .1
+                .key(tag)
+                .key(&aside)
+                .arg(version)
+                .arg(window)
+                .invoke_async(&mut conn)
+                .await?;
+            if moved == 0 {
+                continue;
+            }
+            // Bounded steps: pop a batch of members, unlink their entries.
+            // A crash midway leaves the moved set to expire with its entries.
+            loop {
+                let batch: Vec<(Bytes, f64)> = redis::cmd("ZPOPMIN")
+                    .arg(&aside)
+                    .arg(SCAN_BATCH)
+                    .query_async(&mut conn)
+                    .await?;
+                if batch.is_empty() {
+                    break;
+                }
+                let mut unlink = redis::cmd("UNLINK");
+                let mut any = false;
+                for (member, _) in &batch {
+                    if member[..] != *VERSION_MEMBER.as_bytes() {
+                        unlink.arg(&member[..]);
+                        any = true;
+                    }
+                }
+                if any {
+                    removed += unlink.query_async::<u64>(&mut conn).await?;
+                }
+            }
+        }
+        Ok(removed)
     }
 }

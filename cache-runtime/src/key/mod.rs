@@ -27,6 +27,20 @@ pub(crate) fn templated(prefix: &str, args: fmt::Arguments<'_>) -> String {
     out
 }
 
+/// The key a tag's bookkeeping lives under: `{prefix}:__tag:{tag}`.
+pub(crate) fn tag(prefix: &str, tag: &str) -> String {
+    tag_rendered(prefix, format_args!("{tag}"))
+}
+
+/// [`tag`] from a rendered template.
+pub(crate) fn tag_rendered(prefix: &str, args: fmt::Arguments<'_>) -> String {
+    let mut out = String::with_capacity(prefix.len() + 7 + args.as_str().map_or(16, str::len));
+    out.push_str(prefix);
+    out.push_str(":__tag:");
+    let _ = out.write_fmt(args);
+    out
+}
+
 /// `{prefix}:{name}:{hex digest of the arguments}` in one allocation.
 pub(crate) fn hashed<A: serde::Serialize + ?Sized>(
     prefix: &str,
