@@ -68,6 +68,13 @@ impl RedisBackend {
         })
     }
 
+    /// The client, for a dedicated connection (blocking stream reads must
+    /// not stall the shared multiplexed ones).
+    #[allow(dead_code)] // for write-behind, next
+    pub(crate) fn client(&self) -> &redis::Client {
+        &self.client
+    }
+
     pub(crate) fn address(&self) -> &str {
         &self.address
     }
