@@ -1,6 +1,6 @@
 //! The [`Cache`] handle and its direct API.
 
-use crate::backend::{Store, TAG_VERSION_WINDOW};
+use crate::backend::{BoxFuture, Store, TAG_VERSION_WINDOW};
 use crate::builder::CacheBuilder;
 use crate::call::{Policy, Typed};
 use crate::codec::CodecImpl;
@@ -509,7 +509,15 @@ pub(crate) struct Target {
     pub(crate) cache: Cache,
     pub(crate) key: String,
     pub(crate) ttl: Duration,
+    /// Boxed: most calls have no tags, and the state machine stays small.
+    pub(crate) tagging: Option<Box<Tagging>>,
+}
+
+/// A tagged call's tag keys, and their versions as its lookup read them.
+#[derive(Default)]
+pub(crate) struct Tagging {
     pub(crate) tags: Vec<String>,
+    pub(crate) versions: Option<Vec<u64>>,
 }
 
 /// The read-through path behind `#[cached]`, one state machine from lookup
@@ -541,14 +549,14 @@ where
             cache,
             key,
             ttl,
-            tags,
+            mut tagging,
         }) = target
         else {
             return body.as_mut().await;
         };
         let inner = &*cache.inner;
         let key = key.as_str();
-        let tagged = !tags.is_empty();
+        let tagged = tagging.is_some();
 
         // The memory store answers at once: look it up before any coalescing,
         // which only pays off for the body run.
@@ -580,8 +588,9 @@ where
 
         let leader = match inner.flights.join(key) {
             Join::Follower(follower) => {
-                if let Some(value) = follower
-                    .wait()
+                // Boxed: the wait is the largest future here, and only
+                // coalesced callers pay for it.
+                if let Some(value) = Box::pin(follower.wait())
                     .await
                     .and_then(|b| inner.decode_counted::<P::Value>(key, &b))
                 {
@@ -599,23 +608,17 @@ where
         let started = tokio::time::Instant::now();
         // A tagged lookup also reads the tags' versions: the write below is
         // refused if any tag is invalidated while the body runs.
-        let mut versions = None;
-        let lookup = match &inner.store {
-            Store::Memory(memory) if tagged => {
-                let (found, v) = memory.get_tagged(key, &tags);
-                versions = Some(v);
+        let lookup = match (&inner.store, &mut tagging) {
+            (Store::Memory(memory), Some(t)) => {
+                let (found, v) = memory.get_tagged(key, &t.tags);
+                t.versions = Some(v);
                 Ok(found.filter(|_| !undecodable_in_memory))
             }
             // Counted already; overwritten below.
-            Store::Memory(_) if undecodable_in_memory => Ok(None),
+            (Store::Memory(_), None) if undecodable_in_memory => Ok(None),
             // Another caller may have stored it since the first look.
-            Store::Memory(memory) => Ok(memory.get(key)),
-            _ if tagged => Box::pin(inner.command(inner.store.get_tagged(key, &tags)))
-                .await
-                .map(|(found, v)| {
-                    versions = Some(v);
-                    found
-                }),
+            (Store::Memory(memory), None) => Ok(memory.get(key)),
+            (_, Some(t)) => inner.lookup_tagged(key, t).await,
             // Boxed, with its deadline: a network command's future is large,
             // and inlining it would make every cached call's state machine
             // (which each memory hit moves) that much bigger. One allocation
@@ -675,9 +678,15 @@ where
         // The memory store is written first, so that a caller arriving right
         // after the flight ends finds the value there.
         if let (true, Some(bytes), Store::Memory(memory)) = (store, &encoded, &inner.store) {
-            if tagged {
-                let stored =
-                    memory.set_tagged(key, bytes.clone(), copy, ttl, &tags, versions.as_deref());
+            if let Some(t) = &tagging {
+                let stored = memory.set_tagged(
+                    key,
+                    bytes.clone(),
+                    copy,
+                    ttl,
+                    &t.tags,
+                    t.versions.as_deref(),
+                );
                 not_stored_after_invalidation(key, stored);
             } else {
                 memory.set(key, bytes.clone(), copy, ttl);
@@ -690,17 +699,12 @@ where
         if let (true, Some(bytes)) = (store, encoded) {
             if !matches!(inner.store, Store::Memory(_)) {
                 // Boxed, like the lookup.
-                let written = if tagged {
-                    let write =
-                        inner
-                            .store
-                            .set_tagged(key, bytes, None, ttl, &tags, versions.as_deref());
-                    Box::pin(inner.command_within(write_budget, write))
-                        .await
-                        .map(|stored| not_stored_after_invalidation(key, stored))
-                } else {
-                    let write = inner.store.set(key, bytes, None, ttl);
-                    Box::pin(inner.command_within(write_budget, write)).await
+                let written = match &tagging {
+                    Some(t) => inner.write_tagged(key, bytes, ttl, t, write_budget).await,
+                    None => {
+                        let write = inner.store.set(key, bytes, None, ttl);
+                        Box::pin(inner.command_within(write_budget, write)).await
+                    }
                 };
                 match written {
                     Ok(()) => inner.recovered(),
@@ -722,6 +726,47 @@ fn not_stored_after_invalidation(key: &str, stored: bool) {
 }
 
 impl Inner {
+    /// The lookup of a tagged call, which also reads the tags' versions.
+    /// Boxed, out of the call's state machine.
+    fn lookup_tagged<'a>(
+        &'a self,
+        key: &'a str,
+        tagging: &'a mut Tagging,
+    ) -> BoxFuture<'a, Result<Option<Bytes>, BackendError>> {
+        Box::pin(async move {
+            let (found, versions) = self
+                .command(self.store.get_tagged(key, &tagging.tags))
+                .await?;
+            tagging.versions = Some(versions);
+            Ok(found)
+        })
+    }
+
+    /// The write of a tagged call: refused if a tag was invalidated since
+    /// the lookup. Boxed, out of the call's state machine.
+    fn write_tagged<'a>(
+        &'a self,
+        key: &'a str,
+        bytes: Bytes,
+        ttl: Duration,
+        tagging: &'a Tagging,
+        budget: Duration,
+    ) -> BoxFuture<'a, Result<(), BackendError>> {
+        Box::pin(async move {
+            let write = self.store.set_tagged(
+                key,
+                bytes,
+                None,
+                ttl,
+                &tagging.tags,
+                tagging.versions.as_deref(),
+            );
+            let stored = self.command_within(budget, write).await?;
+            not_stored_after_invalidation(key, stored);
+            Ok(())
+        })
+    }
+
     /// Write-through: stores `value` under the target's key and tags,
     /// unconditionally (it is the newest value). Failures are logged and
     /// counted, never returned.
@@ -738,16 +783,18 @@ impl Inner {
                 return;
             }
         };
-        let written = if target.tags.is_empty() {
-            self.command(self.store.set(key, bytes, None, target.ttl))
+        let written = match &target.tagging {
+            None => {
+                self.command(self.store.set(key, bytes, None, target.ttl))
+                    .await
+            }
+            Some(t) => self
+                .command(
+                    self.store
+                        .set_tagged(key, bytes, None, target.ttl, &t.tags, None),
+                )
                 .await
-        } else {
-            self.command(
-                self.store
-                    .set_tagged(key, bytes, None, target.ttl, &target.tags, None),
-            )
-            .await
-            .map(drop)
+                .map(drop),
         };
         match written {
             Ok(()) => self.recovered(),

@@ -1,7 +1,7 @@
 //! The call path behind `#[cached]`: one [`Call`] per invocation.
 
 use crate::backend::memory::TypedValue;
-use crate::cache::Target;
+use crate::cache::{Tagging, Target};
 use crate::{key, Cache, CacheError};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -194,8 +194,8 @@ pub struct Call<'s> {
     site: &'s Site,
     cache: Option<Cache>,
     key: Option<String>,
-    /// Tag keys (`{prefix}:__tag:{tag}`).
-    tags: Vec<String>,
+    /// Tag keys (`{prefix}:__tag:{tag}`), boxed: most calls have none.
+    tagging: Option<Box<Tagging>>,
 }
 
 impl fmt::Debug for Call<'_> {
@@ -219,14 +219,18 @@ impl<'s> Call<'s> {
             site,
             cache,
             key: None,
-            tags: Vec::new(),
+            tagging: None,
         }
     }
 
     /// Records the entry under a tag, from a rendered template.
     pub fn tag(mut self, rendered: fmt::Arguments<'_>) -> Self {
         if let Some(cache) = &self.cache {
-            self.tags.push(key::tag_rendered(cache.prefix(), rendered));
+            let tag = key::tag_rendered(cache.prefix(), rendered);
+            self.tagging
+                .get_or_insert_with(Default::default)
+                .tags
+                .push(tag);
         }
         self
     }
@@ -334,7 +338,7 @@ impl<'s> Call<'s> {
                     cache,
                     key,
                     ttl,
-                    tags: self.tags,
+                    tagging: self.tagging,
                 })
             }
             (None, _) => {

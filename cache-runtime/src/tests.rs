@@ -1,5 +1,6 @@
 //! Behaviour of the call path that needs a backend to misbehave on cue.
 
+use crate::backend::Store;
 use crate::{cached, Backend, BackendError, BoxFuture, Cache};
 use bytes::Bytes;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -491,4 +492,161 @@ async fn a_name_clash_is_logged_as_an_error() {
         1,
         "one error, at the clash"
     );
+}
+
+/// A tagged read-through whose body is still running when its tag is
+/// invalidated must not store its (older) result; a call that starts after
+/// the invalidation stores normally. Checked on each in-process store.
+async fn stale_tagged_write_is_refused(cache: Cache) {
+    use crate::__private::{Always, Call, Site, Ttl};
+    static SITE: Site = Site::new("tests::tagged_race", Ttl::Secs(60));
+    let call = |cache: &Cache| {
+        Call::new(&SITE, Some(cache))
+            .key_fmt(format_args!("product:1"))
+            .tag(format_args!("products"))
+    };
+
+    let (started_tx, started_rx) = tokio::sync::oneshot::channel();
+    let (release_tx, release_rx) = tokio::sync::oneshot::channel::<()>();
+    let slow = call(&cache).run(Always, None, async move {
+        let _ = started_tx.send(());
+        let _ = release_rx.await;
+        String::from("read before the update")
+    });
+    let slow = tokio::spawn(slow);
+    started_rx.await.unwrap();
+    // The data changes and its tag is invalidated while the body runs.
+    assert_eq!(cache.invalidate_tags(&["products"]).await.unwrap(), 0);
+    release_tx.send(()).unwrap();
+    assert_eq!(
+        slow.await.unwrap(),
+        "read before the update",
+        "the caller still gets it"
+    );
+    assert!(
+        !cache.exists("product:1").await.unwrap(),
+        "a value computed before the invalidation is not stored"
+    );
+
+    let fresh = call(&cache)
+        .run(Always, None, async { String::from("after") })
+        .await;
+    assert_eq!(fresh, "after");
+    assert_eq!(
+        cache.get::<String>("product:1").await.unwrap().as_deref(),
+        Some("after")
+    );
+    assert_eq!(cache.invalidate_tags(&["products"]).await.unwrap(), 1);
+    assert!(!cache.exists("product:1").await.unwrap());
+}
+
+#[tokio::test]
+async fn memory_store_refuses_a_write_that_predates_an_invalidation() {
+    stale_tagged_write_is_refused(Cache::builder().memory().build().unwrap()).await;
+}
+
+#[tokio::test]
+async fn mock_refuses_a_write_that_predates_an_invalidation() {
+    use crate::testing::{MockBackend, Op};
+    let mock = MockBackend::new();
+    stale_tagged_write_is_refused(mock.cache()).await;
+    let ops = mock.operations();
+    assert!(
+        ops.contains(&Op::SetRefused {
+            key: "product:1".into()
+        }),
+        "{ops:?}"
+    );
+    assert!(
+        ops.contains(&Op::InvalidateTag {
+            tag: "products".into(),
+            removed: 1
+        }),
+        "{ops:?}"
+    );
+}
+
+#[tokio::test]
+async fn memory_store_forgets_tagged_entries_that_expire_or_are_replaced() {
+    let cache = Cache::builder().memory().build().unwrap();
+    let Store::Memory(memory) = &cache.inner.store else {
+        unreachable!()
+    };
+    for i in 0..20 {
+        cache
+            .set_tagged(&format!("k{i}"), &i, Duration::from_millis(20), &["t"])
+            .await
+            .unwrap();
+    }
+    // Replaced by an untagged value: the tag must not remove it later.
+    cache
+        .set("k0", &"untagged", Duration::from_secs(60))
+        .await
+        .unwrap();
+    // moka's expiry wheel works in steps of about a second.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    memory.run_pending_tasks();
+    assert_eq!(memory.tag_count(), 0, "the record went with its entries");
+    assert_eq!(cache.invalidate_tags(&["t"]).await.unwrap(), 0);
+    assert_eq!(
+        cache.get::<String>("k0").await.unwrap().as_deref(),
+        Some("untagged")
+    );
+}
+
+#[tokio::test]
+async fn a_custom_backend_without_tags_fails_open() {
+    #[derive(Debug)]
+    struct Plain(crate::testing::MockBackend);
+    impl Backend for Plain {
+        fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Bytes>, BackendError>> {
+            Backend::get(&self.0, key)
+        }
+        fn set<'a>(
+            &'a self,
+            key: &'a str,
+            value: Bytes,
+            ttl: Duration,
+        ) -> BoxFuture<'a, Result<(), BackendError>> {
+            self.0.set(key, value, ttl)
+        }
+        fn delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<bool, BackendError>> {
+            self.0.delete(key)
+        }
+        fn exists<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<bool, BackendError>> {
+            self.0.exists(key)
+        }
+        fn clear_pattern<'a>(
+            &'a self,
+            pattern: &'a str,
+        ) -> BoxFuture<'a, Result<u64, BackendError>> {
+            self.0.clear_pattern(pattern)
+        }
+        fn kind(&self) -> &'static str {
+            "plain"
+        }
+    }
+    let cache = Cache::builder()
+        .backend(Plain(crate::testing::MockBackend::new()))
+        .build()
+        .unwrap();
+    let err = cache.invalidate_tags(&["t"]).await.unwrap_err();
+    assert!(err.to_string().contains("does not support tags"), "{err}");
+    let err = cache
+        .set_tagged("k", &1, Duration::from_secs(1), &["t"])
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("does not support tags"), "{err}");
+
+    // A tagged #[cached] call on it runs its body and returns the result.
+    use crate::__private::{Always, Call, Site, Ttl};
+    static SITE: Site = Site::new("tests::untaggable", Ttl::Secs(60));
+    let out = Call::new(&SITE, Some(&cache))
+        .key_fmt(format_args!("k"))
+        .tag(format_args!("t"))
+        .run(Always, None, async { 7u32 })
+        .await;
+    assert_eq!(out, 7);
+    // Two from the direct calls above, one from the failed lookup.
+    assert_eq!(cache.stats().errors, 3);
 }

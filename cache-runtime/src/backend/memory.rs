@@ -262,6 +262,18 @@ impl MemoryBackend {
     }
 }
 
+#[cfg(test)]
+impl MemoryBackend {
+    pub(crate) fn run_pending_tasks(&self) {
+        self.entries.run_pending_tasks();
+    }
+
+    /// How many tags have a record, after forgetting gone entries.
+    pub(crate) fn tag_count(&self) -> usize {
+        self.tags().len()
+    }
+}
+
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
