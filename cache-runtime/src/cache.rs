@@ -436,11 +436,15 @@ impl Cache {
             })?;
         let tags = self.tag_keys(tags);
         self.inner
-            .command(
-                self.inner
-                    .store
-                    .set_tagged(&full, Bytes::from(bytes), None, ttl, &tags, None),
-            )
+            .command(self.inner.store.set_tagged(
+                &full,
+                Bytes::from(bytes),
+                None,
+                ttl,
+                &tags,
+                None,
+                false,
+            ))
             .await
             .map(drop)
             .map_err(|e| self.inner.failed(Operation::Set, &full, e))
@@ -605,6 +609,11 @@ where
         };
 
         let mut store = true;
+        // The write below goes in only if the key is still empty, so that a
+        // value written meanwhile (by a write-through, which is newer, or by
+        // another process) stays; unless the lookup found bytes that do not
+        // decode, which are replaced.
+        let mut replace = undecodable_in_memory;
         let started = tokio::time::Instant::now();
         // A tagged lookup also reads the tags' versions: the write below is
         // refused if any tag is invalidated while the body runs.
@@ -641,6 +650,7 @@ where
                 // Undecodable: a miss, overwritten below.
                 inner.counters.miss();
                 inner.recovered();
+                replace = true;
             }
             Ok(None) => {
                 inner.counters.miss();
@@ -686,10 +696,13 @@ where
                     ttl,
                     &t.tags,
                     t.versions.as_deref(),
+                    !replace,
                 );
-                not_stored_after_invalidation(key, stored);
-            } else {
+                not_stored(key, stored);
+            } else if replace {
                 memory.set(key, bytes.clone(), copy, ttl);
+            } else {
+                not_stored(key, memory.set_if_absent(key, bytes.clone(), copy, ttl));
             }
         }
         // Waiting callers get the value now, without waiting for the write.
@@ -700,10 +713,20 @@ where
             if !matches!(inner.store, Store::Memory(_)) {
                 // Boxed, like the lookup.
                 let written = match &tagging {
-                    Some(t) => inner.write_tagged(key, bytes, ttl, t, write_budget).await,
-                    None => {
+                    Some(t) => {
+                        inner
+                            .write_tagged(key, bytes, ttl, t, write_budget, !replace)
+                            .await
+                    }
+                    None if replace => {
                         let write = inner.store.set(key, bytes, None, ttl);
                         Box::pin(inner.command_within(write_budget, write)).await
+                    }
+                    None => {
+                        let write = inner.store.set_if_absent(key, bytes, None, ttl);
+                        Box::pin(inner.command_within(write_budget, write))
+                            .await
+                            .map(|stored| not_stored(key, stored))
                     }
                 };
                 match written {
@@ -716,11 +739,11 @@ where
     }
 }
 
-fn not_stored_after_invalidation(key: &str, stored: bool) {
+fn not_stored(key: &str, stored: bool) {
     if !stored {
         tracing::debug!(
             key,
-            "value not cached: one of its tags was invalidated while it was computed"
+            "value not cached: while it was computed, a newer value was written or one of its tags was invalidated"
         );
     }
 }
@@ -751,6 +774,7 @@ impl Inner {
         ttl: Duration,
         tagging: &'a Tagging,
         budget: Duration,
+        if_absent: bool,
     ) -> BoxFuture<'a, Result<(), BackendError>> {
         Box::pin(async move {
             let write = self.store.set_tagged(
@@ -760,9 +784,10 @@ impl Inner {
                 ttl,
                 &tagging.tags,
                 tagging.versions.as_deref(),
+                if_absent,
             );
             let stored = self.command_within(budget, write).await?;
-            not_stored_after_invalidation(key, stored);
+            not_stored(key, stored);
             Ok(())
         })
     }
@@ -791,7 +816,7 @@ impl Inner {
             Some(t) => self
                 .command(
                     self.store
-                        .set_tagged(key, bytes, None, target.ttl, &t.tags, None),
+                        .set_tagged(key, bytes, None, target.ttl, &t.tags, None, false),
                 )
                 .await
                 .map(drop),

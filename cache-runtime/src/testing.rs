@@ -112,6 +112,12 @@ pub enum Op {
         /// The key, relative to the prefix.
         key: String,
     },
+    /// A read-through write that found a value already there (written
+    /// while the body ran) and kept it.
+    SetKept {
+        /// The key, relative to the prefix.
+        key: String,
+    },
     /// A tag invalidation.
     InvalidateTag {
         /// The tag.
@@ -142,6 +148,7 @@ impl Op {
             | Op::Delete { key, .. }
             | Op::Exists { key, .. }
             | Op::SetRefused { key }
+            | Op::SetKept { key }
             | Op::Failed { key, .. } => key,
             Op::ClearPattern { pattern, .. } => pattern,
             Op::InvalidateTag { tag, .. } => tag,
@@ -674,8 +681,17 @@ impl Backend for MockBackend {
         ttl: Duration,
         tags: &'a [String],
         expected: Option<&'a [u64]>,
+        if_absent: bool,
     ) -> BoxFuture<'a, Result<bool, BackendError>> {
         self.run(Operation::Set, key, move |state, rel| {
+            if if_absent && state.live(key).is_some() {
+                return (
+                    false,
+                    Op::SetKept {
+                        key: rel.to_owned(),
+                    },
+                );
+            }
             let current = tags
                 .iter()
                 .map(|t| state.tags.get(t).map_or(0, |t| t.version));
@@ -776,6 +792,38 @@ impl Backend for MockBackend {
             );
             (
                 (),
+                Op::Set {
+                    key: rel.to_owned(),
+                    ttl,
+                },
+            )
+        })
+    }
+
+    fn set_if_absent<'a>(
+        &'a self,
+        key: &'a str,
+        value: Bytes,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<bool, BackendError>> {
+        self.run(Operation::Set, key, move |state, rel| {
+            if state.live(key).is_some() {
+                return (
+                    false,
+                    Op::SetKept {
+                        key: rel.to_owned(),
+                    },
+                );
+            }
+            state.entries.insert(
+                key.to_owned(),
+                Entry {
+                    value,
+                    expires_at: Instant::now().checked_add(ttl).unwrap_or_else(far_future),
+                },
+            );
+            (
+                true,
                 Op::Set {
                     key: rel.to_owned(),
                     ttl,

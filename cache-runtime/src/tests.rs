@@ -650,3 +650,50 @@ async fn a_custom_backend_without_tags_fails_open() {
     // Two from the direct calls above, one from the failed lookup.
     assert_eq!(cache.stats().errors, 3);
 }
+
+/// A write-through that lands while a read-through's body runs wins: the
+/// read-through's older value does not overwrite it.
+async fn write_through_beats_a_slower_read_through(cache: Cache) {
+    use crate::__private::{Always, Call, Site, Ttl};
+    static READ: Site = Site::new("tests::race_read", Ttl::Secs(60));
+    static PUT: Site = Site::new("tests::race_put", Ttl::Secs(60));
+
+    let (started_tx, started_rx) = tokio::sync::oneshot::channel();
+    let (release_tx, release_rx) = tokio::sync::oneshot::channel::<()>();
+    let read = Call::new(&READ, Some(&cache))
+        .key_fmt(format_args!("product:7"))
+        .run(Always, None, async move {
+            let _ = started_tx.send(());
+            let _ = release_rx.await;
+            String::from("old")
+        });
+    let read = tokio::spawn(read);
+    started_rx.await.unwrap();
+    let put = Call::new(&PUT, Some(&cache))
+        .key_fmt(format_args!("product:7"))
+        .put(Always, async { String::from("new") })
+        .await;
+    assert_eq!(put, "new");
+    release_tx.send(()).unwrap();
+    assert_eq!(read.await.unwrap(), "old");
+    assert_eq!(
+        cache.get::<String>("product:7").await.unwrap().as_deref(),
+        Some("new"),
+        "the write-through's value stays"
+    );
+}
+
+#[tokio::test]
+async fn memory_store_keeps_a_write_through_over_a_slower_read_through() {
+    write_through_beats_a_slower_read_through(Cache::builder().memory().build().unwrap()).await;
+}
+
+#[tokio::test]
+async fn mock_keeps_a_write_through_over_a_slower_read_through() {
+    use crate::testing::{MockBackend, Op};
+    let mock = MockBackend::new();
+    write_through_beats_a_slower_read_through(mock.cache()).await;
+    assert!(mock.operations().contains(&Op::SetKept {
+        key: "product:7".into()
+    }));
+}

@@ -25,6 +25,28 @@ pub(crate) struct Entry {
     tags: Box<[String]>,
 }
 
+impl Entry {
+    fn new(
+        bytes: Bytes,
+        typed: Option<TypedValue>,
+        ttl: Duration,
+        serial: u64,
+        tags: Box<[String]>,
+    ) -> Entry {
+        let cell = OnceLock::new();
+        if let Some(typed) = typed {
+            let _ = cell.set(typed);
+        }
+        Entry {
+            bytes,
+            typed: cell,
+            ttl,
+            serial,
+            tags,
+        }
+    }
+}
+
 /// Expires each entry after its own TTL.
 struct PerEntryTtl;
 
@@ -164,10 +186,14 @@ impl MemoryBackend {
         ttl: Duration,
         tags: &[String],
         expected: Option<&[u64]>,
+        if_absent: bool,
     ) -> bool {
         // Held across the insert: an invalidation cannot slip between the
         // version check and the write.
         let mut index = self.tags();
+        if if_absent && self.entries.contains_key(key) {
+            return false;
+        }
         if let Some(expected) = expected {
             let current = tags.iter().map(|t| index.get(t).map_or(0, |i| i.version));
             if !current.eq(expected.iter().copied()) {
@@ -217,6 +243,20 @@ impl MemoryBackend {
         self.insert(key, bytes, typed, ttl, Box::default());
     }
 
+    pub(crate) fn set_if_absent(
+        &self,
+        key: &str,
+        bytes: Bytes,
+        typed: Option<TypedValue>,
+        ttl: Duration,
+    ) -> bool {
+        let serial = self.serial.fetch_add(1, Ordering::Relaxed);
+        self.entries
+            .entry_by_ref(key)
+            .or_insert_with(|| Arc::new(Entry::new(bytes, typed, ttl, serial, Box::default())))
+            .is_fresh()
+    }
+
     fn insert(
         &self,
         key: &str,
@@ -225,18 +265,8 @@ impl MemoryBackend {
         ttl: Duration,
         tags: Box<[String]>,
     ) -> u64 {
-        let cell = OnceLock::new();
-        if let Some(typed) = typed {
-            let _ = cell.set(typed);
-        }
         let serial = self.serial.fetch_add(1, Ordering::Relaxed);
-        let entry = Entry {
-            bytes,
-            typed: cell,
-            ttl,
-            serial,
-            tags,
-        };
+        let entry = Entry::new(bytes, typed, ttl, serial, tags);
         self.entries.insert(key.to_owned(), Arc::new(entry));
         serial
     }

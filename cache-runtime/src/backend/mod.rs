@@ -80,6 +80,29 @@ pub trait Backend: fmt::Debug + Send + Sync + 'static {
         value: Bytes,
         ttl: Duration,
     ) -> BoxFuture<'a, Result<(), BackendError>>;
+    /// Stores `value` at `key` for `ttl` only if `key` holds nothing;
+    /// `true` if it stored. A read-through writes this way, so that a value
+    /// written meanwhile (by a write-through, or another process) is kept.
+    ///
+    /// The default checks and writes in two steps (not atomic); a backend
+    /// that can do better should.
+    ///
+    /// # Errors
+    ///
+    /// When the store cannot be reached or answers with an error.
+    fn set_if_absent<'a>(
+        &'a self,
+        key: &'a str,
+        value: Bytes,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<bool, BackendError>> {
+        Box::pin(async move {
+            if self.exists(key).await? {
+                return Ok(false);
+            }
+            self.set(key, value, ttl).await.map(|()| true)
+        })
+    }
     /// Removes `key`; `true` if it was present.
     ///
     /// # Errors
@@ -123,7 +146,9 @@ pub trait Backend: fmt::Debug + Send + Sync + 'static {
     /// `tags`, in one atomic step. With `expected` (versions from
     /// [`get_tagged`](Backend::get_tagged)), stores nothing and returns
     /// `false` if any tag was invalidated since: the value was computed
-    /// before that invalidation and must not outlive it.
+    /// before that invalidation and must not outlive it. With `if_absent`,
+    /// also stores nothing (`false`) if `key` holds a value, as
+    /// [`set_if_absent`](Backend::set_if_absent).
     ///
     /// Bookkeeping must not outlive the entries it records: a tag's record
     /// of a key may last as long as the entry, and a tag's version at least
@@ -139,8 +164,9 @@ pub trait Backend: fmt::Debug + Send + Sync + 'static {
         ttl: Duration,
         tags: &'a [String],
         expected: Option<&'a [u64]>,
+        if_absent: bool,
     ) -> BoxFuture<'a, Result<bool, BackendError>> {
-        let _ = (key, value, ttl, tags, expected);
+        let _ = (key, value, ttl, tags, expected, if_absent);
         Box::pin(async { Err(BackendError::Unsupported("tags")) })
     }
     /// Gives each of `tags` a new version (so writes computed before now are
@@ -239,6 +265,21 @@ impl Store {
         }
     }
 
+    /// As [`set`](Store::set), only if `key` holds nothing; `true` if stored.
+    pub(crate) async fn set_if_absent(
+        &self,
+        key: &str,
+        bytes: Bytes,
+        typed: Option<memory::TypedValue>,
+        ttl: Duration,
+    ) -> Result<bool, BackendError> {
+        match self {
+            Store::Memory(m) => Ok(m.set_if_absent(key, bytes, typed, ttl)),
+            Store::Redis(r) => r.set_if_absent(key, &bytes, ttl).await,
+            Store::Custom(c) => c.set_if_absent(key, bytes, ttl).await,
+        }
+    }
+
     pub(crate) async fn delete(&self, key: &str) -> Result<bool, BackendError> {
         match self {
             Store::Memory(m) => Ok(m.delete(key)),
@@ -283,11 +324,18 @@ impl Store {
         ttl: Duration,
         tags: &[String],
         expected: Option<&[u64]>,
+        if_absent: bool,
     ) -> Result<bool, BackendError> {
         match self {
-            Store::Memory(m) => Ok(m.set_tagged(key, bytes, typed, ttl, tags, expected)),
-            Store::Redis(r) => r.set_tagged(key, &bytes, ttl, tags, expected).await,
-            Store::Custom(c) => c.set_tagged(key, bytes, ttl, tags, expected).await,
+            Store::Memory(m) => Ok(m.set_tagged(key, bytes, typed, ttl, tags, expected, if_absent)),
+            Store::Redis(r) => {
+                r.set_tagged(key, &bytes, ttl, tags, expected, if_absent)
+                    .await
+            }
+            Store::Custom(c) => {
+                c.set_tagged(key, bytes, ttl, tags, expected, if_absent)
+                    .await
+            }
         }
     }
 

@@ -121,6 +121,25 @@ impl RedisBackend {
         Ok(())
     }
 
+    pub(crate) async fn set_if_absent(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl: Duration,
+    ) -> Result<bool, BackendError> {
+        let mut conn = self.connection().await?;
+        let ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+        let reply: Option<String> = redis::cmd("SET")
+            .arg(key)
+            .arg(value)
+            .arg("NX")
+            .arg("PX")
+            .arg(ms)
+            .query_async(&mut conn)
+            .await?;
+        Ok(reply.is_some())
+    }
+
     pub(crate) async fn delete(&self, key: &str) -> Result<bool, BackendError> {
         let mut conn = self.connection().await?;
         let n: u64 = redis::cmd("UNLINK").arg(key).query_async(&mut conn).await?;
@@ -173,17 +192,19 @@ const VERSION_MEMBER: &str = "\0version";
 /// Stores an entry and records it under its tags, atomically.
 ///
 /// KEYS: the entry, then each tag's sorted set. ARGV: the value, the TTL in
-/// ms, `1` to check versions (then one expected version per tag).
+/// ms, `1` to store only if the entry is absent, `1` to check versions
+/// (then one expected version per tag).
 ///
 /// Each tag's set gets the key scored by its expiry, loses up to 64 expired
 /// members (so a tag that keeps being written does not keep dead keys), and
 /// lives at least as long as its longest-lived entry.
 const SET_TAGGED: &str = r"
 local n = #KEYS - 1
-if ARGV[3] == '1' then
+if ARGV[3] == '1' and redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+if ARGV[4] == '1' then
   for i = 1, n do
     local v = redis.call('ZSCORE', KEYS[i + 1], '\0version') or '0'
-    if tostring(v) ~= ARGV[3 + i] then return 0 end
+    if tostring(v) ~= ARGV[4 + i] then return 0 end
   end
 end
 local ttl = tonumber(ARGV[2])
@@ -280,6 +301,7 @@ impl RedisBackend {
         ttl: Duration,
         tags: &[String],
         expected: Option<&[u64]>,
+        if_absent: bool,
     ) -> Result<bool, BackendError> {
         let mut conn = self.connection().await?;
         let ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
@@ -287,7 +309,7 @@ impl RedisBackend {
         for tag in tags {
             call.key(tag);
         }
-        call.arg(value).arg(ms);
+        call.arg(value).arg(ms).arg(u8::from(if_absent));
         match expected {
             Some(versions) => {
                 call.arg(1);
