@@ -1,6 +1,6 @@
 //! The [`Cache`] handle and its direct API.
 
-use crate::backend::{BoxFuture, Store, TAG_VERSION_WINDOW};
+use crate::backend::{BoxFuture, Store, TaggedWrite, TAG_VERSION_WINDOW};
 use crate::builder::CacheBuilder;
 use crate::call::{Policy, Typed};
 use crate::codec::CodecImpl;
@@ -441,9 +441,7 @@ impl Cache {
                 Bytes::from(bytes),
                 None,
                 ttl,
-                &tags,
-                None,
-                false,
+                TaggedWrite::put(&tags),
             ))
             .await
             .map(drop)
@@ -522,6 +520,28 @@ pub(crate) struct Target {
 pub(crate) struct Tagging {
     pub(crate) tags: Vec<String>,
     pub(crate) versions: Option<Vec<u64>>,
+}
+
+impl Tagging {
+    /// The read-through's write: checked against the versions read.
+    fn write(&self, if_absent: bool) -> TaggedWrite<'_> {
+        TaggedWrite {
+            tags: &self.tags,
+            expected: self.versions.as_deref(),
+            if_absent,
+        }
+    }
+}
+
+impl<'a> TaggedWrite<'a> {
+    /// An unconditional write (direct API, write-through).
+    fn put(tags: &'a [String]) -> Self {
+        TaggedWrite {
+            tags,
+            expected: None,
+            if_absent: false,
+        }
+    }
 }
 
 /// The read-through path behind `#[cached]`, one state machine from lookup
@@ -689,15 +709,7 @@ where
         // after the flight ends finds the value there.
         if let (true, Some(bytes), Store::Memory(memory)) = (store, &encoded, &inner.store) {
             if let Some(t) = &tagging {
-                let stored = memory.set_tagged(
-                    key,
-                    bytes.clone(),
-                    copy,
-                    ttl,
-                    &t.tags,
-                    t.versions.as_deref(),
-                    !replace,
-                );
+                let stored = memory.set_tagged(key, bytes.clone(), copy, ttl, t.write(!replace));
                 not_stored(key, stored);
             } else if replace {
                 memory.set(key, bytes.clone(), copy, ttl);
@@ -777,15 +789,9 @@ impl Inner {
         if_absent: bool,
     ) -> BoxFuture<'a, Result<(), BackendError>> {
         Box::pin(async move {
-            let write = self.store.set_tagged(
-                key,
-                bytes,
-                None,
-                ttl,
-                &tagging.tags,
-                tagging.versions.as_deref(),
-                if_absent,
-            );
+            let write = self
+                .store
+                .set_tagged(key, bytes, None, ttl, tagging.write(if_absent));
             let stored = self.command_within(budget, write).await?;
             not_stored(key, stored);
             Ok(())
@@ -814,10 +820,13 @@ impl Inner {
                     .await
             }
             Some(t) => self
-                .command(
-                    self.store
-                        .set_tagged(key, bytes, None, target.ttl, &t.tags, None, false),
-                )
+                .command(self.store.set_tagged(
+                    key,
+                    bytes,
+                    None,
+                    target.ttl,
+                    TaggedWrite::put(&t.tags),
+                ))
                 .await
                 .map(drop),
         };

@@ -184,10 +184,13 @@ impl MemoryBackend {
         bytes: Bytes,
         typed: Option<TypedValue>,
         ttl: Duration,
-        tags: &[String],
-        expected: Option<&[u64]>,
-        if_absent: bool,
+        cond: super::TaggedWrite<'_>,
     ) -> bool {
+        let super::TaggedWrite {
+            tags,
+            expected,
+            if_absent,
+        } = cond;
         // Held across the insert: an invalidation cannot slip between the
         // version check and the write.
         let mut index = self.tags();

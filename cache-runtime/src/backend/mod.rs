@@ -194,6 +194,14 @@ pub trait Backend: fmt::Debug + Send + Sync + 'static {
     }
 }
 
+/// How a tagged write goes in: see [`Backend::set_tagged`].
+#[derive(Clone, Copy)]
+pub(crate) struct TaggedWrite<'a> {
+    pub(crate) tags: &'a [String],
+    pub(crate) expected: Option<&'a [u64]>,
+    pub(crate) if_absent: bool,
+}
+
 /// The store behind a cache: the built-in backends dispatched statically (no
 /// boxed future per command), a user's backend through the trait.
 pub(crate) enum Store {
@@ -322,12 +330,15 @@ impl Store {
         bytes: Bytes,
         typed: Option<memory::TypedValue>,
         ttl: Duration,
-        tags: &[String],
-        expected: Option<&[u64]>,
-        if_absent: bool,
+        cond: TaggedWrite<'_>,
     ) -> Result<bool, BackendError> {
+        let TaggedWrite {
+            tags,
+            expected,
+            if_absent,
+        } = cond;
         match self {
-            Store::Memory(m) => Ok(m.set_tagged(key, bytes, typed, ttl, tags, expected, if_absent)),
+            Store::Memory(m) => Ok(m.set_tagged(key, bytes, typed, ttl, cond)),
             Store::Redis(r) => {
                 r.set_tagged(key, &bytes, ttl, tags, expected, if_absent)
                     .await
