@@ -300,20 +300,9 @@ impl Cache {
         value: &T,
         ttl: Duration,
     ) -> Result<(), CacheError> {
-        if ttl.is_zero() {
-            return Err(CacheError::config("ttl", "must be greater than zero"));
-        }
-        if ttl > MAX_TTL {
-            return Err(CacheError::config("ttl", "must be at most 100 years"));
-        }
-        let full = key::full(&self.inner.prefix, key);
-        let bytes = envelope::encode(&self.inner.codec, value, ttl, self.inner.max_value_size)
-            .map_err(|reason| CacheError::Encode {
-                key: full.clone(),
-                reason,
-            })?;
+        let (full, bytes) = self.encode_for(key, value, ttl)?;
         self.inner
-            .command(self.inner.store.set(&full, Bytes::from(bytes), None, ttl))
+            .command(self.inner.store.set(&full, bytes, None, ttl))
             .await
             .map_err(|e| self.inner.failed(Operation::Set, &full, e))
     }
@@ -422,27 +411,14 @@ impl Cache {
         ttl: Duration,
         tags: &[S],
     ) -> Result<(), CacheError> {
-        if ttl.is_zero() {
-            return Err(CacheError::config("ttl", "must be greater than zero"));
-        }
-        if ttl > MAX_TTL {
-            return Err(CacheError::config("ttl", "must be at most 100 years"));
-        }
-        let full = key::full(&self.inner.prefix, key);
-        let bytes = envelope::encode(&self.inner.codec, value, ttl, self.inner.max_value_size)
-            .map_err(|reason| CacheError::Encode {
-                key: full.clone(),
-                reason,
-            })?;
+        let (full, bytes) = self.encode_for(key, value, ttl)?;
         let tags = self.tag_keys(tags);
         self.inner
-            .command(self.inner.store.set_tagged(
-                &full,
-                Bytes::from(bytes),
-                None,
-                ttl,
-                TaggedWrite::put(&tags),
-            ))
+            .command(
+                self.inner
+                    .store
+                    .set_tagged(&full, bytes, None, ttl, TaggedWrite::put(&tags)),
+            )
             .await
             .map(drop)
             .map_err(|e| self.inner.failed(Operation::Set, &full, e))
@@ -489,6 +465,27 @@ impl Cache {
                 self.inner
                     .failed(Operation::InvalidateTags, &keys.join(", "), e)
             })
+    }
+
+    /// The full key and the encoded value for a direct write, after
+    /// checking the TTL.
+    fn encode_for<T: Serialize + ?Sized>(
+        &self,
+        key: &str,
+        value: &T,
+        ttl: Duration,
+    ) -> Result<(String, Bytes), CacheError> {
+        if ttl.is_zero() {
+            return Err(CacheError::config("ttl", "must be greater than zero"));
+        }
+        if ttl > MAX_TTL {
+            return Err(CacheError::config("ttl", "must be at most 100 years"));
+        }
+        let full = key::full(&self.inner.prefix, key);
+        match envelope::encode(&self.inner.codec, value, ttl, self.inner.max_value_size) {
+            Ok(bytes) => Ok((full, Bytes::from(bytes))),
+            Err(reason) => Err(CacheError::Encode { key: full, reason }),
+        }
     }
 
     fn tag_keys<S: AsRef<str>>(&self, tags: &[S]) -> Vec<String> {

@@ -180,6 +180,12 @@ struct State {
 }
 
 impl State {
+    fn put(&mut self, key: &str, value: Bytes, ttl: Duration) {
+        let expires_at = Instant::now().checked_add(ttl).unwrap_or_else(far_future);
+        self.entries
+            .insert(key.to_owned(), Entry { value, expires_at });
+    }
+
     fn live(&mut self, key: &str) -> Option<&Entry> {
         let now = Instant::now();
         if self.entries.get(key).is_some_and(|e| e.expires_at <= now) {
@@ -703,13 +709,7 @@ impl Backend for MockBackend {
                     },
                 );
             }
-            state.entries.insert(
-                key.to_owned(),
-                Entry {
-                    value,
-                    expires_at: Instant::now().checked_add(ttl).unwrap_or_else(far_future),
-                },
-            );
+            state.put(key, value, ttl);
             for tag in tags {
                 let entry = state.tags.entry(tag.clone()).or_default();
                 entry.keys.insert(key.to_owned());
@@ -783,13 +783,7 @@ impl Backend for MockBackend {
         ttl: Duration,
     ) -> BoxFuture<'a, Result<(), BackendError>> {
         self.run(Operation::Set, key, move |state, rel| {
-            state.entries.insert(
-                key.to_owned(),
-                Entry {
-                    value,
-                    expires_at: Instant::now().checked_add(ttl).unwrap_or_else(far_future),
-                },
-            );
+            state.put(key, value, ttl);
             (
                 (),
                 Op::Set {
@@ -815,13 +809,7 @@ impl Backend for MockBackend {
                     },
                 );
             }
-            state.entries.insert(
-                key.to_owned(),
-                Entry {
-                    value,
-                    expires_at: Instant::now().checked_add(ttl).unwrap_or_else(far_future),
-                },
-            );
+            state.put(key, value, ttl);
             (
                 true,
                 Op::Set {
