@@ -1,16 +1,63 @@
-//! Parsing `#[cached(...)]` into a plain [`Options`] struct.
+//! Parsing `#[cached(...)]`, `#[cache_put(...)]` and `#[cache_evict(...)]`
+//! into a plain [`Options`] struct.
 
 use crate::errors::{did_you_mean, Errors};
 use proc_macro2::Span;
+use quote::ToTokens;
 use syn::ext::IdentExt;
 use syn::parse::{Parse, ParseStream};
 use syn::punctuated::Punctuated;
 use syn::spanned::Spanned;
 use syn::{Expr, ExprLit, ExprUnary, Ident, Lit, LitStr, Path, Token, UnOp};
 
-/// Every option `#[cached]` accepts, in the order the docs list them.
-pub(crate) const OPTIONS: [&str; 7] =
-    ["ttl", "key", "name", "skip", "cache", "crate", "cache_none"];
+/// Which macro is being expanded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Cached,
+    Put,
+    Evict,
+}
+
+impl Kind {
+    /// `#[cached]`, as messages write it.
+    pub(crate) fn attr(self) -> &'static str {
+        match self {
+            Kind::Cached => "#[cached]",
+            Kind::Put => "#[cache_put]",
+            Kind::Evict => "#[cache_evict]",
+        }
+    }
+
+    /// The attribute's name, to recognise it applied twice.
+    pub(crate) fn ident(self) -> &'static str {
+        match self {
+            Kind::Cached => "cached",
+            Kind::Put => "cache_put",
+            Kind::Evict => "cache_evict",
+        }
+    }
+
+    /// Every option the macro accepts, in the order its docs list them.
+    pub(crate) fn options(self) -> &'static [&'static str] {
+        match self {
+            Kind::Cached => &[
+                "ttl",
+                "key",
+                "name",
+                "skip",
+                "tags",
+                "cache",
+                "crate",
+                "cache_none",
+                "no_companions",
+            ],
+            Kind::Put => &["key", "ttl", "tags", "name", "cache", "crate", "cache_none"],
+            Kind::Evict => &[
+                "key", "keys", "tags", "pattern", "before", "name", "cache", "crate",
+            ],
+        }
+    }
+}
 
 /// Longest TTL accepted, in seconds: 100 years, so that milliseconds fit
 /// comfortably in Redis's signed 64-bit expiry.
@@ -66,12 +113,18 @@ pub(crate) struct Options {
     pub(crate) cache: Slot<Expr>,
     pub(crate) krate: Slot<Path>,
     pub(crate) cache_none: Slot<()>,
+    pub(crate) tags: Slot<Vec<LitStr>>,
+    pub(crate) no_companions: Slot<()>,
+    pub(crate) keys: Slot<Vec<LitStr>>,
+    pub(crate) pattern: Slot<LitStr>,
+    pub(crate) before: Slot<()>,
 }
 
 impl Options {
     /// Parses the attribute's tokens. A syntax error stops parsing; every
     /// other problem goes to `errors` and that option is left unset.
     pub(crate) fn parse(
+        kind: Kind,
         tokens: proc_macro2::TokenStream,
         errors: &mut Errors,
     ) -> Result<Options, syn::Error> {
@@ -85,10 +138,30 @@ impl Options {
             cache: Slot::new("cache"),
             krate: Slot::new("crate"),
             cache_none: Slot::new("cache_none"),
+            tags: Slot::new("tags"),
+            no_companions: Slot::new("no_companions"),
+            keys: Slot::new("keys"),
+            pattern: Slot::new("pattern"),
+            before: Slot::new("before"),
         };
+        let options = kind.options();
         for item in items {
             let span = item.ident.span();
-            match (item.ident.to_string().as_str(), item.value) {
+            let written = item.ident.to_string();
+            if !options.contains(&written.as_str()) {
+                let hint = did_you_mean(&written, options.iter().copied())
+                    .map_or(String::new(), |s| format!("did you mean `{s}`? "));
+                errors.push(syn::Error::new(
+                    span,
+                    format!(
+                        "unknown option `{written}` for {}; {hint}valid options are: {}",
+                        kind.attr(),
+                        options.join(", ")
+                    ),
+                ));
+                continue;
+            }
+            match (written.as_str(), item.value) {
                 ("ttl", Value::Expr(e)) => match parse_ttl(&e) {
                     Ok(ttl) => opts.ttl.set(span, ttl, errors),
                     Err(err) => errors.push(err),
@@ -112,7 +185,21 @@ impl Options {
                     )),
                 },
                 ("cache_none", Value::Flag) => opts.cache_none.set(span, (), errors),
-                (name @ ("ttl" | "key" | "name" | "cache" | "crate"), _) => errors.push(syn::Error::new(
+                ("no_companions", Value::Flag) => opts.no_companions.set(span, (), errors),
+                ("before", Value::Flag) => opts.before.set(span, (), errors),
+                ("tags", Value::Expr(e)) => match strings(&e, "tags", "[\"products\", \"category:{cat}\"]") {
+                    Ok(list) => opts.tags.set(span, list, errors),
+                    Err(err) => errors.push(err),
+                },
+                ("keys", Value::Expr(e)) => match strings(&e, "keys", "[\"product:{id}\", \"product:slug:{slug}\"]") {
+                    Ok(list) => opts.keys.set(span, list, errors),
+                    Err(err) => errors.push(err),
+                },
+                ("pattern", Value::Expr(e)) => match string(&e, "pattern", "\"products:list:*\"") {
+                    Ok(s) => opts.pattern.set(span, s, errors),
+                    Err(err) => errors.push(err),
+                },
+                (name @ ("ttl" | "key" | "name" | "cache" | "crate" | "tags" | "keys" | "pattern"), _) => errors.push(syn::Error::new(
                     span,
                     format!("`{name}` takes a value, e.g. `{name} = {}`", example(name)),
                 )),
@@ -124,13 +211,17 @@ impl Options {
                     span,
                     "`cache_none` takes no value: write `cache_none` to also cache `None`, or leave it out",
                 )),
-                (other, _) => {
-                    let hint = did_you_mean(other, OPTIONS).map_or(String::new(), |s| format!("did you mean `{s}`? "));
-                    errors.push(syn::Error::new(
-                        span,
-                        format!("unknown option `{other}`; {hint}valid options are: {}", OPTIONS.join(", ")),
-                    ));
-                }
+                ("no_companions", _) => errors.push(syn::Error::new(
+                    span,
+                    "`no_companions` takes no value: write `no_companions` to generate no `_uncached` and \
+                     `_invalidate` functions, or leave it out",
+                )),
+                ("before", _) => errors.push(syn::Error::new(
+                    span,
+                    "`before` takes no value: write `before` to evict before the body runs, or leave it out \
+                     to evict after the body succeeds",
+                )),
+                (other, _) => unreachable!("`{other}` is in the list of options"),
             }
         }
         Ok(opts)
@@ -176,6 +267,9 @@ fn example(option: &str) -> &'static str {
         "key" => "\"product:{id}\"",
         "name" => "\"products::get\"",
         "cache" => "self.cache",
+        "tags" => "[\"products\"]",
+        "keys" => "[\"product:{id}\"]",
+        "pattern" => "\"products:list:*\"",
         _ => "my_cache",
     }
 }
@@ -198,6 +292,43 @@ fn string(e: &Expr, option: &str, example: &str) -> syn::Result<LitStr> {
             other,
             format!("`{option}` takes a string literal, e.g. `{option} = {example}`"),
         )),
+    }
+}
+
+/// A list of string literals: `["a", "b:{id}"]`.
+fn strings(e: &Expr, option: &str, example: &str) -> syn::Result<Vec<LitStr>> {
+    let help =
+        || format!("`{option}` takes a list of string literals, e.g. `{option} = {example}`");
+    match ungroup(e) {
+        Expr::Array(array) => {
+            let mut out = Vec::new();
+            let mut errors = Errors::default();
+            for elem in &array.elems {
+                match ungroup(elem) {
+                    Expr::Lit(ExprLit {
+                        lit: Lit::Str(s), ..
+                    }) => out.push(s.clone()),
+                    other => errors.push(syn::Error::new_spanned(other, help())),
+                }
+            }
+            if array.elems.is_empty() {
+                errors.push(syn::Error::new_spanned(
+                    array,
+                    format!("`{option}` is empty; list at least one, e.g. `{option} = {example}`, or leave it out"),
+                ));
+            }
+            errors.finish().map(|()| out)
+        }
+        Expr::Lit(ExprLit {
+            lit: Lit::Str(s), ..
+        }) => Err(syn::Error::new(
+            s.span(),
+            format!(
+                "`{option}` takes a list: write `{option} = [{}]`",
+                s.to_token_stream()
+            ),
+        )),
+        other => Err(syn::Error::new_spanned(other, help())),
     }
 }
 
@@ -379,6 +510,7 @@ mod tests {
     fn options_parse() {
         let mut errors = Errors::default();
         let o = Options::parse(
+            Kind::Cached,
             quote!(
                 ttl = "short",
                 key = "p:{id}",
@@ -401,6 +533,7 @@ mod tests {
     fn all_errors_are_reported() {
         let mut errors = Errors::default();
         let o = Options::parse(
+            Kind::Cached,
             quote!(ttl = 0, tll = 5, key = 3, ttl = "short", ttl = "short"),
             &mut errors,
         )
