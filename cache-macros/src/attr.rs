@@ -99,6 +99,11 @@ impl<T> Slot<T> {
         self.value.as_ref().map(|(_, v)| v)
     }
 
+    /// Whether the option was written, even with a value that was rejected.
+    pub(crate) fn is_written(&self, opts: &Options) -> bool {
+        opts.written.iter().any(|w| w == self.name)
+    }
+
     pub(crate) fn span(&self) -> Option<Span> {
         self.value.as_ref().map(|(s, _)| *s)
     }
@@ -118,11 +123,21 @@ pub(crate) struct Options {
     pub(crate) keys: Slot<Vec<LitStr>>,
     pub(crate) pattern: Slot<LitStr>,
     pub(crate) before: Slot<()>,
+    /// Every option written, valid or not: a required option is not
+    /// reported missing when the user wrote it wrongly.
+    pub(crate) written: Vec<String>,
 }
 
 impl Options {
     /// Parses the attribute's tokens. A syntax error stops parsing; every
     /// other problem goes to `errors` and that option is left unset.
+    /// Whether an option was written that this macro does not know.
+    pub(crate) fn has_unknown(&self, kind: Kind) -> bool {
+        self.written
+            .iter()
+            .any(|w| !kind.options().contains(&w.as_str()))
+    }
+
     pub(crate) fn parse(
         kind: Kind,
         tokens: proc_macro2::TokenStream,
@@ -143,11 +158,13 @@ impl Options {
             keys: Slot::new("keys"),
             pattern: Slot::new("pattern"),
             before: Slot::new("before"),
+            written: Vec::new(),
         };
         let options = kind.options();
         for item in items {
             let span = item.ident.span();
             let written = item.ident.to_string();
+            opts.written.push(written.clone());
             if !options.contains(&written.as_str()) {
                 let hint = did_you_mean(&written, options.iter().copied())
                     .map_or(String::new(), |s| format!("did you mean `{s}`? "));

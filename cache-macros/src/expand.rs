@@ -102,10 +102,6 @@ fn expand(func: ItemFn, plan: &Plan) -> TokenStream {
     let rt = quote!(__cache_rt);
     let ttl = ttl(plan);
     let cache = cache(plan);
-    let ret = match &sig.output {
-        ReturnType::Default => quote!(()),
-        ReturnType::Type(_, ty) => quote!(#ty),
-    };
     // `run`'s bound `Policy<Out>` fails when the value cannot be stored;
     // rustc reports it on the turbofish argument, on the method call and on
     // the `.await`. All three are located on the stored type's name in the
@@ -114,24 +110,7 @@ fn expand(func: ItemFn, plan: &Plan) -> TokenStream {
     let span = Span::call_site().located_at(plan.stored_span);
     let policy_name = &plan.policy;
     let policy = relocate(quote!(#rt::#policy_name), span);
-    // The typed `let` anchors the declared return type, so that a body of
-    // another type is reported on the body's own tail. clippy's
-    // `diverging_sub_expression` looks through a `let` initializer that
-    // holds one statement, and would report a body such as `{ panic!(..) }`
-    // or `{ return x; }`, which the function as written does not have: the
-    // allow is emitted for those bodies only, and other bodies keep the lint.
-    // `let` cannot name an `impl Trait`, which only `#[cache_evict]` accepts.
-    let allow =
-        single_statement(&block).then(|| quote!(#[allow(clippy::diverging_sub_expression)]));
-    let anchor = (!contains_impl_trait(&sig.output)).then(|| quote!(: #ret));
-    let body = quote! {
-        let __cache_body = async move {
-            #allow
-            let __cache_ret #anchor = #block;
-            #[allow(unreachable_code, clippy::needless_return)]
-            return __cache_ret;
-        };
-    };
+    let body = body(&sig, &block);
     let tags = plan.tags.iter().map(|t| {
         let t = format_args_of(t, false);
         quote!(.tag(#t))
@@ -213,6 +192,31 @@ fn expand(func: ItemFn, plan: &Plan) -> TokenStream {
     }
 }
 
+/// The body as an `async move` block, in `__cache_body`.
+fn body(sig: &syn::Signature, block: &Block) -> TokenStream {
+    let ret = match &sig.output {
+        ReturnType::Default => quote!(()),
+        ReturnType::Type(_, ty) => quote!(#ty),
+    };
+    // The typed `let` anchors the declared return type, so that a body of
+    // another type is reported on the body's own tail. clippy's
+    // `diverging_sub_expression` looks through a `let` initializer that
+    // holds one statement, and would report a body such as `{ panic!(..) }`
+    // or `{ return x; }`, which the function as written does not have: the
+    // allow is emitted for those bodies only, and other bodies keep the lint.
+    // `let` cannot name an `impl Trait`, which only `#[cache_evict]` accepts.
+    let allow = single_statement(block).then(|| quote!(#[allow(clippy::diverging_sub_expression)]));
+    let anchor = (!contains_impl_trait(&sig.output)).then(|| quote!(: #ret));
+    quote! {
+        let __cache_body = async move {
+            #allow
+            let __cache_ret #anchor = #block;
+            #[allow(unreachable_code, clippy::needless_return)]
+            return __cache_ret;
+        };
+    }
+}
+
 /// The site's TTL.
 fn ttl(plan: &Plan) -> TokenStream {
     match plan.ttl {
@@ -289,12 +293,15 @@ fn companions(func: &ItemFn, plan: &Plan, used: &[String]) -> TokenStream {
 
     // The function as written, under another name; the user's own
     // attributes (docs with their `# Errors`, lint levels, `cfg`) follow ours.
+    // The body sits in the same `async move` block as in the cached
+    // function, so that an error in it is reported once, not once per copy
+    // (rustc drops a diagnostic identical to one already emitted).
     let mut uncached = sig.clone();
     uncached.ident = format_ident!("{}_uncached", sig.ident, span = sig.ident.span());
     let uncached_doc = format!(
         " `{shown}` without the cache: runs the body every time, and reads or stores nothing."
     );
-    let stmts = &block.stmts;
+    let body = body(sig, block);
     let has_docs = outer.iter().any(|a| a.path().is_ident("doc"));
     let separator = has_docs.then(|| quote!(#[doc = ""]));
 
@@ -328,10 +335,11 @@ fn companions(func: &ItemFn, plan: &Plan, used: &[String]) -> TokenStream {
         #[doc = #uncached_doc]
         #separator
         #(#outer)*
-        #[allow(dead_code, clippy::unused_async)]
+        #[allow(dead_code)]
         #vis #uncached {
             #(#inner)*
-            #(#stmts)*
+            #body
+            __cache_body.await
         }
 
         #[doc = #invalidate_doc]

@@ -238,6 +238,8 @@ pub(crate) fn plan(kind: Kind, opts: &Options, func: &ItemFn, errors: &mut Error
         Kind::Put => {
             let key = match opts.key.get() {
                 Some(lit) => key_template(lit, errors),
+                // Written wrongly, or misspelt: reported already.
+                None if opts.key.is_written(opts) || opts.has_unknown(kind) => None,
                 None => {
                     errors.push(syn::Error::new(
                         Span::call_site(),
@@ -268,11 +270,13 @@ pub(crate) fn plan(kind: Kind, opts: &Options, func: &ItemFn, errors: &mut Error
                 }
                 None => None,
             };
-            if opts.key.get().is_none()
-                && opts.keys.get().is_none()
-                && opts.tags.get().is_none()
-                && opts.pattern.get().is_none()
-            {
+            // Written wrongly, or misspelt, one is reported already.
+            let written = opts.key.is_written(opts)
+                || opts.keys.is_written(opts)
+                || opts.tags.is_written(opts)
+                || opts.pattern.is_written(opts)
+                || opts.has_unknown(kind);
+            if !written {
                 errors.push(syn::Error::new(
                     Span::call_site(),
                     "#[cache_evict] has nothing to evict: give `key = \"product:{id}\"`, \

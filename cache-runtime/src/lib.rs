@@ -210,7 +210,13 @@ pub use stats::Stats;
 /// # async fn user_name(id: u64) -> Option<String> { None }
 /// /// `user_name` without the cache: runs the body every time, and reads or stores nothing.
 /// async fn user_name_uncached(id: u64) -> Option<String> {
-///     Some(format!("user {id}"))
+///     // The body in the same block as in `user_name`, so that an error in
+///     // it is reported once.
+///     let __cache_body = async move {
+///         let __cache_ret: Option<String> = { Some(format!("user {id}")) };
+///         return __cache_ret;
+///     };
+///     __cache_body.await
 /// }
 ///
 /// /// Removes the entry that `user_name` caches for these arguments: `Ok(true)` if there was one.

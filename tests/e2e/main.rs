@@ -11,4 +11,5 @@ mod direct_api;
 mod fail_open;
 mod keys;
 mod methods_and_scope;
+mod put_evict;
 mod read_through;
