@@ -295,7 +295,9 @@ fn companions(func: &ItemFn, plan: &Plan, used: &[String]) -> TokenStream {
     // attributes (docs with their `# Errors`, lint levels, `cfg`) follow ours.
     // The body sits in the same `async move` block as in the cached
     // function, so that an error in it is reported once, not once per copy
-    // (rustc drops a diagnostic identical to one already emitted).
+    // (rustc drops a diagnostic identical to one already emitted). A
+    // parameter that only the key reads is unused here, hence the allow;
+    // anything else unused in the body is reported on the cached function.
     let mut uncached = sig.clone();
     uncached.ident = format_ident!("{}_uncached", sig.ident, span = sig.ident.span());
     let uncached_doc = format!(
@@ -335,7 +337,7 @@ fn companions(func: &ItemFn, plan: &Plan, used: &[String]) -> TokenStream {
         #[doc = #uncached_doc]
         #separator
         #(#outer)*
-        #[allow(dead_code)]
+        #[allow(dead_code, unused_variables)]
         #vis #uncached {
             #(#inner)*
             #body

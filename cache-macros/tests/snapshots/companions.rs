@@ -43,7 +43,7 @@ pub async fn product(db: &Db, mut id: u64, _: bool) -> Result<Product, DbError> 
 /// # Errors
 ///
 /// When the query fails.
-#[allow(dead_code)]
+#[allow(dead_code, unused_variables)]
 pub async fn product_uncached(
     db: &Db,
     mut id: u64,

@@ -37,7 +37,7 @@ pub(crate) async fn pair<T: Clone>(
         .await
 }
 /// `pair` without the cache: runs the body every time, and reads or stores nothing.
-#[allow(dead_code)]
+#[allow(dead_code, unused_variables)]
 pub(crate) async fn pair_uncached<T: Clone>(
     &self,
     (a, b): (u64, u64),
