@@ -547,6 +547,57 @@ mod tests {
     }
 
     #[test]
+    fn eviction_options_parse() {
+        let mut errors = Errors::default();
+        let o = Options::parse(
+            Kind::Evict,
+            quote!(
+                key = "p:{id}",
+                keys = ["a:{id}", "b"],
+                tags = ["t"],
+                pattern = "l:*",
+                before
+            ),
+            &mut errors,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert!(errors.finish().is_ok());
+        assert_eq!(o.keys.get().unwrap().len(), 2);
+        assert_eq!(o.tags.get().unwrap()[0].value(), "t");
+        assert_eq!(o.pattern.get().unwrap().value(), "l:*");
+        assert!(o.before.get().is_some() && o.key.get().is_some());
+    }
+
+    #[test]
+    fn options_are_per_macro() {
+        let messages = |kind, tokens| {
+            let mut errors = Errors::default();
+            let o = Options::parse(kind, tokens, &mut errors).unwrap();
+            let messages: Vec<String> = match errors.finish() {
+                Ok(()) => Vec::new(),
+                Err(e) => e.into_iter().map(|e| e.to_string()).collect(),
+            };
+            (o, messages)
+        };
+        let (o, m) = messages(Kind::Evict, quote!(keyz = ["a"], ttl = 5, skip(x)));
+        assert!(o.has_unknown(Kind::Evict));
+        assert_eq!(m.len(), 3, "{m:?}");
+        assert!(m[0].contains("`keyz` for #[cache_evict]; did you mean `keys`?"));
+        assert!(m[1].contains("unknown option `ttl`"));
+        assert!(m[2].contains("valid options are: key, keys, tags, pattern, before"));
+        let (_, m) = messages(Kind::Put, quote!(key = "k", before, no_companions));
+        assert_eq!(m.len(), 2, "{m:?}");
+        let (o, m) = messages(Kind::Cached, quote!(tags = ["a", "b:{id}"], no_companions));
+        assert!(m.is_empty(), "{m:?}");
+        assert_eq!(o.tags.get().unwrap().len(), 2);
+        assert!(o.no_companions.get().is_some());
+        let (o, m) = messages(Kind::Cached, quote!(tags = "a", tags = [1]));
+        assert_eq!(m.len(), 2, "{m:?}");
+        assert!(m[0].contains("write `tags = [\"a\"]`"));
+        assert!(o.tags.is_written(&o) && o.tags.get().is_none());
+    }
+
+    #[test]
     fn all_errors_are_reported() {
         let mut errors = Errors::default();
         let o = Options::parse(

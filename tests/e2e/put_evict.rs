@@ -60,7 +60,10 @@ async fn put_then_get_is_a_hit_with_the_new_value() {
         .scope(async {
             assert_eq!(product(&calls, 1).await.unwrap().name, "from the database");
             let renamed = lamp(1, "renamed");
-            assert_eq!(save_product(renamed.clone(), false).await, Ok(renamed.clone()));
+            assert_eq!(
+                save_product(renamed.clone(), false).await,
+                Ok(renamed.clone())
+            );
             assert_eq!(product(&calls, 1).await, Ok(renamed.clone()));
             assert_eq!(calls.get(), 1, "the read after the put is a hit");
 
@@ -88,7 +91,10 @@ async fn evicts_after_success_and_not_after_an_error() {
             assert!(delete_product(2, true).await.is_err());
             assert!(cache.exists("product:2").await.unwrap(), "kept after Err");
             assert!(delete_product(2, false).await.is_ok());
-            assert!(!cache.exists("product:2").await.unwrap(), "evicted after Ok");
+            assert!(
+                !cache.exists("product:2").await.unwrap(),
+                "evicted after Ok"
+            );
             product(&calls, 2).await.unwrap();
             assert_eq!(calls.get(), 2, "the read after the eviction is a miss");
         })
@@ -175,8 +181,16 @@ async fn uncached_never_touches_the_cache() {
         })
         .await;
     let stats = cache.stats();
-    assert_eq!((stats.hits, stats.misses), (0, 1), "only the cached call looked up");
-    assert_eq!(keys(&server, "*"), ["shop:product:4"], "nothing stored for 5");
+    assert_eq!(
+        (stats.hits, stats.misses),
+        (0, 1),
+        "only the cached call looked up"
+    );
+    assert_eq!(
+        keys(&server, "*"),
+        ["shop:product:4"],
+        "nothing stored for 5"
+    );
     assert_eq!(
         stored_json(&server, "shop:product:4"),
         Some(serde_json::json!({"id": 4, "name": "stored"})),

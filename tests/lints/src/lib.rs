@@ -555,7 +555,10 @@ mod tests {
         };
 
         // The companions of hashed, templated, generic and method functions.
-        assert_eq!(cache.scope(checked(&db, 1)).await, checked_uncached(&db, 1).await);
+        assert_eq!(
+            cache.scope(checked(&db, 1)).await,
+            checked_uncached(&db, 1).await
+        );
         assert!(cache.scope(checked_invalidate(&db, 1)).await.unwrap());
         assert!(!cache.scope(checked_invalidate(&db, 1)).await.unwrap());
         assert_eq!(cache.scope(countdown(8)).await, 4);

@@ -44,6 +44,12 @@ async fn forget(id: u64) {
     let _ = id;
 }
 
+// Nothing is stored: an `impl Trait` result is fine.
+#[cache_evict(key = "product:{id}")]
+async fn describe(id: u64) -> impl std::fmt::Display {
+    id
+}
+
 struct Service {
     cache: Cache,
     tenant: String,
@@ -75,6 +81,7 @@ async fn all(service: &mut Service, p: Product) {
     let _ = maybe(1).await;
     let _ = delete(&p).await;
     forget(1).await;
+    let _ = describe(1).await.to_string();
     let _ = service.refresh(1).await;
     let _ = service.drop_one(1).await;
     let _ = service.get_invalidate(1).await;
