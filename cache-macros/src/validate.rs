@@ -522,8 +522,13 @@ fn template_plan(
                 .iter()
                 .flat_map(|p| p.bindings.iter().map(Ident::to_string))
                 .collect::<Vec<_>>();
-            let hint = did_you_mean(head, bindings.iter().map(String::as_str))
-                .map_or(String::new(), |b| format!("did you mean `{{{b}}}`? "));
+            let hint = did_you_mean(head, bindings.iter().map(String::as_str)).map_or(
+                String::new(),
+                |b| {
+                    let fields: String = path[1..].iter().map(|f| format!(".{f}")).collect();
+                    format!("did you mean `{{{b}{fields}}}`? ")
+                },
+            );
             errors.push(syn::Error::new(
                 span,
                 format!("unknown placeholder `{{{shown}}}`; {hint}{listing}"),
