@@ -1,16 +1,63 @@
-//! Parsing `#[cached(...)]` into a plain [`Options`] struct.
+//! Parsing `#[cached(...)]`, `#[cache_put(...)]` and `#[cache_evict(...)]`
+//! into a plain [`Options`] struct.
 
 use crate::errors::{did_you_mean, Errors};
 use proc_macro2::Span;
+use quote::ToTokens;
 use syn::ext::IdentExt;
 use syn::parse::{Parse, ParseStream};
 use syn::punctuated::Punctuated;
 use syn::spanned::Spanned;
 use syn::{Expr, ExprLit, ExprUnary, Ident, Lit, LitStr, Path, Token, UnOp};
 
-/// Every option `#[cached]` accepts, in the order the docs list them.
-pub(crate) const OPTIONS: [&str; 7] =
-    ["ttl", "key", "name", "skip", "cache", "crate", "cache_none"];
+/// Which macro is being expanded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Cached,
+    Put,
+    Evict,
+}
+
+impl Kind {
+    /// `#[cached]`, as messages write it.
+    pub(crate) fn attr(self) -> &'static str {
+        match self {
+            Kind::Cached => "#[cached]",
+            Kind::Put => "#[cache_put]",
+            Kind::Evict => "#[cache_evict]",
+        }
+    }
+
+    /// The attribute's name, to recognise it applied twice.
+    pub(crate) fn ident(self) -> &'static str {
+        match self {
+            Kind::Cached => "cached",
+            Kind::Put => "cache_put",
+            Kind::Evict => "cache_evict",
+        }
+    }
+
+    /// Every option the macro accepts, in the order its docs list them.
+    pub(crate) fn options(self) -> &'static [&'static str] {
+        match self {
+            Kind::Cached => &[
+                "ttl",
+                "key",
+                "name",
+                "skip",
+                "tags",
+                "cache",
+                "crate",
+                "cache_none",
+                "no_companions",
+            ],
+            Kind::Put => &["key", "ttl", "tags", "name", "cache", "crate", "cache_none"],
+            Kind::Evict => &[
+                "key", "keys", "tags", "pattern", "before", "name", "cache", "crate",
+            ],
+        }
+    }
+}
 
 /// Longest TTL accepted, in seconds: 100 years, so that milliseconds fit
 /// comfortably in Redis's signed 64-bit expiry.
@@ -52,6 +99,11 @@ impl<T> Slot<T> {
         self.value.as_ref().map(|(_, v)| v)
     }
 
+    /// Whether the option was written, even with a value that was rejected.
+    pub(crate) fn is_written(&self, opts: &Options) -> bool {
+        opts.written.iter().any(|w| w == self.name)
+    }
+
     pub(crate) fn span(&self) -> Option<Span> {
         self.value.as_ref().map(|(s, _)| *s)
     }
@@ -66,12 +118,28 @@ pub(crate) struct Options {
     pub(crate) cache: Slot<Expr>,
     pub(crate) krate: Slot<Path>,
     pub(crate) cache_none: Slot<()>,
+    pub(crate) tags: Slot<Vec<LitStr>>,
+    pub(crate) no_companions: Slot<()>,
+    pub(crate) keys: Slot<Vec<LitStr>>,
+    pub(crate) pattern: Slot<LitStr>,
+    pub(crate) before: Slot<()>,
+    /// Every option written, valid or not: a required option is not
+    /// reported missing when the user wrote it wrongly.
+    pub(crate) written: Vec<String>,
 }
 
 impl Options {
     /// Parses the attribute's tokens. A syntax error stops parsing; every
     /// other problem goes to `errors` and that option is left unset.
+    /// Whether an option was written that this macro does not know.
+    pub(crate) fn has_unknown(&self, kind: Kind) -> bool {
+        self.written
+            .iter()
+            .any(|w| !kind.options().contains(&w.as_str()))
+    }
+
     pub(crate) fn parse(
+        kind: Kind,
         tokens: proc_macro2::TokenStream,
         errors: &mut Errors,
     ) -> Result<Options, syn::Error> {
@@ -85,10 +153,32 @@ impl Options {
             cache: Slot::new("cache"),
             krate: Slot::new("crate"),
             cache_none: Slot::new("cache_none"),
+            tags: Slot::new("tags"),
+            no_companions: Slot::new("no_companions"),
+            keys: Slot::new("keys"),
+            pattern: Slot::new("pattern"),
+            before: Slot::new("before"),
+            written: Vec::new(),
         };
+        let options = kind.options();
         for item in items {
             let span = item.ident.span();
-            match (item.ident.to_string().as_str(), item.value) {
+            let written = item.ident.to_string();
+            opts.written.push(written.clone());
+            if !options.contains(&written.as_str()) {
+                let hint = did_you_mean(&written, options.iter().copied())
+                    .map_or(String::new(), |s| format!("did you mean `{s}`? "));
+                errors.push(syn::Error::new(
+                    span,
+                    format!(
+                        "unknown option `{written}` for {}; {hint}valid options are: {}",
+                        kind.attr(),
+                        options.join(", ")
+                    ),
+                ));
+                continue;
+            }
+            match (written.as_str(), item.value) {
                 ("ttl", Value::Expr(e)) => match parse_ttl(&e) {
                     Ok(ttl) => opts.ttl.set(span, ttl, errors),
                     Err(err) => errors.push(err),
@@ -112,7 +202,21 @@ impl Options {
                     )),
                 },
                 ("cache_none", Value::Flag) => opts.cache_none.set(span, (), errors),
-                (name @ ("ttl" | "key" | "name" | "cache" | "crate"), _) => errors.push(syn::Error::new(
+                ("no_companions", Value::Flag) => opts.no_companions.set(span, (), errors),
+                ("before", Value::Flag) => opts.before.set(span, (), errors),
+                ("tags", Value::Expr(e)) => match strings(&e, "tags", "[\"products\", \"category:{cat}\"]") {
+                    Ok(list) => opts.tags.set(span, list, errors),
+                    Err(err) => errors.push(err),
+                },
+                ("keys", Value::Expr(e)) => match strings(&e, "keys", "[\"product:{id}\", \"product:slug:{slug}\"]") {
+                    Ok(list) => opts.keys.set(span, list, errors),
+                    Err(err) => errors.push(err),
+                },
+                ("pattern", Value::Expr(e)) => match string(&e, "pattern", "\"products:list:*\"") {
+                    Ok(s) => opts.pattern.set(span, s, errors),
+                    Err(err) => errors.push(err),
+                },
+                (name @ ("ttl" | "key" | "name" | "cache" | "crate" | "tags" | "keys" | "pattern"), _) => errors.push(syn::Error::new(
                     span,
                     format!("`{name}` takes a value, e.g. `{name} = {}`", example(name)),
                 )),
@@ -124,13 +228,17 @@ impl Options {
                     span,
                     "`cache_none` takes no value: write `cache_none` to also cache `None`, or leave it out",
                 )),
-                (other, _) => {
-                    let hint = did_you_mean(other, OPTIONS).map_or(String::new(), |s| format!("did you mean `{s}`? "));
-                    errors.push(syn::Error::new(
-                        span,
-                        format!("unknown option `{other}`; {hint}valid options are: {}", OPTIONS.join(", ")),
-                    ));
-                }
+                ("no_companions", _) => errors.push(syn::Error::new(
+                    span,
+                    "`no_companions` takes no value: write `no_companions` to generate no `_uncached` and \
+                     `_invalidate` functions, or leave it out",
+                )),
+                ("before", _) => errors.push(syn::Error::new(
+                    span,
+                    "`before` takes no value: write `before` to evict before the body runs, or leave it out \
+                     to evict after the body succeeds",
+                )),
+                (other, _) => unreachable!("`{other}` is in the list of options"),
             }
         }
         Ok(opts)
@@ -176,6 +284,9 @@ fn example(option: &str) -> &'static str {
         "key" => "\"product:{id}\"",
         "name" => "\"products::get\"",
         "cache" => "self.cache",
+        "tags" => "[\"products\"]",
+        "keys" => "[\"product:{id}\"]",
+        "pattern" => "\"products:list:*\"",
         _ => "my_cache",
     }
 }
@@ -198,6 +309,43 @@ fn string(e: &Expr, option: &str, example: &str) -> syn::Result<LitStr> {
             other,
             format!("`{option}` takes a string literal, e.g. `{option} = {example}`"),
         )),
+    }
+}
+
+/// A list of string literals: `["a", "b:{id}"]`.
+fn strings(e: &Expr, option: &str, example: &str) -> syn::Result<Vec<LitStr>> {
+    let help =
+        || format!("`{option}` takes a list of string literals, e.g. `{option} = {example}`");
+    match ungroup(e) {
+        Expr::Array(array) => {
+            let mut out = Vec::new();
+            let mut errors = Errors::default();
+            for elem in &array.elems {
+                match ungroup(elem) {
+                    Expr::Lit(ExprLit {
+                        lit: Lit::Str(s), ..
+                    }) => out.push(s.clone()),
+                    other => errors.push(syn::Error::new_spanned(other, help())),
+                }
+            }
+            if array.elems.is_empty() {
+                errors.push(syn::Error::new_spanned(
+                    array,
+                    format!("`{option}` is empty; list at least one, e.g. `{option} = {example}`, or leave it out"),
+                ));
+            }
+            errors.finish().map(|()| out)
+        }
+        Expr::Lit(ExprLit {
+            lit: Lit::Str(s), ..
+        }) => Err(syn::Error::new(
+            s.span(),
+            format!(
+                "`{option}` takes a list: write `{option} = [{}]`",
+                s.to_token_stream()
+            ),
+        )),
+        other => Err(syn::Error::new_spanned(other, help())),
     }
 }
 
@@ -379,6 +527,7 @@ mod tests {
     fn options_parse() {
         let mut errors = Errors::default();
         let o = Options::parse(
+            Kind::Cached,
             quote!(
                 ttl = "short",
                 key = "p:{id}",
@@ -398,9 +547,61 @@ mod tests {
     }
 
     #[test]
+    fn eviction_options_parse() {
+        let mut errors = Errors::default();
+        let o = Options::parse(
+            Kind::Evict,
+            quote!(
+                key = "p:{id}",
+                keys = ["a:{id}", "b"],
+                tags = ["t"],
+                pattern = "l:*",
+                before
+            ),
+            &mut errors,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert!(errors.finish().is_ok());
+        assert_eq!(o.keys.get().unwrap().len(), 2);
+        assert_eq!(o.tags.get().unwrap()[0].value(), "t");
+        assert_eq!(o.pattern.get().unwrap().value(), "l:*");
+        assert!(o.before.get().is_some() && o.key.get().is_some());
+    }
+
+    #[test]
+    fn options_are_per_macro() {
+        let messages = |kind, tokens| {
+            let mut errors = Errors::default();
+            let o = Options::parse(kind, tokens, &mut errors).unwrap();
+            let messages: Vec<String> = match errors.finish() {
+                Ok(()) => Vec::new(),
+                Err(e) => e.into_iter().map(|e| e.to_string()).collect(),
+            };
+            (o, messages)
+        };
+        let (o, m) = messages(Kind::Evict, quote!(keyz = ["a"], ttl = 5, skip(x)));
+        assert!(o.has_unknown(Kind::Evict));
+        assert_eq!(m.len(), 3, "{m:?}");
+        assert!(m[0].contains("`keyz` for #[cache_evict]; did you mean `keys`?"));
+        assert!(m[1].contains("unknown option `ttl`"));
+        assert!(m[2].contains("valid options are: key, keys, tags, pattern, before"));
+        let (_, m) = messages(Kind::Put, quote!(key = "k", before, no_companions));
+        assert_eq!(m.len(), 2, "{m:?}");
+        let (o, m) = messages(Kind::Cached, quote!(tags = ["a", "b:{id}"], no_companions));
+        assert!(m.is_empty(), "{m:?}");
+        assert_eq!(o.tags.get().unwrap().len(), 2);
+        assert!(o.no_companions.get().is_some());
+        let (o, m) = messages(Kind::Cached, quote!(tags = "a", tags = [1]));
+        assert_eq!(m.len(), 2, "{m:?}");
+        assert!(m[0].contains("write `tags = [\"a\"]`"));
+        assert!(o.tags.is_written(&o) && o.tags.get().is_none());
+    }
+
+    #[test]
     fn all_errors_are_reported() {
         let mut errors = Errors::default();
         let o = Options::parse(
+            Kind::Cached,
             quote!(ttl = 0, tll = 5, key = 3, ttl = "short", ttl = "short"),
             &mut errors,
         )

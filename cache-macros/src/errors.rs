@@ -21,11 +21,13 @@ pub(crate) fn did_you_mean<'a>(
     word: &str,
     candidates: impl IntoIterator<Item = &'a str>,
 ) -> Option<&'a str> {
+    // Between candidates as close, one of the same length wins: `keyz` is
+    // more likely a mistyped `keys` than `key` with a letter added.
     candidates
         .into_iter()
         .map(|c| (distance(word, c), c))
         .filter(|&(d, c)| d <= 2.min(c.len().saturating_sub(1)).max(1))
-        .min_by_key(|&(d, _)| d)
+        .min_by_key(|&(d, c)| (d, c.len().abs_diff(word.len())))
         .map(|(_, c)| c)
 }
 
@@ -66,5 +68,9 @@ mod tests {
         assert_eq!(did_you_mean("cache_nones", opts), Some("cache_none"));
         assert_eq!(did_you_mean("skipp", opts), Some("skip"));
         assert_eq!(did_you_mean("zzzzzz", opts), None);
+        let evict = ["key", "keys", "tags", "pattern", "before"];
+        assert_eq!(did_you_mean("keyz", evict), Some("keys"));
+        assert_eq!(did_you_mean("kye", evict), Some("key"));
+        assert_eq!(did_you_mean("tag", evict), Some("tags"));
     }
 }

@@ -1,15 +1,32 @@
 //! Writing the tokens: the function with its body handed to the runtime.
 
-use crate::attr::{Options, Ttl};
+use crate::attr::{Kind, Options, Ttl};
 use crate::errors::Errors;
-use crate::validate::{self, KeyPlan, Plan};
+use crate::validate::{self, KeyPlan, Plan, Rendered};
 use proc_macro2::{Delimiter, Group, Literal, Span, TokenStream, TokenTree};
-use quote::{quote, quote_spanned};
+use quote::{format_ident, quote, quote_spanned};
+use syn::ext::IdentExt;
 use syn::spanned::Spanned;
-use syn::{AttrStyle, Block, ItemFn, ReturnType, Stmt, TraitItemFn};
+use syn::visit_mut::VisitMut;
+use syn::{AttrStyle, Block, FnArg, ItemFn, ReturnType, Stmt, TraitItemFn};
 
 /// `#[cached(attr)] item`.
 pub(crate) fn cached(attr: TokenStream, item: TokenStream) -> TokenStream {
+    entry(Kind::Cached, attr, item)
+}
+
+/// `#[cache_put(attr)] item`.
+pub(crate) fn cache_put(attr: TokenStream, item: TokenStream) -> TokenStream {
+    entry(Kind::Put, attr, item)
+}
+
+/// `#[cache_evict(attr)] item`.
+pub(crate) fn cache_evict(attr: TokenStream, item: TokenStream) -> TokenStream {
+    entry(Kind::Evict, attr, item)
+}
+
+fn entry(kind: Kind, attr: TokenStream, item: TokenStream) -> TokenStream {
+    let macro_name = kind.attr();
     let func: ItemFn = match syn::parse2(item.clone()) {
         Ok(f) => f,
         Err(e) => {
@@ -21,27 +38,39 @@ pub(crate) fn cached(attr: TokenStream, item: TokenStream) -> TokenStream {
                     ..
                 }) => syn::Error::new(
                     semi.span,
-                    "#[cached] needs a body to wrap, and this trait method has none: put #[cached] \
-                     on the method in each `impl`, or give the method a default body here",
+                    format!(
+                        "{macro_name} needs a body to wrap, and this trait method has none: put \
+                         {macro_name} on the method in each `impl`, or give the method a default body here"
+                    ),
                 ),
                 _ => syn::Error::new(
                     e.span(),
-                    format!("#[cached] applies to an `async fn` with a body: {e}"),
+                    format!("{macro_name} applies to an `async fn` with a body: {e}"),
                 ),
             };
             return fallback(item, err);
         }
     };
     let mut errors = Errors::default();
-    let plan = match Options::parse(attr, &mut errors) {
-        Ok(opts) => validate::plan(&opts, &func, &mut errors),
+    let plan = match Options::parse(kind, attr, &mut errors) {
+        Ok(opts) => validate::plan(kind, &opts, &func, &mut errors),
         Err(syntax) => {
             errors.push(syntax);
             None
         }
     };
     match (errors.finish(), plan) {
-        (Ok(()), Some(plan)) => expand(func, &plan),
+        (Ok(()), Some(plan)) => match kind {
+            Kind::Cached => {
+                let companions = plan
+                    .companions
+                    .as_ref()
+                    .map(|used| companions(&func, &plan, used));
+                let cached = expand(func, &plan);
+                quote!(#cached #companions)
+            }
+            Kind::Put | Kind::Evict => expand(func, &plan),
+        },
         (Err(e), _) => fallback(quote!(#func), e),
         (Ok(()), None) => unreachable!("validation failed without an error"),
     }
@@ -56,7 +85,8 @@ fn fallback(item: TokenStream, error: syn::Error) -> TokenStream {
 
 /// The function with the same signature and a new body: a `static` site, a
 /// `Call` with its key, the original body as an `async move` block, and one
-/// call to the runtime's `run`. `tests/snapshots/*.rs` show the result.
+/// call to the runtime's `run` (`put` for `#[cache_put]`; an `Evict` and its
+/// `run` for `#[cache_evict]`). `tests/snapshots/*.rs` show the result.
 fn expand(func: ItemFn, plan: &Plan) -> TokenStream {
     let ItemFn {
         attrs,
@@ -70,42 +100,8 @@ fn expand(func: ItemFn, plan: &Plan) -> TokenStream {
     // the expansion short. It is an item of the function's body, so a
     // `crate = path` resolves exactly as in the user's own code.
     let rt = quote!(__cache_rt);
-    let ttl = match plan.ttl {
-        None | Some(Ttl::Default) => quote!(#rt::Ttl::Default),
-        Some(Ttl::Short) => quote!(#rt::Ttl::Short),
-        Some(Ttl::Long) => quote!(#rt::Ttl::Long),
-        Some(Ttl::Secs(s)) => {
-            let s = Literal::u64_unsuffixed(s);
-            quote!(#rt::Ttl::Secs(#s))
-        }
-    };
-    let cache = match &plan.cache {
-        Some(expr) => quote_spanned!(expr.span()=> ::core::option::Option::Some(&(#expr))),
-        None => quote!(::core::option::Option::None),
-    };
-    let key = match &plan.key {
-        KeyPlan::Template { fmt, args } => quote!(key_fmt(::core::format_args!(#fmt #(, #args)*))),
-        KeyPlan::Hashed { args } => {
-            // One check per argument, spanned on it, so a non-Serialize
-            // argument is reported on the parameter itself.
-            // Sets are hashed as unordered collections (`key_set`).
-            let checked = args.iter().map(|(a, set)| {
-                let span = a.span();
-                let wrap = if *set {
-                    quote!(#rt::key_set)
-                } else {
-                    quote!(#rt::key_arg)
-                };
-                let wrap = relocate(wrap, span);
-                quote_spanned!(span=> #wrap(&#a))
-            });
-            quote!(key_args(&(#(#checked,)*)))
-        }
-    };
-    let ret = match &sig.output {
-        ReturnType::Default => quote!(()),
-        ReturnType::Type(_, ty) => quote!(#ty),
-    };
+    let ttl = ttl(plan);
+    let cache = cache(plan);
     // `run`'s bound `Policy<Out>` fails when the value cannot be stored;
     // rustc reports it on the turbofish argument, on the method call and on
     // the `.await`. All three are located on the stored type's name in the
@@ -114,36 +110,70 @@ fn expand(func: ItemFn, plan: &Plan) -> TokenStream {
     let span = Span::call_site().located_at(plan.stored_span);
     let policy_name = &plan.policy;
     let policy = relocate(quote!(#rt::#policy_name), span);
-    // The typed `let` anchors the declared return type, so that a body of
-    // another type is reported on the body's own tail. clippy's
-    // `diverging_sub_expression` looks through a `let` initializer that
-    // holds one statement, and would report a body such as `{ panic!(..) }`
-    // or `{ return x; }`, which the function as written does not have: the
-    // allow is emitted for those bodies only, and other bodies keep the lint.
-    let allow =
-        single_statement(&block).then(|| quote!(#[allow(clippy::diverging_sub_expression)]));
-    // `probe(..).typed()` picks, at compile time, whether the memory store
-    // may keep a decoded copy of the value (it must be `Clone`); the probe
-    // has no bounds, so only `run` reports a value that cannot be stored.
-    let run = quote_spanned!(span=> __cache_call.run(#policy, __cache_typed, __cache_body));
+    let body = body(&sig, &block);
+    let tags = plan.tags.iter().map(|t| {
+        let t = format_args_of(t, false);
+        quote!(.tag(#t))
+    });
+    let (import, setup, run) = match &plan.evict {
+        None => {
+            let key = key(plan);
+            let setup = quote! {
+                let __cache_call = #rt::Call::new(&__CACHE_SITE, #cache).#key #(#tags)*;
+            };
+            if plan.kind == Kind::Cached {
+                // `probe(..).typed()` picks, at compile time, whether the
+                // memory store may keep a decoded copy of the value (it must
+                // be `Clone`); the probe has no bounds, so only `run` reports
+                // a value that cannot be stored.
+                let run =
+                    quote_spanned!(span=> __cache_call.run(#policy, __cache_typed, __cache_body));
+                let run = quote! {
+                    #body
+                    let __cache_typed = (&&#rt::probe(&#rt::#policy_name, &__cache_body)).typed();
+                    #run
+                };
+                (
+                    quote!(::{self as #rt, ViaBytes as _, ViaClone as _}),
+                    setup,
+                    run,
+                )
+            } else {
+                let run = quote_spanned!(span=> __cache_call.put(#policy, __cache_body));
+                (quote!(as #rt), setup, quote!(#body #run))
+            }
+        }
+        Some(evict) => {
+            let keys = evict.keys.iter().map(|k| {
+                let k = format_args_of(k, false);
+                quote!(.key(#k))
+            });
+            let tags = evict.tags.iter().map(|t| {
+                let t = format_args_of(t, false);
+                quote!(.tag(#t))
+            });
+            let pattern = evict.pattern.iter().map(|p| {
+                let p = format_args_of(p, true);
+                quote!(.pattern(#p))
+            });
+            let before = evict.before;
+            let setup = quote! {
+                let __cache_evict = #rt::Call::new(&__CACHE_SITE, #cache)
+                    .evict() #(#keys)* #(#tags)* #(#pattern)*;
+            };
+            let run = quote! {
+                #body
+                __cache_evict.run(#rt::#policy_name, #before, __cache_body)
+            };
+            (quote!(as #rt), setup, run)
+        }
+    };
     let await_run = relocate(quote!(.await), span);
     // The body lives in a block of its own so that its storage ends before
     // the `.await` (the future then holds one copy of it). The block's braces
     // are located like `run`, since rustc reports `.await` errors on the
     // whole `{ .. }.await` expression.
-    let mut run_block = Group::new(
-        Delimiter::Brace,
-        quote! {
-            let __cache_body = async move {
-                #allow
-                let __cache_ret: #ret = #block;
-                #[allow(unreachable_code, clippy::needless_return)]
-                return __cache_ret;
-            };
-            let __cache_typed = (&&#rt::probe(&#rt::#policy_name, &__cache_body)).typed();
-            #run
-        },
-    );
+    let mut run_block = Group::new(Delimiter::Brace, run);
     run_block.set_span(Span::call_site().located_at(span));
     // Inner attributes (`#![allow(..)]` at the top of the body) stay inside.
     let (outer, inner): (Vec<_>, Vec<_>) = attrs
@@ -153,13 +183,225 @@ fn expand(func: ItemFn, plan: &Plan) -> TokenStream {
         #(#outer)*
         #vis #sig {
             #(#inner)*
-            use #krate::__private::{self as #rt, ViaBytes as _, ViaClone as _};
+            use #krate::__private #import;
             static __CACHE_SITE: #rt::Site = #rt::Site::new(#name, #ttl);
-            let __cache_call = #rt::Call::new(&__CACHE_SITE, #cache).#key;
+            #setup
             #run_block
             #await_run
         }
     }
+}
+
+/// The body as an `async move` block, in `__cache_body`.
+fn body(sig: &syn::Signature, block: &Block) -> TokenStream {
+    let ret = match &sig.output {
+        ReturnType::Default => quote!(()),
+        ReturnType::Type(_, ty) => quote!(#ty),
+    };
+    // The typed `let` anchors the declared return type, so that a body of
+    // another type is reported on the body's own tail. clippy's
+    // `diverging_sub_expression` looks through a `let` initializer that
+    // holds one statement, and would report a body such as `{ panic!(..) }`
+    // or `{ return x; }`, which the function as written does not have: the
+    // allow is emitted for those bodies only, and other bodies keep the lint.
+    // `let` cannot name an `impl Trait`, which only `#[cache_evict]` accepts.
+    let allow = single_statement(block).then(|| quote!(#[allow(clippy::diverging_sub_expression)]));
+    let anchor = (!contains_impl_trait(&sig.output)).then(|| quote!(: #ret));
+    quote! {
+        let __cache_body = async move {
+            #allow
+            let __cache_ret #anchor = #block;
+            #[allow(unreachable_code, clippy::needless_return)]
+            return __cache_ret;
+        };
+    }
+}
+
+/// The site's TTL.
+fn ttl(plan: &Plan) -> TokenStream {
+    match plan.ttl {
+        None | Some(Ttl::Default) => quote!(__cache_rt::Ttl::Default),
+        Some(Ttl::Short) => quote!(__cache_rt::Ttl::Short),
+        Some(Ttl::Long) => quote!(__cache_rt::Ttl::Long),
+        Some(Ttl::Secs(s)) => {
+            let s = Literal::u64_unsuffixed(s);
+            quote!(__cache_rt::Ttl::Secs(#s))
+        }
+    }
+}
+
+/// The `cache = ...` expression as `Option<&Cache>`.
+fn cache(plan: &Plan) -> TokenStream {
+    match &plan.cache {
+        Some(expr) => quote_spanned!(expr.span()=> ::core::option::Option::Some(&(#expr))),
+        None => quote!(::core::option::Option::None),
+    }
+}
+
+/// `format_args!` for a template; with `glob`, each value matches literally
+/// in a pattern.
+fn format_args_of(rendered: &Rendered, glob: bool) -> TokenStream {
+    let Rendered { fmt, args } = rendered;
+    if glob {
+        quote!(::core::format_args!(#fmt #(, __cache_rt::glob_literal(&#args))*))
+    } else {
+        quote!(::core::format_args!(#fmt #(, #args)*))
+    }
+}
+
+/// The `Call` method that sets the key.
+fn key(plan: &Plan) -> TokenStream {
+    match &plan.key {
+        Some(KeyPlan::Template(rendered)) => {
+            let args = format_args_of(rendered, false);
+            quote!(key_fmt(#args))
+        }
+        Some(KeyPlan::Hashed { args }) => {
+            // One check per argument, spanned on it, so a non-Serialize
+            // argument is reported on the parameter itself.
+            // Sets are hashed as unordered collections (`key_set`).
+            let checked = args.iter().map(|(a, set)| {
+                let span = a.span();
+                let wrap = if *set {
+                    quote!(__cache_rt::key_set)
+                } else {
+                    quote!(__cache_rt::key_arg)
+                };
+                let wrap = relocate(wrap, span);
+                quote_spanned!(span=> #wrap(&#a))
+            });
+            quote!(key_args(&(#(#checked,)*)))
+        }
+        None => unreachable!("#[cache_evict] has no single key"),
+    }
+}
+
+/// `{name}_uncached` and `{name}_invalidate`, next to a `#[cached]`
+/// function; `used` are the names the key and the cache expression use.
+fn companions(func: &ItemFn, plan: &Plan, used: &[String]) -> TokenStream {
+    let ItemFn {
+        attrs,
+        vis,
+        sig,
+        block,
+    } = func;
+    let krate = &plan.krate;
+    let shown = sig.ident.unraw().to_string();
+    let (outer, inner): (Vec<_>, Vec<_>) = attrs
+        .iter()
+        .partition(|a| matches!(a.style, AttrStyle::Outer));
+
+    // The function as written, under another name; the user's own
+    // attributes (docs with their `# Errors`, lint levels, `cfg`) follow ours.
+    // The body sits in the same `async move` block as in the cached
+    // function, so that an error in it is reported once, not once per copy
+    // (rustc drops a diagnostic identical to one already emitted). A
+    // parameter that only the key reads is unused here, hence the allow;
+    // anything else unused in the body is reported on the cached function.
+    let mut uncached = sig.clone();
+    uncached.ident = format_ident!("{}_uncached", sig.ident, span = sig.ident.span());
+    let uncached_doc = format!(
+        " `{shown}` without the cache: runs the body every time, and reads or stores nothing."
+    );
+    let body = body(sig, block);
+    let has_docs = outer.iter().any(|a| a.path().is_ident("doc"));
+    let separator = has_docs.then(|| quote!(#[doc = ""]));
+
+    // Same parameters; the ones the key does not use are renamed `_name`,
+    // and `mut` goes, as the companion neither reads nor changes them.
+    let mut invalidate = sig.clone();
+    invalidate.ident = format_ident!("{}_invalidate", sig.ident, span = sig.ident.span());
+    invalidate.output = syn::parse_quote!(-> ::core::result::Result<bool, #krate::CacheError>);
+    for input in &mut invalidate.inputs {
+        match input {
+            FnArg::Receiver(r) if r.reference.is_none() => r.mutability = None,
+            FnArg::Receiver(_) => {}
+            FnArg::Typed(t) => Unused(used).visit_pat_mut(&mut t.pat),
+        }
+    }
+    let invalidate_doc = format!(
+        " Removes the entry that `{shown}` caches for these arguments: `Ok(true)` if there was \
+         one."
+    );
+    let cfgs = outer.iter().filter(|a| a.path().is_ident("cfg"));
+    let generic = sig
+        .generics
+        .type_params()
+        .next()
+        .map(|_| quote!(, clippy::extra_unused_type_parameters));
+    let name = &plan.name;
+    let ttl = ttl(plan);
+    let cache = cache(plan);
+    let key = key(plan);
+    quote! {
+        #[doc = #uncached_doc]
+        #separator
+        #(#outer)*
+        #[allow(dead_code, unused_variables)]
+        #vis #uncached {
+            #(#inner)*
+            #body
+            __cache_body.await
+        }
+
+        #[doc = #invalidate_doc]
+        #[doc = ""]
+        #[doc = " # Errors"]
+        #[doc = ""]
+        #[doc = " `CacheError::Backend` when the cache fails or misses its deadline."]
+        #(#cfgs)*
+        #[allow(dead_code, clippy::unused_self, clippy::needless_pass_by_value #generic)]
+        #vis #invalidate {
+            use #krate::__private as __cache_rt;
+            static __CACHE_SITE: __cache_rt::Site = __cache_rt::Site::companion(#name, #ttl);
+            __cache_rt::Call::new(&__CACHE_SITE, #cache).#key.invalidate().await
+        }
+    }
+}
+
+/// Renames the bindings not in `.0` to `_name` and drops `mut`.
+struct Unused<'a>(&'a [String]);
+
+impl Unused<'_> {
+    fn renames(&self, ident: &syn::Ident) -> bool {
+        let name = ident.unraw().to_string();
+        !name.starts_with('_') && !self.0.contains(&name)
+    }
+}
+
+impl VisitMut for Unused<'_> {
+    fn visit_pat_ident_mut(&mut self, p: &mut syn::PatIdent) {
+        if p.by_ref.is_none() {
+            p.mutability = None;
+        }
+        if self.renames(&p.ident) {
+            p.ident = format_ident!("_{}", p.ident.unraw(), span = p.ident.span());
+        }
+        syn::visit_mut::visit_pat_ident_mut(self, p);
+    }
+
+    fn visit_field_pat_mut(&mut self, f: &mut syn::FieldPat) {
+        // `Point { x }` renamed must read `Point { x: _x }`.
+        if let syn::Pat::Ident(p) = &*f.pat {
+            if f.colon_token.is_none() && self.renames(&p.ident) {
+                f.colon_token = Some(Default::default());
+            }
+        }
+        syn::visit_mut::visit_field_pat_mut(self, f);
+    }
+}
+
+/// Whether the declared return type names an `impl Trait` anywhere.
+fn contains_impl_trait(output: &ReturnType) -> bool {
+    struct Find(bool);
+    impl syn::visit::Visit<'_> for Find {
+        fn visit_type_impl_trait(&mut self, _: &syn::TypeImplTrait) {
+            self.0 = true;
+        }
+    }
+    let mut find = Find(false);
+    syn::visit::Visit::visit_return_type(&mut find, output);
+    find.0
 }
 
 /// Whether `block` has at most one statement besides items: clippy treats

@@ -1,6 +1,12 @@
-//! Expansion snapshots: [`expand::cached`] called on `quote!` input, the
-//! output formatted with `prettyplease` and compared with
-//! `tests/snapshots/<name>.rs`. Stable Rust, no `cargo expand`.
+//! Expansion snapshots: [`expand::cached`], [`expand::cache_put`] and
+//! [`expand::cache_evict`] called on `quote!` input, the output formatted
+//! with `prettyplease` and compared with `tests/snapshots/<name>.rs`. Stable
+//! Rust, no `cargo expand`.
+//!
+//! The `#[cached]` cases show the function alone; the `_uncached` and
+//! `_invalidate` companions generated next to it are shown by the
+//! `companions*` cases (and by every case with `no_companions`, which has
+//! none).
 //!
 //! After a deliberate change to the expansion, regenerate with
 //! `UPDATE_SNAPSHOTS=1 cargo test -p cache-macros` and read every diff.
@@ -11,16 +17,44 @@ use quote::quote;
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
-/// The expansion of `#[cached(attr)] item`, formatted, with the input as a
+/// Which macro, and how much of its output a snapshot shows.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Show {
+    /// `#[cached]`: the function only, without its companions.
+    Cached,
+    /// `#[cached]` with the companions.
+    CachedAll,
+    Put,
+    Evict,
+}
+
+/// The expansion of `#[macro(attr)] item`, formatted, with the input as a
 /// header comment so that a snapshot reads on its own.
-fn render(attr: &TokenStream, item: &TokenStream) -> String {
-    let output = expand::cached(attr.clone(), item.clone());
-    let file: syn::File = syn::parse2(output.clone())
+fn render(show: Show, attr: &TokenStream, item: &TokenStream) -> String {
+    let (output, name) = match show {
+        Show::Cached | Show::CachedAll => {
+            (expand::cached(attr.clone(), item.clone()), quote!(cached))
+        }
+        Show::Put => (
+            expand::cache_put(attr.clone(), item.clone()),
+            quote!(cache_put),
+        ),
+        Show::Evict => (
+            expand::cache_evict(attr.clone(), item.clone()),
+            quote!(cache_evict),
+        ),
+    };
+    let mut file: syn::File = syn::parse2(output.clone())
         .unwrap_or_else(|e| panic!("the expansion is not a valid file: {e}\n{output}"));
+    let mut header = "// ----- expands to -----\n";
+    if show == Show::Cached && file.items.len() == 3 {
+        file.items.truncate(1);
+        header = "// ----- expands to (companions left out: see companions*.rs) -----\n";
+    }
     let attribute = if attr.is_empty() {
-        quote!(#[cached])
+        quote!(#[#name])
     } else {
-        quote!(#[cached(#attr)])
+        quote!(#[#name(#attr)])
     };
     let input: syn::File =
         syn::parse2(quote!(#attribute #item)).expect("the input is a valid file");
@@ -28,13 +62,17 @@ fn render(attr: &TokenStream, item: &TokenStream) -> String {
     for line in prettyplease::unparse(&input).lines() {
         writeln!(text, "// {line}").unwrap();
     }
-    text.push_str("// ----- expands to -----\n");
+    text.push_str(header);
     text.push_str(&prettyplease::unparse(&file));
     text
 }
 
 fn check(name: &str, attr: TokenStream, item: TokenStream) {
-    let actual = render(&attr, &item);
+    check_as(Show::Cached, name, attr, item);
+}
+
+fn check_as(show: Show, name: &str, attr: TokenStream, item: TokenStream) {
+    let actual = render(show, &attr, &item);
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("tests/snapshots")
         .join(format!("{name}.rs"));
@@ -378,6 +416,124 @@ fn error_not_a_function() {
         quote! {
             struct Product {
                 id: u64,
+            }
+        },
+    );
+}
+
+#[test]
+fn companions() {
+    check_as(
+        Show::CachedAll,
+        "companions",
+        quote!(ttl = 60, skip(db)),
+        quote! {
+            /// Loads a product.
+            ///
+            /// # Errors
+            ///
+            /// When the query fails.
+            pub async fn product(db: &Db, mut id: u64, _: bool) -> Result<Product, DbError> {
+                id += 0;
+                db.product(id).await
+            }
+        },
+    );
+}
+
+#[test]
+fn companions_of_method_with_template() {
+    check_as(
+        Show::CachedAll,
+        "companions_of_method_with_template",
+        quote!(key = "t:{self.tenant}:{a}", cache = self.cache),
+        quote! {
+            pub(crate) async fn pair<T: Clone>(&self, (a, b): (u64, u64), Point { x, .. }: Point, t: T) -> u64 {
+                a + b + x
+            }
+        },
+    );
+}
+
+#[test]
+fn no_companions_in_trait_impl() {
+    check_as(
+        Show::CachedAll,
+        "no_companions_in_trait_impl",
+        quote!(cache = self.cache, key = "price:{id}", no_companions),
+        quote! {
+            async fn price(&self, id: u64) -> u64 {
+                id * 100
+            }
+        },
+    );
+}
+
+#[test]
+fn cached_with_tags() {
+    check(
+        "cached_with_tags",
+        quote!(
+            ttl = 600,
+            key = "product:{id}",
+            tags = ["products", "category:{cat}"]
+        ),
+        quote! {
+            async fn product(id: u64, cat: &str) -> Option<Product> {
+                db::product(id, cat).await
+            }
+        },
+    );
+}
+
+#[test]
+fn cache_put() {
+    check_as(
+        Show::Put,
+        "cache_put",
+        quote!(
+            key = "product:{product.id}",
+            ttl = 3600,
+            tags = ["category:{product.category}"]
+        ),
+        quote! {
+            /// Saves a product and refreshes its cached copy.
+            pub async fn save_product(db: &Db, product: Product) -> Result<Product, DbError> {
+                db.save(&product).await?;
+                Ok(product)
+            }
+        },
+    );
+}
+
+#[test]
+fn cache_evict() {
+    check_as(
+        Show::Evict,
+        "cache_evict",
+        quote!(
+            keys = ["product:{id}", "product:slug:{slug}"],
+            tags = ["products"],
+            pattern = "products:list:{category}:*",
+            before
+        ),
+        quote! {
+            pub async fn delete_product(db: &Db, id: u64, slug: &str, category: &str) -> Result<(), DbError> {
+                db.delete(id).await
+            }
+        },
+    );
+}
+
+#[test]
+fn cache_evict_after_unit_body() {
+    check_as(
+        Show::Evict,
+        "cache_evict_after_unit_body",
+        quote!(key = "product:{id}", cache = self.cache),
+        quote! {
+            async fn forget(&self, id: u64) {
+                self.log(id);
             }
         },
     );

@@ -1,6 +1,6 @@
 //! Checking the options against the function, producing a [`Plan`].
 
-use crate::attr::{Options, Ttl};
+use crate::attr::{Kind, Options, Ttl};
 use crate::errors::{did_you_mean, Errors};
 use crate::key::{Part, Template};
 use proc_macro2::{Span, TokenStream};
@@ -14,20 +14,46 @@ use syn::{
 
 /// Everything the expansion needs, already checked.
 pub(crate) struct Plan {
+    pub(crate) kind: Kind,
     pub(crate) krate: Path,
     /// An expression of type `&'static str`.
     pub(crate) name: TokenStream,
     pub(crate) ttl: Option<Ttl>,
-    pub(crate) key: KeyPlan,
+    /// `None` for `#[cache_evict]`, which has `evict` instead.
+    pub(crate) key: Option<KeyPlan>,
+    /// Tags the entry is recorded under (`#[cached]`, `#[cache_put]`).
+    pub(crate) tags: Vec<Rendered>,
+    /// For `#[cache_evict]`: `OkOnly` or `Always`, an `Outcome`. Otherwise
+    /// the `Policy` for what is stored.
     pub(crate) policy: Ident,
     /// Where a return value that cannot be stored is reported.
     pub(crate) stored_span: Span,
     pub(crate) cache: Option<syn::Expr>,
+    /// What `#[cache_evict]` removes.
+    pub(crate) evict: Option<EvictPlan>,
+    /// For `#[cached]` unless `no_companions`: the names the `_invalidate`
+    /// companion uses (the others are renamed `_name` there).
+    pub(crate) companions: Option<Vec<String>>,
+}
+
+/// A template checked against the parameters: `format_args!(fmt, args...)`.
+pub(crate) struct Rendered {
+    pub(crate) fmt: LitStr,
+    pub(crate) args: Vec<TokenStream>,
+}
+
+/// What `#[cache_evict]` removes, and when.
+pub(crate) struct EvictPlan {
+    pub(crate) keys: Vec<Rendered>,
+    pub(crate) tags: Vec<Rendered>,
+    /// Its arguments are wrapped in `glob_literal` by the expansion.
+    pub(crate) pattern: Option<Rendered>,
+    pub(crate) before: bool,
 }
 
 pub(crate) enum KeyPlan {
     /// `format_args!(fmt, args...)`.
-    Template { fmt: LitStr, args: Vec<TokenStream> },
+    Template(Rendered),
     /// The named parameters, hashed in order; `true` marks a `HashSet` or
     /// `BTreeSet` parameter, hashed as an unordered set.
     Hashed { args: Vec<(Ident, bool)> },
@@ -45,20 +71,29 @@ struct Param {
     set: bool,
 }
 
-pub(crate) fn plan(opts: &Options, func: &ItemFn, errors: &mut Errors) -> Option<Plan> {
+pub(crate) fn plan(kind: Kind, opts: &Options, func: &ItemFn, errors: &mut Errors) -> Option<Plan> {
     let sig = &func.sig;
+    let macro_name = kind.attr();
     // A second `#[cached]` below this one is still in the attributes.
     for attr in &func.attrs {
         if attr
             .path()
             .segments
             .last()
-            .is_some_and(|s| s.ident == "cached")
+            .is_some_and(|s| s.ident == kind.ident())
         {
+            let why = match kind {
+                Kind::Cached => {
+                    "each would look up and store on its own, with its own options; keep one"
+                }
+                Kind::Put => "each would store on its own, with its own options; keep one",
+                Kind::Evict => {
+                    "each would evict on its own; keep one and list everything it removes there"
+                }
+            };
             errors.push(syn::Error::new_spanned(
                 attr,
-                "#[cached] is applied twice to this function: each would look up and store on its \
-                 own, with its own options; keep one",
+                format!("{macro_name} is applied twice to this function: {why}"),
             ));
         }
     }
@@ -75,7 +110,7 @@ pub(crate) fn plan(opts: &Options, func: &ItemFn, errors: &mut Errors) -> Option
             (
                 c.span,
                 format!(
-                    "#[cached] cannot be used on a `const fn`: the cache is looked up at run time, \
+                    "{macro_name} cannot be used on a `const fn`: the cache is looked up at run time, \
                      never in const evaluation; remove `const`{write_async}"
                 ),
             )
@@ -83,19 +118,21 @@ pub(crate) fn plan(opts: &Options, func: &ItemFn, errors: &mut Errors) -> Option
         sig.unsafety.map(|u| {
             (
                 u.span,
-                "#[cached] cannot be used on an `unsafe fn`: the key sees only the arguments' values, \
-                 while an unsafe function's result usually depends on memory they point to; \
-                 keep the `unsafe` call in a plain `unsafe fn` and cache a safe `async fn` that calls it"
-                    .to_owned(),
+                format!(
+                    "{macro_name} cannot be used on an `unsafe fn`: the key sees only the arguments' values, \
+                     while an unsafe function's result usually depends on memory they point to; \
+                     keep the `unsafe` call in a plain `unsafe fn` and put {macro_name} on a safe \
+                     `async fn` that calls it"
+                ),
             )
         }),
         sig.abi.as_ref().filter(|abi| !rust_abi(abi)).map(|abi| {
             (
                 abi.extern_token.span,
                 format!(
-                    "#[cached] cannot be used on an `extern` fn: a function with a foreign ABI cannot \
-                     return a future; remove the `extern` ABI{write_async}, or cache a Rust `async fn` \
-                     that the `extern` fn calls"
+                    "{macro_name} cannot be used on an `extern` fn: a function with a foreign ABI cannot \
+                     return a future; remove the `extern` ABI{write_async}, or put {macro_name} on a Rust \
+                     `async fn` that the `extern` fn calls"
                 ),
             )
         }),
@@ -110,15 +147,24 @@ pub(crate) fn plan(opts: &Options, func: &ItemFn, errors: &mut Errors) -> Option
             // async-trait expands first (it is on the enclosing trait or
             // impl): it leaves an `'async_trait` lifetime and a boxed future,
             // and gives `fn` the span of the `async` it removed.
-            "#[cached] cannot be used inside `#[async_trait]`: async-trait has already turned this \
-             `async fn` into a `fn` returning `Pin<Box<dyn Future>>`, whose body #[cached] cannot wrap; \
-             use native `async fn` in the trait instead (remove `#[async_trait]`; stable since Rust 1.75), \
-             or put #[cached] on an inherent `async fn` that this method calls"
+            format!(
+                "{macro_name} cannot be used inside `#[async_trait]`: async-trait has already turned this \
+                 `async fn` into a `fn` returning `Pin<Box<dyn Future>>`, whose body {macro_name} cannot wrap; \
+                 use native `async fn` in the trait instead (remove `#[async_trait]`; stable since Rust 1.75), \
+                 or put {macro_name} on an inherent `async fn` that this method calls"
+            )
         } else if returns_boxed_future(&sig.output) {
-            "#[cached] works on `async fn` only: this `fn` returns a boxed future, whose body #[cached] \
-             cannot wrap; write it as an `async fn` (in a trait, a native `async fn`)"
+            format!(
+                "{macro_name} works on `async fn` only: this `fn` returns a boxed future, whose body \
+                 {macro_name} cannot wrap; write it as an `async fn` (in a trait, a native `async fn`)"
+            )
         } else {
-            "#[cached] works on `async fn` only: the lookup awaits the cache; write `async fn`"
+            let why = match kind {
+                Kind::Cached => "the lookup awaits the cache",
+                Kind::Put => "storing the result awaits the cache",
+                Kind::Evict => "evicting awaits the cache",
+            };
+            format!("{macro_name} works on `async fn` only: {why}; write `async fn`")
         };
         errors.push(syn::Error::new(sig.fn_token.span(), message));
     }
@@ -169,29 +215,90 @@ pub(crate) fn plan(opts: &Options, func: &ItemFn, errors: &mut Errors) -> Option
         skipped.push(name);
     }
 
-    let key = match opts.key.get() {
-        Some(lit) => template_plan(lit, has_self, &params, &skipped, &listing, errors),
-        None => {
-            let mut args = Vec::new();
-            for p in &params {
-                match &p.name {
-                    Some(name) if !skipped.contains(&name.to_string()) => {
-                        args.push((name.clone(), p.set))
-                    }
-                    Some(_) => {}
-                    None if p.wildcard => {}
-                    None => errors.push(syn::Error::new_spanned(
-                        &p.pat,
-                        "a destructuring pattern cannot be hashed into the key: bind the parameter to a name \
-                         and destructure it in the body, or give a `key = \"...\"` template",
-                    )),
+    let ctx = Context {
+        has_self,
+        params: &params,
+        listing: &listing,
+    };
+    // Tags are rendered like the key, but `skip` leaves arguments out of a
+    // hashed key only: a tag may name a skipped parameter.
+    let tags = templates(opts.tags.get(), What::Tag, &ctx, errors);
+    let key_template = |lit: &LitStr, errors: &mut Errors| {
+        template_plan(lit, What::Key, &ctx, &skipped, errors).map(KeyPlan::Template)
+    };
+
+    let (key, evict) = match kind {
+        Kind::Cached => {
+            let key = match opts.key.get() {
+                Some(lit) => key_template(lit, errors),
+                None => hashed(&params, &skipped, errors),
+            };
+            (key, None::<EvictPlan>)
+        }
+        Kind::Put => {
+            let key = match opts.key.get() {
+                Some(lit) => key_template(lit, errors),
+                // Written wrongly, or misspelt: reported already.
+                None if opts.key.is_written(opts) || opts.has_unknown(kind) => None,
+                None => {
+                    errors.push(syn::Error::new(
+                        Span::call_site(),
+                        "#[cache_put] needs a `key` template, the key it writes: e.g. \
+                         `#[cache_put(key = \"product:{product.id}\")]`, rendering the same key as the \
+                         `#[cached]` function that reads it",
+                    ));
+                    None
+                }
+            };
+            (key, None)
+        }
+        Kind::Evict => {
+            let mut ok = true;
+            let mut keys = Vec::new();
+            let written = opts.key.get().into_iter();
+            for lit in written.chain(opts.keys.get().into_iter().flatten()) {
+                match template_plan(lit, What::Key, &ctx, &[], errors) {
+                    Some(r) => keys.push(r),
+                    None => ok = false,
                 }
             }
-            Some(KeyPlan::Hashed { args })
+            let pattern = match opts.pattern.get() {
+                Some(lit) => {
+                    let rendered = template_plan(lit, What::Pattern, &ctx, &[], errors);
+                    ok &= rendered.is_some();
+                    rendered
+                }
+                None => None,
+            };
+            // Written wrongly, or misspelt, one is reported already.
+            let written = opts.key.is_written(opts)
+                || opts.keys.is_written(opts)
+                || opts.tags.is_written(opts)
+                || opts.pattern.is_written(opts)
+                || opts.has_unknown(kind);
+            if !written {
+                errors.push(syn::Error::new(
+                    Span::call_site(),
+                    "#[cache_evict] has nothing to evict: give `key = \"product:{id}\"`, \
+                     `keys = [\"product:{id}\", \"product:slug:{slug}\"]`, `tags = [\"products\"]` \
+                     or `pattern = \"products:list:*\"` (they may be combined)",
+                ));
+                ok = false;
+            }
+            let evict = ok.then(|| EvictPlan {
+                keys,
+                tags: Vec::new(), // filled below
+                pattern,
+                before: opts.before.get().is_some(),
+            });
+            (None, evict)
         }
     };
 
-    let policy = policy(&sig.output, opts, errors);
+    let policy = match kind {
+        Kind::Evict => Some(outcome(&sig.output)),
+        Kind::Cached | Kind::Put => policy(kind, &sig.output, opts, errors),
+    };
 
     let krate = opts
         .krate
@@ -206,15 +313,115 @@ pub(crate) fn plan(opts: &Options, func: &ItemFn, errors: &mut Errors) -> Option
         }
     };
 
+    let tags = tags?;
+    let (key, tags, evict) = match kind {
+        Kind::Evict => (None, Vec::new(), Some(EvictPlan { tags, ..evict? })),
+        Kind::Cached | Kind::Put => (Some(key?), tags, None),
+    };
+    let companions = (kind == Kind::Cached && opts.no_companions.get().is_none()).then(|| {
+        // The names the `_invalidate` companion uses: the key's and the
+        // cache expression's.
+        let mut used: Vec<String> = match &key {
+            Some(KeyPlan::Hashed { args }) => args.iter().map(|(a, _)| a.to_string()).collect(),
+            _ => opts
+                .key
+                .get()
+                .and_then(|lit| Template::parse(&lit.value()).ok())
+                .map(|t| t.placeholders().map(|p| p[0].clone()).collect())
+                .unwrap_or_default(),
+        };
+        if let Some(cache) = opts.cache.get() {
+            idents(cache.to_token_stream(), &mut used);
+        }
+        used
+    });
+
     Some(Plan {
+        kind,
         krate,
         name,
         ttl: opts.ttl.get().copied(),
-        key: key?,
+        key,
+        tags,
         policy: policy?,
         stored_span: stored_span(sig),
         cache: opts.cache.get().cloned(),
+        evict,
+        companions,
     })
+}
+
+/// Every identifier in `tokens`, into `out`.
+fn idents(tokens: TokenStream, out: &mut Vec<String>) {
+    for tt in tokens {
+        match tt {
+            proc_macro2::TokenTree::Ident(i) => out.push(i.to_string()),
+            proc_macro2::TokenTree::Group(g) => idents(g.stream(), out),
+            _ => {}
+        }
+    }
+}
+
+/// The hashed key of `#[cached]` without a template: every named parameter
+/// but the skipped ones.
+fn hashed(params: &[Param], skipped: &[String], errors: &mut Errors) -> Option<KeyPlan> {
+    let mut args = Vec::new();
+    for p in params {
+        match &p.name {
+            Some(name) if !skipped.contains(&name.to_string()) => args.push((name.clone(), p.set)),
+            Some(_) => {}
+            None if p.wildcard => {}
+            None => errors.push(syn::Error::new_spanned(
+                &p.pat,
+                "a destructuring pattern cannot be hashed into the key: bind the parameter to a name \
+                 and destructure it in the body, or give a `key = \"...\"` template",
+            )),
+        }
+    }
+    Some(KeyPlan::Hashed { args })
+}
+
+/// What a template renders, for messages.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum What {
+    Key,
+    Tag,
+    Pattern,
+}
+
+impl What {
+    fn noun(self) -> &'static str {
+        match self {
+            What::Key => "key",
+            What::Tag => "tag",
+            What::Pattern => "pattern",
+        }
+    }
+}
+
+/// What templates are checked against.
+struct Context<'a> {
+    has_self: bool,
+    params: &'a [Param],
+    listing: &'a str,
+}
+
+/// Each of `list`, checked; `None` if any is wrong (each reported).
+fn templates(
+    list: Option<&Vec<LitStr>>,
+    what: What,
+    ctx: &Context<'_>,
+    errors: &mut Errors,
+) -> Option<Vec<Rendered>> {
+    let mut out = Vec::new();
+    let mut ok = true;
+    for lit in list.into_iter().flatten() {
+        match template_plan(lit, what, ctx, &[], errors) {
+            Some(r) => out.push(r),
+            None => ok = false,
+        }
+    }
+    ok.then_some(out)
 }
 
 fn param(pat: &Pat) -> Param {
@@ -256,18 +463,34 @@ fn param(pat: &Pat) -> Param {
 
 fn template_plan(
     lit: &LitStr,
-    has_self: bool,
-    params: &[Param],
+    what: What,
+    ctx: &Context<'_>,
     skipped: &[String],
-    listing: &str,
     errors: &mut Errors,
-) -> Option<KeyPlan> {
+) -> Option<Rendered> {
+    let Context {
+        has_self,
+        params,
+        listing,
+    } = *ctx;
+    let noun = what.noun();
+    if what != What::Key && lit.value().is_empty() {
+        let example = match what {
+            What::Pattern => "`pattern = \"products:list:*\"`",
+            _ => "`tags = [\"products\"]`",
+        };
+        errors.push(syn::Error::new(
+            lit.span(),
+            format!("the {noun} is empty; write one like {example}"),
+        ));
+        return None;
+    }
     let template = match Template::parse(&lit.value()) {
         Ok(t) => t,
         Err(why) => {
             errors.push(syn::Error::new(
                 lit.span(),
-                format!("invalid key template: {why}"),
+                format!("invalid {noun} template: {why}"),
             ));
             return None;
         }
@@ -299,8 +522,13 @@ fn template_plan(
                 .iter()
                 .flat_map(|p| p.bindings.iter().map(Ident::to_string))
                 .collect::<Vec<_>>();
-            let hint = did_you_mean(head, bindings.iter().map(String::as_str))
-                .map_or(String::new(), |b| format!("did you mean `{{{b}}}`? "));
+            let hint = did_you_mean(head, bindings.iter().map(String::as_str)).map_or(
+                String::new(),
+                |b| {
+                    let fields: String = path[1..].iter().map(|f| format!(".{f}")).collect();
+                    format!("did you mean `{{{b}{fields}}}`? ")
+                },
+            );
             errors.push(syn::Error::new(
                 span,
                 format!("unknown placeholder `{{{shown}}}`; {hint}{listing}"),
@@ -351,14 +579,15 @@ fn template_plan(
             }
         }
     }
-    Some(KeyPlan::Template {
+    Some(Rendered {
         fmt: LitStr::new(&fmt, span),
         args,
     })
 }
 
 /// Which results are stored, from the declared return type's last segment.
-fn policy(output: &ReturnType, opts: &Options, errors: &mut Errors) -> Option<Ident> {
+fn policy(kind: Kind, output: &ReturnType, opts: &Options, errors: &mut Errors) -> Option<Ident> {
+    let macro_name = kind.attr();
     let ty = match output {
         ReturnType::Default => None,
         ReturnType::Type(_, ty) => Some(&**ty),
@@ -366,8 +595,10 @@ fn policy(output: &ReturnType, opts: &Options, errors: &mut Errors) -> Option<Id
     if let Some(Type::ImplTrait(t)) = ty {
         errors.push(syn::Error::new_spanned(
             t,
-            "#[cached] cannot store an `impl Trait` return value: name a concrete type that implements \
-             `Serialize` and `DeserializeOwned`",
+            format!(
+                "{macro_name} cannot store an `impl Trait` return value: name a concrete type that \
+                 implements `Serialize` and `DeserializeOwned`"
+            ),
         ));
         return None;
     }
@@ -375,8 +606,10 @@ fn policy(output: &ReturnType, opts: &Options, errors: &mut Errors) -> Option<Id
     if let Some(nested) = ty.and_then(|t| find_type(t, |t| matches!(t, Type::ImplTrait(_)))) {
         errors.push(syn::Error::new_spanned(
             nested,
-            "#[cached] cannot store a value whose type contains `impl Trait`: name a concrete type \
-             here that implements `Serialize` and `DeserializeOwned`",
+            format!(
+                "{macro_name} cannot store a value whose type contains `impl Trait`: name a concrete \
+                 type here that implements `Serialize` and `DeserializeOwned`"
+            ),
         ));
         return None;
     }
@@ -385,9 +618,11 @@ fn policy(output: &ReturnType, opts: &Options, errors: &mut Errors) -> Option<Id
     if let Some(reference) = borrowed {
         errors.push(syn::Error::new_spanned(
             reference,
-            "#[cached] cannot store a borrowed value: a cached value outlives the call that made it, \
-             so it must own its data; return an owned type here (`String` for `&str`, `Vec<T>` for \
-             `&[T]`, `T` for `&T`)",
+            format!(
+                "{macro_name} cannot store a borrowed value: a cached value outlives the call that made \
+                 it, so it must own its data; return an owned type here (`String` for `&str`, `Vec<T>` \
+                 for `&[T]`, `T` for `&T`)"
+            ),
         ));
         return None;
     }
@@ -409,6 +644,24 @@ fn policy(output: &ReturnType, opts: &Options, errors: &mut Errors) -> Option<Id
         _ => "Always",
     };
     Some(Ident::new(name, Span::call_site()))
+}
+
+/// For `#[cache_evict]`: `OkOnly` (an `Err` is a failure) for a `Result`,
+/// else `Always`.
+fn outcome(output: &ReturnType) -> Ident {
+    let is_result = match output {
+        ReturnType::Type(_, ty) => match unwrap_group(ty) {
+            Type::Path(p) if p.qself.is_none() => {
+                p.path.segments.last().is_some_and(|s| s.ident == "Result")
+            }
+            _ => false,
+        },
+        ReturnType::Default => false,
+    };
+    Ident::new(
+        if is_result { "OkOnly" } else { "Always" },
+        Span::call_site(),
+    )
 }
 
 /// The name of the stored type in the declared return type: `Report` in

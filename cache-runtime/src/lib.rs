@@ -111,7 +111,14 @@ pub use stats::Stats;
 /// - `cache = expr`: the [`Cache`] to use; otherwise the one of the enclosing
 ///   [`Cache::scope`], else the [installed](Cache::install) one, else none: the
 ///   body runs uncached and a warning is logged once per function.
+/// - `tags = ["products", "category:{cat}"]`: records the entry under these
+///   tags, templates like `key`, so that [`Cache::invalidate_tags`] or a
+///   [`#[cache_evict(tags = [...])]`](macro@cache_evict) removes it with the
+///   rest of its group.
 /// - `cache_none`: also store `None`.
+/// - `no_companions`: generate no `_uncached` and `_invalidate` functions
+///   (below). Required on a method in a trait `impl`, where methods the trait
+///   does not declare are not allowed.
 /// - `crate = path`: where to find this crate if the dependency is renamed.
 ///
 /// `Result<T, E>` stores only `Ok`, `Option<T>` only `Some` (unless
@@ -127,6 +134,47 @@ pub use stats::Stats;
 ///   runs and its result is returned (fail-open); the failure is logged and
 ///   counted in [`Stats::errors`].
 /// - A stored value that does not decode is a miss and is overwritten.
+///
+/// # Companions
+///
+/// Next to each `#[cached]` function `f`, with its visibility and generics,
+/// the macro writes two functions:
+///
+/// - `f_uncached(..)`: the same signature and the body as written, without
+///   the cache (no lookup, nothing stored): for tests, and for callers that
+///   must see fresh data.
+/// - `f_invalidate(..)`: the same parameters (the receiver and skipped ones
+///   included, though only the key's are read), `async`, returning
+///   `Result<bool, CacheError>`: removes the entry those arguments map to,
+///   `Ok(true)` if there was one. It works for hashed keys too, which no
+///   template could name.
+///
+/// ```
+/// use cache_runtime::{cached, Cache};
+///
+/// #[cached(name = "search")]
+/// async fn search(query: String, page: u32) -> Vec<String> {
+///     vec![format!("{query}:{page}")]
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), cache_runtime::CacheError> {
+/// let cache = Cache::builder().build()?;
+/// cache.scope(async {
+///     search("lamp".into(), 1).await;
+///     assert!(search_invalidate("lamp".into(), 1).await.unwrap());
+///     assert!(!search_invalidate("lamp".into(), 1).await.unwrap(), "already gone");
+///     assert_eq!(search_uncached("desk".into(), 2).await, ["desk:2"]);
+/// }).await;
+/// assert_eq!(cache.stats().misses, 1, "the uncached call did not look up");
+/// # Ok(())
+/// # }
+/// ```
+///
+/// In a trait `impl`, write `#[cached(no_companions, ...)]`: an `impl` may
+/// define only the trait's methods. Without it, rustc reports "method
+/// `f_uncached` is not a member of trait". A default method in the trait
+/// itself gets its companions as further default methods.
 ///
 /// # What it expands to
 ///
@@ -155,8 +203,197 @@ pub use stats::Stats;
 /// }
 /// ```
 ///
+/// With `tags`, one `.tag(format_args!(..))` per tag follows the key. The
+/// companions are, by hand:
+///
+/// ```
+/// # async fn user_name(id: u64) -> Option<String> { None }
+/// /// `user_name` without the cache: runs the body every time, and reads or stores nothing.
+/// async fn user_name_uncached(id: u64) -> Option<String> {
+///     // The body in the same block as in `user_name`, so that an error in
+///     // it is reported once.
+///     let __cache_body = async move {
+///         let __cache_ret: Option<String> = { Some(format!("user {id}")) };
+///         return __cache_ret;
+///     };
+///     __cache_body.await
+/// }
+///
+/// /// Removes the entry that `user_name` caches for these arguments: `Ok(true)` if there was one.
+/// async fn user_name_invalidate(id: u64) -> Result<bool, cache_runtime::CacheError> {
+///     use cache_runtime::__private as __cache_rt;
+///     static __CACHE_SITE: __cache_rt::Site =
+///         __cache_rt::Site::companion(concat!(module_path!(), "::user_name"), __cache_rt::Ttl::Secs(600));
+///     __cache_rt::Call::new(&__CACHE_SITE, None)
+///         .key_fmt(format_args!("user:{}:name", id))
+///         .invalidate()
+///         .await
+/// }
+/// ```
+///
 /// (`__private` is not public API; the expansion may change between releases.)
 pub use cache_macros::cached;
+
+/// Write-through: runs an `async fn`, then stores what it returned under a
+/// key, replacing the value there, so that the `#[cached]` function reading
+/// that key sees the new value without running its body.
+///
+/// ```
+/// use cache_runtime::{cache_put, cached, Cache};
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// struct Product { id: u64, name: String }
+///
+/// #[cached(ttl = 3600, key = "product:{id}")]
+/// async fn product(id: u64) -> Option<Product> {
+///     None // the database query
+/// }
+///
+/// #[cache_put(ttl = 3600, key = "product:{product.id}")]
+/// async fn save_product(product: Product) -> Result<Product, String> {
+///     Ok(product) // the database update
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let cache = Cache::builder().build()?;
+/// let lamp = Product { id: 7, name: "lamp".into() };
+/// cache.scope(async {
+///     save_product(lamp.clone()).await.unwrap();
+///     assert_eq!(product(7).await, Some(lamp)); // a hit: the body did not run
+/// }).await;
+/// assert_eq!(cache.stats().hits, 1);
+/// # Ok(())
+/// # }
+/// ```
+///
+/// # Options
+///
+/// - `key = "product:{product.id}"` (required): a template, as in
+///   [`#[cached]`](macro@cached); it must render the same key as the
+///   function that reads the value.
+/// - `ttl`, `tags`, `name`, `cache`, `crate`, `cache_none`: as in
+///   [`#[cached]`](macro@cached).
+///
+/// What is stored follows the same rules: `Result<T, E>` stores `Ok` only,
+/// `Option<T>` `Some` only (unless `cache_none`), any other type always;
+/// nothing else is touched when nothing is stored. The function's result
+/// is returned in every case: a failing cache is logged and counted, never
+/// reported to the caller.
+///
+/// # What it expands to
+///
+/// The key and tags are rendered before the body runs (the body may move
+/// the arguments); the body moves into an `async move` block, and `put`
+/// runs it, then stores. By hand, `save_product` above is:
+///
+/// ```
+/// # #[derive(serde::Serialize, serde::Deserialize)] struct Product { id: u64 }
+/// async fn save_product(product: Product) -> Result<Product, String> {
+///     use cache_runtime::__private as __cache_rt;
+///     static __CACHE_SITE: __cache_rt::Site =
+///         __cache_rt::Site::new(concat!(module_path!(), "::save_product"), __cache_rt::Ttl::Secs(3600));
+///     let __cache_call = __cache_rt::Call::new(&__CACHE_SITE, None)
+///         .key_fmt(format_args!("product:{}", product.id));
+///     {
+///         let __cache_body = async move {
+///             let __cache_ret: Result<Product, String> = { Ok(product) };
+///             return __cache_ret;
+///         };
+///         __cache_call.put(__cache_rt::OkOnly, __cache_body)
+///     }
+///     .await
+/// }
+/// ```
+pub use cache_macros::cache_put;
+
+/// Evicts entries when an `async fn` succeeds: keys, tags and a pattern,
+/// rendered from its arguments.
+///
+/// ```
+/// use cache_runtime::{cache_evict, cached, Cache};
+///
+/// #[cached(ttl = 600, key = "product:{id}", tags = ["products"])]
+/// async fn product(id: u64) -> String {
+///     format!("product {id}")
+/// }
+///
+/// #[cache_evict(key = "product:{id}")]
+/// async fn delete_product(id: u64) -> Result<(), String> {
+///     Ok(()) // the database delete
+/// }
+///
+/// #[cache_evict(tags = ["products"], pattern = "products:list:*")]
+/// async fn reprice_all() -> Result<(), String> {
+///     Ok(())
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let cache = Cache::builder().build()?;
+/// cache.scope(async {
+///     product(1).await;
+///     product(2).await;
+///     delete_product(1).await.unwrap();
+/// }).await;
+/// assert!(!cache.exists("product:1").await?);
+/// assert!(cache.exists("product:2").await?);
+/// cache.scope(reprice_all()).await?;
+/// assert!(!cache.exists("product:2").await?);
+/// # Ok(())
+/// # }
+/// ```
+///
+/// # Options
+///
+/// At least one of `key`, `keys`, `tags` and `pattern`; they combine.
+///
+/// - `key = "product:{id}"`, `keys = ["product:{id}", "product:slug:{slug}"]`:
+///   keys to remove, templates as in [`#[cached]`](macro@cached). A template
+///   renders the same key here as in the `#[cached]` function with the same
+///   template and arguments. Hashed keys have no template: remove them with
+///   the `_invalidate` companion of the `#[cached]` function.
+/// - `tags = ["products", "category:{cat}"]`: removes every entry recorded
+///   under these tags (see [`Cache::invalidate_tags`]).
+/// - `pattern = "products:list:{category}:*"`: removes the keys under the
+///   cache's prefix matching the Redis glob pattern, in batches (see
+///   [`Cache::clear_pattern`]). A placeholder's value matches literally: its
+///   `*`, `?`, `[` and `]` are escaped.
+/// - `before`: evict before the body runs, whatever it returns; without it,
+///   eviction follows a body that succeeded: anything but an `Err`.
+/// - `name`, `cache`, `crate`: as in [`#[cached]`](macro@cached).
+///
+/// A failing cache is logged and counted, never reported to the caller: the
+/// function's result is returned as the body produced it.
+///
+/// # What it expands to
+///
+/// By hand, `delete_product` above is:
+///
+/// ```
+/// async fn delete_product(id: u64) -> Result<(), String> {
+///     use cache_runtime::__private as __cache_rt;
+///     static __CACHE_SITE: __cache_rt::Site =
+///         __cache_rt::Site::new(concat!(module_path!(), "::delete_product"), __cache_rt::Ttl::Default);
+///     let __cache_evict = __cache_rt::Call::new(&__CACHE_SITE, None)
+///         .evict()
+///         .key(format_args!("product:{}", id));
+///     {
+///         let __cache_body = async move {
+///             let __cache_ret: Result<(), String> = { Ok(()) };
+///             return __cache_ret;
+///         };
+///         // `OkOnly`: an `Err` evicts nothing; `false`: not `before`.
+///         __cache_evict.run(__cache_rt::OkOnly, false, __cache_body)
+///     }
+///     .await
+/// }
+/// ```
+///
+/// A pattern's placeholders are wrapped: `.pattern(format_args!("products:list:{}:*",
+/// __cache_rt::glob_literal(&category)))`.
+pub use cache_macros::cache_evict;
 
 /// Object-safe serde, used by the [`Codec`] trait.
 pub use erased_serde;

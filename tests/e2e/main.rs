@@ -11,5 +11,6 @@ mod direct_api;
 mod fail_open;
 mod keys;
 mod methods_and_scope;
+mod put_evict;
 mod read_through;
 mod tags;

@@ -2,7 +2,7 @@
 // pub async fn double(x: u64) -> u64 {
 //     x * 2
 // }
-// ----- expands to -----
+// ----- expands to (companions left out: see companions*.rs) -----
 pub async fn double(x: u64) -> u64 {
     use my_cache::__private::{self as __cache_rt, ViaBytes as _, ViaClone as _};
     static __CACHE_SITE: __cache_rt::Site = __cache_rt::Site::new(

@@ -3,7 +3,7 @@
 // pub async fn get_product(id: u64) -> Product {
 //     load(id).await
 // }
-// ----- expands to -----
+// ----- expands to (companions left out: see companions*.rs) -----
 /// Loads a product.
 pub async fn get_product(id: u64) -> Product {
     use ::cache_runtime::__private::{self as __cache_rt, ViaBytes as _, ViaClone as _};

@@ -5,7 +5,7 @@
 // {
 //     conn.fetch(ids).await
 // }
-// ----- expands to -----
+// ----- expands to (companions left out: see companions*.rs) -----
 async fn fetch<'a, T>(conn: &'a Conn, ids: &'a [u64]) -> Vec<T>
 where
     T: Serialize + DeserializeOwned + Send,

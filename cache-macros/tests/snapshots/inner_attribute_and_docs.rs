@@ -5,7 +5,7 @@
 //     #![allow(clippy::identity_op)]
 //     n + 0
 // }
-// ----- expands to -----
+// ----- expands to (companions left out: see companions*.rs) -----
 /// Documented.
 #[inline]
 pub(crate) async fn count(n: u32) -> u32 {

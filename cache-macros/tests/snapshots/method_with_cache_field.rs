@@ -2,7 +2,7 @@
 // pub async fn user(&self, id: u64) -> User {
 //     self.db.user(id).await
 // }
-// ----- expands to -----
+// ----- expands to (companions left out: see companions*.rs) -----
 pub async fn user(&self, id: u64) -> User {
     use ::cache_runtime::__private::{self as __cache_rt, ViaBytes as _, ViaClone as _};
     static __CACHE_SITE: __cache_rt::Site = __cache_rt::Site::new(

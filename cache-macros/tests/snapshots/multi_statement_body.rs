@@ -6,7 +6,7 @@
 //     }
 //     Ok(row.into())
 // }
-// ----- expands to -----
+// ----- expands to (companions left out: see companions*.rs) -----
 async fn get_product(db: &Db, id: u64) -> Result<Product, DbError> {
     use ::cache_runtime::__private::{self as __cache_rt, ViaBytes as _, ViaClone as _};
     static __CACHE_SITE: __cache_rt::Site = __cache_rt::Site::new(

@@ -2,7 +2,7 @@
 // async fn get(&self, id: u64, _: u8) -> Option<Item> {
 //     self.items.get(&id).cloned()
 // }
-// ----- expands to -----
+// ----- expands to (companions left out: see companions*.rs) -----
 async fn get(&self, id: u64, _: u8) -> Option<Item> {
     use ::cache_runtime::__private::{self as __cache_rt, ViaBytes as _, ViaClone as _};
     static __CACHE_SITE: __cache_rt::Site = __cache_rt::Site::new(

@@ -2,7 +2,7 @@
 // async fn orders(req: &Request) -> Vec<Order> {
 //     db::orders(req).await
 // }
-// ----- expands to -----
+// ----- expands to (companions left out: see companions*.rs) -----
 async fn orders(req: &Request) -> Vec<Order> {
     use ::cache_runtime::__private::{self as __cache_rt, ViaBytes as _, ViaClone as _};
     static __CACHE_SITE: __cache_rt::Site = __cache_rt::Site::new(

@@ -2,7 +2,7 @@
 // async fn find_user(id: u64) -> Option<User> {
 //     db::find_user(id).await
 // }
-// ----- expands to -----
+// ----- expands to (companions left out: see companions*.rs) -----
 async fn find_user(id: u64) -> Option<User> {
     use ::cache_runtime::__private::{self as __cache_rt, ViaBytes as _, ViaClone as _};
     static __CACHE_SITE: __cache_rt::Site = __cache_rt::Site::new(

@@ -2,7 +2,7 @@
 // async fn get_product(id: u64) -> Result<Product, DbError> {
 //     db::product(id).await
 // }
-// ----- expands to -----
+// ----- expands to (companions left out: see companions*.rs) -----
 async fn get_product(id: u64) -> Result<Product, DbError> {
     use ::cache_runtime::__private::{self as __cache_rt, ViaBytes as _, ViaClone as _};
     static __CACHE_SITE: __cache_rt::Site = __cache_rt::Site::new(

@@ -1,4 +1,5 @@
-//! Every form of `#[cached]`, compiled under strict lints: the generated code
+//! Every form of `#[cached]`, its `_uncached` and `_invalidate` companions,
+//! `#[cache_put]` and `#[cache_evict]`, compiled under strict lints: the generated code
 //! must not add a single warning to a crate that denies them. CI's
 //! `cargo clippy --workspace --all-targets -- -D warnings` builds this crate,
 //! so compiling cleanly is the test; the test at the bottom runs a few of the
@@ -32,7 +33,7 @@
     clippy::pedantic
 )]
 
-use cache_runtime::{cached, Cache};
+use cache_runtime::{cache_evict, cache_put, cached, Cache};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -411,9 +412,100 @@ impl Catalog for Service {
         &self.tenant
     }
 
-    #[cached(cache = self.cache, key = "price:{self.tenant}:{id}")]
+    // An impl may define only the trait's methods: no companions.
+    #[cached(cache = self.cache, key = "price:{self.tenant}:{id}", no_companions)]
     async fn price(&self, id: u64) -> u64 {
         id * 100
+    }
+}
+
+// ---- tags, write-through and eviction ----
+
+/// Tags with placeholders.
+#[cached(ttl = 60, key = "tagged:{id}", tags = ["products", "category:{category}"])]
+pub async fn tagged(id: u64, category: &str) -> Option<Product> {
+    (id != 0).then(|| Product {
+        id,
+        name: category.to_owned(),
+    })
+}
+
+/// Write-through of a `Result`.
+///
+/// # Errors
+///
+/// `DbError` for id 0.
+#[cache_put(key = "product:{product.id}", ttl = 60, tags = ["products"])]
+pub async fn save(db: &Db, product: Product) -> Result<Product, DbError> {
+    db.query();
+    if product.id == 0 {
+        return Err(DbError);
+    }
+    Ok(product)
+}
+
+/// Write-through of a plain value, a preset TTL, a pinned name.
+#[cache_put(key = "name:{id}", ttl = "short", name = "lints::put_name")]
+pub async fn put_name(id: u64) -> Option<String> {
+    Some(format!("user {id}"))
+}
+
+/// Write-through storing `None` too.
+#[cache_put(key = "maybe:{id}", cache_none, crate = cache_runtime)]
+pub async fn put_maybe(id: u64) -> Option<u64> {
+    id.checked_sub(1)
+}
+
+/// Eviction of keys, tags and a pattern after success.
+///
+/// # Errors
+///
+/// `DbError` for id 0.
+#[cache_evict(
+    key = "product:{id}",
+    keys = ["tagged:{id}", "name:{id}"],
+    tags = ["category:{category}"],
+    pattern = "orders:{id}:*"
+)]
+pub async fn delete(db: &Db, id: u64, category: &str) -> Result<(), DbError> {
+    db.query();
+    if id == 0 {
+        Err(DbError)
+    } else {
+        Ok(())
+    }
+}
+
+/// Eviction before the body, of a unit function.
+#[cache_evict(tags = ["products"], before)]
+pub async fn reset(db: &Db) {
+    db.query();
+}
+
+/// Eviction around a body that is a single diverging call.
+///
+/// # Panics
+///
+/// Always.
+#[cache_evict(key = "product:{id}")]
+pub async fn delete_later(id: u64) -> u64 {
+    todo!("{id}")
+}
+
+impl Service {
+    /// Write-through on a method with `cache = self.cache`.
+    #[cache_put(cache = self.cache, key = "t:{self.tenant}:snapshot")]
+    pub async fn refresh(&self) -> Snapshot {
+        Snapshot {
+            tenant: self.tenant.clone(),
+        }
+    }
+
+    /// Eviction on a `&mut self` method.
+    #[cache_evict(cache = self.cache, key = "bump:{n}", pattern = "t:{self.tenant}:*")]
+    pub async fn forget(&mut self, n: u32) -> Option<u32> {
+        self.tenant.push('?');
+        Some(n)
     }
 }
 
@@ -451,5 +543,50 @@ mod tests {
         assert_eq!(cache.scope(service.title(5)).await, "acme:5");
         assert!(cache.exists("catalog:5").await.unwrap());
         assert_eq!(cache.stats().hits, 1);
+    }
+
+    #[tokio::test]
+    async fn companions_put_and_evict_run_on_the_memory_store() {
+        let cache = Cache::builder().memory().prefix("lints").build().unwrap();
+        let db = Db::default();
+        let lamp = Product {
+            id: 4,
+            name: "lamp".to_owned(),
+        };
+
+        // The companions of hashed, templated, generic and method functions.
+        assert_eq!(
+            cache.scope(checked(&db, 1)).await,
+            checked_uncached(&db, 1).await
+        );
+        assert!(cache.scope(checked_invalidate(&db, 1)).await.unwrap());
+        assert!(!cache.scope(checked_invalidate(&db, 1)).await.unwrap());
+        assert_eq!(cache.scope(countdown(8)).await, 4);
+        assert!(cache.scope(countdown_invalidate(8)).await.unwrap());
+        assert!(!cache.scope(generic_invalidate(vec![1u8])).await.unwrap());
+        assert!(!cache.scope(pair_invalidate((1, 2), true)).await.unwrap());
+        let service = Service::new(cache.clone(), "acme");
+        assert_eq!(service.product(3).await, service.product_uncached(3).await);
+        assert!(service.product_invalidate(3).await.unwrap());
+        assert_eq!(cache.scope(service.title_uncached(5)).await, "acme:5");
+
+        // Write-through, then a hit; eviction after success only.
+        assert_eq!(cache.scope(save(&db, lamp.clone())).await, Ok(lamp.clone()));
+        assert_eq!(cache.scope(product(4)).await, lamp);
+        assert_eq!(cache.scope(delete(&db, 0, "lamps")).await, Err(DbError));
+        assert!(cache.exists("product:4").await.unwrap());
+        assert_eq!(cache.scope(delete(&db, 4, "lamps")).await, Ok(()));
+        assert!(!cache.exists("product:4").await.unwrap());
+        assert_eq!(cache.scope(tagged(5, "lamps")).await.unwrap().id, 5);
+        cache.scope(reset(&db)).await;
+        assert!(!cache.exists("tagged:5").await.unwrap());
+        assert_eq!(cache.scope(put_maybe(0)).await, None);
+        assert!(cache.exists("maybe:0").await.unwrap());
+        assert_eq!(cache.scope(put_name(2)).await.as_deref(), Some("user 2"));
+        assert_eq!(service.refresh().await.tenant, "acme");
+        assert!(cache.exists("t:acme:snapshot").await.unwrap());
+        let mut service = service;
+        assert_eq!(service.forget(1).await, Some(1));
+        assert!(!cache.exists("t:acme:snapshot").await.unwrap());
     }
 }

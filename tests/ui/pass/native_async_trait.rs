@@ -1,6 +1,7 @@
 // `#[cached]` on native `async fn` in traits (Rust 1.75+): a default method
 // in the trait, and a method in an impl; the way to cache trait methods
-// instead of `#[async_trait]` (see `signature/async_trait.rs`).
+// instead of `#[async_trait]` (see `signature/async_trait.rs`). The impl's
+// method has `no_companions`: an impl may define only the trait's methods.
 #![allow(async_fn_in_trait)]
 
 use cache_runtime::{cached, Cache};
@@ -26,7 +27,7 @@ impl Catalog for Shop {
         &self.tenant
     }
 
-    #[cached(cache = self.cache, key = "price:{self.tenant}:{id}", cache_none)]
+    #[cached(cache = self.cache, key = "price:{self.tenant}:{id}", cache_none, no_companions)]
     async fn price(&self, id: u64) -> Option<u64> {
         id.checked_mul(100)
     }

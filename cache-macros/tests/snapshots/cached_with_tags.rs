@@ -1,0 +1,27 @@
+// #[cached(ttl = 600, key = "product:{id}", tags = ["products", "category:{cat}"])]
+// async fn product(id: u64, cat: &str) -> Option<Product> {
+//     db::product(id, cat).await
+// }
+// ----- expands to (companions left out: see companions*.rs) -----
+async fn product(id: u64, cat: &str) -> Option<Product> {
+    use ::cache_runtime::__private::{self as __cache_rt, ViaBytes as _, ViaClone as _};
+    static __CACHE_SITE: __cache_rt::Site = __cache_rt::Site::new(
+        ::core::concat!(::core::module_path!(), "::product"),
+        __cache_rt::Ttl::Secs(600),
+    );
+    let __cache_call = __cache_rt::Call::new(&__CACHE_SITE, ::core::option::Option::None)
+        .key_fmt(::core::format_args!("product:{}", id))
+        .tag(::core::format_args!("products"))
+        .tag(::core::format_args!("category:{}", cat));
+    {
+        let __cache_body = async move {
+            #[allow(clippy::diverging_sub_expression)]
+            let __cache_ret: Option<Product> = { db::product(id, cat).await };
+            #[allow(unreachable_code, clippy::needless_return)] return __cache_ret;
+        };
+        let __cache_typed = (&&__cache_rt::probe(&__cache_rt::SomeOnly, &__cache_body))
+            .typed();
+        __cache_call.run(__cache_rt::SomeOnly, __cache_typed, __cache_body)
+    }
+        .await
+}

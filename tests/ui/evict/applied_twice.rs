@@ -1,0 +1,12 @@
+use cache_runtime::cache_evict;
+
+#[cache_evict(key = "product:{id}")]
+#[cache_evict(tags = ["products"])]
+async fn delete(id: u64) -> Result<(), String> {
+    let _ = id;
+    Ok(())
+}
+
+fn main() {
+    let _ = delete(1);
+}
