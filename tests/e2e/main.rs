@@ -12,5 +12,6 @@ mod fail_open;
 mod keys;
 mod methods_and_scope;
 mod put_evict;
+mod races;
 mod read_through;
 mod tags;
