@@ -12,3 +12,4 @@ mod fail_open;
 mod keys;
 mod methods_and_scope;
 mod read_through;
+mod write_behind;

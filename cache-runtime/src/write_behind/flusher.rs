@@ -2,7 +2,7 @@
 //! batches, acknowledges them once the sink accepted them.
 
 use super::queue::Queue;
-use super::stream::StreamSource;
+use super::stream::{self, StreamSource};
 use super::{Config, Entry, Item, Sink, Version};
 use crate::{envelope, BackendError, Cache};
 use serde::de::DeserializeOwned;
@@ -16,6 +16,9 @@ use tokio::time::Instant;
 
 /// The first pause after a failure; it doubles up to `max_backoff`.
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+
+/// The shortest time between two claim scans, whatever `claim_idle` is.
+const MIN_CLAIM_PERIOD: Duration = Duration::from_millis(100);
 
 /// What the handles and the flusher share.
 #[derive(Debug)]
@@ -90,9 +93,37 @@ impl Source {
         count: usize,
         block: Option<Duration>,
         control: &Control,
+        cache: &Cache,
     ) -> Result<Vec<Entry>, BackendError> {
         match self {
-            Source::Stream(s) => s.read_new(count, block).await,
+            Source::Stream(s) => {
+                let Some(block) = block else {
+                    return s.read_new(count, None).await;
+                };
+                let id = s.connect().await?;
+                let mut read = std::pin::pin!(s.read_new(count, Some(block)));
+                tokio::select! {
+                    got = &mut read => return got,
+                    () = control.wake.notified() => {}
+                }
+                // A flush or a stop is waiting: end the blocking read now.
+                // The first unblock may reach Redis before the read does,
+                // so repeat it until the read returns.
+                let redis = cache
+                    .inner
+                    .store
+                    .redis()
+                    .expect("a stream is only read on Redis");
+                loop {
+                    if let Err(error) = cache.inner.command(stream::unblock(redis, id)).await {
+                        tracing::debug!(%error, "CLIENT UNBLOCK failed");
+                    }
+                    tokio::select! {
+                        got = &mut read => return got,
+                        () = tokio::time::sleep(Duration::from_millis(20)) => {}
+                    }
+                }
+            }
             Source::Queue(q) => {
                 let got = q.take(count);
                 if !got.is_empty() {
@@ -144,6 +175,7 @@ where
         // A cycle that found nothing while a flush was waiting: the next one
         // blocks instead of polling Redis in a tight loop.
         let mut idle = false;
+        let claim_period = self.config.claim_idle.max(MIN_CLAIM_PERIOD);
         loop {
             let stopping = self.control.is_stopping();
             let cycle = async {
@@ -151,16 +183,17 @@ where
                     self.recover().await?;
                     last_claim = Instant::now();
                     recover = false;
-                } else if !stopping && last_claim.elapsed() >= self.config.claim_idle {
+                } else if !stopping && last_claim.elapsed() >= claim_period {
                     self.claim_all().await?;
                     last_claim = Instant::now();
                 }
                 let batch = if stopping {
                     self.source
-                        .read_new(self.config.batch_size, None, &self.control)
+                        .read_new(self.config.batch_size, None, &self.control, &self.cache)
                         .await?
                 } else {
-                    self.gather(idle).await?
+                    // Cut short when the next claim scan is due.
+                    self.gather(idle, last_claim + claim_period).await?
                 };
                 let empty = batch.is_empty();
                 self.deliver(batch).await?;
@@ -259,9 +292,9 @@ where
     }
 
     /// New entries until the batch is full or the interval is over (at once
-    /// while a flush waits, unless the last cycle found nothing).
-    async fn gather(&mut self, idle: bool) -> Result<Vec<Entry>, BackendError> {
-        let deadline = Instant::now() + self.config.interval;
+    /// while a flush waits, unless the last cycle found nothing), or `until`.
+    async fn gather(&mut self, idle: bool, until: Instant) -> Result<Vec<Entry>, BackendError> {
+        let deadline = (Instant::now() + self.config.interval).min(until);
         let mut batch = Vec::new();
         loop {
             let hurry = (self.control.is_urgent() && !idle) || self.control.is_stopping();
@@ -272,13 +305,16 @@ where
                 Some(left)
             };
             let want = self.config.batch_size - batch.len();
-            let got = self.source.read_new(want, block, &self.control).await?;
-            let none = got.is_empty();
+            let got = self
+                .source
+                .read_new(want, block, &self.control, &self.cache)
+                .await?;
             batch.extend(got);
             if batch.len() >= self.config.batch_size
                 || Instant::now() >= deadline
                 || block.is_none()
-                || (!none && self.control.is_urgent())
+                || (!batch.is_empty() && self.control.is_urgent())
+                || self.control.is_stopping()
             {
                 return Ok(batch);
             }

@@ -65,11 +65,25 @@ pub(crate) async fn none_through(
     })
 }
 
+/// Ends a blocking read of the client `id` early (it returns nothing), on
+/// the cache's shared connection.
+pub(crate) async fn unblock(redis: &RedisBackend, id: i64) -> Result<(), BackendError> {
+    let mut conn = redis.connection().await?;
+    redis::cmd("CLIENT")
+        .arg("UNBLOCK")
+        .arg(id)
+        .query_async::<i64>(&mut conn)
+        .await?;
+    Ok(())
+}
+
 /// A flusher's reading side, on a connection of its own: its blocking reads
 /// would otherwise stall every command multiplexed behind them.
 pub(crate) struct StreamSource {
     client: redis::Client,
     conn: Option<MultiplexedConnection>,
+    /// The connection's `CLIENT ID`, for `CLIENT UNBLOCK`.
+    client_id: i64,
     stream: String,
     consumer: String,
     claim_idle: Duration,
@@ -92,6 +106,7 @@ impl StreamSource {
         StreamSource {
             client,
             conn: None,
+            client_id: 0,
             stream,
             consumer: config.consumer.clone(),
             claim_idle: config.claim_idle,
@@ -121,9 +136,19 @@ impl StreamSource {
                 Err(e) if e.code() == Some("BUSYGROUP") => {}
                 Err(e) => return Err(e.into()),
             }
+            self.client_id = redis::cmd("CLIENT")
+                .arg("ID")
+                .query_async(&mut conn)
+                .await?;
             self.conn = Some(conn);
         }
         Ok(self.conn.as_mut().expect("set above"))
+    }
+
+    /// Connects if needed; returns the connection's client id.
+    pub(crate) async fn connect(&mut self) -> Result<i64, BackendError> {
+        self.conn().await?;
+        Ok(self.client_id)
     }
 
     /// Drops the connection after an error: the next call reconnects and
