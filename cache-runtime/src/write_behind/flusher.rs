@@ -83,7 +83,7 @@ impl Drop for Urgent<'_> {
 }
 
 pub(crate) enum Source {
-    Stream(StreamSource),
+    Stream(Box<StreamSource>),
     Queue(Arc<Queue>),
 }
 

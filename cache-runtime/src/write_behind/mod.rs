@@ -887,7 +887,10 @@ where
                     &config,
                     cache.inner.command_timeout,
                 );
-                (Log::Stream(stream), flusher::Source::Stream(source))
+                (
+                    Log::Stream(stream),
+                    flusher::Source::Stream(Box::new(source)),
+                )
             }
             None => {
                 let queue = Arc::new(Queue::default());
