@@ -24,6 +24,8 @@ pub enum Operation {
     ClearPattern,
     /// Removing every entry recorded under some tags.
     InvalidateTags,
+    /// A write-behind write, or a check of what its flusher has delivered.
+    WriteBehind,
 }
 
 impl fmt::Display for Operation {
@@ -35,6 +37,7 @@ impl fmt::Display for Operation {
             Operation::Exists => "exists",
             Operation::ClearPattern => "clear_pattern",
             Operation::InvalidateTags => "invalidate_tags",
+            Operation::WriteBehind => "write_behind",
         })
     }
 }
@@ -117,6 +120,13 @@ pub enum CacheError {
     /// [`Cache::install`](crate::Cache::install) was called a second time.
     #[error("a process-wide cache is already installed")]
     AlreadyInstalled,
+    /// A [`WriteBehind`](crate::write_behind::WriteBehind) handle was used
+    /// after its flusher stopped ([`shutdown`](crate::write_behind::WriteBehind::shutdown)).
+    #[error("write-behind `{name}` has been shut down")]
+    WriteBehindStopped {
+        /// The write-behind's name.
+        name: String,
+    },
 }
 
 impl CacheError {

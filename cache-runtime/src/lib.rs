@@ -60,6 +60,7 @@ mod stats;
 pub mod testing;
 #[cfg(test)]
 mod tests;
+pub mod write_behind;
 
 mod key;
 

@@ -15,3 +15,4 @@ mod put_evict;
 mod races;
 mod read_through;
 mod tags;
+mod write_behind;

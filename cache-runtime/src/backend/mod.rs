@@ -230,7 +230,6 @@ impl Store {
     }
 
     /// The Redis backend, if that is what this is.
-    #[allow(dead_code)] // for write-behind, next
     pub(crate) fn redis(&self) -> Option<&redis::RedisBackend> {
         match self {
             Store::Redis(r) => Some(r),

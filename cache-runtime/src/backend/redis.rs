@@ -70,7 +70,6 @@ impl RedisBackend {
 
     /// The client, for a dedicated connection (blocking stream reads must
     /// not stall the shared multiplexed ones).
-    #[allow(dead_code)] // for write-behind, next
     pub(crate) fn client(&self) -> &redis::Client {
         &self.client
     }

@@ -1,0 +1,442 @@
+//! The flusher task: reads recorded changes, hands them to the sink in
+//! batches, acknowledges them once the sink accepted them.
+
+use super::queue::Queue;
+use super::stream::{self, StreamSource};
+use super::{Config, Entry, Item, Sink, Version};
+use crate::{envelope, BackendError, Cache};
+use serde::de::DeserializeOwned;
+use std::collections::HashMap;
+use std::marker::PhantomData;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{watch, Notify};
+use tokio::time::Instant;
+
+/// The first pause after a failure; it doubles up to `max_backoff`.
+const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+
+/// The shortest time between two claim scans, whatever `claim_idle` is.
+const MIN_CLAIM_PERIOD: Duration = Duration::from_millis(100);
+
+/// What the handles and the flusher share.
+#[derive(Debug)]
+pub(crate) struct Control {
+    stopping: AtomicBool,
+    /// How many `flush` calls are waiting: while any is, the flusher does
+    /// not wait to fill a batch.
+    urgent: AtomicUsize,
+    /// Wakes the in-process flusher (a new entry, a flush, a stop).
+    wake: Notify,
+    /// Bumped after each flusher cycle; closed when the flusher ends.
+    cycles: watch::Receiver<u64>,
+}
+
+impl Control {
+    pub(crate) fn new() -> (Arc<Control>, watch::Sender<u64>) {
+        let (tx, rx) = watch::channel(0);
+        let control = Control {
+            stopping: AtomicBool::new(false),
+            urgent: AtomicUsize::new(0),
+            wake: Notify::new(),
+            cycles: rx,
+        };
+        (Arc::new(control), tx)
+    }
+
+    pub(crate) fn stop(&self) {
+        self.stopping.store(true, Ordering::SeqCst);
+        self.wake.notify_one();
+    }
+
+    pub(crate) fn is_stopping(&self) -> bool {
+        self.stopping.load(Ordering::SeqCst)
+    }
+
+    pub(crate) fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    pub(crate) fn cycles(&self) -> watch::Receiver<u64> {
+        self.cycles.clone()
+    }
+
+    /// Marks a `flush` as waiting until the guard is dropped.
+    pub(crate) fn urgent(&self) -> Urgent<'_> {
+        self.urgent.fetch_add(1, Ordering::SeqCst);
+        self.wake();
+        Urgent(self)
+    }
+
+    fn is_urgent(&self) -> bool {
+        self.urgent.load(Ordering::SeqCst) > 0
+    }
+}
+
+pub(crate) struct Urgent<'a>(&'a Control);
+
+impl Drop for Urgent<'_> {
+    fn drop(&mut self) {
+        self.0.urgent.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+pub(crate) enum Source {
+    Stream(Box<StreamSource>),
+    Queue(Arc<Queue>),
+}
+
+impl Source {
+    async fn read_new(
+        &mut self,
+        count: usize,
+        block: Option<Duration>,
+        control: &Control,
+        cache: &Cache,
+    ) -> Result<Vec<Entry>, BackendError> {
+        match self {
+            Source::Stream(s) => {
+                let Some(block) = block else {
+                    return s.read_new(count, None).await;
+                };
+                let id = s.connect().await?;
+                let mut read = std::pin::pin!(s.read_new(count, Some(block)));
+                tokio::select! {
+                    got = &mut read => return got,
+                    () = control.wake.notified() => {}
+                }
+                // A flush or a stop is waiting: end the blocking read now.
+                // The first unblock may reach Redis before the read does,
+                // so repeat it until the read returns.
+                let redis = cache
+                    .inner
+                    .store
+                    .redis()
+                    .expect("a stream is only read on Redis");
+                loop {
+                    if let Err(error) = cache.inner.command(stream::unblock(redis, id)).await {
+                        tracing::debug!(%error, "CLIENT UNBLOCK failed");
+                    }
+                    tokio::select! {
+                        got = &mut read => return got,
+                        () = tokio::time::sleep(Duration::from_millis(20)) => {}
+                    }
+                }
+            }
+            Source::Queue(q) => {
+                let got = q.take(count);
+                if !got.is_empty() {
+                    return Ok(got);
+                }
+                if let Some(block) = block {
+                    let _ = tokio::time::timeout(block, control.wake.notified()).await;
+                }
+                Ok(q.take(count))
+            }
+        }
+    }
+
+    async fn ack(&mut self, ids: &[Version]) -> Result<(), BackendError> {
+        match self {
+            Source::Stream(s) => s.ack(ids).await,
+            Source::Queue(q) => {
+                if let Some(&last) = ids.iter().max() {
+                    q.delivered(last);
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+pub(crate) struct Flusher<T, S> {
+    pub(crate) cache: Cache,
+    pub(crate) name: String,
+    pub(crate) sink: Arc<S>,
+    pub(crate) source: Source,
+    pub(crate) config: Config,
+    pub(crate) control: Arc<Control>,
+    pub(crate) cycles: watch::Sender<u64>,
+    pub(crate) _value: PhantomData<fn(&T)>,
+}
+
+impl<T, S> Flusher<T, S>
+where
+    T: DeserializeOwned + Send + 'static,
+    S: Sink<T>,
+{
+    pub(crate) async fn run(mut self) {
+        // Entries this consumer (or a dead one) read but never acknowledged
+        // go first: a process killed mid-flush loses nothing.
+        let mut recover = true;
+        let mut last_claim = Instant::now();
+        let mut failures = 0u32;
+        // A cycle that found nothing while a flush was waiting: the next one
+        // blocks instead of polling Redis in a tight loop.
+        let mut idle = false;
+        let claim_period = self.config.claim_idle.max(MIN_CLAIM_PERIOD);
+        loop {
+            let stopping = self.control.is_stopping();
+            let cycle = async {
+                if recover {
+                    self.recover().await?;
+                    last_claim = Instant::now();
+                    recover = false;
+                } else if !stopping && last_claim.elapsed() >= claim_period {
+                    self.claim_all().await?;
+                    last_claim = Instant::now();
+                }
+                let batch = if stopping {
+                    self.source
+                        .read_new(self.config.batch_size, None, &self.control, &self.cache)
+                        .await?
+                } else {
+                    // Cut short when the next claim scan is due.
+                    self.gather(idle, last_claim + claim_period).await?
+                };
+                let empty = batch.is_empty();
+                self.deliver(batch).await?;
+                Ok::<bool, BackendError>(empty)
+            };
+            match cycle.await {
+                Ok(empty) => {
+                    if failures > 0 {
+                        tracing::info!(name = %self.name, "write-behind flusher reaches Redis again");
+                        failures = 0;
+                    }
+                    idle = empty;
+                    self.cycles.send_modify(|n| *n += 1);
+                    if stopping && empty && self.finish().await {
+                        break;
+                    }
+                }
+                Err(error) => {
+                    failures += 1;
+                    if let Source::Stream(s) = &mut self.source {
+                        s.reset();
+                    }
+                    recover = true;
+                    self.cycles.send_modify(|n| *n += 1);
+                    if stopping {
+                        // What is left stays in the stream for the next start.
+                        tracing::warn!(name = %self.name, %error, "write-behind flusher stopping without draining: Redis failed");
+                        break;
+                    }
+                    let pause = backoff(failures, self.config.max_backoff);
+                    if failures == 1 {
+                        tracing::warn!(name = %self.name, %error, "write-behind flusher cannot reach Redis; retrying (further failures at debug level)");
+                    } else {
+                        tracing::debug!(name = %self.name, %error, ?pause, "write-behind flusher still failing");
+                    }
+                    self.sleep_unless_stopped(pause).await;
+                }
+            }
+        }
+        tracing::debug!(name = %self.name, "write-behind flusher stopped");
+    }
+
+    /// Whether the flusher may end: an in-process queue closes only once it
+    /// is empty (a write may have slipped in since the last read).
+    async fn finish(&mut self) -> bool {
+        match &mut self.source {
+            Source::Queue(q) => q.close_if_empty(),
+            Source::Stream(s) => {
+                if let Err(error) = s.leave_if_idle().await {
+                    tracing::debug!(name = %self.name, %error, "could not remove the consumer from the group");
+                }
+                true
+            }
+        }
+    }
+
+    async fn recover(&mut self) -> Result<(), BackendError> {
+        let mut total = 0;
+        loop {
+            let Source::Stream(s) = &mut self.source else {
+                return Ok(());
+            };
+            let entries = s.own_pending(self.config.batch_size).await?;
+            if entries.is_empty() {
+                break;
+            }
+            total += entries.len();
+            self.deliver(entries).await?;
+        }
+        if total > 0 {
+            tracing::info!(name = %self.name, count = total, "write-behind: delivered entries read but not acknowledged before");
+        }
+        self.claim_all().await
+    }
+
+    /// Takes over what other consumers left unacknowledged for `claim_idle`.
+    async fn claim_all(&mut self) -> Result<(), BackendError> {
+        let mut cursor = String::from("0-0");
+        let mut total = 0;
+        loop {
+            let Source::Stream(s) = &mut self.source else {
+                return Ok(());
+            };
+            let (next, entries) = s.claim(&cursor, self.config.batch_size).await?;
+            total += entries.len();
+            self.deliver(entries).await?;
+            match next {
+                Some(next) => cursor = next,
+                None => break,
+            }
+        }
+        if total > 0 {
+            tracing::info!(name = %self.name, count = total, "write-behind: took over entries another flusher left unacknowledged");
+        }
+        Ok(())
+    }
+
+    /// New entries until the batch is full or the interval is over (at once
+    /// while a flush waits, unless the last cycle found nothing), or `until`.
+    async fn gather(&mut self, idle: bool, until: Instant) -> Result<Vec<Entry>, BackendError> {
+        let deadline = (Instant::now() + self.config.interval).min(until);
+        let mut batch = Vec::new();
+        loop {
+            let hurry = (self.control.is_urgent() && !idle) || self.control.is_stopping();
+            let left = deadline.saturating_duration_since(Instant::now());
+            let block = if hurry || left < Duration::from_millis(1) {
+                None
+            } else {
+                Some(left)
+            };
+            let want = self.config.batch_size - batch.len();
+            let got = self
+                .source
+                .read_new(want, block, &self.control, &self.cache)
+                .await?;
+            batch.extend(got);
+            if batch.len() >= self.config.batch_size
+                || Instant::now() >= deadline
+                || block.is_none()
+                || (!batch.is_empty() && self.control.is_urgent())
+                || self.control.is_stopping()
+            {
+                return Ok(batch);
+            }
+        }
+    }
+
+    /// Hands the batch to the sink until it accepts it, then acknowledges it.
+    async fn deliver(&mut self, entries: Vec<Entry>) -> Result<(), BackendError> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<Version> = entries.iter().map(|e| e.version).collect();
+        // The latest entry of each key, in the order of the writes.
+        let mut latest: HashMap<&str, usize> = HashMap::new();
+        for (i, e) in entries.iter().enumerate() {
+            if let Some((key, _)) = &e.body {
+                latest.insert(key.as_str(), i);
+            }
+        }
+        let mut chosen: Vec<usize> = latest.into_values().collect();
+        chosen.sort_unstable();
+
+        let inner = &*self.cache.inner;
+        let mut attempt = 0u32;
+        loop {
+            let mut items = Vec::with_capacity(chosen.len());
+            for &i in &chosen {
+                let e = &entries[i];
+                let (key, bytes) = e.body.as_ref().expect("chosen entries have a body");
+                match envelope::decode::<T>(bytes, &inner.codec, inner.max_value_size) {
+                    Ok(value) => items.push(Item {
+                        key: key.clone(),
+                        value,
+                        version: e.version,
+                    }),
+                    // A value this program cannot read (another version of
+                    // the type, another codec) would block the stream
+                    // forever: it is dropped, loudly.
+                    Err(reason) if attempt == 0 => {
+                        inner.counters.decode_failure();
+                        tracing::error!(name = %self.name, key = %key, version = %e.version, %reason, "write-behind entry cannot be decoded; dropping it");
+                    }
+                    Err(_) => {}
+                }
+            }
+            if items.is_empty() {
+                break;
+            }
+            let count = items.len();
+            let sink = self.sink.clone();
+            // Its own task, so that a panicking sink is a failure to retry.
+            let outcome = tokio::spawn(async move { sink.write(items).await }).await;
+            let error = match outcome {
+                Ok(Ok(())) => {
+                    if attempt > 0 {
+                        tracing::info!(name = %self.name, attempts = attempt + 1, "write-behind sink accepted the batch");
+                    }
+                    tracing::trace!(name = %self.name, count, "write-behind batch delivered");
+                    break;
+                }
+                Ok(Err(e)) => e.to_string(),
+                Err(e) => format!("the sink panicked: {e}"),
+            };
+            attempt += 1;
+            let pause = backoff(attempt, self.config.max_backoff);
+            tracing::warn!(name = %self.name, count, attempt, ?pause, %error, "write-behind sink failed; retrying the same batch");
+            tokio::time::sleep(pause).await;
+        }
+        // The sink has the batch: acknowledge it, retrying rather than
+        // delivering it again.
+        let mut failures = 0u32;
+        loop {
+            match self.source.ack(&ids).await {
+                Ok(()) => break,
+                Err(error) => {
+                    failures += 1;
+                    if self.control.is_stopping() || failures > 5 {
+                        // Left pending: delivered again later (at least once).
+                        return Err(error);
+                    }
+                    if let Source::Stream(s) = &mut self.source {
+                        s.reset();
+                    }
+                    tracing::debug!(name = %self.name, %error, "write-behind acknowledgement failed; retrying");
+                    tokio::time::sleep(backoff(failures, self.config.max_backoff)).await;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn sleep_unless_stopped(&self, pause: Duration) {
+        let _ = tokio::time::timeout(pause, async {
+            while !self.control.is_stopping() {
+                self.control.wake.notified().await;
+            }
+        })
+        .await;
+    }
+}
+
+/// `FIRST_BACKOFF * 2^(n-1)`, at most `max`.
+fn backoff(n: u32, max: Duration) -> Duration {
+    let first = FIRST_BACKOFF.min(max);
+    first
+        .checked_mul(1u32 << n.saturating_sub(1).min(20))
+        .map_or(max, |d| d.min(max))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap() {
+        let max = Duration::from_secs(1);
+        let got: Vec<u128> = (1..=6).map(|n| backoff(n, max).as_millis()).collect();
+        assert_eq!(got, [100, 200, 400, 800, 1000, 1000]);
+        assert_eq!(backoff(1000, max), max);
+        assert_eq!(
+            backoff(1, Duration::from_millis(30)),
+            Duration::from_millis(30)
+        );
+    }
+}

@@ -1,0 +1,301 @@
+//! The in-process write-behind on the memory store.
+
+use super::*;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// Records every item it is given; fails its first `fail_first` calls.
+#[derive(Default)]
+struct Recorder {
+    items: Mutex<Vec<Item<u64>>>,
+    calls: AtomicUsize,
+    fail_first: usize,
+}
+
+impl Sink<u64> for Arc<Recorder> {
+    async fn write(&self, batch: Vec<Item<u64>>) -> Result<(), SinkError> {
+        let call = self.calls.fetch_add(1, Ordering::SeqCst);
+        if call < self.fail_first {
+            return Err(format!("refusing call {call}").into());
+        }
+        self.items.lock().unwrap().extend(batch);
+        Ok(())
+    }
+}
+
+impl Recorder {
+    fn latest(&self) -> HashMap<String, (u64, Version)> {
+        let mut out: HashMap<String, (u64, Version)> = HashMap::new();
+        for i in self.items.lock().unwrap().iter() {
+            let e = out.entry(i.key.clone()).or_insert((i.value, i.version));
+            if i.version >= e.1 {
+                *e = (i.value, i.version);
+            }
+        }
+        out
+    }
+
+    fn deliveries_of(&self, key: &str) -> usize {
+        self.items
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|i| i.key == key)
+            .count()
+    }
+}
+
+fn memory() -> Cache {
+    Cache::builder().memory().prefix("t").build().unwrap()
+}
+
+#[tokio::test]
+async fn writes_are_readable_at_once_and_reach_the_sink_on_flush() {
+    let cache = memory();
+    let sink = Arc::new(Recorder::default());
+    let wb: WriteBehind<u64> = cache
+        .write_behind("orders", sink.clone())
+        .interval(Duration::from_secs(3600))
+        .start()
+        .unwrap();
+    for i in 0..50u64 {
+        wb.write(&format!("order:{i}"), &i).await.unwrap();
+    }
+    assert_eq!(cache.get::<u64>("order:7").await.unwrap(), Some(7));
+    // The interval is an hour: only flush() can have delivered them.
+    wb.flush().await.unwrap();
+    let latest = sink.latest();
+    assert_eq!(latest.len(), 50);
+    assert!((0..50u64).all(|i| latest[&format!("order:{i}")].0 == i));
+    wb.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn several_writes_to_one_key_reach_the_sink_once_with_the_latest_value() {
+    let cache = memory();
+    let sink = Arc::new(Recorder::default());
+    let wb = WriteBehind::builder(&cache, "orders", sink.clone())
+        .interval(Duration::from_secs(3600))
+        .start()
+        .unwrap();
+    let mut versions = Vec::new();
+    for v in 1..=5u64 {
+        versions.push(wb.write("order:1", &v).await.unwrap());
+        wb.write(&format!("other:{v}"), &v).await.unwrap();
+    }
+    assert!(versions.windows(2).all(|w| w[0] < w[1]));
+    wb.flush().await.unwrap();
+    assert_eq!(sink.deliveries_of("order:1"), 1);
+    assert_eq!(sink.latest()["order:1"], (5, versions[4]));
+    // Items come in the order of their (latest) writes.
+    let order: Vec<Version> = sink
+        .items
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|i| i.version)
+        .collect();
+    assert!(order.windows(2).all(|w| w[0] < w[1]), "{order:?}");
+    wb.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn batches_respect_the_batch_size() {
+    let cache = memory();
+    let sizes = Arc::new(Mutex::new(Vec::new()));
+    let seen = sizes.clone();
+    let wb = cache
+        .write_behind("sized", move |batch: Vec<Item<u64>>| {
+            seen.lock().unwrap().push(batch.len());
+            async { Ok::<_, std::io::Error>(()) }
+        })
+        .batch_size(7)
+        .start()
+        .unwrap();
+    for i in 0..30u64 {
+        wb.write(&format!("k{i}"), &i).await.unwrap();
+    }
+    wb.shutdown().await.unwrap();
+    let sizes = sizes.lock().unwrap();
+    assert_eq!(sizes.iter().sum::<usize>(), 30);
+    assert!(sizes.iter().all(|&n| n <= 7), "{sizes:?}");
+}
+
+#[tokio::test]
+async fn a_failing_sink_delays_but_loses_nothing() {
+    let cache = memory();
+    let sink = Arc::new(Recorder {
+        fail_first: 3,
+        ..Recorder::default()
+    });
+    let wb = cache
+        .write_behind("orders", sink.clone())
+        .max_backoff(Duration::from_millis(20))
+        .start()
+        .unwrap();
+    for i in 0..10u64 {
+        wb.write(&format!("order:{i}"), &(i * 10)).await.unwrap();
+    }
+    wb.flush().await.unwrap();
+    assert!(sink.calls.load(Ordering::SeqCst) >= 4);
+    let latest = sink.latest();
+    assert_eq!(latest.len(), 10);
+    assert!((0..10u64).all(|i| latest[&format!("order:{i}")].0 == i * 10));
+    wb.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_panicking_sink_is_retried() {
+    let cache = memory();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let stored = Arc::new(Mutex::new(Vec::new()));
+    let (c, s) = (calls.clone(), stored.clone());
+    let wb = cache
+        .write_behind("p", move |batch: Vec<Item<u64>>| {
+            let first = c.fetch_add(1, Ordering::SeqCst) == 0;
+            let s = s.clone();
+            async move {
+                assert!(!first, "the sink's first call panics");
+                s.lock().unwrap().extend(batch.into_iter().map(|i| i.value));
+                Ok::<_, std::io::Error>(())
+            }
+        })
+        .max_backoff(Duration::from_millis(10))
+        .start()
+        .unwrap();
+    wb.write("k", &42).await.unwrap();
+    wb.flush().await.unwrap();
+    assert_eq!(*stored.lock().unwrap(), [42]);
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn shutdown_drains_then_refuses_writes() {
+    let cache = memory();
+    let sink = Arc::new(Recorder::default());
+    let wb = cache
+        .write_behind("orders", sink.clone())
+        .interval(Duration::from_secs(3600))
+        .start()
+        .unwrap();
+    let clone = wb.clone();
+    for i in 0..100u64 {
+        clone.write(&format!("order:{i}"), &i).await.unwrap();
+    }
+    wb.shutdown().await.unwrap();
+    assert_eq!(
+        sink.latest().len(),
+        100,
+        "shutdown delivers everything first"
+    );
+    let err = clone.write("late", &1).await.unwrap_err();
+    assert!(
+        matches!(&err, CacheError::WriteBehindStopped { name } if name == "orders"),
+        "{err}"
+    );
+    assert!(
+        !cache.exists("late").await.unwrap(),
+        "a refused write stores nothing"
+    );
+    wb.shutdown().await.unwrap(); // a second call returns at once
+    clone.flush().await.unwrap(); // everything written was delivered
+}
+
+#[tokio::test]
+async fn dropping_the_last_handle_still_delivers() {
+    let cache = memory();
+    let sink = Arc::new(Recorder::default());
+    let wb = cache.write_behind("orders", sink.clone()).start().unwrap();
+    wb.write("order:1", &1).await.unwrap();
+    drop(wb);
+    for _ in 0..200 {
+        if !sink.latest().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(sink.latest()["order:1"].0, 1);
+}
+
+#[tokio::test]
+async fn concurrent_writers_leave_cache_and_sink_agreeing() {
+    let cache = memory();
+    let sink = Arc::new(Recorder::default());
+    let wb = cache.write_behind("orders", sink.clone()).start().unwrap();
+    let mut tasks = Vec::new();
+    for t in 0..8u64 {
+        let wb = wb.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in 0..50u64 {
+                wb.write(&format!("k{}", i % 5), &(t * 1000 + i))
+                    .await
+                    .unwrap();
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    wb.flush().await.unwrap();
+    let latest = sink.latest();
+    for k in 0..5 {
+        let key = format!("k{k}");
+        assert_eq!(
+            cache.get::<u64>(&key).await.unwrap(),
+            Some(latest[&key].0),
+            "{key}"
+        );
+    }
+    wb.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn bad_settings_are_refused() {
+    let cache = memory();
+    let sink = |_: Vec<Item<u64>>| async { Ok::<_, std::io::Error>(()) };
+    let err = |r: Result<WriteBehind<u64>, CacheError>| match r.unwrap_err() {
+        CacheError::Config { setting, .. } => setting,
+        other => panic!("{other}"),
+    };
+    assert_eq!(
+        err(cache.write_behind("", sink).start()),
+        "write_behind.name"
+    );
+    assert_eq!(
+        err(cache
+            .write_behind("x", sink)
+            .interval(Duration::ZERO)
+            .start()),
+        "write_behind.interval"
+    );
+    assert_eq!(
+        err(cache.write_behind("x", sink).ttl(Duration::ZERO).start()),
+        "write_behind.ttl"
+    );
+    assert_eq!(
+        err(cache.write_behind("x", sink).consumer("").start()),
+        "write_behind.consumer"
+    );
+}
+
+#[test]
+fn start_outside_a_runtime_is_an_error() {
+    let cache = memory();
+    let r: Result<WriteBehind<u64>, _> = cache
+        .write_behind("x", |_: Vec<Item<u64>>| async {
+            Ok::<_, std::io::Error>(())
+        })
+        .start();
+    assert!(r.unwrap_err().to_string().contains("Tokio runtime"));
+}
+
+#[test]
+fn versions_parse_print_and_order() {
+    let v: Version = "12-3".parse().unwrap();
+    assert_eq!(v, Version::new(12, 3));
+    assert_eq!(v.to_string(), "12-3");
+    assert!(Version::new(12, 4) > v && Version::new(13, 0) > Version::new(12, 99));
+    for bad in ["", "12", "12-", "-3", "a-b", "1-2-3"] {
+        assert!(bad.parse::<Version>().is_err(), "{bad}");
+    }
+}

@@ -1,0 +1,400 @@
+//! Write-behind against real redis-server processes, with SQLite as the
+//! database behind it.
+
+use crate::support::*;
+use cache_runtime::write_behind::{Item, Sink, SinkError, WriteBehind};
+use rusqlite::Connection;
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::Duration;
+
+/// A SQLite table `kv(key, value, ver_ms, ver_seq)`, upserted keeping the
+/// highest version; counts its calls and each key's deliveries, and fails
+/// its first `fail_first` calls.
+struct Sqlite {
+    db: Mutex<Connection>,
+    calls: AtomicUsize,
+    fail_first: usize,
+    deliveries: Mutex<HashMap<String, usize>>,
+}
+
+impl Sqlite {
+    fn new(fail_first: usize) -> Arc<Self> {
+        let db = Connection::open_in_memory().unwrap();
+        db.execute_batch(
+            "CREATE TABLE kv (key TEXT PRIMARY KEY, value INTEGER NOT NULL,
+                              ver_ms INTEGER NOT NULL, ver_seq INTEGER NOT NULL)",
+        )
+        .unwrap();
+        Arc::new(Sqlite {
+            db: Mutex::new(db),
+            calls: AtomicUsize::new(0),
+            fail_first,
+            deliveries: Mutex::default(),
+        })
+    }
+
+    fn rows(&self) -> HashMap<String, u64> {
+        let db = self.db.lock().unwrap();
+        let mut stmt = db.prepare("SELECT key, value FROM kv").unwrap();
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64))
+            })
+            .unwrap();
+        rows.map(Result::unwrap).collect()
+    }
+
+    fn deliveries(&self, key: &str) -> usize {
+        self.deliveries
+            .lock()
+            .unwrap()
+            .get(key)
+            .copied()
+            .unwrap_or(0)
+    }
+}
+
+/// The sink side of a shared [`Sqlite`].
+struct Shared(Arc<Sqlite>);
+
+impl Sink<u64> for Shared {
+    async fn write(&self, batch: Vec<Item<u64>>) -> Result<(), SinkError> {
+        let this = &self.0;
+        let call = this.calls.fetch_add(1, Ordering::SeqCst);
+        if call < this.fail_first {
+            return Err(format!("database unavailable (call {call})").into());
+        }
+        let mut db = this.db.lock().unwrap();
+        let tx = db.transaction()?;
+        for item in &batch {
+            tx.execute(
+                "INSERT INTO kv (key, value, ver_ms, ver_seq) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value,
+                   ver_ms = excluded.ver_ms, ver_seq = excluded.ver_seq
+                 WHERE (excluded.ver_ms, excluded.ver_seq) > (kv.ver_ms, kv.ver_seq)",
+                rusqlite::params![
+                    item.key,
+                    item.value as i64,
+                    item.version.ms() as i64,
+                    item.version.seq() as i64
+                ],
+            )?;
+        }
+        tx.commit()?;
+        let mut deliveries = this.deliveries.lock().unwrap();
+        for item in batch {
+            *deliveries.entry(item.key).or_default() += 1;
+        }
+        Ok(())
+    }
+}
+
+const STREAM: &str = "wb:__wb:orders";
+
+fn stream_len(server: &RedisServer) -> i64 {
+    server.cmd(&["XLEN", STREAM]).as_int()
+}
+
+/// Writes `writes` values over `keys` keys from `tasks` tasks (each task
+/// owns the keys `k % tasks == t`, so each key's writes are ordered), the
+/// `i`-th write setting `k{i % keys}` to `i`; returns the expected value of
+/// each key.
+async fn write_many(
+    wb: &WriteBehind<u64>,
+    writes: u64,
+    keys: u64,
+    tasks: u64,
+) -> HashMap<String, u64> {
+    let mut handles = Vec::new();
+    for t in 0..tasks {
+        let wb = wb.clone();
+        handles.push(tokio::spawn(async move {
+            for i in (0..writes).filter(|i| (i % keys) % tasks == t) {
+                wb.write(&format!("k{}", i % keys), &i).await.unwrap();
+            }
+        }));
+    }
+    for h in handles {
+        h.await.unwrap();
+    }
+    (0..keys)
+        .map(|k| {
+            let last = (0..writes).rev().find(|i| i % keys == k).unwrap();
+            (format!("k{k}"), last)
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_thousand_writes_reach_sqlite_with_the_latest_value_per_key() {
+    let (server, cache) = redis_cache("wb");
+    let sink = Sqlite::new(0);
+    let wb = cache
+        .write_behind("orders", Shared(sink.clone()))
+        .start()
+        .unwrap();
+    let expected = write_many(&wb, 10_000, 1_000, 8).await;
+    assert_eq!(cache.get::<u64>("k999").await.unwrap(), Some(9_999));
+    wb.flush().await.unwrap();
+
+    let rows = sink.rows();
+    assert_eq!(rows.len(), 1_000);
+    for (key, value) in &expected {
+        assert_eq!(rows.get(key), Some(value), "{key}");
+    }
+    assert_eq!(stream_len(&server), 0, "delivered entries are deleted");
+    let pending = server.cmd(&["XPENDING", STREAM, "flushers"]);
+    assert_eq!(pending.as_array()[0].as_int(), 0, "and acknowledged");
+    wb.shutdown().await.unwrap();
+    assert_eq!(cache.stats().errors, 0);
+}
+
+#[tokio::test]
+async fn several_writes_to_one_key_before_a_flush_reach_the_sink_once() {
+    let (_server, cache) = redis_cache("wb");
+    let sink = Sqlite::new(0);
+    let wb = cache
+        .write_behind("orders", Shared(sink.clone()))
+        .interval(Duration::from_secs(3600))
+        .start()
+        .unwrap();
+    for v in 1..=5 {
+        wb.write("hot", &v).await.unwrap();
+        wb.write(&format!("cold{v}"), &v).await.unwrap();
+    }
+    wb.flush().await.unwrap();
+    assert_eq!(sink.deliveries("hot"), 1);
+    assert_eq!(sink.rows()["hot"], 5);
+    assert_eq!(sink.rows().len(), 6);
+    wb.write("hot", &6).await.unwrap();
+    wb.flush().await.unwrap();
+    assert_eq!(sink.deliveries("hot"), 2, "a later write is a new delivery");
+    assert_eq!(sink.rows()["hot"], 6);
+    wb.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_sink_failing_its_first_five_calls_delays_but_loses_nothing() {
+    let (server, cache) = redis_cache("wb");
+    let sink = Sqlite::new(5);
+    let wb = cache
+        .write_behind("orders", Shared(sink.clone()))
+        .max_backoff(Duration::from_millis(50))
+        .start()
+        .unwrap();
+    let expected = write_many(&wb, 1_000, 100, 4).await;
+    wb.flush().await.unwrap();
+    assert!(sink.calls.load(Ordering::SeqCst) > 5);
+    assert_eq!(sink.rows(), expected);
+    assert_eq!(stream_len(&server), 0);
+    wb.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn shutdown_drains_and_leaves_the_group_clean() {
+    let (server, cache) = redis_cache("wb");
+    let sink = Sqlite::new(0);
+    let wb = cache
+        .write_behind("orders", Shared(sink.clone()))
+        .interval(Duration::from_secs(3600))
+        .consumer("worker-1")
+        .start()
+        .unwrap();
+    let expected = write_many(&wb, 300, 300, 1).await;
+    assert!(stream_len(&server) > 0, "nothing flushed yet");
+    wb.shutdown().await.unwrap();
+    assert_eq!(sink.rows(), expected);
+    assert_eq!(stream_len(&server), 0);
+    let consumers = server.cmd(&["XINFO", "CONSUMERS", STREAM, "flushers"]);
+    assert!(
+        consumers.as_array().is_empty(),
+        "a drained consumer leaves: {consumers:?}"
+    );
+    assert!(matches!(
+        wb.write("late", &1).await,
+        Err(cache_runtime::CacheError::WriteBehindStopped { .. })
+    ));
+    assert!(!cache.exists("late").await.unwrap());
+}
+
+#[tokio::test]
+async fn entries_left_pending_by_a_dead_consumer_are_claimed() {
+    let (server, cache) = redis_cache("wb");
+    // A first flusher whose sink never succeeds: its batch stays pending.
+    let stuck = Sqlite::new(usize::MAX);
+    let first = cache
+        .write_behind("orders", Shared(stuck.clone()))
+        .consumer("dead")
+        .start()
+        .unwrap();
+    let expected = write_many(&first, 50, 50, 1).await;
+    while stuck.calls.load(Ordering::SeqCst) == 0 {
+        tokio::time::sleep(SHORT).await;
+    }
+    // The process "dies": its task is dropped without acknowledging.
+    std::mem::forget(first);
+    let pending = server.cmd(&["XPENDING", STREAM, "flushers"]);
+    assert!(pending.as_array()[0].as_int() > 0, "{pending:?}");
+
+    let sink = Sqlite::new(0);
+    let second = cache
+        .write_behind("orders", Shared(sink.clone()))
+        .consumer("alive")
+        .claim_idle(Duration::from_millis(200))
+        .start()
+        .unwrap();
+    // `second` wrote nothing, so its flush() has nothing to wait for: poll.
+    for _ in 0..500 {
+        if sink.rows().len() == expected.len() {
+            break;
+        }
+        tokio::time::sleep(SHORT).await;
+    }
+    assert_eq!(sink.rows(), expected);
+    second.shutdown().await.unwrap();
+    assert_eq!(stream_len(&server), 0);
+}
+
+/// The example's SQLite rows: order key to total.
+fn order_rows(db: &Path) -> HashMap<String, u64> {
+    let db = Connection::open(db).unwrap();
+    let mut stmt = db.prepare("SELECT key, total FROM orders").unwrap();
+    let rows = stmt
+        .query_map([], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64))
+        })
+        .unwrap();
+    rows.map(Result::unwrap).collect()
+}
+
+#[test]
+fn a_writer_killed_mid_flush_loses_no_write() {
+    const WRITES: u64 = 10_000;
+    const KEYS: u64 = 1_000;
+    let server = RedisServer::start();
+    let dir = TempDir::new("wb-kill");
+    let db = dir.0.join("orders.db");
+    let exe = example_binary("write_behind");
+    let run = |extra: &[&str]| {
+        let mut cmd = Command::new(&exe);
+        cmd.args(["--redis", &server.url(), "--db"])
+            .arg(&db)
+            .args(["--writes", &WRITES.to_string(), "--keys", &KEYS.to_string()])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        cmd
+    };
+
+    // A slow sink: each batch sleeps 300 ms before its transaction commits.
+    let mut writer = run(&["--slow-ms", "300"]).spawn().unwrap();
+    let (tx, lines) = mpsc::channel();
+    let stdout = writer.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            if tx.send(line.unwrap_or_default()).is_err() {
+                break;
+            }
+        }
+    });
+    let mut wait_for = |prefix: &str| loop {
+        match lines.recv_timeout(Duration::from_secs(60)) {
+            Ok(line) if line.starts_with(prefix) => return line,
+            Ok(_) => {}
+            Err(e) => {
+                let _ = writer.kill();
+                let mut err = String::new();
+                let _ = writer.stderr.take().unwrap().read_to_string(&mut err);
+                panic!("no `{prefix}` line from the writer ({e}); its stderr:\n{err}");
+            }
+        }
+    };
+    wait_for("written:");
+    // All writes are in Redis; kill it while the sink holds a batch.
+    wait_for("batch started");
+    writer.kill().unwrap(); // SIGKILL
+    writer.wait().unwrap();
+
+    let latest = |k: u64| WRITES - KEYS + k;
+    let before = order_rows(&db);
+    let current_before = (0..KEYS)
+        .filter(|&k| before.get(&format!("order:{k}")) == Some(&latest(k)))
+        .count();
+    let in_stream = server.cmd(&["XLEN", "shop:__wb:orders"]).as_int();
+    let pending = server
+        .cmd(&["XPENDING", "shop:__wb:orders", "flushers"])
+        .as_array()[0]
+        .as_int();
+    assert!(
+        current_before < KEYS as usize && pending > 0,
+        "the kill must interrupt a flush: {current_before} rows current, {pending} pending"
+    );
+
+    let out = run(&["--drain", "--consumer", "drainer"]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "drain failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let after = order_rows(&db);
+    println!(
+        "written {WRITES} over {KEYS} keys; before the kill: {} rows ({current_before} current), \
+         {in_stream} entries in the stream ({pending} read but unacknowledged); \
+         after the restart: {} rows",
+        before.len(),
+        after.len()
+    );
+    assert_eq!(after.len(), KEYS as usize);
+    for k in 0..KEYS {
+        assert_eq!(
+            after.get(&format!("order:{k}")),
+            Some(&latest(k)),
+            "order:{k}"
+        );
+    }
+    assert_eq!(server.cmd(&["XLEN", "shop:__wb:orders"]).as_int(), 0);
+}
+
+/// A directory removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> Self {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        let path = std::env::temp_dir().join(format!("{name}-{}-{nanos}", std::process::id()));
+        std::fs::create_dir_all(&path).unwrap();
+        TempDir(path)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// `cargo test` builds the examples next to the test binaries.
+fn example_binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    let dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target dir");
+    let path = dir
+        .join("examples")
+        .join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        path.exists(),
+        "{} is missing: run the tests with `cargo test --workspace` (or `cargo build --example {name}` first)",
+        path.display()
+    );
+    path
+}
