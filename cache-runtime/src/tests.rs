@@ -697,3 +697,26 @@ async fn mock_keeps_a_write_through_over_a_slower_read_through() {
         key: "product:7".into()
     }));
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_tagged_body_that_outlasts_the_version_window_is_not_stored() {
+    use crate::__private::{Always, Call, Site, Ttl};
+    static SITE: Site = Site::new("tests::slow_tagged", Ttl::Secs(60));
+    let mock = crate::testing::MockBackend::new();
+    let cache = mock.cache();
+    let call = |cache: &Cache| {
+        Call::new(&SITE, Some(cache))
+            .key_fmt(format_args!("report"))
+            .tag(format_args!("reports"))
+    };
+    let slow = call(&cache).run(Always, None, async {
+        tokio::time::sleep(crate::TAG_VERSION_WINDOW + Duration::from_secs(1)).await;
+        1u32
+    });
+    assert_eq!(slow.await, 1);
+    assert!(!mock.was_written("report"), "older than any version kept");
+
+    let quick = call(&cache).run(Always, None, async { 2u32 });
+    assert_eq!(quick.await, 2);
+    assert!(mock.was_written("report"));
+}
