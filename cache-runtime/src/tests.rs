@@ -545,6 +545,7 @@ async fn memory_store_refuses_a_write_that_predates_an_invalidation() {
     stale_tagged_write_is_refused(Cache::builder().memory().build().unwrap()).await;
 }
 
+#[cfg(feature = "testing")]
 #[tokio::test]
 async fn mock_refuses_a_write_that_predates_an_invalidation() {
     use crate::testing::{MockBackend, Op};
@@ -594,6 +595,7 @@ async fn memory_store_forgets_tagged_entries_that_expire_or_are_replaced() {
     );
 }
 
+#[cfg(feature = "testing")]
 #[tokio::test]
 async fn a_custom_backend_without_tags_fails_open() {
     #[derive(Debug)]
@@ -688,6 +690,7 @@ async fn memory_store_keeps_a_write_through_over_a_slower_read_through() {
     write_through_beats_a_slower_read_through(Cache::builder().memory().build().unwrap()).await;
 }
 
+#[cfg(feature = "testing")]
 #[tokio::test]
 async fn mock_keeps_a_write_through_over_a_slower_read_through() {
     use crate::testing::{MockBackend, Op};
@@ -698,6 +701,7 @@ async fn mock_keeps_a_write_through_over_a_slower_read_through() {
     }));
 }
 
+#[cfg(feature = "testing")]
 #[tokio::test(start_paused = true)]
 async fn a_tagged_body_that_outlasts_the_version_window_is_not_stored() {
     use crate::__private::{Always, Call, Site, Ttl};
