@@ -417,7 +417,7 @@ where
 }
 
 /// `FIRST_BACKOFF * 2^(n-1)`, at most `max`.
-fn backoff(n: u32, max: Duration) -> Duration {
+pub(crate) fn backoff(n: u32, max: Duration) -> Duration {
     let first = FIRST_BACKOFF.min(max);
     first
         .checked_mul(1u32 << n.saturating_sub(1).min(20))

@@ -509,11 +509,15 @@ where
     /// died is waited for until a flusher claims it (after
     /// [`claim_idle`](WriteBehindBuilder::claim_idle)). While the sink fails
     /// this keeps waiting; wrap it in `tokio::time::timeout` to bound it.
+    /// Timeouts and transient Redis failures of its checks (a dropped
+    /// connection, a server still loading) are retried too: it is a waiting
+    /// call, a slow reply does not end it.
     ///
     /// # Errors
     ///
     /// [`CacheError::WriteBehindStopped`] if the flusher stopped with writes
-    /// undelivered; [`CacheError::Backend`] if Redis fails while checking.
+    /// undelivered; [`CacheError::Backend`] if Redis refuses the check for
+    /// good (an error reply such as `WRONGTYPE` or `NOPERM`).
     ///
     /// ```
     /// # use cache_runtime::write_behind::{Item, WriteBehind};
@@ -542,16 +546,40 @@ where
         let mut cycles = control.cycles();
         loop {
             cycles.borrow_and_update();
-            if self.delivered_through(target).await? {
+            if self.delivered_through_retrying(target).await? {
                 return Ok(());
             }
             if cycles.changed().await.is_err() {
                 // The flusher has ended.
-                return if self.delivered_through(target).await? {
+                return if self.delivered_through_retrying(target).await? {
                     Ok(())
                 } else {
                     Err(self.stopped())
                 };
+            }
+        }
+    }
+
+    /// [`delivered_through`](Self::delivered_through), retrying timeouts and
+    /// transient Redis failures (a slow reply must not fail a waiting call).
+    async fn delivered_through_retrying(&self, target: Version) -> Result<bool, CacheError> {
+        let mut failures = 0u32;
+        loop {
+            match self.delivered_through(target).await {
+                Ok(done) => return Ok(done),
+                Err(error) if is_transient(&error) => {
+                    failures += 1;
+                    let pause = flusher::backoff(failures, Duration::from_secs(1));
+                    tracing::debug!(name = %self.shared.name, %error, ?pause, "write-behind flush check failed; retrying");
+                    tokio::time::sleep(pause).await;
+                }
+                Err(error) => {
+                    let stream = match &self.shared.log {
+                        Log::Stream(stream) => stream.as_str(),
+                        Log::Queue(_) => self.shared.name.as_str(),
+                    };
+                    return Err(self.failed(stream, error));
+                }
             }
         }
     }
@@ -624,7 +652,7 @@ where
         &self.shared.name
     }
 
-    async fn delivered_through(&self, target: Version) -> Result<bool, CacheError> {
+    async fn delivered_through(&self, target: Version) -> Result<bool, BackendError> {
         match &self.shared.log {
             Log::Queue(queue) => Ok(queue.delivered_through(target)),
             Log::Stream(stream) => {
@@ -636,7 +664,6 @@ where
                 inner
                     .command(stream::none_through(redis, stream, target))
                     .await
-                    .map_err(|e| self.failed(stream, e))
             }
         }
     }
@@ -926,6 +953,25 @@ where
             }),
             _value: PhantomData,
         })
+    }
+}
+
+/// Whether a failure may go away by itself: a timeout, a dropped or
+/// refused connection, a server busy loading or asking to try again.
+pub(crate) fn is_transient(error: &BackendError) -> bool {
+    match error {
+        BackendError::Timeout(_) => true,
+        BackendError::Redis(e) => {
+            e.is_timeout()
+                || e.is_io_error()
+                || e.is_connection_dropped()
+                || e.is_connection_refusal()
+                || matches!(
+                    e.retry_method(),
+                    redis::RetryMethod::WaitAndRetry | redis::RetryMethod::RetryImmediately
+                )
+        }
+        BackendError::Unsupported(_) | BackendError::Other(_) => false,
     }
 }
 
