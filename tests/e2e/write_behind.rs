@@ -258,6 +258,47 @@ async fn shutdown_drains_and_leaves_the_group_clean() {
     assert!(!cache.exists("late").await.unwrap());
 }
 
+#[tokio::test]
+async fn undecodable_entries_go_to_the_dead_letter_stream_and_the_rest_reach_the_sink() {
+    let (server, cache) = wb_cache();
+    let sink = Sqlite::new(0);
+    let wb = cache
+        .write_behind("orders", Shared(sink.clone()))
+        .interval(Duration::from_secs(3600))
+        .start()
+        .unwrap();
+    // Entries another program (or another version of the value type) wrote.
+    server.cmd(&["XADD", STREAM, "*", "k", "bad", "v", "not an envelope"]);
+    server.cmd(&["XADD", STREAM, "*", "something", "else"]);
+    wb.write("good", &1).await.unwrap();
+    wb.write("dup", &2).await.unwrap();
+    // The latest write of `dup` is unreadable: the readable one before it
+    // is still delivered.
+    server.cmd(&["XADD", STREAM, "*", "k", "dup", "v", "garbage"]);
+    wb.write("after", &3).await.unwrap();
+    within("flush", wb.flush()).await.unwrap();
+
+    let rows = sink.rows();
+    assert_eq!(
+        rows,
+        HashMap::from([("good".into(), 1), ("dup".into(), 2), ("after".into(), 3)])
+    );
+    assert_eq!(stream_len(&server), 0, "nothing is left blocking the stream");
+    let dead_key = format!("{STREAM}:dead");
+    let dead = server.cmd(&["XRANGE", &dead_key, "-", "+"]);
+    let dead: Vec<String> = dead
+        .as_array()
+        .iter()
+        .map(|e| format!("{:?}", e.as_array()[1]))
+        .collect();
+    assert_eq!(dead.len(), 3, "{dead:?}");
+    assert!(dead[0].contains("bad") && dead[0].contains("not an envelope"), "{dead:?}");
+    assert!(dead[1].contains("something") && dead[1].contains("else"), "{dead:?}");
+    assert!(dead[2].contains("dup") && dead[2].contains("garbage"), "{dead:?}");
+    assert_eq!(cache.stats().decode_failures, 3);
+    within("shutdown", wb.shutdown()).await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn entries_left_pending_by_a_dead_consumer_are_claimed() {
     let (server, cache) = wb_cache();

@@ -3,7 +3,8 @@
 
 use super::queue::Queue;
 use super::stream::{self, StreamSource};
-use super::{Config, Entry, Item, Sink, Version};
+use super::{Body, Config, DeadLetter, Entry, Item, Sink, Version};
+use bytes::Bytes;
 use crate::{envelope, BackendError, Cache};
 use serde::de::DeserializeOwned;
 use std::collections::HashMap;
@@ -137,9 +138,9 @@ impl Source {
         }
     }
 
-    async fn ack(&mut self, ids: &[Version]) -> Result<(), BackendError> {
+    async fn ack(&mut self, ids: &[Version], dead: &[DeadLetter]) -> Result<(), BackendError> {
         match self {
-            Source::Stream(s) => s.ack(ids).await,
+            Source::Stream(s) => s.ack(ids, dead).await,
             Source::Queue(q) => {
                 if let Some(&last) = ids.iter().max() {
                     q.delivered(last);
@@ -321,47 +322,81 @@ where
         }
     }
 
-    /// Hands the batch to the sink until it accepts it, then acknowledges it.
+    /// Hands the batch to the sink until it accepts it, then acknowledges it
+    /// (moving what cannot be decoded to the dead-letter stream).
     async fn deliver(&mut self, entries: Vec<Entry>) -> Result<(), BackendError> {
         if entries.is_empty() {
             return Ok(());
         }
+        let inner = &*self.cache.inner;
         let ids: Vec<Version> = entries.iter().map(|e| e.version).collect();
-        // The latest entry of each key, in the order of the writes.
+        // Decode everything first: a value this program cannot read
+        // (another version of the type, another codec, a foreign entry)
+        // would block the stream forever, so it goes to the dead-letter
+        // stream instead, and only readable entries compete for their key.
+        let mut values: Vec<Option<T>> = Vec::with_capacity(entries.len());
+        let mut dead = Vec::new();
+        for e in &entries {
+            let (value, reason) = match &e.body {
+                Body::Gone => (None, None),
+                Body::Write(_, bytes) => {
+                    match envelope::decode::<T>(bytes, &inner.codec, inner.max_value_size) {
+                        Ok(value) => (Some(value), None),
+                        Err(reason) => (None, Some(reason.to_string())),
+                    }
+                }
+                Body::Foreign(_) => (None, Some("no `k` and `v` fields".to_owned())),
+            };
+            if let Some(reason) = reason {
+                inner.counters.decode_failure();
+                let fields = match &e.body {
+                    Body::Write(key, bytes) => vec![
+                        (Bytes::from_static(b"k"), Bytes::from(key.clone())),
+                        (Bytes::from_static(b"v"), bytes.clone()),
+                    ],
+                    Body::Foreign(fields) => fields.clone(),
+                    Body::Gone => Vec::new(),
+                };
+                dead.push(DeadLetter {
+                    version: e.version,
+                    fields,
+                    reason,
+                });
+            }
+            values.push(value);
+        }
+        // The latest readable entry of each key, in the order of the writes.
         let mut latest: HashMap<&str, usize> = HashMap::new();
         for (i, e) in entries.iter().enumerate() {
-            if let Some((key, _)) = &e.body {
+            if let (Body::Write(key, _), Some(_)) = (&e.body, &values[i]) {
                 latest.insert(key.as_str(), i);
             }
         }
         let mut chosen: Vec<usize> = latest.into_values().collect();
         chosen.sort_unstable();
 
-        let inner = &*self.cache.inner;
         let mut attempt = 0u32;
-        loop {
+        while !chosen.is_empty() {
             let mut items = Vec::with_capacity(chosen.len());
             for &i in &chosen {
                 let e = &entries[i];
-                let (key, bytes) = e.body.as_ref().expect("chosen entries have a body");
-                match envelope::decode::<T>(bytes, &inner.codec, inner.max_value_size) {
-                    Ok(value) => items.push(Item {
-                        key: key.clone(),
-                        value,
-                        version: e.version,
-                    }),
-                    // A value this program cannot read (another version of
-                    // the type, another codec) would block the stream
-                    // forever: it is dropped, loudly.
-                    Err(reason) if attempt == 0 => {
-                        inner.counters.decode_failure();
-                        tracing::error!(name = %self.name, key = %key, version = %e.version, %reason, "write-behind entry cannot be decoded; dropping it");
-                    }
-                    Err(_) => {}
-                }
-            }
-            if items.is_empty() {
-                break;
+                let Body::Write(key, bytes) = &e.body else {
+                    unreachable!("chosen entries are writes")
+                };
+                // The first attempt uses the values decoded above; a retry
+                // decodes them again (they decoded once, they decode again).
+                let value = match values[i].take() {
+                    Some(value) => value,
+                    None => match envelope::decode::<T>(bytes, &inner.codec, inner.max_value_size) {
+                        Ok(value) => value,
+                        Err(_) => continue,
+                    },
+                };
+                items.push(Item {
+                    key: key.clone(),
+                    value,
+                    version: e.version,
+                });
             }
             let count = items.len();
             let sink = self.sink.clone();
@@ -387,7 +422,7 @@ where
         // delivering it again.
         let mut failures = 0u32;
         loop {
-            match self.source.ack(&ids).await {
+            match self.source.ack(&ids, &dead).await {
                 Ok(()) => break,
                 Err(error) => {
                     failures += 1;
@@ -403,7 +438,31 @@ where
                 }
             }
         }
+        self.report_dead(&dead);
         Ok(())
+    }
+
+    /// Logs the entries that could not be decoded, once they are out of
+    /// the stream.
+    fn report_dead(&self, dead: &[DeadLetter]) {
+        if dead.is_empty() {
+            return;
+        }
+        let place = match &self.source {
+            Source::Stream(s) => s.dead_letter_key(),
+            Source::Queue(_) => "nowhere (in-process queue: dropped)".to_owned(),
+        };
+        for d in dead {
+            let key = d.fields.iter().find(|(f, _)| &f[..] == b"k").map(|(_, k)| String::from_utf8_lossy(k));
+            tracing::error!(
+                name = %self.name,
+                key = key.as_deref().unwrap_or("?"),
+                version = %d.version,
+                reason = %d.reason,
+                dead_letter = %place,
+                "write-behind entry cannot be decoded; moved to the dead-letter stream"
+            );
+        }
     }
 
     async fn sleep_unless_stopped(&self, pause: Duration) {

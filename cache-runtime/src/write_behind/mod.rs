@@ -67,6 +67,17 @@
 //!   read meanwhile, so one flusher delivers each key's writes in order;
 //!   across flushers (several processes, claims) only the versions order
 //!   them.
+//! - **Entries that cannot be decoded** (written by another version of the
+//!   value type or another codec, or not by this library at all) are never
+//!   dropped silently: in the same transaction as the batch's
+//!   acknowledgement they are moved to the dead-letter stream
+//!   `{prefix}:__wb:{name}:dead` with their original fields plus `id` (the
+//!   original version) and `error`; each counts in
+//!   [`Stats::decode_failures`](crate::Stats::decode_failures) and is logged
+//!   at error level. Only readable entries compete for their key, so an
+//!   older readable write of a key whose latest write is unreadable is still
+//!   delivered. Inspect the dead-letter stream with `XRANGE`; it is never
+//!   trimmed by the library.
 //! - The stream lives under the cache's prefix: `clear_pattern("*")` removes
 //!   it with whatever it holds.
 //!
@@ -75,7 +86,9 @@
 //! The memory store, the test mock and custom backends get the same handle
 //! over an in-process queue, so code using write-behind runs in unit tests
 //! without Redis. That queue is not durable: what the sink has not accepted
-//! when the process ends is lost.
+//! when the process ends is lost. (An undecodable entry, which the
+//! in-process queue cannot produce short of a codec bug, is logged, counted
+//! and dropped there: it has no dead-letter stream.)
 
 mod flusher;
 mod queue;
@@ -250,9 +263,28 @@ impl FromStr for Version {
 #[derive(Debug)]
 pub(crate) struct Entry {
     pub(crate) version: Version,
-    /// The key and the encoded value; `None` for an entry that was already
-    /// deleted from the stream and only needs its acknowledgement.
-    pub(crate) body: Option<(String, Bytes)>,
+    pub(crate) body: Body,
+}
+
+/// What a stream entry holds.
+#[derive(Debug)]
+pub(crate) enum Body {
+    /// Deleted from the stream while pending: only needs its acknowledgement.
+    Gone,
+    /// A write: the key and the encoded value.
+    Write(String, Bytes),
+    /// Fields this library does not write (no `k` and `v`): kept as they
+    /// are for the dead-letter stream.
+    Foreign(Vec<(Bytes, Bytes)>),
+}
+
+/// An entry the flusher cannot deliver, moved to the dead-letter stream
+/// with its original fields plus `id` (its version) and `error`.
+#[derive(Debug)]
+pub(crate) struct DeadLetter {
+    pub(crate) version: Version,
+    pub(crate) fields: Vec<(Bytes, Bytes)>,
+    pub(crate) reason: String,
 }
 
 /// Settings of a flusher.
@@ -481,7 +513,7 @@ where
                 if !queue.push(
                     Entry {
                         version,
-                        body: Some((key.to_owned(), bytes)),
+                        body: Body::Write(key.to_owned(), bytes),
                     },
                     &shared.control,
                 ) {

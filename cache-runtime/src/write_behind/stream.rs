@@ -3,7 +3,7 @@
 //! Entry fields: `k`, the key relative to the prefix; `v`, the stored value
 //! (envelope and codec bytes, exactly what `SET` wrote).
 
-use super::{Config, Entry, Version, GROUP};
+use super::{Body, Config, DeadLetter, Entry, Version, GROUP};
 use crate::backend::redis::RedisBackend;
 use crate::BackendError;
 use bytes::Bytes;
@@ -220,15 +220,36 @@ impl StreamSource {
         Ok(((next != "0-0").then_some(next), entries))
     }
 
-    /// Acknowledges the entries and deletes them from the stream, in one
-    /// transaction.
-    pub(crate) async fn ack(&mut self, ids: &[Version]) -> Result<(), BackendError> {
+    /// The dead-letter stream's key.
+    pub(crate) fn dead_letter_key(&self) -> String {
+        dead_letter_key(&self.stream)
+    }
+
+    /// Copies `dead` to the dead-letter stream, acknowledges the entries and
+    /// deletes them from the stream, in one transaction.
+    pub(crate) async fn ack(
+        &mut self,
+        ids: &[Version],
+        dead: &[DeadLetter],
+    ) -> Result<(), BackendError> {
         if ids.is_empty() {
             return Ok(());
         }
         let stream = self.stream.clone();
+        let dead_key = self.dead_letter_key();
         let mut pipe = redis::pipe();
         pipe.atomic();
+        for d in dead {
+            let xadd = pipe.cmd("XADD").arg(&dead_key).arg("*");
+            for (field, value) in &d.fields {
+                xadd.arg(&field[..]).arg(&value[..]);
+            }
+            xadd.arg("id")
+                .arg(d.version.to_string())
+                .arg("error")
+                .arg(&d.reason)
+                .ignore();
+        }
         let xack = pipe.cmd("XACK").arg(&stream).arg(GROUP);
         for id in ids {
             xack.arg(id.to_string());
@@ -344,7 +365,7 @@ fn entry(value: Value) -> Result<Entry, BackendError> {
         Value::Nil => {
             return Ok(Entry {
                 version,
-                body: None,
+                body: Body::Gone,
             })
         }
         Value::Array(flat) => {
@@ -359,27 +380,34 @@ fn entry(value: Value) -> Result<Entry, BackendError> {
         other => return Err(malformed("stream entry fields", &other)),
     };
     let (mut key, mut bytes) = (None, None);
+    let mut raw = Vec::with_capacity(pairs.len());
     for (field, value) in pairs {
-        match (text(&field).as_deref(), value) {
-            (Some("k"), v) => key = text(&v),
-            (Some("v"), Value::BulkString(b)) => bytes = Some(Bytes::from(b)),
+        match (text(&field).as_deref(), &value) {
+            (Some("k"), v) => key = text(v),
+            (Some("v"), Value::BulkString(b)) => bytes = Some(Bytes::from(b.clone())),
             _ => {}
         }
+        raw.push((raw_bytes(&field), raw_bytes(&value)));
     }
-    match (key, bytes) {
-        (Some(key), Some(bytes)) => Ok(Entry {
-            version,
-            body: Some((key, bytes)),
-        }),
-        // Not written by this library: acknowledged and dropped, with a log line.
-        _ => {
-            tracing::warn!(%version, "write-behind stream entry without `k` and `v` fields; skipping it");
-            Ok(Entry {
-                version,
-                body: None,
-            })
-        }
+    let body = match (key, bytes) {
+        (Some(key), Some(bytes)) => Body::Write(key, bytes),
+        // Not written by this library: the flusher dead-letters it.
+        _ => Body::Foreign(raw),
+    };
+    Ok(Entry { version, body })
+}
+
+/// A field or value as bytes (non-string values by their debug form).
+fn raw_bytes(value: &Value) -> Bytes {
+    match value {
+        Value::BulkString(b) => Bytes::from(b.clone()),
+        other => Bytes::from(text(other).unwrap_or_else(|| format!("{other:?}"))),
     }
+}
+
+/// The dead-letter stream of `stream`.
+pub(crate) fn dead_letter_key(stream: &str) -> String {
+    format!("{stream}:dead")
 }
 
 #[cfg(test)]
@@ -406,10 +434,12 @@ mod tests {
             let got = read_reply(reply).unwrap();
             assert_eq!(got.len(), 2);
             assert_eq!(got[0].version, Version::new(5, 1));
-            let (k, v) = got[0].body.as_ref().unwrap();
+            let Body::Write(k, v) = &got[0].body else {
+                panic!("{:?}", got[0].body)
+            };
             assert_eq!((k.as_str(), &v[..]), ("a", &b"xyz"[..]));
             assert_eq!(got[1].version, Version::new(6, 0));
-            assert!(got[1].body.is_none());
+            assert!(matches!(got[1].body, Body::Gone));
         }
         assert!(read_reply(Value::Nil).unwrap().is_empty());
         assert!(read_reply(Value::Int(3)).is_err());
