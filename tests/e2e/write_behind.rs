@@ -259,6 +259,88 @@ async fn shutdown_drains_and_leaves_the_group_clean() {
 }
 
 #[tokio::test]
+async fn shutdown_with_a_sink_that_always_fails_gives_up_and_leaves_the_batch_pending() {
+    let (server, cache) = wb_cache();
+    let sink = Sqlite::new(usize::MAX);
+    let wb = cache
+        .write_behind("orders", Shared(sink.clone()))
+        .max_backoff(Duration::from_millis(50))
+        .shutdown_timeout(Duration::from_millis(300))
+        .start()
+        .unwrap();
+    within("the writes", write_many(&wb, 20, 20, 1)).await;
+    let err = within("shutdown", wb.shutdown()).await.unwrap_err();
+    assert!(
+        matches!(&err, cache_runtime::CacheError::WriteBehindNotDrained { name, .. } if name == "orders"),
+        "{err}"
+    );
+    assert!(sink.calls.load(Ordering::SeqCst) > 0);
+    assert_eq!(stream_len(&server), 20, "nothing is lost");
+    let pending = server.cmd(&["XPENDING", STREAM, "flushers"]);
+    assert!(pending.as_array()[0].as_int() > 0, "left pending: {pending:?}");
+}
+
+#[tokio::test]
+async fn shutdown_reports_redis_failing_while_it_drains() {
+    let (mut server, cache) = wb_cache();
+    let sink = Sqlite::new(0);
+    let wb = cache
+        .write_behind("orders", Shared(sink.clone()))
+        .interval(Duration::from_secs(3600))
+        .shutdown_timeout(Duration::from_secs(5))
+        .start()
+        .unwrap();
+    within("the writes", write_many(&wb, 20, 20, 1)).await;
+    server.kill();
+    let err = within("shutdown", wb.shutdown()).await.unwrap_err();
+    assert!(
+        matches!(&err, cache_runtime::CacheError::WriteBehindNotDrained { .. }),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_write_that_succeeded_before_shutdown_is_delivered() {
+    let (server, cache) = wb_cache();
+    let sink = Sqlite::new(0);
+    let wb = cache
+        .write_behind("orders", Shared(sink.clone()))
+        .interval(Duration::from_secs(3600))
+        .start()
+        .unwrap();
+    let mut writers = Vec::new();
+    for t in 0..4u64 {
+        let wb = wb.clone();
+        writers.push(tokio::spawn(async move {
+            let mut ok = Vec::new();
+            for i in 0u64.. {
+                let key = format!("w{t}:{i}");
+                match wb.write(&key, &i).await {
+                    Ok(_) => ok.push(key),
+                    Err(cache_runtime::CacheError::WriteBehindStopped { .. }) => return ok,
+                    Err(e) => panic!("{e}"),
+                }
+            }
+            unreachable!()
+        }));
+    }
+    // Shut down while the writers are busy.
+    until("some writes", || server.cmd(&["XLEN", STREAM]).as_int() > 50).await;
+    within("shutdown", wb.shutdown()).await.unwrap();
+    let rows = sink.rows();
+    let mut total = 0;
+    for w in writers {
+        let ok = within("the writers", w).await.unwrap();
+        total += ok.len();
+        for key in ok {
+            assert!(rows.contains_key(&key), "{key} was written but not delivered");
+        }
+    }
+    assert_eq!(rows.len(), total);
+    assert_eq!(stream_len(&server), 0);
+}
+
+#[tokio::test]
 async fn undecodable_entries_go_to_the_dead_letter_stream_and_the_rest_reach_the_sink() {
     let (server, cache) = wb_cache();
     let sink = Sqlite::new(0);

@@ -10,13 +10,16 @@ use serde::de::DeserializeOwned;
 use std::collections::HashMap;
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use tokio::sync::{watch, Notify};
 use tokio::time::Instant;
 
 /// The first pause after a failure; it doubles up to `max_backoff`.
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+
+/// How many Redis failures in a row a stopping flusher retries.
+const STOP_RETRIES: u32 = 5;
 
 /// The shortest time between two claim scans, whatever `claim_idle` is.
 const MIN_CLAIM_PERIOD: Duration = Duration::from_millis(100);
@@ -25,6 +28,17 @@ const MIN_CLAIM_PERIOD: Duration = Duration::from_millis(100);
 #[derive(Debug)]
 pub(crate) struct Control {
     stopping: AtomicBool,
+    /// When `stop` was first called.
+    stop_at: Mutex<Option<Instant>>,
+    /// Woken (all waiters) by `stop`.
+    stopped: Notify,
+    /// Writes that passed the stopping check and have not finished: the
+    /// final drain waits for them, or a late `XADD` would be left behind.
+    in_flight: AtomicUsize,
+    /// Woken (all waiters) when `in_flight` drops to zero.
+    writes_done: Notify,
+    /// How the flusher ended: `Err` names what was left undelivered.
+    outcome: Mutex<Option<Result<(), String>>>,
     /// How many `flush` calls are waiting: while any is, the flusher does
     /// not wait to fill a batch.
     urgent: AtomicUsize,
@@ -39,6 +53,11 @@ impl Control {
         let (tx, rx) = watch::channel(0);
         let control = Control {
             stopping: AtomicBool::new(false),
+            stop_at: Mutex::new(None),
+            stopped: Notify::new(),
+            in_flight: AtomicUsize::new(0),
+            writes_done: Notify::new(),
+            outcome: Mutex::new(None),
             urgent: AtomicUsize::new(0),
             wake: Notify::new(),
             cycles: rx,
@@ -48,7 +67,65 @@ impl Control {
 
     pub(crate) fn stop(&self) {
         self.stopping.store(true, Ordering::SeqCst);
+        lock(&self.stop_at).get_or_insert_with(Instant::now);
+        self.stopped.notify_waiters();
         self.wake.notify_one();
+    }
+
+    /// Whether the flusher has been stopping for longer than `timeout`.
+    fn is_expired(&self, timeout: Duration) -> bool {
+        lock(&self.stop_at).is_some_and(|at| Instant::now() >= at + timeout)
+    }
+
+    /// Resolves once the flusher has been stopping for `timeout`.
+    async fn expired(&self, timeout: Duration) {
+        loop {
+            let notified = self.stopped.notified();
+            let mut notified = std::pin::pin!(notified);
+            notified.as_mut().enable();
+            let at = *lock(&self.stop_at);
+            if let Some(at) = at {
+                tokio::time::sleep_until(at + timeout).await;
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    /// Registers a write; `None` (and nothing registered) once stopping.
+    ///
+    /// The count goes up before the check and `stop` sets the flag before
+    /// the flusher reads the count (both `SeqCst`): either the write sees
+    /// the stop, or the flusher sees the write and waits for it.
+    pub(crate) fn begin_write(&self) -> Option<WriteGuard<'_>> {
+        self.in_flight.fetch_add(1, Ordering::SeqCst);
+        let guard = WriteGuard(self);
+        if self.is_stopping() {
+            return None; // the guard's drop takes the count back
+        }
+        Some(guard)
+    }
+
+    /// Waits until no write is in flight.
+    async fn writes_settled(&self) {
+        loop {
+            let notified = self.writes_done.notified();
+            let mut notified = std::pin::pin!(notified);
+            notified.as_mut().enable();
+            if self.in_flight.load(Ordering::SeqCst) == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    /// How the flusher ended, once it has.
+    pub(crate) fn outcome(&self) -> Option<Result<(), String>> {
+        lock(&self.outcome).clone()
+    }
+
+    pub(crate) fn set_outcome(&self, outcome: Result<(), String>) {
+        lock(&self.outcome).get_or_insert(outcome);
     }
 
     pub(crate) fn is_stopping(&self) -> bool {
@@ -72,6 +149,36 @@ impl Control {
 
     fn is_urgent(&self) -> bool {
         self.urgent.load(Ordering::SeqCst) > 0
+    }
+}
+
+/// A write in flight, until dropped.
+pub(crate) struct WriteGuard<'a>(&'a Control);
+
+impl Drop for WriteGuard<'_> {
+    fn drop(&mut self) {
+        if self.0.in_flight.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.0.writes_done.notify_waiters();
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Why a flusher cycle failed.
+#[derive(Debug)]
+enum Failure {
+    /// Redis failed: retried.
+    Redis(BackendError),
+    /// Stopping, and the shutdown timeout is over: the flusher gives up.
+    GaveUp(String),
+}
+
+impl From<BackendError> for Failure {
+    fn from(e: BackendError) -> Self {
+        Failure::Redis(e)
     }
 }
 
@@ -167,7 +274,20 @@ where
     T: DeserializeOwned + Send + 'static,
     S: Sink<T>,
 {
-    pub(crate) async fn run(mut self) {
+    /// Runs until stopped; `Err` says what was left undelivered.
+    pub(crate) async fn run(mut self) -> Result<(), String> {
+        let outcome = self.run_until_stopped().await;
+        match &outcome {
+            Ok(()) => tracing::debug!(name = %self.name, "write-behind flusher stopped"),
+            Err(reason) => {
+                tracing::error!(name = %self.name, %reason, "write-behind flusher stopped without draining")
+            }
+        }
+        self.control.set_outcome(outcome.clone());
+        outcome
+    }
+
+    async fn run_until_stopped(&mut self) -> Result<(), String> {
         // Entries this consumer (or a dead one) read but never acknowledged
         // go first: a process killed mid-flush loses nothing.
         let mut recover = true;
@@ -176,9 +296,17 @@ where
         // A cycle that found nothing while a flush was waiting: the next one
         // blocks instead of polling Redis in a tight loop.
         let mut idle = false;
+        let mut writes_settled = false;
         let claim_period = self.config.claim_idle.max(MIN_CLAIM_PERIOD);
+        let shutdown_timeout = self.config.shutdown_timeout;
         loop {
             let stopping = self.control.is_stopping();
+            if stopping && !writes_settled {
+                // Writes that passed the stopping check finish their XADD
+                // (each bounded by the command timeout) before the final reads.
+                self.control.writes_settled().await;
+                writes_settled = true;
+            }
             let cycle = async {
                 if recover {
                     self.recover().await?;
@@ -198,7 +326,7 @@ where
                 };
                 let empty = batch.is_empty();
                 self.deliver(batch).await?;
-                Ok::<bool, BackendError>(empty)
+                Ok::<bool, Failure>(empty)
             };
             match cycle.await {
                 Ok(empty) => {
@@ -209,10 +337,14 @@ where
                     idle = empty;
                     self.cycles.send_modify(|n| *n += 1);
                     if stopping && empty && self.finish().await {
-                        break;
+                        return Ok(());
                     }
                 }
-                Err(error) => {
+                Err(Failure::GaveUp(reason)) => {
+                    self.cycles.send_modify(|n| *n += 1);
+                    return Err(reason);
+                }
+                Err(Failure::Redis(error)) => {
                     failures += 1;
                     if let Source::Stream(s) = &mut self.source {
                         s.reset();
@@ -220,9 +352,20 @@ where
                     recover = true;
                     self.cycles.send_modify(|n| *n += 1);
                     if stopping {
-                        // What is left stays in the stream for the next start.
-                        tracing::warn!(name = %self.name, %error, "write-behind flusher stopping without draining: Redis failed");
-                        break;
+                        // A few retries, within the shutdown timeout; what is
+                        // left then stays in the stream for the next start.
+                        if failures >= STOP_RETRIES || self.control.is_expired(shutdown_timeout) {
+                            return Err(format!(
+                                "Redis failed while draining ({error}); what is left stays in the stream"
+                            ));
+                        }
+                        let pause = backoff(failures, self.config.max_backoff);
+                        tracing::warn!(name = %self.name, %error, ?pause, "write-behind flusher cannot reach Redis while draining; retrying");
+                        tokio::select! {
+                            () = tokio::time::sleep(pause) => {}
+                            () = self.control.expired(shutdown_timeout) => {}
+                        }
+                        continue;
                     }
                     let pause = backoff(failures, self.config.max_backoff);
                     if failures == 1 {
@@ -234,14 +377,18 @@ where
                 }
             }
         }
-        tracing::debug!(name = %self.name, "write-behind flusher stopped");
     }
 
     /// Whether the flusher may end: an in-process queue closes only once it
     /// is empty (a write may have slipped in since the last read).
     async fn finish(&mut self) -> bool {
         match &mut self.source {
-            Source::Queue(q) => q.close_if_empty(),
+            Source::Queue(q) => {
+                // Under the writes' lock: a write cannot store its value and
+                // then find the queue closed.
+                let _order = q.order.lock().await;
+                q.close_if_empty()
+            }
             Source::Stream(s) => {
                 if let Err(error) = s.leave_if_idle().await {
                     tracing::debug!(name = %self.name, %error, "could not remove the consumer from the group");
@@ -251,7 +398,7 @@ where
         }
     }
 
-    async fn recover(&mut self) -> Result<(), BackendError> {
+    async fn recover(&mut self) -> Result<(), Failure> {
         let mut total = 0;
         loop {
             let Source::Stream(s) = &mut self.source else {
@@ -271,7 +418,7 @@ where
     }
 
     /// Takes over what other consumers left unacknowledged for `claim_idle`.
-    async fn claim_all(&mut self) -> Result<(), BackendError> {
+    async fn claim_all(&mut self) -> Result<(), Failure> {
         let mut cursor = String::from("0-0");
         let mut total = 0;
         loop {
@@ -324,7 +471,7 @@ where
 
     /// Hands the batch to the sink until it accepts it, then acknowledges it
     /// (moving what cannot be decoded to the dead-letter stream).
-    async fn deliver(&mut self, entries: Vec<Entry>) -> Result<(), BackendError> {
+    async fn deliver(&mut self, entries: Vec<Entry>) -> Result<(), Failure> {
         if entries.is_empty() {
             return Ok(());
         }
@@ -375,8 +522,17 @@ where
         let mut chosen: Vec<usize> = latest.into_values().collect();
         chosen.sort_unstable();
 
+        let timeout = self.config.shutdown_timeout;
+        let gave_up = |count: usize| {
+            Failure::GaveUp(format!(
+                "the sink did not accept a batch of {count} within the shutdown timeout ({timeout:?}); it is left unacknowledged"
+            ))
+        };
         let mut attempt = 0u32;
         while !chosen.is_empty() {
+            if self.control.is_expired(timeout) {
+                return Err(gave_up(chosen.len()));
+            }
             let mut items = Vec::with_capacity(chosen.len());
             for &i in &chosen {
                 let e = &entries[i];
@@ -401,7 +557,14 @@ where
             let count = items.len();
             let sink = self.sink.clone();
             // Its own task, so that a panicking sink is a failure to retry.
-            let outcome = tokio::spawn(async move { sink.write(items).await }).await;
+            let mut task = tokio::spawn(async move { sink.write(items).await });
+            let outcome = tokio::select! {
+                outcome = &mut task => outcome,
+                () = self.control.expired(timeout) => {
+                    task.abort();
+                    return Err(gave_up(count));
+                }
+            };
             let error = match outcome {
                 Ok(Ok(())) => {
                     if attempt > 0 {
@@ -416,7 +579,10 @@ where
             attempt += 1;
             let pause = backoff(attempt, self.config.max_backoff);
             tracing::warn!(name = %self.name, count, attempt, ?pause, %error, "write-behind sink failed; retrying the same batch");
-            tokio::time::sleep(pause).await;
+            tokio::select! {
+                () = tokio::time::sleep(pause) => {}
+                () = self.control.expired(timeout) => {}
+            }
         }
         // The sink has the batch: acknowledge it, retrying rather than
         // delivering it again.
@@ -426,9 +592,9 @@ where
                 Ok(()) => break,
                 Err(error) => {
                     failures += 1;
-                    if self.control.is_stopping() || failures > 5 {
+                    if failures > STOP_RETRIES || self.control.is_expired(timeout) {
                         // Left pending: delivered again later (at least once).
-                        return Err(error);
+                        return Err(error.into());
                     }
                     if let Source::Stream(s) = &mut self.source {
                         s.reset();

@@ -294,6 +294,7 @@ pub(crate) struct Config {
     pub(crate) interval: Duration,
     pub(crate) claim_idle: Duration,
     pub(crate) max_backoff: Duration,
+    pub(crate) shutdown_timeout: Duration,
     pub(crate) consumer: String,
 }
 
@@ -315,7 +316,7 @@ struct Shared {
     control: Arc<Control>,
     /// The highest version written through this handle and its clones.
     last_written: Mutex<Option<Version>>,
-    task: Mutex<Option<JoinHandle<()>>>,
+    task: Mutex<Option<JoinHandle<Result<(), String>>>>,
 }
 
 impl Drop for Shared {
@@ -435,6 +436,7 @@ where
                 interval: Duration::from_millis(100),
                 claim_idle: Duration::from_secs(30),
                 max_backoff: Duration::from_secs(10),
+                shutdown_timeout: Duration::from_secs(30),
                 consumer: default_consumer(),
             },
             _value: PhantomData,
@@ -474,9 +476,11 @@ where
     /// ```
     pub async fn write(&self, key: &str, value: &T) -> Result<Version, CacheError> {
         let shared = &*self.shared;
-        if shared.control.is_stopping() {
+        // Counted until the write is done: `shutdown` waits for it before
+        // its final drain.
+        let Some(_in_flight) = shared.control.begin_write() else {
             return Err(self.stopped());
-        }
+        };
         let inner = &*shared.cache.inner;
         let full = key::full(&inner.prefix, key);
         let bytes = envelope::encode(&inner.codec, value, shared.ttl, inner.max_value_size)
@@ -618,16 +622,23 @@ where
 
     /// Stops the flusher after it delivered everything written so far, and
     /// waits for it. Writes through any clone fail from now on with
-    /// [`CacheError::WriteBehindStopped`]; calling it again returns at once.
+    /// [`CacheError::WriteBehindStopped`]; writes already under way are
+    /// waited for and delivered too. Calling it again returns the same
+    /// result at once.
     ///
-    /// While the sink fails this keeps retrying (bound it with
-    /// `tokio::time::timeout`; on Redis what is left stays in the stream for
-    /// the next start). On Redis, writes of other processes that arrive
-    /// while it drains may be left for another flusher.
+    /// A failing sink is retried, and Redis failures a few times, for at
+    /// most the [`shutdown_timeout`](WriteBehindBuilder::shutdown_timeout)
+    /// (default 30 s); then the flusher gives up. On Redis what is left
+    /// stays in the stream, unacknowledged, for the next start (or another
+    /// process) to deliver; in-process it is lost. On Redis, writes of other
+    /// processes that arrive while it drains may be left for another flusher.
     ///
     /// # Errors
     ///
-    /// [`CacheError::WriteBehindStopped`] if the flusher task panicked.
+    /// [`CacheError::WriteBehindNotDrained`] if the flusher stopped without
+    /// delivering everything: the sink still failed at the shutdown timeout,
+    /// or Redis failed while draining; [`CacheError::WriteBehindStopped`] if
+    /// the flusher task panicked.
     ///
     /// ```
     /// # use cache_runtime::write_behind::{Item, WriteBehind};
@@ -652,18 +663,26 @@ where
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .take();
-        match task {
-            Some(task) => task.await.map_err(|e| {
-                tracing::error!(name = %self.shared.name, error = %e, "write-behind flusher failed");
-                self.stopped()
-            }),
+        let outcome = match task {
+            Some(task) => match task.await {
+                Ok(outcome) => outcome,
+                Err(e) => {
+                    tracing::error!(name = %self.shared.name, error = %e, "write-behind flusher failed");
+                    control.set_outcome(Err(format!("the flusher task failed: {e}")));
+                    return Err(self.stopped());
+                }
+            },
             None => {
                 // Another caller is waiting for the task: wait for its end.
                 let mut cycles = control.cycles();
                 while cycles.changed().await.is_ok() {}
-                Ok(())
+                control.outcome().unwrap_or(Ok(()))
             }
-        }
+        };
+        outcome.map_err(|reason| CacheError::WriteBehindNotDrained {
+            name: self.shared.name.clone(),
+            reason,
+        })
     }
 
     /// The write-behind's name.
@@ -732,6 +751,7 @@ where
 ///     .ttl(Duration::from_secs(3600))           // of the cached values
 ///     .claim_idle(Duration::from_secs(30))      // take over a dead process's entries after 30 s
 ///     .max_backoff(Duration::from_secs(10))     // longest pause between retries of a failing sink
+///     .shutdown_timeout(Duration::from_secs(30)) // how long shutdown retries before giving up
 ///     .consumer("orders-worker-1")              // this flusher's name in the consumer group
 ///     .start()?;
 /// # orders.shutdown().await }
@@ -844,6 +864,26 @@ where
         self
     }
 
+    /// How long [`shutdown`](WriteBehind::shutdown) (or dropping the last
+    /// handle) keeps retrying a failing sink or Redis before giving up
+    /// (default 30 s; more than zero). What is not delivered then stays
+    /// unacknowledged in the stream on Redis, and is claimed later; a
+    /// `shutdown` that gives up returns
+    /// [`CacheError::WriteBehindNotDrained`].
+    ///
+    /// ```
+    /// # use cache_runtime::write_behind::{Item, WriteBehind};
+    /// # use std::time::Duration;
+    /// # let cache = cache_runtime::Cache::builder().build().unwrap();
+    /// let b = WriteBehind::builder(&cache, "orders", |_: Vec<Item<u64>>| async { Ok::<_, std::io::Error>(()) })
+    ///     .shutdown_timeout(Duration::from_secs(5));
+    /// # drop(b);
+    /// ```
+    pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
+        self.config.shutdown_timeout = timeout;
+        self
+    }
+
     /// This flusher's consumer name in the stream's consumer group (default:
     /// the process id and a random suffix). A process restarted under the
     /// same name takes its unacknowledged changes back at once instead of
@@ -870,7 +910,7 @@ where
     /// # Errors
     ///
     /// [`CacheError::Config`] for an empty name or consumer, a zero batch
-    /// size, interval or backoff, a TTL of zero or over 100 years, or when
+    /// size, interval, backoff or shutdown timeout, a TTL of zero or over 100 years, or when
     /// called outside a Tokio runtime.
     ///
     /// ```
@@ -894,7 +934,7 @@ where
             config,
             _value,
         } = self;
-        let checks: [(&'static str, bool, &str); 7] = [
+        let checks: [(&'static str, bool, &str); 8] = [
             ("write_behind.name", name.is_empty(), "must not be empty"),
             (
                 "write_behind.consumer",
@@ -914,6 +954,11 @@ where
             (
                 "write_behind.max_backoff",
                 config.max_backoff.is_zero(),
+                "must be greater than zero",
+            ),
+            (
+                "write_behind.shutdown_timeout",
+                config.shutdown_timeout.is_zero(),
                 "must be greater than zero",
             ),
             (
