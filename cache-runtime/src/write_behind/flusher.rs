@@ -266,6 +266,9 @@ pub(crate) struct Flusher<T, S> {
     pub(crate) config: Config,
     pub(crate) control: Arc<Control>,
     pub(crate) cycles: watch::Sender<u64>,
+    /// Whether a claim scan has completed (a zero `claim_idle` claims
+    /// everything only on the first).
+    pub(crate) claimed_once: bool,
     pub(crate) _value: PhantomData<fn(&T)>,
 }
 
@@ -297,7 +300,7 @@ where
         // blocks instead of polling Redis in a tight loop.
         let mut idle = false;
         let mut writes_settled = false;
-        let claim_period = self.config.claim_idle.max(MIN_CLAIM_PERIOD);
+        let claim_period = self.steady_claim_idle().max(MIN_CLAIM_PERIOD);
         let shutdown_timeout = self.config.shutdown_timeout;
         loop {
             let stopping = self.control.is_stopping();
@@ -417,15 +420,24 @@ where
         self.claim_all().await
     }
 
-    /// Takes over what other consumers left unacknowledged for `claim_idle`.
+    /// `claim_idle`, or the default for a zero one (zero claims everything
+    /// once, at start: claiming live flushers' batches every scan would
+    /// deliver them twice and out of order).
+    fn steady_claim_idle(&self) -> Duration {
+        claim_idle(self.config.claim_idle, true)
+    }
+
+    /// Takes over what other consumers left unacknowledged for `claim_idle`
+    /// (anything, on the first scan of a zero `claim_idle`).
     async fn claim_all(&mut self) -> Result<(), Failure> {
+        let idle = claim_idle(self.config.claim_idle, self.claimed_once);
         let mut cursor = String::from("0-0");
         let mut total = 0;
         loop {
             let Source::Stream(s) = &mut self.source else {
                 return Ok(());
             };
-            let (next, entries) = s.claim(&cursor, self.config.batch_size).await?;
+            let (next, entries) = s.claim(&cursor, self.config.batch_size, idle).await?;
             total += entries.len();
             self.deliver(entries).await?;
             match next {
@@ -433,6 +445,7 @@ where
                 None => break,
             }
         }
+        self.claimed_once = true;
         if total > 0 {
             tracing::info!(name = %self.name, count = total, "write-behind: took over entries another flusher left unacknowledged");
         }
@@ -641,6 +654,16 @@ where
     }
 }
 
+/// The idle time of a claim scan: the setting, except that zero (claim
+/// everything) holds only for the first scan, then the default.
+fn claim_idle(setting: Duration, claimed_once: bool) -> Duration {
+    if setting.is_zero() && claimed_once {
+        super::DEFAULT_CLAIM_IDLE
+    } else {
+        setting
+    }
+}
+
 /// `FIRST_BACKOFF * 2^(n-1)`, at most `max`.
 pub(crate) fn backoff(n: u32, max: Duration) -> Duration {
     let first = FIRST_BACKOFF.min(max);
@@ -652,6 +675,14 @@ pub(crate) fn backoff(n: u32, max: Duration) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_zero_claim_idle_claims_everything_only_once() {
+        assert_eq!(claim_idle(Duration::ZERO, false), Duration::ZERO);
+        assert_eq!(claim_idle(Duration::ZERO, true), super::super::DEFAULT_CLAIM_IDLE);
+        let s = Duration::from_secs(5);
+        assert_eq!((claim_idle(s, false), claim_idle(s, true)), (s, s));
+    }
 
     #[test]
     fn backoff_doubles_up_to_the_cap() {

@@ -9,31 +9,40 @@
 //! first.
 //!
 //! ```
-//! use cache_runtime::write_behind::{Item, WriteBehind};
+//! use cache_runtime::write_behind::{Item, Version, WriteBehind};
 //! use cache_runtime::Cache;
+//! use std::collections::HashMap;
 //! use std::sync::{Arc, Mutex};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), cache_runtime::CacheError> {
 //! let cache = Cache::builder().memory().prefix("shop").build()?; // or .redis(url)
-//! let database = Arc::new(Mutex::new(Vec::new()));
+//! // The "database": key -> (value, version of the write that stored it).
+//! let database = Arc::new(Mutex::new(HashMap::<String, (u32, Version)>::new()));
 //! let db = database.clone();
 //! let orders: WriteBehind<u32> = cache
 //!     .write_behind("orders", move |batch: Vec<Item<u32>>| {
 //!         let db = db.clone();
 //!         async move {
-//!             // One upsert per item, keyed by `item.key`, newest `item.version` wins.
-//!             db.lock().unwrap().extend(batch.into_iter().map(|i| (i.key, i.value)));
+//!             // One upsert per item, keyed by `item.key`: the newest version
+//!             // wins, so a repeated or late delivery changes nothing.
+//!             let mut rows = db.lock().unwrap();
+//!             for item in batch {
+//!                 let row = rows.entry(item.key).or_insert((item.value, item.version));
+//!                 if item.version >= row.1 {
+//!                     *row = (item.value, item.version);
+//!                 }
+//!             }
 //!             Ok::<_, std::io::Error>(())
 //!         }
 //!     })
 //!     .start()?;
 //!
 //! orders.write("order:1", &3).await?;
-//! orders.write("order:1", &4).await?; // same key before a flush: delivered once
+//! let v = orders.write("order:1", &4).await?; // same key before a flush: delivered once
 //! assert_eq!(cache.get::<u32>("order:1").await?, Some(4)); // readable at once
 //! orders.flush().await?; // everything written so far has reached the sink
-//! assert_eq!(*database.lock().unwrap(), [("order:1".to_string(), 4)]);
+//! assert_eq!(database.lock().unwrap()["order:1"], (4, v));
 //! orders.shutdown().await?;
 //! # Ok(())
 //! # }
@@ -298,6 +307,9 @@ pub(crate) struct Config {
     pub(crate) consumer: String,
 }
 
+/// The default of [`WriteBehindBuilder::claim_idle`].
+pub(crate) const DEFAULT_CLAIM_IDLE: Duration = Duration::from_secs(30);
+
 /// The consumer group every flusher of a write-behind joins.
 pub(crate) const GROUP: &str = "flushers";
 
@@ -434,7 +446,7 @@ where
             config: Config {
                 batch_size: 500,
                 interval: Duration::from_millis(100),
-                claim_idle: Duration::from_secs(30),
+                claim_idle: DEFAULT_CLAIM_IDLE,
                 max_backoff: Duration::from_secs(10),
                 shutdown_timeout: Duration::from_secs(30),
                 consumer: default_consumer(),
@@ -832,7 +844,9 @@ where
     /// before this one takes it over (default 30 s; Redis only). Shorter
     /// recovers sooner after a crash; shorter than a slow sink's batch takes
     /// makes a live flusher's batch be delivered twice. Zero takes over
-    /// every unacknowledged change at start, for a one-off drain.
+    /// every unacknowledged change once, at start (for a one-off drain after
+    /// a crash), then claims like the default (30 s): it does not keep
+    /// taking live flushers' batches.
     ///
     /// ```
     /// # use cache_runtime::write_behind::{Item, WriteBehind};
@@ -1015,6 +1029,7 @@ where
             config,
             control: control.clone(),
             cycles,
+            claimed_once: false,
             _value: PhantomData,
         };
         let task = runtime.spawn(flusher.run());

@@ -86,7 +86,6 @@ pub(crate) struct StreamSource {
     client_id: i64,
     stream: String,
     consumer: String,
-    claim_idle: Duration,
     conn_config: AsyncConnectionConfig,
 }
 
@@ -109,7 +108,6 @@ impl StreamSource {
             client_id: 0,
             stream,
             consumer: config.consumer.clone(),
-            claim_idle: config.claim_idle,
             conn_config,
         }
     }
@@ -191,14 +189,15 @@ impl StreamSource {
     }
 
     /// Takes over up to `count` entries other consumers left unacknowledged
-    /// for `claim_idle`, scanning from `cursor`; returns the next cursor
+    /// for `idle`, scanning from `cursor`; returns the next cursor
     /// (`None` when the scan is complete) and the entries.
     pub(crate) async fn claim(
         &mut self,
         cursor: &str,
         count: usize,
+        idle: Duration,
     ) -> Result<(Option<String>, Vec<Entry>), BackendError> {
-        let idle = u64::try_from(self.claim_idle.as_millis()).unwrap_or(u64::MAX);
+        let idle = u64::try_from(idle.as_millis()).unwrap_or(u64::MAX);
         let mut cmd = redis::cmd("XAUTOCLAIM");
         cmd.arg(&self.stream)
             .arg(GROUP)
