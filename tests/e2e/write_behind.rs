@@ -341,6 +341,48 @@ async fn every_write_that_succeeded_before_shutdown_is_delivered() {
 }
 
 #[tokio::test]
+async fn consumers_left_idle_with_nothing_pending_are_removed_from_the_group() {
+    let (server, cache) = wb_cache();
+    let sink = Sqlite::new(0);
+    let wb = cache
+        .write_behind("orders", Shared(sink.clone()))
+        .consumer("alive")
+        .claim_idle(Duration::from_millis(50))
+        .start()
+        .unwrap();
+    wb.write("k", &1).await.unwrap();
+    within("flush", wb.flush()).await.unwrap();
+    // Consumers of processes that died: one idle with nothing pending, one
+    // holding an entry (claimed from it, then removed too).
+    server.cmd(&["XGROUP", "CREATECONSUMER", STREAM, "flushers", "ghost"]);
+    server.cmd(&["XADD", STREAM, "*", "k", "held", "v", "x"]);
+    server.cmd(&["XREADGROUP", "GROUP", "flushers", "holder", "COUNT", "1", "STREAMS", STREAM, ">"]);
+    let names = || -> Vec<String> {
+        server
+            .cmd(&["XINFO", "CONSUMERS", STREAM, "flushers"])
+            .as_array()
+            .iter()
+            .map(|c| format!("{:?}", c.as_array()[1]))
+            .collect()
+    };
+    assert!(
+        names().iter().any(|n| n.contains("ghost")),
+        "not idle long enough to go yet: {:?}",
+        names()
+    );
+    until("the dead consumers to be removed", || {
+        let names = names();
+        !names.iter().any(|n| n.contains("ghost") || n.contains("holder"))
+    })
+    .await;
+    assert_eq!(stream_len(&server), 0, "the held entry was claimed (and dead-lettered)");
+    wb.write("k", &2).await.unwrap();
+    within("flush", wb.flush()).await.unwrap();
+    assert_eq!(sink.rows()["k"], 2);
+    within("shutdown", wb.shutdown()).await.unwrap();
+}
+
+#[tokio::test]
 async fn undecodable_entries_go_to_the_dead_letter_stream_and_the_rest_reach_the_sink() {
     let (server, cache) = wb_cache();
     let sink = Sqlite::new(0);

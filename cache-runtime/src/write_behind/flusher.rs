@@ -21,6 +21,10 @@ const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 /// How many Redis failures in a row a stopping flusher retries.
 const STOP_RETRIES: u32 = 5;
 
+/// A consumer with nothing pending, idle for this many times `claim_idle`,
+/// is removed from the group.
+const IDLE_CONSUMER_FACTOR: u32 = 5;
+
 /// The shortest time between two claim scans, whatever `claim_idle` is.
 const MIN_CLAIM_PERIOD: Duration = Duration::from_millis(100);
 
@@ -448,6 +452,17 @@ where
         self.claimed_once = true;
         if total > 0 {
             tracing::info!(name = %self.name, count = total, "write-behind: took over entries another flusher left unacknowledged");
+        }
+        // Consumers of processes that ended without a clean shutdown: gone
+        // from the group once idle for several claim periods with nothing
+        // pending (a live one that is removed is recreated by its next read).
+        let min_idle = self.steady_claim_idle().saturating_mul(IDLE_CONSUMER_FACTOR);
+        if let Source::Stream(s) = &mut self.source {
+            match s.remove_idle_consumers(min_idle).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(name = %self.name, count = n, "write-behind: removed idle consumers from the group"),
+                Err(error) => tracing::debug!(name = %self.name, %error, "write-behind: could not list or remove idle consumers"),
+            }
         }
         Ok(())
     }

@@ -263,6 +263,44 @@ impl StreamSource {
         Ok(())
     }
 
+    /// Removes the consumers other than this one that hold nothing
+    /// unacknowledged and have been idle for longer than `min_idle` (those
+    /// of processes that ended without a clean shutdown); returns how many.
+    ///
+    /// The pending check and the removal run as one script: a consumer that
+    /// reads an entry between them is not removed with it.
+    pub(crate) async fn remove_idle_consumers(
+        &mut self,
+        min_idle: Duration,
+    ) -> Result<usize, BackendError> {
+        let stream = self.stream.clone();
+        let me = self.consumer.clone();
+        let conn = self.conn().await?;
+        let reply: Value = redis::cmd("XINFO")
+            .arg("CONSUMERS")
+            .arg(&stream)
+            .arg(GROUP)
+            .query_async(conn)
+            .await?;
+        let min_idle = u64::try_from(min_idle.as_millis()).unwrap_or(u64::MAX);
+        static SCRIPT: std::sync::OnceLock<redis::Script> = std::sync::OnceLock::new();
+        let script = SCRIPT.get_or_init(|| redis::Script::new(DEL_CONSUMER_IF_IDLE));
+        let mut removed = 0;
+        for c in consumers(reply)? {
+            if c.name == me || c.pending > 0 || c.idle_ms <= min_idle {
+                continue;
+            }
+            let gone: i64 = script
+                .key(&stream)
+                .arg(GROUP)
+                .arg(&c.name)
+                .invoke_async(conn)
+                .await?;
+            removed += usize::from(gone == 1);
+        }
+        Ok(removed)
+    }
+
     /// Removes this consumer from the group if it holds nothing
     /// unacknowledged (after a clean drain), so that restarts under fresh
     /// names do not pile up consumers.
@@ -290,6 +328,64 @@ impl StreamSource {
         }
         Ok(())
     }
+}
+
+/// Removes the consumer `ARGV[2]` of the group `ARGV[1]` of the stream
+/// `KEYS[1]` if it has nothing pending; 1 if it did.
+const DEL_CONSUMER_IF_IDLE: &str = r"
+local pending = redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', 1, ARGV[2])
+if #pending > 0 then return 0 end
+redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], ARGV[2])
+return 1
+";
+
+/// A consumer as `XINFO CONSUMERS` describes it.
+#[derive(Debug, PartialEq)]
+struct ConsumerInfo {
+    name: String,
+    pending: i64,
+    idle_ms: u64,
+}
+
+/// An `XINFO CONSUMERS` reply: a list of flat `[field, value, ...]` arrays
+/// (RESP2) or maps (RESP3).
+fn consumers(reply: Value) -> Result<Vec<ConsumerInfo>, BackendError> {
+    let Value::Array(list) = reply else {
+        return Err(malformed("XINFO CONSUMERS", &reply));
+    };
+    let mut out = Vec::with_capacity(list.len());
+    for c in list {
+        let pairs: Vec<(Value, Value)> = match c {
+            Value::Map(pairs) => pairs,
+            Value::Array(flat) => {
+                let mut it = flat.into_iter();
+                let mut pairs = Vec::new();
+                while let (Some(f), Some(v)) = (it.next(), it.next()) {
+                    pairs.push((f, v));
+                }
+                pairs
+            }
+            other => return Err(malformed("XINFO CONSUMERS entry", &other)),
+        };
+        let (mut name, mut pending, mut idle_ms) = (None, None, None);
+        for (field, value) in pairs {
+            match (text(&field).as_deref(), value) {
+                (Some("name"), v) => name = text(&v),
+                (Some("pending"), Value::Int(n)) => pending = Some(n),
+                (Some("idle"), Value::Int(n)) => idle_ms = u64::try_from(n).ok(),
+                _ => {}
+            }
+        }
+        match (name, pending, idle_ms) {
+            (Some(name), Some(pending), Some(idle_ms)) => out.push(ConsumerInfo {
+                name,
+                pending,
+                idle_ms,
+            }),
+            _ => return Err(BackendError::Other("XINFO CONSUMERS entry without name, pending or idle".into())),
+        }
+    }
+    Ok(out)
 }
 
 fn malformed(what: &str, value: &Value) -> BackendError {
@@ -442,5 +538,33 @@ mod tests {
         }
         assert!(read_reply(Value::Nil).unwrap().is_empty());
         assert!(read_reply(Value::Int(3)).is_err());
+    }
+
+    #[test]
+    fn consumer_lists_parse_in_both_protocols() {
+        let flat = Value::Array(vec![
+            bulk("name"),
+            bulk("a"),
+            bulk("pending"),
+            Value::Int(2),
+            bulk("idle"),
+            Value::Int(900),
+            bulk("inactive"),
+            Value::Int(-1),
+        ]);
+        let map = Value::Map(vec![
+            (bulk("name"), bulk("b")),
+            (bulk("pending"), Value::Int(0)),
+            (bulk("idle"), Value::Int(5)),
+        ]);
+        let got = consumers(Value::Array(vec![flat, map])).unwrap();
+        assert_eq!(
+            got,
+            [
+                ConsumerInfo { name: "a".into(), pending: 2, idle_ms: 900 },
+                ConsumerInfo { name: "b".into(), pending: 0, idle_ms: 5 },
+            ]
+        );
+        assert!(consumers(Value::Array(vec![Value::Array(vec![bulk("name"), bulk("c")])])).is_err());
     }
 }
