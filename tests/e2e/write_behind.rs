@@ -4,6 +4,7 @@
 use crate::support::*;
 use cache_runtime::write_behind::{Item, Sink, SinkError, WriteBehind};
 use cache_runtime::Cache;
+use cache_test_support::Reply;
 use rusqlite::Connection;
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read};
@@ -277,7 +278,10 @@ async fn shutdown_with_a_sink_that_always_fails_gives_up_and_leaves_the_batch_pe
     assert!(sink.calls.load(Ordering::SeqCst) > 0);
     assert_eq!(stream_len(&server), 20, "nothing is lost");
     let pending = server.cmd(&["XPENDING", STREAM, "flushers"]);
-    assert!(pending.as_array()[0].as_int() > 0, "left pending: {pending:?}");
+    assert!(
+        pending.as_array()[0].as_int() > 0,
+        "left pending: {pending:?}"
+    );
 }
 
 #[tokio::test]
@@ -294,7 +298,10 @@ async fn shutdown_reports_redis_failing_while_it_drains() {
     server.kill();
     let err = within("shutdown", wb.shutdown()).await.unwrap_err();
     assert!(
-        matches!(&err, cache_runtime::CacheError::WriteBehindNotDrained { .. }),
+        matches!(
+            &err,
+            cache_runtime::CacheError::WriteBehindNotDrained { .. }
+        ),
         "{err}"
     );
 }
@@ -325,7 +332,10 @@ async fn every_write_that_succeeded_before_shutdown_is_delivered() {
         }));
     }
     // Shut down while the writers are busy.
-    until("some writes", || server.cmd(&["XLEN", STREAM]).as_int() > 50).await;
+    until("some writes", || {
+        server.cmd(&["XLEN", STREAM]).as_int() > 50
+    })
+    .await;
     within("shutdown", wb.shutdown()).await.unwrap();
     let rows = sink.rows();
     let mut total = 0;
@@ -333,7 +343,10 @@ async fn every_write_that_succeeded_before_shutdown_is_delivered() {
         let ok = within("the writers", w).await.unwrap();
         total += ok.len();
         for key in ok {
-            assert!(rows.contains_key(&key), "{key} was written but not delivered");
+            assert!(
+                rows.contains_key(&key),
+                "{key} was written but not delivered"
+            );
         }
     }
     assert_eq!(rows.len(), total);
@@ -356,7 +369,17 @@ async fn consumers_left_idle_with_nothing_pending_are_removed_from_the_group() {
     // holding an entry (claimed from it, then removed too).
     server.cmd(&["XGROUP", "CREATECONSUMER", STREAM, "flushers", "ghost"]);
     server.cmd(&["XADD", STREAM, "*", "k", "held", "v", "x"]);
-    server.cmd(&["XREADGROUP", "GROUP", "flushers", "holder", "COUNT", "1", "STREAMS", STREAM, ">"]);
+    server.cmd(&[
+        "XREADGROUP",
+        "GROUP",
+        "flushers",
+        "holder",
+        "COUNT",
+        "1",
+        "STREAMS",
+        STREAM,
+        ">",
+    ]);
     let names = || -> Vec<String> {
         server
             .cmd(&["XINFO", "CONSUMERS", STREAM, "flushers"])
@@ -372,14 +395,45 @@ async fn consumers_left_idle_with_nothing_pending_are_removed_from_the_group() {
     );
     until("the dead consumers to be removed", || {
         let names = names();
-        !names.iter().any(|n| n.contains("ghost") || n.contains("holder"))
+        !names
+            .iter()
+            .any(|n| n.contains("ghost") || n.contains("holder"))
     })
     .await;
-    assert_eq!(stream_len(&server), 0, "the held entry was claimed (and dead-lettered)");
+    assert_eq!(
+        stream_len(&server),
+        0,
+        "the held entry was claimed (and dead-lettered)"
+    );
     wb.write("k", &2).await.unwrap();
     within("flush", wb.flush()).await.unwrap();
     assert_eq!(sink.rows()["k"], 2);
     within("shutdown", wb.shutdown()).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_redis_refusing_client_commands_still_flushes() {
+    // As some managed services do: no CLIENT ID, no CLIENT UNBLOCK.
+    let server = RedisServer::start_with(&["--rename-command", "CLIENT", ""]);
+    let refused = server.cmd(&["CLIENT", "ID"]);
+    assert!(matches!(refused, Reply::Error(_)), "{refused:?}");
+    let cache = Cache::builder()
+        .redis(server.url())
+        .prefix("wb")
+        .command_timeout(Duration::from_secs(2))
+        .build()
+        .unwrap();
+    let sink = Sqlite::new(0);
+    let wb = cache
+        .write_behind("orders", Shared(sink.clone()))
+        .interval(Duration::from_secs(3600))
+        .start()
+        .unwrap();
+    let expected = within("the writes", write_many(&wb, 100, 10, 2)).await;
+    within("flush", wb.flush()).await.unwrap();
+    assert_eq!(sink.rows(), expected);
+    within("shutdown", wb.shutdown()).await.unwrap();
+    assert_eq!(stream_len(&server), 0);
 }
 
 #[tokio::test]
@@ -407,7 +461,11 @@ async fn undecodable_entries_go_to_the_dead_letter_stream_and_the_rest_reach_the
         rows,
         HashMap::from([("good".into(), 1), ("dup".into(), 2), ("after".into(), 3)])
     );
-    assert_eq!(stream_len(&server), 0, "nothing is left blocking the stream");
+    assert_eq!(
+        stream_len(&server),
+        0,
+        "nothing is left blocking the stream"
+    );
     let dead_key = format!("{STREAM}:dead");
     let dead = server.cmd(&["XRANGE", &dead_key, "-", "+"]);
     let dead: Vec<String> = dead
@@ -416,9 +474,18 @@ async fn undecodable_entries_go_to_the_dead_letter_stream_and_the_rest_reach_the
         .map(|e| format!("{:?}", e.as_array()[1]))
         .collect();
     assert_eq!(dead.len(), 3, "{dead:?}");
-    assert!(dead[0].contains("bad") && dead[0].contains("not an envelope"), "{dead:?}");
-    assert!(dead[1].contains("something") && dead[1].contains("else"), "{dead:?}");
-    assert!(dead[2].contains("dup") && dead[2].contains("garbage"), "{dead:?}");
+    assert!(
+        dead[0].contains("bad") && dead[0].contains("not an envelope"),
+        "{dead:?}"
+    );
+    assert!(
+        dead[1].contains("something") && dead[1].contains("else"),
+        "{dead:?}"
+    );
+    assert!(
+        dead[2].contains("dup") && dead[2].contains("garbage"),
+        "{dead:?}"
+    );
     assert_eq!(cache.stats().decode_failures, 3);
     within("shutdown", wb.shutdown()).await.unwrap();
 }
@@ -451,7 +518,10 @@ async fn entries_left_pending_by_a_dead_consumer_are_claimed() {
                 .start()
                 .unwrap();
             let expected = within("the writes", write_many(&first, 50, 50, 1)).await;
-            until("the first sink call", || stuck2.calls.load(Ordering::SeqCst) > 0).await;
+            until("the first sink call", || {
+                stuck2.calls.load(Ordering::SeqCst) > 0
+            })
+            .await;
             (expected, first)
         });
         // The process dies: its flusher task ends mid-retry.

@@ -4,8 +4,8 @@
 use super::queue::Queue;
 use super::stream::{self, StreamSource};
 use super::{Body, Config, DeadLetter, Entry, Item, Sink, Version};
-use bytes::Bytes;
 use crate::{envelope, BackendError, Cache};
+use bytes::Bytes;
 use serde::de::DeserializeOwned;
 use std::collections::HashMap;
 use std::marker::PhantomData;
@@ -17,6 +17,9 @@ use tokio::time::Instant;
 
 /// The first pause after a failure; it doubles up to `max_backoff`.
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+
+/// The longest blocking read where `CLIENT UNBLOCK` is not available.
+const SHORT_BLOCK: Duration = Duration::from_millis(50);
 
 /// How many Redis failures in a row a stopping flusher retries.
 const STOP_RETRIES: u32 = 5;
@@ -212,7 +215,12 @@ impl Source {
                 let Some(block) = block else {
                     return s.read_new(count, None).await;
                 };
-                let id = s.connect().await?;
+                let Some(id) = s.connect().await? else {
+                    // No CLIENT ID, so no CLIENT UNBLOCK: short blocking
+                    // reads (the caller repeats them) keep a flush or a stop
+                    // from waiting long.
+                    return s.read_new(count, Some(block.min(SHORT_BLOCK))).await;
+                };
                 let mut read = std::pin::pin!(s.read_new(count, Some(block)));
                 tokio::select! {
                     got = &mut read => return got,
@@ -456,12 +464,18 @@ where
         // Consumers of processes that ended without a clean shutdown: gone
         // from the group once idle for several claim periods with nothing
         // pending (a live one that is removed is recreated by its next read).
-        let min_idle = self.steady_claim_idle().saturating_mul(IDLE_CONSUMER_FACTOR);
+        let min_idle = self
+            .steady_claim_idle()
+            .saturating_mul(IDLE_CONSUMER_FACTOR);
         if let Source::Stream(s) = &mut self.source {
             match s.remove_idle_consumers(min_idle).await {
                 Ok(0) => {}
-                Ok(n) => tracing::info!(name = %self.name, count = n, "write-behind: removed idle consumers from the group"),
-                Err(error) => tracing::debug!(name = %self.name, %error, "write-behind: could not list or remove idle consumers"),
+                Ok(n) => {
+                    tracing::info!(name = %self.name, count = n, "write-behind: removed idle consumers from the group")
+                }
+                Err(error) => {
+                    tracing::debug!(name = %self.name, %error, "write-behind: could not list or remove idle consumers")
+                }
             }
         }
         Ok(())
@@ -571,10 +585,12 @@ where
                 // decodes them again (they decoded once, they decode again).
                 let value = match values[i].take() {
                     Some(value) => value,
-                    None => match envelope::decode::<T>(bytes, &inner.codec, inner.max_value_size) {
-                        Ok(value) => value,
-                        Err(_) => continue,
-                    },
+                    None => {
+                        match envelope::decode::<T>(bytes, &inner.codec, inner.max_value_size) {
+                            Ok(value) => value,
+                            Err(_) => continue,
+                        }
+                    }
                 };
                 items.push(Item {
                     key: key.clone(),
@@ -647,7 +663,11 @@ where
             Source::Queue(_) => "nowhere (in-process queue: dropped)".to_owned(),
         };
         for d in dead {
-            let key = d.fields.iter().find(|(f, _)| &f[..] == b"k").map(|(_, k)| String::from_utf8_lossy(k));
+            let key = d
+                .fields
+                .iter()
+                .find(|(f, _)| &f[..] == b"k")
+                .map(|(_, k)| String::from_utf8_lossy(k));
             tracing::error!(
                 name = %self.name,
                 key = key.as_deref().unwrap_or("?"),
@@ -694,7 +714,10 @@ mod tests {
     #[test]
     fn a_zero_claim_idle_claims_everything_only_once() {
         assert_eq!(claim_idle(Duration::ZERO, false), Duration::ZERO);
-        assert_eq!(claim_idle(Duration::ZERO, true), super::super::DEFAULT_CLAIM_IDLE);
+        assert_eq!(
+            claim_idle(Duration::ZERO, true),
+            super::super::DEFAULT_CLAIM_IDLE
+        );
         let s = Duration::from_secs(5);
         assert_eq!((claim_idle(s, false), claim_idle(s, true)), (s, s));
     }

@@ -87,8 +87,30 @@
 //!   older readable write of a key whose latest write is unreadable is still
 //!   delivered. Inspect the dead-letter stream with `XRANGE`; it is never
 //!   trimmed by the library.
-//! - The stream lives under the cache's prefix: `clear_pattern("*")` removes
-//!   it with whatever it holds.
+//! - **Managed Redis.** Where `CLIENT ID` is refused, the flusher reads with
+//!   short blocking reads (50 ms) instead of ending a long one early with
+//!   `CLIENT UNBLOCK`: it works the same, with a little more traffic.
+//!
+//! ## What Redis must keep
+//!
+//! The stream is the only copy of what the sink has not stored yet:
+//!
+//! - It has no TTL, and must not be evicted: run Redis with
+//!   `maxmemory-policy noeviction`, or a `volatile-*` policy (which evicts
+//!   only keys with a TTL; the cached values have one, the stream does not).
+//!   An `allkeys-*` policy may evict the stream and lose its writes.
+//! - For writes to survive a restart of Redis itself, enable persistence
+//!   (`appendonly yes`); without it they survive only the death of the
+//!   application process.
+//! - It lives under the cache's prefix: `clear_pattern("*")`, `FLUSHDB` or
+//!   `FLUSHALL` remove it, and with it every write not yet delivered.
+//! - Versions are stream ids: the Redis server's wall clock in
+//!   milliseconds, then a sequence. Redis never hands out an id below the
+//!   stream's last one, but a stream that is recreated (removed, or lost
+//!   with a restart without persistence) on a server whose clock stepped
+//!   back can give lower versions than rows the database already holds,
+//!   which a newest-version-wins upsert then ignores. In-process versions
+//!   come from the process's clock the same way.
 //!
 //! # On other stores
 //!
@@ -187,6 +209,8 @@ where
 ///     format!("{} = {} (version {})", item.key, item.value, item.version)
 /// }
 /// ```
+///
+/// [`Item::new`] makes one, to test a sink without a flusher.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct Item<T> {
@@ -198,10 +222,36 @@ pub struct Item<T> {
     pub version: Version,
 }
 
+impl<T> Item<T> {
+    /// An item as the flusher makes them: for unit tests of a [`Sink`].
+    ///
+    /// ```
+    /// use cache_runtime::write_behind::{Item, Sink, SinkError};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let sink = |batch: Vec<Item<u64>>| async move {
+    ///     assert_eq!(batch[0].value, 5);
+    ///     Ok::<_, SinkError>(())
+    /// };
+    /// let item = Item::new("order:1", 5, "1700000000000-0".parse().unwrap());
+    /// sink.write(vec![item]).await.unwrap();
+    /// # }
+    /// ```
+    pub fn new(key: impl Into<String>, value: T, version: Version) -> Self {
+        Item {
+            key: key.into(),
+            value,
+            version,
+        }
+    }
+}
+
 /// The version of a write-behind write: on Redis the stream entry id
 /// (`{milliseconds}-{sequence}`), in-process a counter of the same shape.
 /// Versions of one write-behind increase with each write, whichever process
-/// made it (Redis assigns them).
+/// made it (Redis assigns them), as long as its stream exists: they come
+/// from the server's wall clock, so a stream recreated after its clock
+/// stepped back can start lower (see [the module docs](crate::write_behind#what-redis-must-keep)).
 ///
 /// ```
 /// use cache_runtime::write_behind::Version;

@@ -82,8 +82,10 @@ pub(crate) async fn unblock(redis: &RedisBackend, id: i64) -> Result<(), Backend
 pub(crate) struct StreamSource {
     client: redis::Client,
     conn: Option<MultiplexedConnection>,
-    /// The connection's `CLIENT ID`, for `CLIENT UNBLOCK`.
-    client_id: i64,
+    /// The connection's `CLIENT ID`, for `CLIENT UNBLOCK`; `None` where
+    /// Redis refuses `CLIENT ID` (some managed services): reads then block
+    /// only briefly instead.
+    client_id: Option<i64>,
     stream: String,
     consumer: String,
     conn_config: AsyncConnectionConfig,
@@ -105,7 +107,7 @@ impl StreamSource {
         StreamSource {
             client,
             conn: None,
-            client_id: 0,
+            client_id: None,
             stream,
             consumer: config.consumer.clone(),
             conn_config,
@@ -134,17 +136,25 @@ impl StreamSource {
                 Err(e) if e.code() == Some("BUSYGROUP") => {}
                 Err(e) => return Err(e.into()),
             }
-            self.client_id = redis::cmd("CLIENT")
-                .arg("ID")
-                .query_async(&mut conn)
-                .await?;
+            let id: redis::RedisResult<i64> =
+                redis::cmd("CLIENT").arg("ID").query_async(&mut conn).await;
+            self.client_id = match id {
+                Ok(id) => Some(id),
+                // Refused (a managed Redis without CLIENT): not fatal.
+                Err(e) if e.code().is_some() => {
+                    tracing::warn!(stream = %self.stream, error = %e, "write-behind: Redis refuses CLIENT ID; falling back to short blocking reads");
+                    None
+                }
+                Err(e) => return Err(e.into()),
+            };
             self.conn = Some(conn);
         }
         Ok(self.conn.as_mut().expect("set above"))
     }
 
-    /// Connects if needed; returns the connection's client id.
-    pub(crate) async fn connect(&mut self) -> Result<i64, BackendError> {
+    /// Connects if needed; returns the connection's client id (`None` if
+    /// Redis refuses `CLIENT ID`).
+    pub(crate) async fn connect(&mut self) -> Result<Option<i64>, BackendError> {
         self.conn().await?;
         Ok(self.client_id)
     }
@@ -382,7 +392,11 @@ fn consumers(reply: Value) -> Result<Vec<ConsumerInfo>, BackendError> {
                 pending,
                 idle_ms,
             }),
-            _ => return Err(BackendError::Other("XINFO CONSUMERS entry without name, pending or idle".into())),
+            _ => {
+                return Err(BackendError::Other(
+                    "XINFO CONSUMERS entry without name, pending or idle".into(),
+                ))
+            }
         }
     }
     Ok(out)
@@ -561,10 +575,22 @@ mod tests {
         assert_eq!(
             got,
             [
-                ConsumerInfo { name: "a".into(), pending: 2, idle_ms: 900 },
-                ConsumerInfo { name: "b".into(), pending: 0, idle_ms: 5 },
+                ConsumerInfo {
+                    name: "a".into(),
+                    pending: 2,
+                    idle_ms: 900
+                },
+                ConsumerInfo {
+                    name: "b".into(),
+                    pending: 0,
+                    idle_ms: 5
+                },
             ]
         );
-        assert!(consumers(Value::Array(vec![Value::Array(vec![bulk("name"), bulk("c")])])).is_err());
+        assert!(consumers(Value::Array(vec![Value::Array(vec![
+            bulk("name"),
+            bulk("c")
+        ])]))
+        .is_err());
     }
 }

@@ -275,7 +275,10 @@ async fn every_write_that_succeeded_before_shutdown_is_delivered() {
             .expect("writers end once stopped")
             .unwrap();
         for key in ok {
-            assert!(delivered.contains_key(&key), "{key} was written but not delivered");
+            assert!(
+                delivered.contains_key(&key),
+                "{key} was written but not delivered"
+            );
         }
     }
 }
