@@ -113,6 +113,27 @@ fn args() -> Result<Args, String> {
     Ok(out)
 }
 
+/// Writes an order, retrying a write that timed out: it may have happened
+/// anyway, but the repeat gets a higher version, so the sink just stores the
+/// same total twice.
+async fn write(
+    orders: &WriteBehind<Order>,
+    key: &str,
+    order: &Order,
+) -> Result<(), cache_runtime::CacheError> {
+    let mut attempts = 0;
+    loop {
+        match orders.write(key, order).await {
+            Ok(_) => return Ok(()),
+            Err(e) if e.is_timeout() && attempts < 5 => {
+                attempts += 1;
+                eprintln!("write of {key} timed out ({e}); retrying");
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = args()?;
@@ -124,7 +145,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     )?;
     let db = Arc::new(Mutex::new(db));
 
-    let cache = Cache::builder().redis(&args.redis).prefix("shop").build()?;
+    // Generous: a loaded machine must not fail a write over a slow reply.
+    let cache = Cache::builder()
+        .redis(&args.redis)
+        .prefix("shop")
+        .command_timeout(Duration::from_secs(2))
+        .build()?;
     let mut orders = cache
         .write_behind(
             "orders",
@@ -148,9 +174,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         for i in 0..args.writes {
             let id = i % args.keys;
             // Fast: Redis has the order now, SQLite gets it with the next batch.
-            orders
-                .write(&format!("order:{id}"), &Order { id, total: i })
-                .await?;
+            write(&orders, &format!("order:{id}"), &Order { id, total: i }).await?;
         }
         println!("written: {}", args.writes);
         std::io::stdout().flush()?;

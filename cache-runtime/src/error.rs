@@ -127,6 +127,18 @@ pub enum CacheError {
         /// The write-behind's name.
         name: String,
     },
+    /// A [`WriteBehind`](crate::write_behind::WriteBehind)'s flusher stopped
+    /// ([`shutdown`](crate::write_behind::WriteBehind::shutdown)) without
+    /// delivering everything written: the sink still failed at the shutdown
+    /// timeout, or Redis failed while draining. On Redis what is left stays
+    /// in the stream for the next start.
+    #[error("write-behind `{name}` stopped without delivering everything: {reason}")]
+    WriteBehindNotDrained {
+        /// The write-behind's name.
+        name: String,
+        /// What went wrong.
+        reason: String,
+    },
 }
 
 impl CacheError {

@@ -3,6 +3,8 @@
 
 use crate::support::*;
 use cache_runtime::write_behind::{Item, Sink, SinkError, WriteBehind};
+use cache_runtime::Cache;
+use cache_test_support::Reply;
 use rusqlite::Connection;
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read};
@@ -96,6 +98,41 @@ impl Sink<u64> for Shared {
 
 const STREAM: &str = "wb:__wb:orders";
 
+/// The bound of every wait: generous, so only a bug (not a slow machine)
+/// reaches it.
+const LIMIT: Duration = Duration::from_secs(60);
+
+/// A fresh server and a cache on it, with a command timeout that a loaded
+/// machine does not reach.
+fn wb_cache() -> (RedisServer, Cache) {
+    let server = RedisServer::start();
+    let cache = Cache::builder()
+        .redis(server.url())
+        .prefix("wb")
+        .command_timeout(Duration::from_secs(2))
+        .build()
+        .expect("valid settings");
+    (server, cache)
+}
+
+/// Awaits `fut`, failing the test if it takes longer than [`LIMIT`].
+async fn within<T>(what: &str, fut: impl std::future::Future<Output = T>) -> T {
+    match tokio::time::timeout(LIMIT, fut).await {
+        Ok(out) => out,
+        Err(_) => panic!("{what} did not finish within {LIMIT:?}"),
+    }
+}
+
+/// Waits until `cond` holds, failing the test after [`LIMIT`].
+async fn until(what: &str, mut cond: impl FnMut() -> bool) {
+    within(what, async {
+        while !cond() {
+            tokio::time::sleep(SHORT).await;
+        }
+    })
+    .await
+}
+
 fn stream_len(server: &RedisServer) -> i64 {
     server.cmd(&["XLEN", STREAM]).as_int()
 }
@@ -132,15 +169,15 @@ async fn write_many(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_thousand_writes_reach_sqlite_with_the_latest_value_per_key() {
-    let (server, cache) = redis_cache("wb");
+    let (server, cache) = wb_cache();
     let sink = Sqlite::new(0);
     let wb = cache
         .write_behind("orders", Shared(sink.clone()))
         .start()
         .unwrap();
-    let expected = write_many(&wb, 10_000, 1_000, 8).await;
+    let expected = within("the writes", write_many(&wb, 10_000, 1_000, 8)).await;
     assert_eq!(cache.get::<u64>("k999").await.unwrap(), Some(9_999));
-    wb.flush().await.unwrap();
+    within("flush", wb.flush()).await.unwrap();
 
     let rows = sink.rows();
     assert_eq!(rows.len(), 1_000);
@@ -150,13 +187,13 @@ async fn ten_thousand_writes_reach_sqlite_with_the_latest_value_per_key() {
     assert_eq!(stream_len(&server), 0, "delivered entries are deleted");
     let pending = server.cmd(&["XPENDING", STREAM, "flushers"]);
     assert_eq!(pending.as_array()[0].as_int(), 0, "and acknowledged");
-    wb.shutdown().await.unwrap();
+    within("shutdown", wb.shutdown()).await.unwrap();
     assert_eq!(cache.stats().errors, 0);
 }
 
 #[tokio::test]
 async fn several_writes_to_one_key_before_a_flush_reach_the_sink_once() {
-    let (_server, cache) = redis_cache("wb");
+    let (_server, cache) = wb_cache();
     let sink = Sqlite::new(0);
     let wb = cache
         .write_behind("orders", Shared(sink.clone()))
@@ -167,37 +204,37 @@ async fn several_writes_to_one_key_before_a_flush_reach_the_sink_once() {
         wb.write("hot", &v).await.unwrap();
         wb.write(&format!("cold{v}"), &v).await.unwrap();
     }
-    wb.flush().await.unwrap();
+    within("flush", wb.flush()).await.unwrap();
     assert_eq!(sink.deliveries("hot"), 1);
     assert_eq!(sink.rows()["hot"], 5);
     assert_eq!(sink.rows().len(), 6);
     wb.write("hot", &6).await.unwrap();
-    wb.flush().await.unwrap();
+    within("flush", wb.flush()).await.unwrap();
     assert_eq!(sink.deliveries("hot"), 2, "a later write is a new delivery");
     assert_eq!(sink.rows()["hot"], 6);
-    wb.shutdown().await.unwrap();
+    within("shutdown", wb.shutdown()).await.unwrap();
 }
 
 #[tokio::test]
 async fn a_sink_failing_its_first_five_calls_delays_but_loses_nothing() {
-    let (server, cache) = redis_cache("wb");
+    let (server, cache) = wb_cache();
     let sink = Sqlite::new(5);
     let wb = cache
         .write_behind("orders", Shared(sink.clone()))
         .max_backoff(Duration::from_millis(50))
         .start()
         .unwrap();
-    let expected = write_many(&wb, 1_000, 100, 4).await;
-    wb.flush().await.unwrap();
+    let expected = within("the writes", write_many(&wb, 1_000, 100, 4)).await;
+    within("flush", wb.flush()).await.unwrap();
     assert!(sink.calls.load(Ordering::SeqCst) > 5);
     assert_eq!(sink.rows(), expected);
     assert_eq!(stream_len(&server), 0);
-    wb.shutdown().await.unwrap();
+    within("shutdown", wb.shutdown()).await.unwrap();
 }
 
 #[tokio::test]
 async fn shutdown_drains_and_leaves_the_group_clean() {
-    let (server, cache) = redis_cache("wb");
+    let (server, cache) = wb_cache();
     let sink = Sqlite::new(0);
     let wb = cache
         .write_behind("orders", Shared(sink.clone()))
@@ -205,9 +242,9 @@ async fn shutdown_drains_and_leaves_the_group_clean() {
         .consumer("worker-1")
         .start()
         .unwrap();
-    let expected = write_many(&wb, 300, 300, 1).await;
+    let expected = within("the writes", write_many(&wb, 300, 300, 1)).await;
     assert!(stream_len(&server) > 0, "nothing flushed yet");
-    wb.shutdown().await.unwrap();
+    within("shutdown", wb.shutdown()).await.unwrap();
     assert_eq!(sink.rows(), expected);
     assert_eq!(stream_len(&server), 0);
     let consumers = server.cmd(&["XINFO", "CONSUMERS", STREAM, "flushers"]);
@@ -223,21 +260,277 @@ async fn shutdown_drains_and_leaves_the_group_clean() {
 }
 
 #[tokio::test]
-async fn entries_left_pending_by_a_dead_consumer_are_claimed() {
-    let (server, cache) = redis_cache("wb");
-    // A first flusher whose sink never succeeds: its batch stays pending.
-    let stuck = Sqlite::new(usize::MAX);
-    let first = cache
-        .write_behind("orders", Shared(stuck.clone()))
-        .consumer("dead")
+async fn shutdown_with_a_sink_that_always_fails_gives_up_and_leaves_the_batch_pending() {
+    let (server, cache) = wb_cache();
+    let sink = Sqlite::new(usize::MAX);
+    let wb = cache
+        .write_behind("orders", Shared(sink.clone()))
+        .max_backoff(Duration::from_millis(50))
+        .shutdown_timeout(Duration::from_millis(300))
         .start()
         .unwrap();
-    let expected = write_many(&first, 50, 50, 1).await;
-    while stuck.calls.load(Ordering::SeqCst) == 0 {
-        tokio::time::sleep(SHORT).await;
+    within("the writes", write_many(&wb, 20, 20, 1)).await;
+    let err = within("shutdown", wb.shutdown()).await.unwrap_err();
+    assert!(
+        matches!(&err, cache_runtime::CacheError::WriteBehindNotDrained { name, .. } if name == "orders"),
+        "{err}"
+    );
+    assert!(sink.calls.load(Ordering::SeqCst) > 0);
+    assert_eq!(stream_len(&server), 20, "nothing is lost");
+    let pending = server.cmd(&["XPENDING", STREAM, "flushers"]);
+    assert!(
+        pending.as_array()[0].as_int() > 0,
+        "left pending: {pending:?}"
+    );
+}
+
+#[tokio::test]
+async fn shutdown_reports_redis_failing_while_it_drains() {
+    let (mut server, cache) = wb_cache();
+    let sink = Sqlite::new(0);
+    let wb = cache
+        .write_behind("orders", Shared(sink.clone()))
+        .interval(Duration::from_secs(3600))
+        .shutdown_timeout(Duration::from_secs(5))
+        .start()
+        .unwrap();
+    within("the writes", write_many(&wb, 20, 20, 1)).await;
+    server.kill();
+    let err = within("shutdown", wb.shutdown()).await.unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            cache_runtime::CacheError::WriteBehindNotDrained { .. }
+        ),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_write_that_succeeded_before_shutdown_is_delivered() {
+    let (server, cache) = wb_cache();
+    let sink = Sqlite::new(0);
+    let wb = cache
+        .write_behind("orders", Shared(sink.clone()))
+        .interval(Duration::from_secs(3600))
+        .start()
+        .unwrap();
+    let mut writers = Vec::new();
+    for t in 0..4u64 {
+        let wb = wb.clone();
+        writers.push(tokio::spawn(async move {
+            let mut ok = Vec::new();
+            for i in 0u64.. {
+                let key = format!("w{t}:{i}");
+                match wb.write(&key, &i).await {
+                    Ok(_) => ok.push(key),
+                    Err(cache_runtime::CacheError::WriteBehindStopped { .. }) => return ok,
+                    Err(e) => panic!("{e}"),
+                }
+            }
+            unreachable!()
+        }));
     }
-    // The process "dies": its task is dropped without acknowledging.
-    std::mem::forget(first);
+    // Shut down while the writers are busy.
+    until("some writes", || {
+        server.cmd(&["XLEN", STREAM]).as_int() > 50
+    })
+    .await;
+    within("shutdown", wb.shutdown()).await.unwrap();
+    let rows = sink.rows();
+    let mut total = 0;
+    for w in writers {
+        let ok = within("the writers", w).await.unwrap();
+        total += ok.len();
+        for key in ok {
+            assert!(
+                rows.contains_key(&key),
+                "{key} was written but not delivered"
+            );
+        }
+    }
+    assert_eq!(rows.len(), total);
+    assert_eq!(stream_len(&server), 0);
+}
+
+#[tokio::test]
+async fn consumers_left_idle_with_nothing_pending_are_removed_from_the_group() {
+    let (server, cache) = wb_cache();
+    let sink = Sqlite::new(0);
+    let wb = cache
+        .write_behind("orders", Shared(sink.clone()))
+        .consumer("alive")
+        .claim_idle(Duration::from_millis(50))
+        .start()
+        .unwrap();
+    wb.write("k", &1).await.unwrap();
+    within("flush", wb.flush()).await.unwrap();
+    // Consumers of processes that died: one idle with nothing pending, one
+    // holding an entry (claimed from it, then removed too).
+    server.cmd(&["XGROUP", "CREATECONSUMER", STREAM, "flushers", "ghost"]);
+    server.cmd(&["XADD", STREAM, "*", "k", "held", "v", "x"]);
+    server.cmd(&[
+        "XREADGROUP",
+        "GROUP",
+        "flushers",
+        "holder",
+        "COUNT",
+        "1",
+        "STREAMS",
+        STREAM,
+        ">",
+    ]);
+    let names = || -> Vec<String> {
+        server
+            .cmd(&["XINFO", "CONSUMERS", STREAM, "flushers"])
+            .as_array()
+            .iter()
+            .map(|c| format!("{:?}", c.as_array()[1]))
+            .collect()
+    };
+    assert!(
+        names().iter().any(|n| n.contains("ghost")),
+        "not idle long enough to go yet: {:?}",
+        names()
+    );
+    until("the dead consumers to be removed", || {
+        let names = names();
+        !names
+            .iter()
+            .any(|n| n.contains("ghost") || n.contains("holder"))
+    })
+    .await;
+    assert_eq!(
+        stream_len(&server),
+        0,
+        "the held entry was claimed (and dead-lettered)"
+    );
+    wb.write("k", &2).await.unwrap();
+    within("flush", wb.flush()).await.unwrap();
+    assert_eq!(sink.rows()["k"], 2);
+    within("shutdown", wb.shutdown()).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_redis_refusing_client_commands_still_flushes() {
+    // As some managed services do: no CLIENT ID, no CLIENT UNBLOCK.
+    let server = RedisServer::start_with(&["--rename-command", "CLIENT", ""]);
+    let refused = server.cmd(&["CLIENT", "ID"]);
+    assert!(matches!(refused, Reply::Error(_)), "{refused:?}");
+    let cache = Cache::builder()
+        .redis(server.url())
+        .prefix("wb")
+        .command_timeout(Duration::from_secs(2))
+        .build()
+        .unwrap();
+    let sink = Sqlite::new(0);
+    let wb = cache
+        .write_behind("orders", Shared(sink.clone()))
+        .interval(Duration::from_secs(3600))
+        .start()
+        .unwrap();
+    let expected = within("the writes", write_many(&wb, 100, 10, 2)).await;
+    within("flush", wb.flush()).await.unwrap();
+    assert_eq!(sink.rows(), expected);
+    within("shutdown", wb.shutdown()).await.unwrap();
+    assert_eq!(stream_len(&server), 0);
+}
+
+#[tokio::test]
+async fn undecodable_entries_go_to_the_dead_letter_stream_and_the_rest_reach_the_sink() {
+    let (server, cache) = wb_cache();
+    let sink = Sqlite::new(0);
+    let wb = cache
+        .write_behind("orders", Shared(sink.clone()))
+        .interval(Duration::from_secs(3600))
+        .start()
+        .unwrap();
+    // Entries another program (or another version of the value type) wrote.
+    server.cmd(&["XADD", STREAM, "*", "k", "bad", "v", "not an envelope"]);
+    server.cmd(&["XADD", STREAM, "*", "something", "else"]);
+    wb.write("good", &1).await.unwrap();
+    wb.write("dup", &2).await.unwrap();
+    // The latest write of `dup` is unreadable: the readable one before it
+    // is still delivered.
+    server.cmd(&["XADD", STREAM, "*", "k", "dup", "v", "garbage"]);
+    wb.write("after", &3).await.unwrap();
+    within("flush", wb.flush()).await.unwrap();
+
+    let rows = sink.rows();
+    assert_eq!(
+        rows,
+        HashMap::from([("good".into(), 1), ("dup".into(), 2), ("after".into(), 3)])
+    );
+    assert_eq!(
+        stream_len(&server),
+        0,
+        "nothing is left blocking the stream"
+    );
+    let dead_key = format!("{STREAM}:dead");
+    let dead = server.cmd(&["XRANGE", &dead_key, "-", "+"]);
+    let dead: Vec<String> = dead
+        .as_array()
+        .iter()
+        .map(|e| format!("{:?}", e.as_array()[1]))
+        .collect();
+    assert_eq!(dead.len(), 3, "{dead:?}");
+    assert!(
+        dead[0].contains("bad") && dead[0].contains("not an envelope"),
+        "{dead:?}"
+    );
+    assert!(
+        dead[1].contains("something") && dead[1].contains("else"),
+        "{dead:?}"
+    );
+    assert!(
+        dead[2].contains("dup") && dead[2].contains("garbage"),
+        "{dead:?}"
+    );
+    assert_eq!(cache.stats().decode_failures, 3);
+    within("shutdown", wb.shutdown()).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn entries_left_pending_by_a_dead_consumer_are_claimed() {
+    let (server, cache) = wb_cache();
+    // A first "process": its own runtime and cache, and a flusher whose sink
+    // never succeeds, so its batch stays pending. Shutting the runtime down
+    // stops every task of it without acknowledging anything, as a crash would.
+    let url = server.url();
+    let stuck = Sqlite::new(usize::MAX);
+    let stuck2 = stuck.clone();
+    let dead = tokio::task::spawn_blocking(move || {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let (expected, first) = runtime.block_on(async {
+            let cache = Cache::builder()
+                .redis(url)
+                .prefix("wb")
+                .command_timeout(Duration::from_secs(2))
+                .build()
+                .unwrap();
+            let first = cache
+                .write_behind("orders", Shared(stuck2.clone()))
+                .consumer("dead")
+                .start()
+                .unwrap();
+            let expected = within("the writes", write_many(&first, 50, 50, 1)).await;
+            until("the first sink call", || {
+                stuck2.calls.load(Ordering::SeqCst) > 0
+            })
+            .await;
+            (expected, first)
+        });
+        // The process dies: its flusher task ends mid-retry.
+        runtime.shutdown_timeout(LIMIT);
+        drop(first);
+        expected
+    });
+    let expected = within("the first process", dead).await.unwrap();
+    let calls = stuck.calls.load(Ordering::SeqCst);
     let pending = server.cmd(&["XPENDING", STREAM, "flushers"]);
     assert!(pending.as_array()[0].as_int() > 0, "{pending:?}");
 
@@ -249,15 +542,18 @@ async fn entries_left_pending_by_a_dead_consumer_are_claimed() {
         .start()
         .unwrap();
     // `second` wrote nothing, so its flush() has nothing to wait for: poll.
-    for _ in 0..500 {
-        if sink.rows().len() == expected.len() {
-            break;
-        }
-        tokio::time::sleep(SHORT).await;
-    }
+    until("the claimed entries reaching the sink", || {
+        sink.rows().len() == expected.len()
+    })
+    .await;
     assert_eq!(sink.rows(), expected);
-    second.shutdown().await.unwrap();
+    within("shutdown", second.shutdown()).await.unwrap();
     assert_eq!(stream_len(&server), 0);
+    assert_eq!(
+        stuck.calls.load(Ordering::SeqCst),
+        calls,
+        "the dead flusher no longer runs"
+    );
 }
 
 /// The example's SQLite rows: order key to total.
@@ -292,7 +588,8 @@ fn a_writer_killed_mid_flush_loses_no_write() {
     };
 
     // A slow sink: each batch sleeps 300 ms before its transaction commits.
-    let mut writer = run(&["--slow-ms", "300"]).spawn().unwrap();
+    let mut writer = Killed(run(&["--slow-ms", "300"]).spawn().unwrap());
+    let writer = &mut writer.0;
     let (tx, lines) = mpsc::channel();
     let stdout = writer.stdout.take().unwrap();
     std::thread::spawn(move || {
@@ -335,11 +632,19 @@ fn a_writer_killed_mid_flush_loses_no_write() {
         "the kill must interrupt a flush: {current_before} rows current, {pending} pending"
     );
 
-    let out = run(&["--drain", "--consumer", "drainer"]).output().unwrap();
+    // The drain writes its output to files (no pipe to fill) and is killed
+    // if it does not end in time.
+    let log = |name: &str| std::fs::File::create(dir.0.join(name)).unwrap();
+    let drain = run(&["--drain", "--consumer", "drainer"])
+        .stdout(log("drain.out"))
+        .stderr(log("drain.err"))
+        .spawn()
+        .unwrap();
+    let status = Killed(drain).wait(LIMIT);
+    let stderr = std::fs::read_to_string(dir.0.join("drain.err")).unwrap_or_default();
     assert!(
-        out.status.success(),
-        "drain failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
+        status.is_some_and(|s| s.success()),
+        "drain failed or timed out ({status:?}):\n{stderr}"
     );
     let after = order_rows(&db);
     println!(
@@ -358,6 +663,36 @@ fn a_writer_killed_mid_flush_loses_no_write() {
         );
     }
     assert_eq!(server.cmd(&["XLEN", "shop:__wb:orders"]).as_int(), 0);
+}
+
+/// A child process killed (by its pid) on drop, so that a failing test
+/// leaves nothing running.
+struct Killed(std::process::Child);
+
+impl Killed {
+    /// Waits for the exit, at most `limit`: `None` (and the child killed)
+    /// if it runs longer.
+    fn wait(mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = std::time::Instant::now() + limit;
+        loop {
+            if let Some(status) = self.0.try_wait().unwrap() {
+                return Some(status);
+            }
+            if std::time::Instant::now() >= deadline {
+                return None; // killed by drop
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill(); // SIGKILL to this child's pid
+            let _ = self.0.wait();
+        }
+    }
 }
 
 /// A directory removed on drop.

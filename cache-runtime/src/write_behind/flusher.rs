@@ -3,19 +3,30 @@
 
 use super::queue::Queue;
 use super::stream::{self, StreamSource};
-use super::{Config, Entry, Item, Sink, Version};
+use super::{Body, Config, DeadLetter, Entry, Item, Sink, Version};
 use crate::{envelope, BackendError, Cache};
+use bytes::Bytes;
 use serde::de::DeserializeOwned;
 use std::collections::HashMap;
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use tokio::sync::{watch, Notify};
 use tokio::time::Instant;
 
 /// The first pause after a failure; it doubles up to `max_backoff`.
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+
+/// The longest blocking read where `CLIENT UNBLOCK` is not available.
+const SHORT_BLOCK: Duration = Duration::from_millis(50);
+
+/// How many Redis failures in a row a stopping flusher retries.
+const STOP_RETRIES: u32 = 5;
+
+/// A consumer with nothing pending, idle for this many times `claim_idle`,
+/// is removed from the group.
+const IDLE_CONSUMER_FACTOR: u32 = 5;
 
 /// The shortest time between two claim scans, whatever `claim_idle` is.
 const MIN_CLAIM_PERIOD: Duration = Duration::from_millis(100);
@@ -24,6 +35,17 @@ const MIN_CLAIM_PERIOD: Duration = Duration::from_millis(100);
 #[derive(Debug)]
 pub(crate) struct Control {
     stopping: AtomicBool,
+    /// When `stop` was first called.
+    stop_at: Mutex<Option<Instant>>,
+    /// Woken (all waiters) by `stop`.
+    stopped: Notify,
+    /// Writes that passed the stopping check and have not finished: the
+    /// final drain waits for them, or a late `XADD` would be left behind.
+    in_flight: AtomicUsize,
+    /// Woken (all waiters) when `in_flight` drops to zero.
+    writes_done: Notify,
+    /// How the flusher ended: `Err` names what was left undelivered.
+    outcome: Mutex<Option<Result<(), String>>>,
     /// How many `flush` calls are waiting: while any is, the flusher does
     /// not wait to fill a batch.
     urgent: AtomicUsize,
@@ -38,6 +60,11 @@ impl Control {
         let (tx, rx) = watch::channel(0);
         let control = Control {
             stopping: AtomicBool::new(false),
+            stop_at: Mutex::new(None),
+            stopped: Notify::new(),
+            in_flight: AtomicUsize::new(0),
+            writes_done: Notify::new(),
+            outcome: Mutex::new(None),
             urgent: AtomicUsize::new(0),
             wake: Notify::new(),
             cycles: rx,
@@ -47,7 +74,65 @@ impl Control {
 
     pub(crate) fn stop(&self) {
         self.stopping.store(true, Ordering::SeqCst);
+        lock(&self.stop_at).get_or_insert_with(Instant::now);
+        self.stopped.notify_waiters();
         self.wake.notify_one();
+    }
+
+    /// Whether the flusher has been stopping for longer than `timeout`.
+    fn is_expired(&self, timeout: Duration) -> bool {
+        lock(&self.stop_at).is_some_and(|at| Instant::now() >= at + timeout)
+    }
+
+    /// Resolves once the flusher has been stopping for `timeout`.
+    async fn expired(&self, timeout: Duration) {
+        loop {
+            let notified = self.stopped.notified();
+            let mut notified = std::pin::pin!(notified);
+            notified.as_mut().enable();
+            let at = *lock(&self.stop_at);
+            if let Some(at) = at {
+                tokio::time::sleep_until(at + timeout).await;
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    /// Registers a write; `None` (and nothing registered) once stopping.
+    ///
+    /// The count goes up before the check and `stop` sets the flag before
+    /// the flusher reads the count (both `SeqCst`): either the write sees
+    /// the stop, or the flusher sees the write and waits for it.
+    pub(crate) fn begin_write(&self) -> Option<WriteGuard<'_>> {
+        self.in_flight.fetch_add(1, Ordering::SeqCst);
+        let guard = WriteGuard(self);
+        if self.is_stopping() {
+            return None; // the guard's drop takes the count back
+        }
+        Some(guard)
+    }
+
+    /// Waits until no write is in flight.
+    async fn writes_settled(&self) {
+        loop {
+            let notified = self.writes_done.notified();
+            let mut notified = std::pin::pin!(notified);
+            notified.as_mut().enable();
+            if self.in_flight.load(Ordering::SeqCst) == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    /// How the flusher ended, once it has.
+    pub(crate) fn outcome(&self) -> Option<Result<(), String>> {
+        lock(&self.outcome).clone()
+    }
+
+    pub(crate) fn set_outcome(&self, outcome: Result<(), String>) {
+        lock(&self.outcome).get_or_insert(outcome);
     }
 
     pub(crate) fn is_stopping(&self) -> bool {
@@ -71,6 +156,36 @@ impl Control {
 
     fn is_urgent(&self) -> bool {
         self.urgent.load(Ordering::SeqCst) > 0
+    }
+}
+
+/// A write in flight, until dropped.
+pub(crate) struct WriteGuard<'a>(&'a Control);
+
+impl Drop for WriteGuard<'_> {
+    fn drop(&mut self) {
+        if self.0.in_flight.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.0.writes_done.notify_waiters();
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Why a flusher cycle failed.
+#[derive(Debug)]
+enum Failure {
+    /// Redis failed: retried.
+    Redis(BackendError),
+    /// Stopping, and the shutdown timeout is over: the flusher gives up.
+    GaveUp(String),
+}
+
+impl From<BackendError> for Failure {
+    fn from(e: BackendError) -> Self {
+        Failure::Redis(e)
     }
 }
 
@@ -100,7 +215,12 @@ impl Source {
                 let Some(block) = block else {
                     return s.read_new(count, None).await;
                 };
-                let id = s.connect().await?;
+                let Some(id) = s.connect().await? else {
+                    // No CLIENT ID, so no CLIENT UNBLOCK: short blocking
+                    // reads (the caller repeats them) keep a flush or a stop
+                    // from waiting long.
+                    return s.read_new(count, Some(block.min(SHORT_BLOCK))).await;
+                };
                 let mut read = std::pin::pin!(s.read_new(count, Some(block)));
                 tokio::select! {
                     got = &mut read => return got,
@@ -137,9 +257,9 @@ impl Source {
         }
     }
 
-    async fn ack(&mut self, ids: &[Version]) -> Result<(), BackendError> {
+    async fn ack(&mut self, ids: &[Version], dead: &[DeadLetter]) -> Result<(), BackendError> {
         match self {
-            Source::Stream(s) => s.ack(ids).await,
+            Source::Stream(s) => s.ack(ids, dead).await,
             Source::Queue(q) => {
                 if let Some(&last) = ids.iter().max() {
                     q.delivered(last);
@@ -158,6 +278,9 @@ pub(crate) struct Flusher<T, S> {
     pub(crate) config: Config,
     pub(crate) control: Arc<Control>,
     pub(crate) cycles: watch::Sender<u64>,
+    /// Whether a claim scan has completed (a zero `claim_idle` claims
+    /// everything only on the first).
+    pub(crate) claimed_once: bool,
     pub(crate) _value: PhantomData<fn(&T)>,
 }
 
@@ -166,7 +289,20 @@ where
     T: DeserializeOwned + Send + 'static,
     S: Sink<T>,
 {
-    pub(crate) async fn run(mut self) {
+    /// Runs until stopped; `Err` says what was left undelivered.
+    pub(crate) async fn run(mut self) -> Result<(), String> {
+        let outcome = self.run_until_stopped().await;
+        match &outcome {
+            Ok(()) => tracing::debug!(name = %self.name, "write-behind flusher stopped"),
+            Err(reason) => {
+                tracing::error!(name = %self.name, %reason, "write-behind flusher stopped without draining")
+            }
+        }
+        self.control.set_outcome(outcome.clone());
+        outcome
+    }
+
+    async fn run_until_stopped(&mut self) -> Result<(), String> {
         // Entries this consumer (or a dead one) read but never acknowledged
         // go first: a process killed mid-flush loses nothing.
         let mut recover = true;
@@ -175,9 +311,17 @@ where
         // A cycle that found nothing while a flush was waiting: the next one
         // blocks instead of polling Redis in a tight loop.
         let mut idle = false;
-        let claim_period = self.config.claim_idle.max(MIN_CLAIM_PERIOD);
+        let mut writes_settled = false;
+        let claim_period = self.steady_claim_idle().max(MIN_CLAIM_PERIOD);
+        let shutdown_timeout = self.config.shutdown_timeout;
         loop {
             let stopping = self.control.is_stopping();
+            if stopping && !writes_settled {
+                // Writes that passed the stopping check finish their XADD
+                // (each bounded by the command timeout) before the final reads.
+                self.control.writes_settled().await;
+                writes_settled = true;
+            }
             let cycle = async {
                 if recover {
                     self.recover().await?;
@@ -197,7 +341,7 @@ where
                 };
                 let empty = batch.is_empty();
                 self.deliver(batch).await?;
-                Ok::<bool, BackendError>(empty)
+                Ok::<bool, Failure>(empty)
             };
             match cycle.await {
                 Ok(empty) => {
@@ -208,10 +352,14 @@ where
                     idle = empty;
                     self.cycles.send_modify(|n| *n += 1);
                     if stopping && empty && self.finish().await {
-                        break;
+                        return Ok(());
                     }
                 }
-                Err(error) => {
+                Err(Failure::GaveUp(reason)) => {
+                    self.cycles.send_modify(|n| *n += 1);
+                    return Err(reason);
+                }
+                Err(Failure::Redis(error)) => {
                     failures += 1;
                     if let Source::Stream(s) = &mut self.source {
                         s.reset();
@@ -219,9 +367,20 @@ where
                     recover = true;
                     self.cycles.send_modify(|n| *n += 1);
                     if stopping {
-                        // What is left stays in the stream for the next start.
-                        tracing::warn!(name = %self.name, %error, "write-behind flusher stopping without draining: Redis failed");
-                        break;
+                        // A few retries, within the shutdown timeout; what is
+                        // left then stays in the stream for the next start.
+                        if failures >= STOP_RETRIES || self.control.is_expired(shutdown_timeout) {
+                            return Err(format!(
+                                "Redis failed while draining ({error}); what is left stays in the stream"
+                            ));
+                        }
+                        let pause = backoff(failures, self.config.max_backoff);
+                        tracing::warn!(name = %self.name, %error, ?pause, "write-behind flusher cannot reach Redis while draining; retrying");
+                        tokio::select! {
+                            () = tokio::time::sleep(pause) => {}
+                            () = self.control.expired(shutdown_timeout) => {}
+                        }
+                        continue;
                     }
                     let pause = backoff(failures, self.config.max_backoff);
                     if failures == 1 {
@@ -233,14 +392,18 @@ where
                 }
             }
         }
-        tracing::debug!(name = %self.name, "write-behind flusher stopped");
     }
 
     /// Whether the flusher may end: an in-process queue closes only once it
     /// is empty (a write may have slipped in since the last read).
     async fn finish(&mut self) -> bool {
         match &mut self.source {
-            Source::Queue(q) => q.close_if_empty(),
+            Source::Queue(q) => {
+                // Under the writes' lock: a write cannot store its value and
+                // then find the queue closed.
+                let _order = q.order.lock().await;
+                q.close_if_empty()
+            }
             Source::Stream(s) => {
                 if let Err(error) = s.leave_if_idle().await {
                     tracing::debug!(name = %self.name, %error, "could not remove the consumer from the group");
@@ -250,7 +413,7 @@ where
         }
     }
 
-    async fn recover(&mut self) -> Result<(), BackendError> {
+    async fn recover(&mut self) -> Result<(), Failure> {
         let mut total = 0;
         loop {
             let Source::Stream(s) = &mut self.source else {
@@ -269,15 +432,24 @@ where
         self.claim_all().await
     }
 
-    /// Takes over what other consumers left unacknowledged for `claim_idle`.
-    async fn claim_all(&mut self) -> Result<(), BackendError> {
+    /// `claim_idle`, or the default for a zero one (zero claims everything
+    /// once, at start: claiming live flushers' batches every scan would
+    /// deliver them twice and out of order).
+    fn steady_claim_idle(&self) -> Duration {
+        claim_idle(self.config.claim_idle, true)
+    }
+
+    /// Takes over what other consumers left unacknowledged for `claim_idle`
+    /// (anything, on the first scan of a zero `claim_idle`).
+    async fn claim_all(&mut self) -> Result<(), Failure> {
+        let idle = claim_idle(self.config.claim_idle, self.claimed_once);
         let mut cursor = String::from("0-0");
         let mut total = 0;
         loop {
             let Source::Stream(s) = &mut self.source else {
                 return Ok(());
             };
-            let (next, entries) = s.claim(&cursor, self.config.batch_size).await?;
+            let (next, entries) = s.claim(&cursor, self.config.batch_size, idle).await?;
             total += entries.len();
             self.deliver(entries).await?;
             match next {
@@ -285,8 +457,26 @@ where
                 None => break,
             }
         }
+        self.claimed_once = true;
         if total > 0 {
             tracing::info!(name = %self.name, count = total, "write-behind: took over entries another flusher left unacknowledged");
+        }
+        // Consumers of processes that ended without a clean shutdown: gone
+        // from the group once idle for several claim periods with nothing
+        // pending (a live one that is removed is recreated by its next read).
+        let min_idle = self
+            .steady_claim_idle()
+            .saturating_mul(IDLE_CONSUMER_FACTOR);
+        if let Source::Stream(s) = &mut self.source {
+            match s.remove_idle_consumers(min_idle).await {
+                Ok(0) => {}
+                Ok(n) => {
+                    tracing::info!(name = %self.name, count = n, "write-behind: removed idle consumers from the group")
+                }
+                Err(error) => {
+                    tracing::debug!(name = %self.name, %error, "write-behind: could not list or remove idle consumers")
+                }
+            }
         }
         Ok(())
     }
@@ -321,52 +511,104 @@ where
         }
     }
 
-    /// Hands the batch to the sink until it accepts it, then acknowledges it.
-    async fn deliver(&mut self, entries: Vec<Entry>) -> Result<(), BackendError> {
+    /// Hands the batch to the sink until it accepts it, then acknowledges it
+    /// (moving what cannot be decoded to the dead-letter stream).
+    async fn deliver(&mut self, entries: Vec<Entry>) -> Result<(), Failure> {
         if entries.is_empty() {
             return Ok(());
         }
+        let inner = &*self.cache.inner;
         let ids: Vec<Version> = entries.iter().map(|e| e.version).collect();
-        // The latest entry of each key, in the order of the writes.
+        // Decode everything first: a value this program cannot read
+        // (another version of the type, another codec, a foreign entry)
+        // would block the stream forever, so it goes to the dead-letter
+        // stream instead, and only readable entries compete for their key.
+        let mut values: Vec<Option<T>> = Vec::with_capacity(entries.len());
+        let mut dead = Vec::new();
+        for e in &entries {
+            let (value, reason) = match &e.body {
+                Body::Gone => (None, None),
+                Body::Write(_, bytes) => {
+                    match envelope::decode::<T>(bytes, &inner.codec, inner.max_value_size) {
+                        Ok(value) => (Some(value), None),
+                        Err(reason) => (None, Some(reason.to_string())),
+                    }
+                }
+                Body::Foreign(_) => (None, Some("no `k` and `v` fields".to_owned())),
+            };
+            if let Some(reason) = reason {
+                inner.counters.decode_failure();
+                let fields = match &e.body {
+                    Body::Write(key, bytes) => vec![
+                        (Bytes::from_static(b"k"), Bytes::from(key.clone())),
+                        (Bytes::from_static(b"v"), bytes.clone()),
+                    ],
+                    Body::Foreign(fields) => fields.clone(),
+                    Body::Gone => Vec::new(),
+                };
+                dead.push(DeadLetter {
+                    version: e.version,
+                    fields,
+                    reason,
+                });
+            }
+            values.push(value);
+        }
+        // The latest readable entry of each key, in the order of the writes.
         let mut latest: HashMap<&str, usize> = HashMap::new();
         for (i, e) in entries.iter().enumerate() {
-            if let Some((key, _)) = &e.body {
+            if let (Body::Write(key, _), Some(_)) = (&e.body, &values[i]) {
                 latest.insert(key.as_str(), i);
             }
         }
         let mut chosen: Vec<usize> = latest.into_values().collect();
         chosen.sort_unstable();
 
-        let inner = &*self.cache.inner;
+        let timeout = self.config.shutdown_timeout;
+        let gave_up = |count: usize| {
+            Failure::GaveUp(format!(
+                "the sink did not accept a batch of {count} within the shutdown timeout ({timeout:?}); it is left unacknowledged"
+            ))
+        };
         let mut attempt = 0u32;
-        loop {
+        while !chosen.is_empty() {
+            if self.control.is_expired(timeout) {
+                return Err(gave_up(chosen.len()));
+            }
             let mut items = Vec::with_capacity(chosen.len());
             for &i in &chosen {
                 let e = &entries[i];
-                let (key, bytes) = e.body.as_ref().expect("chosen entries have a body");
-                match envelope::decode::<T>(bytes, &inner.codec, inner.max_value_size) {
-                    Ok(value) => items.push(Item {
-                        key: key.clone(),
-                        value,
-                        version: e.version,
-                    }),
-                    // A value this program cannot read (another version of
-                    // the type, another codec) would block the stream
-                    // forever: it is dropped, loudly.
-                    Err(reason) if attempt == 0 => {
-                        inner.counters.decode_failure();
-                        tracing::error!(name = %self.name, key = %key, version = %e.version, %reason, "write-behind entry cannot be decoded; dropping it");
+                let Body::Write(key, bytes) = &e.body else {
+                    unreachable!("chosen entries are writes")
+                };
+                // The first attempt uses the values decoded above; a retry
+                // decodes them again (they decoded once, they decode again).
+                let value = match values[i].take() {
+                    Some(value) => value,
+                    None => {
+                        match envelope::decode::<T>(bytes, &inner.codec, inner.max_value_size) {
+                            Ok(value) => value,
+                            Err(_) => continue,
+                        }
                     }
-                    Err(_) => {}
-                }
-            }
-            if items.is_empty() {
-                break;
+                };
+                items.push(Item {
+                    key: key.clone(),
+                    value,
+                    version: e.version,
+                });
             }
             let count = items.len();
             let sink = self.sink.clone();
             // Its own task, so that a panicking sink is a failure to retry.
-            let outcome = tokio::spawn(async move { sink.write(items).await }).await;
+            let mut task = tokio::spawn(async move { sink.write(items).await });
+            let outcome = tokio::select! {
+                outcome = &mut task => outcome,
+                () = self.control.expired(timeout) => {
+                    task.abort();
+                    return Err(gave_up(count));
+                }
+            };
             let error = match outcome {
                 Ok(Ok(())) => {
                     if attempt > 0 {
@@ -381,19 +623,22 @@ where
             attempt += 1;
             let pause = backoff(attempt, self.config.max_backoff);
             tracing::warn!(name = %self.name, count, attempt, ?pause, %error, "write-behind sink failed; retrying the same batch");
-            tokio::time::sleep(pause).await;
+            tokio::select! {
+                () = tokio::time::sleep(pause) => {}
+                () = self.control.expired(timeout) => {}
+            }
         }
         // The sink has the batch: acknowledge it, retrying rather than
         // delivering it again.
         let mut failures = 0u32;
         loop {
-            match self.source.ack(&ids).await {
+            match self.source.ack(&ids, &dead).await {
                 Ok(()) => break,
                 Err(error) => {
                     failures += 1;
-                    if self.control.is_stopping() || failures > 5 {
+                    if failures > STOP_RETRIES || self.control.is_expired(timeout) {
                         // Left pending: delivered again later (at least once).
-                        return Err(error);
+                        return Err(error.into());
                     }
                     if let Source::Stream(s) = &mut self.source {
                         s.reset();
@@ -403,7 +648,35 @@ where
                 }
             }
         }
+        self.report_dead(&dead);
         Ok(())
+    }
+
+    /// Logs the entries that could not be decoded, once they are out of
+    /// the stream.
+    fn report_dead(&self, dead: &[DeadLetter]) {
+        if dead.is_empty() {
+            return;
+        }
+        let place = match &self.source {
+            Source::Stream(s) => s.dead_letter_key(),
+            Source::Queue(_) => "nowhere (in-process queue: dropped)".to_owned(),
+        };
+        for d in dead {
+            let key = d
+                .fields
+                .iter()
+                .find(|(f, _)| &f[..] == b"k")
+                .map(|(_, k)| String::from_utf8_lossy(k));
+            tracing::error!(
+                name = %self.name,
+                key = key.as_deref().unwrap_or("?"),
+                version = %d.version,
+                reason = %d.reason,
+                dead_letter = %place,
+                "write-behind entry cannot be decoded; moved to the dead-letter stream"
+            );
+        }
     }
 
     async fn sleep_unless_stopped(&self, pause: Duration) {
@@ -416,8 +689,18 @@ where
     }
 }
 
+/// The idle time of a claim scan: the setting, except that zero (claim
+/// everything) holds only for the first scan, then the default.
+fn claim_idle(setting: Duration, claimed_once: bool) -> Duration {
+    if setting.is_zero() && claimed_once {
+        super::DEFAULT_CLAIM_IDLE
+    } else {
+        setting
+    }
+}
+
 /// `FIRST_BACKOFF * 2^(n-1)`, at most `max`.
-fn backoff(n: u32, max: Duration) -> Duration {
+pub(crate) fn backoff(n: u32, max: Duration) -> Duration {
     let first = FIRST_BACKOFF.min(max);
     first
         .checked_mul(1u32 << n.saturating_sub(1).min(20))
@@ -427,6 +710,17 @@ fn backoff(n: u32, max: Duration) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_zero_claim_idle_claims_everything_only_once() {
+        assert_eq!(claim_idle(Duration::ZERO, false), Duration::ZERO);
+        assert_eq!(
+            claim_idle(Duration::ZERO, true),
+            super::super::DEFAULT_CLAIM_IDLE
+        );
+        let s = Duration::from_secs(5);
+        assert_eq!((claim_idle(s, false), claim_idle(s, true)), (s, s));
+    }
 
     #[test]
     fn backoff_doubles_up_to_the_cap() {

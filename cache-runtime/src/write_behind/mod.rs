@@ -9,31 +9,40 @@
 //! first.
 //!
 //! ```
-//! use cache_runtime::write_behind::{Item, WriteBehind};
+//! use cache_runtime::write_behind::{Item, Version, WriteBehind};
 //! use cache_runtime::Cache;
+//! use std::collections::HashMap;
 //! use std::sync::{Arc, Mutex};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), cache_runtime::CacheError> {
 //! let cache = Cache::builder().memory().prefix("shop").build()?; // or .redis(url)
-//! let database = Arc::new(Mutex::new(Vec::new()));
+//! // The "database": key -> (value, version of the write that stored it).
+//! let database = Arc::new(Mutex::new(HashMap::<String, (u32, Version)>::new()));
 //! let db = database.clone();
 //! let orders: WriteBehind<u32> = cache
 //!     .write_behind("orders", move |batch: Vec<Item<u32>>| {
 //!         let db = db.clone();
 //!         async move {
-//!             // One upsert per item, keyed by `item.key`, newest `item.version` wins.
-//!             db.lock().unwrap().extend(batch.into_iter().map(|i| (i.key, i.value)));
+//!             // One upsert per item, keyed by `item.key`: the newest version
+//!             // wins, so a repeated or late delivery changes nothing.
+//!             let mut rows = db.lock().unwrap();
+//!             for item in batch {
+//!                 let row = rows.entry(item.key).or_insert((item.value, item.version));
+//!                 if item.version >= row.1 {
+//!                     *row = (item.value, item.version);
+//!                 }
+//!             }
 //!             Ok::<_, std::io::Error>(())
 //!         }
 //!     })
 //!     .start()?;
 //!
 //! orders.write("order:1", &3).await?;
-//! orders.write("order:1", &4).await?; // same key before a flush: delivered once
+//! let v = orders.write("order:1", &4).await?; // same key before a flush: delivered once
 //! assert_eq!(cache.get::<u32>("order:1").await?, Some(4)); // readable at once
 //! orders.flush().await?; // everything written so far has reached the sink
-//! assert_eq!(*database.lock().unwrap(), [("order:1".to_string(), 4)]);
+//! assert_eq!(database.lock().unwrap()["order:1"], (4, v));
 //! orders.shutdown().await?;
 //! # Ok(())
 //! # }
@@ -67,15 +76,50 @@
 //!   read meanwhile, so one flusher delivers each key's writes in order;
 //!   across flushers (several processes, claims) only the versions order
 //!   them.
-//! - The stream lives under the cache's prefix: `clear_pattern("*")` removes
-//!   it with whatever it holds.
+//! - **Entries that cannot be decoded** (written by another version of the
+//!   value type or another codec, or not by this library at all) are never
+//!   dropped silently: in the same transaction as the batch's
+//!   acknowledgement they are moved to the dead-letter stream
+//!   `{prefix}:__wb:{name}:dead` with their original fields plus `id` (the
+//!   original version) and `error`; each counts in
+//!   [`Stats::decode_failures`](crate::Stats::decode_failures) and is logged
+//!   at error level. Only readable entries compete for their key, so an
+//!   older readable write of a key whose latest write is unreadable is still
+//!   delivered. Inspect the dead-letter stream with `XRANGE`; it is never
+//!   trimmed by the library.
+//! - **Managed Redis.** Where `CLIENT ID` is refused, the flusher reads with
+//!   short blocking reads (50 ms) instead of ending a long one early with
+//!   `CLIENT UNBLOCK`: it works the same, with a little more traffic.
+//!
+//! ## What Redis must keep
+//!
+//! The stream is the only copy of what the sink has not stored yet:
+//!
+//! - It has no TTL, and must not be evicted: run Redis with
+//!   `maxmemory-policy noeviction`, or a `volatile-*` policy (which evicts
+//!   only keys with a TTL; the cached values have one, the stream does not).
+//!   An `allkeys-*` policy may evict the stream and lose its writes.
+//! - For writes to survive a restart of Redis itself, enable persistence
+//!   (`appendonly yes`); without it they survive only the death of the
+//!   application process.
+//! - It lives under the cache's prefix: `clear_pattern("*")`, `FLUSHDB` or
+//!   `FLUSHALL` remove it, and with it every write not yet delivered.
+//! - Versions are stream ids: the Redis server's wall clock in
+//!   milliseconds, then a sequence. Redis never hands out an id below the
+//!   stream's last one, but a stream that is recreated (removed, or lost
+//!   with a restart without persistence) on a server whose clock stepped
+//!   back can give lower versions than rows the database already holds,
+//!   which a newest-version-wins upsert then ignores. In-process versions
+//!   come from the process's clock the same way.
 //!
 //! # On other stores
 //!
 //! The memory store, the test mock and custom backends get the same handle
 //! over an in-process queue, so code using write-behind runs in unit tests
 //! without Redis. That queue is not durable: what the sink has not accepted
-//! when the process ends is lost.
+//! when the process ends is lost. (An undecodable entry, which the
+//! in-process queue cannot produce short of a codec bug, is logged, counted
+//! and dropped there: it has no dead-letter stream.)
 
 mod flusher;
 mod queue;
@@ -165,6 +209,8 @@ where
 ///     format!("{} = {} (version {})", item.key, item.value, item.version)
 /// }
 /// ```
+///
+/// [`Item::new`] makes one, to test a sink without a flusher.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct Item<T> {
@@ -176,10 +222,36 @@ pub struct Item<T> {
     pub version: Version,
 }
 
+impl<T> Item<T> {
+    /// An item as the flusher makes them: for unit tests of a [`Sink`].
+    ///
+    /// ```
+    /// use cache_runtime::write_behind::{Item, Sink, SinkError};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let sink = |batch: Vec<Item<u64>>| async move {
+    ///     assert_eq!(batch[0].value, 5);
+    ///     Ok::<_, SinkError>(())
+    /// };
+    /// let item = Item::new("order:1", 5, "1700000000000-0".parse().unwrap());
+    /// sink.write(vec![item]).await.unwrap();
+    /// # }
+    /// ```
+    pub fn new(key: impl Into<String>, value: T, version: Version) -> Self {
+        Item {
+            key: key.into(),
+            value,
+            version,
+        }
+    }
+}
+
 /// The version of a write-behind write: on Redis the stream entry id
 /// (`{milliseconds}-{sequence}`), in-process a counter of the same shape.
 /// Versions of one write-behind increase with each write, whichever process
-/// made it (Redis assigns them).
+/// made it (Redis assigns them), as long as its stream exists: they come
+/// from the server's wall clock, so a stream recreated after its clock
+/// stepped back can start lower (see [the module docs](crate::write_behind#what-redis-must-keep)).
 ///
 /// ```
 /// use cache_runtime::write_behind::Version;
@@ -250,9 +322,28 @@ impl FromStr for Version {
 #[derive(Debug)]
 pub(crate) struct Entry {
     pub(crate) version: Version,
-    /// The key and the encoded value; `None` for an entry that was already
-    /// deleted from the stream and only needs its acknowledgement.
-    pub(crate) body: Option<(String, Bytes)>,
+    pub(crate) body: Body,
+}
+
+/// What a stream entry holds.
+#[derive(Debug)]
+pub(crate) enum Body {
+    /// Deleted from the stream while pending: only needs its acknowledgement.
+    Gone,
+    /// A write: the key and the encoded value.
+    Write(String, Bytes),
+    /// Fields this library does not write (no `k` and `v`): kept as they
+    /// are for the dead-letter stream.
+    Foreign(Vec<(Bytes, Bytes)>),
+}
+
+/// An entry the flusher cannot deliver, moved to the dead-letter stream
+/// with its original fields plus `id` (its version) and `error`.
+#[derive(Debug)]
+pub(crate) struct DeadLetter {
+    pub(crate) version: Version,
+    pub(crate) fields: Vec<(Bytes, Bytes)>,
+    pub(crate) reason: String,
 }
 
 /// Settings of a flusher.
@@ -262,8 +353,12 @@ pub(crate) struct Config {
     pub(crate) interval: Duration,
     pub(crate) claim_idle: Duration,
     pub(crate) max_backoff: Duration,
+    pub(crate) shutdown_timeout: Duration,
     pub(crate) consumer: String,
 }
+
+/// The default of [`WriteBehindBuilder::claim_idle`].
+pub(crate) const DEFAULT_CLAIM_IDLE: Duration = Duration::from_secs(30);
 
 /// The consumer group every flusher of a write-behind joins.
 pub(crate) const GROUP: &str = "flushers";
@@ -283,7 +378,7 @@ struct Shared {
     control: Arc<Control>,
     /// The highest version written through this handle and its clones.
     last_written: Mutex<Option<Version>>,
-    task: Mutex<Option<JoinHandle<()>>>,
+    task: Mutex<Option<JoinHandle<Result<(), String>>>>,
 }
 
 impl Drop for Shared {
@@ -401,8 +496,9 @@ where
             config: Config {
                 batch_size: 500,
                 interval: Duration::from_millis(100),
-                claim_idle: Duration::from_secs(30),
+                claim_idle: DEFAULT_CLAIM_IDLE,
                 max_backoff: Duration::from_secs(10),
+                shutdown_timeout: Duration::from_secs(30),
                 consumer: default_consumer(),
             },
             _value: PhantomData,
@@ -442,9 +538,11 @@ where
     /// ```
     pub async fn write(&self, key: &str, value: &T) -> Result<Version, CacheError> {
         let shared = &*self.shared;
-        if shared.control.is_stopping() {
+        // Counted until the write is done: `shutdown` waits for it before
+        // its final drain.
+        let Some(_in_flight) = shared.control.begin_write() else {
             return Err(self.stopped());
-        }
+        };
         let inner = &*shared.cache.inner;
         let full = key::full(&inner.prefix, key);
         let bytes = envelope::encode(&inner.codec, value, shared.ttl, inner.max_value_size)
@@ -481,7 +579,7 @@ where
                 if !queue.push(
                     Entry {
                         version,
-                        body: Some((key.to_owned(), bytes)),
+                        body: Body::Write(key.to_owned(), bytes),
                     },
                     &shared.control,
                 ) {
@@ -509,11 +607,15 @@ where
     /// died is waited for until a flusher claims it (after
     /// [`claim_idle`](WriteBehindBuilder::claim_idle)). While the sink fails
     /// this keeps waiting; wrap it in `tokio::time::timeout` to bound it.
+    /// Timeouts and transient Redis failures of its checks (a dropped
+    /// connection, a server still loading) are retried too: it is a waiting
+    /// call, a slow reply does not end it.
     ///
     /// # Errors
     ///
     /// [`CacheError::WriteBehindStopped`] if the flusher stopped with writes
-    /// undelivered; [`CacheError::Backend`] if Redis fails while checking.
+    /// undelivered; [`CacheError::Backend`] if Redis refuses the check for
+    /// good (an error reply such as `WRONGTYPE` or `NOPERM`).
     ///
     /// ```
     /// # use cache_runtime::write_behind::{Item, WriteBehind};
@@ -542,12 +644,12 @@ where
         let mut cycles = control.cycles();
         loop {
             cycles.borrow_and_update();
-            if self.delivered_through(target).await? {
+            if self.delivered_through_retrying(target).await? {
                 return Ok(());
             }
             if cycles.changed().await.is_err() {
                 // The flusher has ended.
-                return if self.delivered_through(target).await? {
+                return if self.delivered_through_retrying(target).await? {
                     Ok(())
                 } else {
                     Err(self.stopped())
@@ -556,18 +658,49 @@ where
         }
     }
 
+    /// [`delivered_through`](Self::delivered_through), retrying timeouts and
+    /// transient Redis failures (a slow reply must not fail a waiting call).
+    async fn delivered_through_retrying(&self, target: Version) -> Result<bool, CacheError> {
+        let mut failures = 0u32;
+        loop {
+            match self.delivered_through(target).await {
+                Ok(done) => return Ok(done),
+                Err(error) if is_transient(&error) => {
+                    failures += 1;
+                    let pause = flusher::backoff(failures, Duration::from_secs(1));
+                    tracing::debug!(name = %self.shared.name, %error, ?pause, "write-behind flush check failed; retrying");
+                    tokio::time::sleep(pause).await;
+                }
+                Err(error) => {
+                    let stream = match &self.shared.log {
+                        Log::Stream(stream) => stream.as_str(),
+                        Log::Queue(_) => self.shared.name.as_str(),
+                    };
+                    return Err(self.failed(stream, error));
+                }
+            }
+        }
+    }
+
     /// Stops the flusher after it delivered everything written so far, and
     /// waits for it. Writes through any clone fail from now on with
-    /// [`CacheError::WriteBehindStopped`]; calling it again returns at once.
+    /// [`CacheError::WriteBehindStopped`]; writes already under way are
+    /// waited for and delivered too. Calling it again returns the same
+    /// result at once.
     ///
-    /// While the sink fails this keeps retrying (bound it with
-    /// `tokio::time::timeout`; on Redis what is left stays in the stream for
-    /// the next start). On Redis, writes of other processes that arrive
-    /// while it drains may be left for another flusher.
+    /// A failing sink is retried, and Redis failures a few times, for at
+    /// most the [`shutdown_timeout`](WriteBehindBuilder::shutdown_timeout)
+    /// (default 30 s); then the flusher gives up. On Redis what is left
+    /// stays in the stream, unacknowledged, for the next start (or another
+    /// process) to deliver; in-process it is lost. On Redis, writes of other
+    /// processes that arrive while it drains may be left for another flusher.
     ///
     /// # Errors
     ///
-    /// [`CacheError::WriteBehindStopped`] if the flusher task panicked.
+    /// [`CacheError::WriteBehindNotDrained`] if the flusher stopped without
+    /// delivering everything: the sink still failed at the shutdown timeout,
+    /// or Redis failed while draining; [`CacheError::WriteBehindStopped`] if
+    /// the flusher task panicked.
     ///
     /// ```
     /// # use cache_runtime::write_behind::{Item, WriteBehind};
@@ -592,18 +725,26 @@ where
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .take();
-        match task {
-            Some(task) => task.await.map_err(|e| {
-                tracing::error!(name = %self.shared.name, error = %e, "write-behind flusher failed");
-                self.stopped()
-            }),
+        let outcome = match task {
+            Some(task) => match task.await {
+                Ok(outcome) => outcome,
+                Err(e) => {
+                    tracing::error!(name = %self.shared.name, error = %e, "write-behind flusher failed");
+                    control.set_outcome(Err(format!("the flusher task failed: {e}")));
+                    return Err(self.stopped());
+                }
+            },
             None => {
                 // Another caller is waiting for the task: wait for its end.
                 let mut cycles = control.cycles();
                 while cycles.changed().await.is_ok() {}
-                Ok(())
+                control.outcome().unwrap_or(Ok(()))
             }
-        }
+        };
+        outcome.map_err(|reason| CacheError::WriteBehindNotDrained {
+            name: self.shared.name.clone(),
+            reason,
+        })
     }
 
     /// The write-behind's name.
@@ -624,7 +765,7 @@ where
         &self.shared.name
     }
 
-    async fn delivered_through(&self, target: Version) -> Result<bool, CacheError> {
+    async fn delivered_through(&self, target: Version) -> Result<bool, BackendError> {
         match &self.shared.log {
             Log::Queue(queue) => Ok(queue.delivered_through(target)),
             Log::Stream(stream) => {
@@ -636,7 +777,6 @@ where
                 inner
                     .command(stream::none_through(redis, stream, target))
                     .await
-                    .map_err(|e| self.failed(stream, e))
             }
         }
     }
@@ -673,6 +813,7 @@ where
 ///     .ttl(Duration::from_secs(3600))           // of the cached values
 ///     .claim_idle(Duration::from_secs(30))      // take over a dead process's entries after 30 s
 ///     .max_backoff(Duration::from_secs(10))     // longest pause between retries of a failing sink
+///     .shutdown_timeout(Duration::from_secs(30)) // how long shutdown retries before giving up
 ///     .consumer("orders-worker-1")              // this flusher's name in the consumer group
 ///     .start()?;
 /// # orders.shutdown().await }
@@ -753,7 +894,9 @@ where
     /// before this one takes it over (default 30 s; Redis only). Shorter
     /// recovers sooner after a crash; shorter than a slow sink's batch takes
     /// makes a live flusher's batch be delivered twice. Zero takes over
-    /// every unacknowledged change at start, for a one-off drain.
+    /// every unacknowledged change once, at start (for a one-off drain after
+    /// a crash), then claims like the default (30 s): it does not keep
+    /// taking live flushers' batches.
     ///
     /// ```
     /// # use cache_runtime::write_behind::{Item, WriteBehind};
@@ -785,6 +928,26 @@ where
         self
     }
 
+    /// How long [`shutdown`](WriteBehind::shutdown) (or dropping the last
+    /// handle) keeps retrying a failing sink or Redis before giving up
+    /// (default 30 s; more than zero). What is not delivered then stays
+    /// unacknowledged in the stream on Redis, and is claimed later; a
+    /// `shutdown` that gives up returns
+    /// [`CacheError::WriteBehindNotDrained`].
+    ///
+    /// ```
+    /// # use cache_runtime::write_behind::{Item, WriteBehind};
+    /// # use std::time::Duration;
+    /// # let cache = cache_runtime::Cache::builder().build().unwrap();
+    /// let b = WriteBehind::builder(&cache, "orders", |_: Vec<Item<u64>>| async { Ok::<_, std::io::Error>(()) })
+    ///     .shutdown_timeout(Duration::from_secs(5));
+    /// # drop(b);
+    /// ```
+    pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
+        self.config.shutdown_timeout = timeout;
+        self
+    }
+
     /// This flusher's consumer name in the stream's consumer group (default:
     /// the process id and a random suffix). A process restarted under the
     /// same name takes its unacknowledged changes back at once instead of
@@ -811,7 +974,7 @@ where
     /// # Errors
     ///
     /// [`CacheError::Config`] for an empty name or consumer, a zero batch
-    /// size, interval or backoff, a TTL of zero or over 100 years, or when
+    /// size, interval, backoff or shutdown timeout, a TTL of zero or over 100 years, or when
     /// called outside a Tokio runtime.
     ///
     /// ```
@@ -835,7 +998,7 @@ where
             config,
             _value,
         } = self;
-        let checks: [(&'static str, bool, &str); 7] = [
+        let checks: [(&'static str, bool, &str); 8] = [
             ("write_behind.name", name.is_empty(), "must not be empty"),
             (
                 "write_behind.consumer",
@@ -855,6 +1018,11 @@ where
             (
                 "write_behind.max_backoff",
                 config.max_backoff.is_zero(),
+                "must be greater than zero",
+            ),
+            (
+                "write_behind.shutdown_timeout",
+                config.shutdown_timeout.is_zero(),
                 "must be greater than zero",
             ),
             (
@@ -911,6 +1079,7 @@ where
             config,
             control: control.clone(),
             cycles,
+            claimed_once: false,
             _value: PhantomData,
         };
         let task = runtime.spawn(flusher.run());
@@ -926,6 +1095,25 @@ where
             }),
             _value: PhantomData,
         })
+    }
+}
+
+/// Whether a failure may go away by itself: a timeout, a dropped or
+/// refused connection, a server busy loading or asking to try again.
+pub(crate) fn is_transient(error: &BackendError) -> bool {
+    match error {
+        BackendError::Timeout(_) => true,
+        BackendError::Redis(e) => {
+            e.is_timeout()
+                || e.is_io_error()
+                || e.is_connection_dropped()
+                || e.is_connection_refusal()
+                || matches!(
+                    e.retry_method(),
+                    redis::RetryMethod::WaitAndRetry | redis::RetryMethod::RetryImmediately
+                )
+        }
+        BackendError::Unsupported(_) | BackendError::Other(_) => false,
     }
 }
 

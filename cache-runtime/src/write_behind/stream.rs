@@ -3,7 +3,7 @@
 //! Entry fields: `k`, the key relative to the prefix; `v`, the stored value
 //! (envelope and codec bytes, exactly what `SET` wrote).
 
-use super::{Config, Entry, Version, GROUP};
+use super::{Body, Config, DeadLetter, Entry, Version, GROUP};
 use crate::backend::redis::RedisBackend;
 use crate::BackendError;
 use bytes::Bytes;
@@ -82,11 +82,12 @@ pub(crate) async fn unblock(redis: &RedisBackend, id: i64) -> Result<(), Backend
 pub(crate) struct StreamSource {
     client: redis::Client,
     conn: Option<MultiplexedConnection>,
-    /// The connection's `CLIENT ID`, for `CLIENT UNBLOCK`.
-    client_id: i64,
+    /// The connection's `CLIENT ID`, for `CLIENT UNBLOCK`; `None` where
+    /// Redis refuses `CLIENT ID` (some managed services): reads then block
+    /// only briefly instead.
+    client_id: Option<i64>,
     stream: String,
     consumer: String,
-    claim_idle: Duration,
     conn_config: AsyncConnectionConfig,
 }
 
@@ -106,10 +107,9 @@ impl StreamSource {
         StreamSource {
             client,
             conn: None,
-            client_id: 0,
+            client_id: None,
             stream,
             consumer: config.consumer.clone(),
-            claim_idle: config.claim_idle,
             conn_config,
         }
     }
@@ -136,17 +136,25 @@ impl StreamSource {
                 Err(e) if e.code() == Some("BUSYGROUP") => {}
                 Err(e) => return Err(e.into()),
             }
-            self.client_id = redis::cmd("CLIENT")
-                .arg("ID")
-                .query_async(&mut conn)
-                .await?;
+            let id: redis::RedisResult<i64> =
+                redis::cmd("CLIENT").arg("ID").query_async(&mut conn).await;
+            self.client_id = match id {
+                Ok(id) => Some(id),
+                // Refused (a managed Redis without CLIENT): not fatal.
+                Err(e) if e.code().is_some() => {
+                    tracing::warn!(stream = %self.stream, error = %e, "write-behind: Redis refuses CLIENT ID; falling back to short blocking reads");
+                    None
+                }
+                Err(e) => return Err(e.into()),
+            };
             self.conn = Some(conn);
         }
         Ok(self.conn.as_mut().expect("set above"))
     }
 
-    /// Connects if needed; returns the connection's client id.
-    pub(crate) async fn connect(&mut self) -> Result<i64, BackendError> {
+    /// Connects if needed; returns the connection's client id (`None` if
+    /// Redis refuses `CLIENT ID`).
+    pub(crate) async fn connect(&mut self) -> Result<Option<i64>, BackendError> {
         self.conn().await?;
         Ok(self.client_id)
     }
@@ -191,14 +199,15 @@ impl StreamSource {
     }
 
     /// Takes over up to `count` entries other consumers left unacknowledged
-    /// for `claim_idle`, scanning from `cursor`; returns the next cursor
+    /// for `idle`, scanning from `cursor`; returns the next cursor
     /// (`None` when the scan is complete) and the entries.
     pub(crate) async fn claim(
         &mut self,
         cursor: &str,
         count: usize,
+        idle: Duration,
     ) -> Result<(Option<String>, Vec<Entry>), BackendError> {
-        let idle = u64::try_from(self.claim_idle.as_millis()).unwrap_or(u64::MAX);
+        let idle = u64::try_from(idle.as_millis()).unwrap_or(u64::MAX);
         let mut cmd = redis::cmd("XAUTOCLAIM");
         cmd.arg(&self.stream)
             .arg(GROUP)
@@ -220,15 +229,36 @@ impl StreamSource {
         Ok(((next != "0-0").then_some(next), entries))
     }
 
-    /// Acknowledges the entries and deletes them from the stream, in one
-    /// transaction.
-    pub(crate) async fn ack(&mut self, ids: &[Version]) -> Result<(), BackendError> {
+    /// The dead-letter stream's key.
+    pub(crate) fn dead_letter_key(&self) -> String {
+        dead_letter_key(&self.stream)
+    }
+
+    /// Copies `dead` to the dead-letter stream, acknowledges the entries and
+    /// deletes them from the stream, in one transaction.
+    pub(crate) async fn ack(
+        &mut self,
+        ids: &[Version],
+        dead: &[DeadLetter],
+    ) -> Result<(), BackendError> {
         if ids.is_empty() {
             return Ok(());
         }
         let stream = self.stream.clone();
+        let dead_key = self.dead_letter_key();
         let mut pipe = redis::pipe();
         pipe.atomic();
+        for d in dead {
+            let xadd = pipe.cmd("XADD").arg(&dead_key).arg("*");
+            for (field, value) in &d.fields {
+                xadd.arg(&field[..]).arg(&value[..]);
+            }
+            xadd.arg("id")
+                .arg(d.version.to_string())
+                .arg("error")
+                .arg(&d.reason)
+                .ignore();
+        }
         let xack = pipe.cmd("XACK").arg(&stream).arg(GROUP);
         for id in ids {
             xack.arg(id.to_string());
@@ -241,6 +271,44 @@ impl StreamSource {
         xdel.ignore();
         pipe.query_async::<()>(self.conn().await?).await?;
         Ok(())
+    }
+
+    /// Removes the consumers other than this one that hold nothing
+    /// unacknowledged and have been idle for longer than `min_idle` (those
+    /// of processes that ended without a clean shutdown); returns how many.
+    ///
+    /// The pending check and the removal run as one script: a consumer that
+    /// reads an entry between them is not removed with it.
+    pub(crate) async fn remove_idle_consumers(
+        &mut self,
+        min_idle: Duration,
+    ) -> Result<usize, BackendError> {
+        let stream = self.stream.clone();
+        let me = self.consumer.clone();
+        let conn = self.conn().await?;
+        let reply: Value = redis::cmd("XINFO")
+            .arg("CONSUMERS")
+            .arg(&stream)
+            .arg(GROUP)
+            .query_async(conn)
+            .await?;
+        let min_idle = u64::try_from(min_idle.as_millis()).unwrap_or(u64::MAX);
+        static SCRIPT: std::sync::OnceLock<redis::Script> = std::sync::OnceLock::new();
+        let script = SCRIPT.get_or_init(|| redis::Script::new(DEL_CONSUMER_IF_IDLE));
+        let mut removed = 0;
+        for c in consumers(reply)? {
+            if c.name == me || c.pending > 0 || c.idle_ms <= min_idle {
+                continue;
+            }
+            let gone: i64 = script
+                .key(&stream)
+                .arg(GROUP)
+                .arg(&c.name)
+                .invoke_async(conn)
+                .await?;
+            removed += usize::from(gone == 1);
+        }
+        Ok(removed)
     }
 
     /// Removes this consumer from the group if it holds nothing
@@ -270,6 +338,68 @@ impl StreamSource {
         }
         Ok(())
     }
+}
+
+/// Removes the consumer `ARGV[2]` of the group `ARGV[1]` of the stream
+/// `KEYS[1]` if it has nothing pending; 1 if it did.
+const DEL_CONSUMER_IF_IDLE: &str = r"
+local pending = redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', 1, ARGV[2])
+if #pending > 0 then return 0 end
+redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], ARGV[2])
+return 1
+";
+
+/// A consumer as `XINFO CONSUMERS` describes it.
+#[derive(Debug, PartialEq)]
+struct ConsumerInfo {
+    name: String,
+    pending: i64,
+    idle_ms: u64,
+}
+
+/// An `XINFO CONSUMERS` reply: a list of flat `[field, value, ...]` arrays
+/// (RESP2) or maps (RESP3).
+fn consumers(reply: Value) -> Result<Vec<ConsumerInfo>, BackendError> {
+    let Value::Array(list) = reply else {
+        return Err(malformed("XINFO CONSUMERS", &reply));
+    };
+    let mut out = Vec::with_capacity(list.len());
+    for c in list {
+        let pairs: Vec<(Value, Value)> = match c {
+            Value::Map(pairs) => pairs,
+            Value::Array(flat) => {
+                let mut it = flat.into_iter();
+                let mut pairs = Vec::new();
+                while let (Some(f), Some(v)) = (it.next(), it.next()) {
+                    pairs.push((f, v));
+                }
+                pairs
+            }
+            other => return Err(malformed("XINFO CONSUMERS entry", &other)),
+        };
+        let (mut name, mut pending, mut idle_ms) = (None, None, None);
+        for (field, value) in pairs {
+            match (text(&field).as_deref(), value) {
+                (Some("name"), v) => name = text(&v),
+                (Some("pending"), Value::Int(n)) => pending = Some(n),
+                (Some("idle"), Value::Int(n)) => idle_ms = u64::try_from(n).ok(),
+                _ => {}
+            }
+        }
+        match (name, pending, idle_ms) {
+            (Some(name), Some(pending), Some(idle_ms)) => out.push(ConsumerInfo {
+                name,
+                pending,
+                idle_ms,
+            }),
+            _ => {
+                return Err(BackendError::Other(
+                    "XINFO CONSUMERS entry without name, pending or idle".into(),
+                ))
+            }
+        }
+    }
+    Ok(out)
 }
 
 fn malformed(what: &str, value: &Value) -> BackendError {
@@ -344,7 +474,7 @@ fn entry(value: Value) -> Result<Entry, BackendError> {
         Value::Nil => {
             return Ok(Entry {
                 version,
-                body: None,
+                body: Body::Gone,
             })
         }
         Value::Array(flat) => {
@@ -359,27 +489,34 @@ fn entry(value: Value) -> Result<Entry, BackendError> {
         other => return Err(malformed("stream entry fields", &other)),
     };
     let (mut key, mut bytes) = (None, None);
+    let mut raw = Vec::with_capacity(pairs.len());
     for (field, value) in pairs {
-        match (text(&field).as_deref(), value) {
-            (Some("k"), v) => key = text(&v),
-            (Some("v"), Value::BulkString(b)) => bytes = Some(Bytes::from(b)),
+        match (text(&field).as_deref(), &value) {
+            (Some("k"), v) => key = text(v),
+            (Some("v"), Value::BulkString(b)) => bytes = Some(Bytes::from(b.clone())),
             _ => {}
         }
+        raw.push((raw_bytes(&field), raw_bytes(&value)));
     }
-    match (key, bytes) {
-        (Some(key), Some(bytes)) => Ok(Entry {
-            version,
-            body: Some((key, bytes)),
-        }),
-        // Not written by this library: acknowledged and dropped, with a log line.
-        _ => {
-            tracing::warn!(%version, "write-behind stream entry without `k` and `v` fields; skipping it");
-            Ok(Entry {
-                version,
-                body: None,
-            })
-        }
+    let body = match (key, bytes) {
+        (Some(key), Some(bytes)) => Body::Write(key, bytes),
+        // Not written by this library: the flusher dead-letters it.
+        _ => Body::Foreign(raw),
+    };
+    Ok(Entry { version, body })
+}
+
+/// A field or value as bytes (non-string values by their debug form).
+fn raw_bytes(value: &Value) -> Bytes {
+    match value {
+        Value::BulkString(b) => Bytes::from(b.clone()),
+        other => Bytes::from(text(other).unwrap_or_else(|| format!("{other:?}"))),
     }
+}
+
+/// The dead-letter stream of `stream`.
+pub(crate) fn dead_letter_key(stream: &str) -> String {
+    format!("{stream}:dead")
 }
 
 #[cfg(test)]
@@ -406,12 +543,54 @@ mod tests {
             let got = read_reply(reply).unwrap();
             assert_eq!(got.len(), 2);
             assert_eq!(got[0].version, Version::new(5, 1));
-            let (k, v) = got[0].body.as_ref().unwrap();
+            let Body::Write(k, v) = &got[0].body else {
+                panic!("{:?}", got[0].body)
+            };
             assert_eq!((k.as_str(), &v[..]), ("a", &b"xyz"[..]));
             assert_eq!(got[1].version, Version::new(6, 0));
-            assert!(got[1].body.is_none());
+            assert!(matches!(got[1].body, Body::Gone));
         }
         assert!(read_reply(Value::Nil).unwrap().is_empty());
         assert!(read_reply(Value::Int(3)).is_err());
+    }
+
+    #[test]
+    fn consumer_lists_parse_in_both_protocols() {
+        let flat = Value::Array(vec![
+            bulk("name"),
+            bulk("a"),
+            bulk("pending"),
+            Value::Int(2),
+            bulk("idle"),
+            Value::Int(900),
+            bulk("inactive"),
+            Value::Int(-1),
+        ]);
+        let map = Value::Map(vec![
+            (bulk("name"), bulk("b")),
+            (bulk("pending"), Value::Int(0)),
+            (bulk("idle"), Value::Int(5)),
+        ]);
+        let got = consumers(Value::Array(vec![flat, map])).unwrap();
+        assert_eq!(
+            got,
+            [
+                ConsumerInfo {
+                    name: "a".into(),
+                    pending: 2,
+                    idle_ms: 900
+                },
+                ConsumerInfo {
+                    name: "b".into(),
+                    pending: 0,
+                    idle_ms: 5
+                },
+            ]
+        );
+        assert!(consumers(Value::Array(vec![Value::Array(vec![
+            bulk("name"),
+            bulk("c")
+        ])]))
+        .is_err());
     }
 }

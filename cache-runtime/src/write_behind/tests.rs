@@ -202,6 +202,88 @@ async fn shutdown_drains_then_refuses_writes() {
 }
 
 #[tokio::test]
+async fn shutdown_with_a_sink_that_always_fails_gives_up_after_the_shutdown_timeout() {
+    let cache = memory();
+    let sink = Arc::new(Recorder {
+        fail_first: usize::MAX,
+        ..Recorder::default()
+    });
+    let wb = cache
+        .write_behind("orders", sink.clone())
+        .max_backoff(Duration::from_millis(20))
+        .shutdown_timeout(Duration::from_millis(200))
+        .start()
+        .unwrap();
+    wb.write("order:1", &1).await.unwrap();
+    let err = tokio::time::timeout(Duration::from_secs(60), wb.shutdown())
+        .await
+        .expect("shutdown ends once the shutdown timeout is over")
+        .unwrap_err();
+    assert!(
+        matches!(&err, CacheError::WriteBehindNotDrained { name, .. } if name == "orders"),
+        "{err}"
+    );
+    assert!(err.to_string().contains("shutdown timeout"), "{err}");
+    assert!(sink.calls.load(Ordering::SeqCst) > 0);
+    assert!(sink.items.lock().unwrap().is_empty());
+    // A second call reports the same.
+    let again = tokio::time::timeout(Duration::from_secs(60), wb.shutdown())
+        .await
+        .expect("a second shutdown returns at once");
+    assert!(
+        matches!(again, Err(CacheError::WriteBehindNotDrained { .. })),
+        "{again:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_write_that_succeeded_before_shutdown_is_delivered() {
+    let cache = memory();
+    let sink = Arc::new(Recorder::default());
+    let wb = cache
+        .write_behind("orders", sink.clone())
+        .interval(Duration::from_secs(3600))
+        .start()
+        .unwrap();
+    let mut writers = Vec::new();
+    for t in 0..4u64 {
+        let wb = wb.clone();
+        writers.push(tokio::spawn(async move {
+            let mut ok = Vec::new();
+            for i in 0.. {
+                let key = format!("w{t}:{i}");
+                match wb.write(&key, &i).await {
+                    Ok(_) => ok.push(key),
+                    Err(CacheError::WriteBehindStopped { .. }) => return ok,
+                    Err(e) => panic!("{e}"),
+                }
+                tokio::task::yield_now().await;
+            }
+            unreachable!()
+        }));
+    }
+    // Shut down while the writers are busy.
+    wb.write("first", &0).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(60), wb.shutdown())
+        .await
+        .expect("shutdown ends")
+        .unwrap();
+    let delivered = sink.latest();
+    for w in writers {
+        let ok = tokio::time::timeout(Duration::from_secs(60), w)
+            .await
+            .expect("writers end once stopped")
+            .unwrap();
+        for key in ok {
+            assert!(
+                delivered.contains_key(&key),
+                "{key} was written but not delivered"
+            );
+        }
+    }
+}
+
+#[tokio::test]
 async fn dropping_the_last_handle_still_delivers() {
     let cache = memory();
     let sink = Arc::new(Recorder::default());
