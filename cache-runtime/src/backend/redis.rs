@@ -13,6 +13,9 @@ use tokio::sync::OnceCell;
 /// more than about a millisecond.
 const SCAN_BATCH: usize = 1000;
 
+/// Members per `ZRANGE` read and keys per `UNLINK` when a tag is invalidated.
+const TAG_BATCH: usize = 1000;
+
 pub(crate) struct RedisBackend {
     client: redis::Client,
     config: ConnectionManagerConfig,
@@ -342,20 +345,22 @@ impl RedisBackend {
             if moved == 0 {
                 continue;
             }
-            // Bounded steps: pop a batch of members, unlink their entries.
-            // A crash midway leaves the moved set to expire with its entries.
+            // Bounded steps: read the moved set (nothing else writes it) by
+            // rank, a batch of members at a time and without their scores,
+            // unlinking each batch's entries; then unlink the set itself,
+            // which Redis frees off its main thread. A crash midway leaves
+            // the moved set to expire with its entries.
+            let mut start = 0;
             loop {
-                let batch: Vec<(Bytes, f64)> = redis::cmd("ZPOPMIN")
+                let members: Vec<Bytes> = redis::cmd("ZRANGE")
                     .arg(&aside)
-                    .arg(SCAN_BATCH)
+                    .arg(start)
+                    .arg(start + TAG_BATCH - 1)
                     .query_async(&mut conn)
                     .await?;
-                if batch.is_empty() {
-                    break;
-                }
                 let mut unlink = redis::cmd("UNLINK");
                 let mut any = false;
-                for (member, _) in &batch {
+                for member in &members {
                     if member[..] != *VERSION_MEMBER.as_bytes() {
                         unlink.arg(&member[..]);
                         any = true;
@@ -364,7 +369,15 @@ impl RedisBackend {
                 if any {
                     removed += unlink.query_async::<u64>(&mut conn).await?;
                 }
+                if members.len() < TAG_BATCH {
+                    break;
+                }
+                start += TAG_BATCH;
             }
+            redis::cmd("UNLINK")
+                .arg(&aside)
+                .query_async::<u64>(&mut conn)
+                .await?;
         }
         Ok(removed)
     }
