@@ -139,24 +139,6 @@ async fn hashed_key_is_identical_across_processes() {
     assert_eq!(key_of(&second), Some(stored[0].clone()), "{second}");
 }
 
-/// `cargo test` builds the examples next to the test binaries.
-fn example_binary(name: &str) -> std::path::PathBuf {
-    let exe = std::env::current_exe().expect("test binary path");
-    let dir = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("target dir");
-    let path = dir
-        .join("examples")
-        .join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
-    assert!(
-        path.exists(),
-        "{} is missing: run the tests with `cargo test --workspace`, which builds the examples",
-        path.display()
-    );
-    path
-}
-
 #[cached(ttl = 60, skip(calls))]
 async fn tagged(
     calls: &Calls,

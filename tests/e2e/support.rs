@@ -57,3 +57,22 @@ pub fn keys(server: &RedisServer, pattern: &str) -> Vec<String> {
 }
 
 pub const SHORT: Duration = Duration::from_millis(10);
+
+/// An example program: `cargo test` builds the examples next to the test
+/// binaries.
+pub fn example_binary(name: &str) -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    let dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target dir");
+    let path = dir
+        .join("examples")
+        .join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        path.exists(),
+        "{} is missing: run the tests with `cargo test --workspace` (or `cargo build --example {name}` first)",
+        path.display()
+    );
+    path
+}
