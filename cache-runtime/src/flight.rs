@@ -13,10 +13,12 @@ enum Slot {
     Done(Option<Bytes>),
 }
 
-/// Loads in progress, by full key.
+/// Loads in progress, by full key. A flight's channel is made only when a
+/// second caller joins it: most loads have no followers, and then a flight
+/// costs a map entry and nothing else.
 #[derive(Default)]
 pub(crate) struct Flights {
-    in_flight: Mutex<HashMap<String, watch::Receiver<Slot>>>,
+    in_flight: Mutex<HashMap<String, Option<watch::Sender<Slot>>>>,
 }
 
 pub(crate) enum Join<'a> {
@@ -28,24 +30,31 @@ pub(crate) enum Join<'a> {
 
 impl Flights {
     pub(crate) fn join<'a>(&'a self, key: &'a str) -> Join<'a> {
-        let mut map = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(rx) = map.get(key) {
-            return Join::Follower(Follower(rx.clone()));
+        let mut map = self.lock();
+        if let Some(tx) = map.get_mut(key) {
+            let tx = tx.get_or_insert_with(|| watch::channel(Slot::Pending).0);
+            return Join::Follower(Follower(tx.subscribe()));
         }
-        let (tx, rx) = watch::channel(Slot::Pending);
-        map.insert(key.to_owned(), rx);
+        map.insert(key.to_owned(), None);
         Join::Leader(Leader {
             flights: self,
             key,
-            tx: Some(tx),
+            done: false,
         })
     }
 
-    fn remove(&self, key: &str) {
-        self.in_flight
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(key);
+    /// Ends the flight of `key`, handing `value` to its followers if it has
+    /// any; with `None` for `value` (the leader went away), dropping the
+    /// channel releases them.
+    fn end(&self, key: &str, value: Option<Option<Bytes>>) {
+        let tx = self.lock().remove(key).flatten();
+        if let (Some(tx), Some(value)) = (tx, value) {
+            tx.send_replace(Slot::Done(value));
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Option<watch::Sender<Slot>>>> {
+        self.in_flight.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
@@ -54,23 +63,21 @@ impl Flights {
 pub(crate) struct Leader<'a> {
     flights: &'a Flights,
     key: &'a str,
-    tx: Option<watch::Sender<Slot>>,
+    done: bool,
 }
 
 impl Leader<'_> {
     /// Hands `value` to every follower and ends the flight.
     pub(crate) fn finish(mut self, value: Option<Bytes>) {
-        self.flights.remove(self.key);
-        if let Some(tx) = self.tx.take() {
-            tx.send_replace(Slot::Done(value));
-        }
+        self.done = true;
+        self.flights.end(self.key, Some(value));
     }
 }
 
 impl Drop for Leader<'_> {
     fn drop(&mut self) {
-        if self.tx.is_some() {
-            self.flights.remove(self.key);
+        if !self.done {
+            self.flights.end(self.key, None);
         }
     }
 }
