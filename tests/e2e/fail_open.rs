@@ -141,3 +141,43 @@ async fn redis_down_at_start_is_survived() {
         call_bounded(&cache, &calls, 8).await;
     }
 }
+
+#[tokio::test]
+async fn walks_over_a_hung_server_fail_instead_of_hanging() {
+    let server = RedisServer::start();
+    let cache = cache_at(server.url());
+    cache
+        .set_tagged("product:1", &1, Duration::from_secs(60), &["products"])
+        .await
+        .unwrap();
+    let pid = server.pid().expect("running").to_string();
+    let signal = |sig: &str| {
+        let status = std::process::Command::new("kill")
+            .args([sig, &pid])
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill {sig} {pid}");
+    };
+    signal("-STOP");
+    // Each command of a walk has the command deadline; the outer bound
+    // only turns a hang into a failure of this test.
+    let bound = Duration::from_secs(20);
+    let cleared = tokio::time::timeout(bound, cache.clear_pattern("product:*")).await;
+    let invalidated = tokio::time::timeout(bound, cache.invalidate_tags(&["products"])).await;
+    signal("-CONT");
+    let cleared = cleared.expect("clear_pattern returned");
+    assert!(
+        cleared.as_ref().is_err_and(|e| e.is_timeout()),
+        "{cleared:?}"
+    );
+    let invalidated = invalidated.expect("invalidate_tags returned");
+    assert!(
+        invalidated.as_ref().is_err_and(|e| e.is_timeout()),
+        "{invalidated:?}"
+    );
+    assert_eq!(
+        cache.get::<u32>("product:1").await.unwrap(),
+        Some(1),
+        "answers again"
+    );
+}

@@ -21,6 +21,8 @@ pub(crate) struct RedisBackend {
     config: ConnectionManagerConfig,
     connections: Box<[OnceCell<ConnectionManager>]>,
     next: AtomicUsize,
+    /// Bounds each command of the multi-command walks.
+    command_timeout: Duration,
     /// `host:port/db`, with no credentials, for `Debug`.
     address: String,
 }
@@ -53,7 +55,10 @@ impl RedisBackend {
         let client = redis::Client::open(settings.info)?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(settings.connect_timeout))
-            .set_response_timeout(Some(settings.command_timeout))
+            // The runtime bounds every command with its own deadline (and
+            // the walks below bound each of theirs): a second timer per
+            // command in the client would only add cost to every hit.
+            .set_response_timeout(None)
             // No retry loop inside a command: a refused connection fails at once
             // (the call runs its body), and the next command tries again.
             .set_number_of_retries(0)
@@ -67,6 +72,7 @@ impl RedisBackend {
             config,
             connections,
             next: AtomicUsize::new(0),
+            command_timeout: settings.command_timeout,
             address,
         })
     }
@@ -75,6 +81,17 @@ impl RedisBackend {
     /// not stall the shared multiplexed ones).
     pub(crate) fn client(&self) -> &redis::Client {
         &self.client
+    }
+
+    /// One command of a walk, under the command deadline.
+    async fn bounded<T>(
+        &self,
+        command: impl std::future::Future<Output = redis::RedisResult<T>>,
+    ) -> Result<T, BackendError> {
+        match tokio::time::timeout(self.command_timeout, command).await {
+            Ok(reply) => Ok(reply?),
+            Err(_) => Err(BackendError::Timeout(self.command_timeout)),
+        }
     }
 
     pub(crate) fn address(&self) -> &str {
@@ -162,20 +179,23 @@ impl RedisBackend {
         let mut cursor: u64 = 0;
         let mut removed = 0;
         loop {
-            let (next, keys): (u64, Vec<Bytes>) = redis::cmd("SCAN")
-                .arg(cursor)
-                .arg("MATCH")
-                .arg(pattern)
-                .arg("COUNT")
-                .arg(SCAN_BATCH)
-                .query_async(&mut conn)
+            let (next, keys): (u64, Vec<Bytes>) = self
+                .bounded(
+                    redis::cmd("SCAN")
+                        .arg(cursor)
+                        .arg("MATCH")
+                        .arg(pattern)
+                        .arg("COUNT")
+                        .arg(SCAN_BATCH)
+                        .query_async(&mut conn),
+                )
                 .await?;
             for batch in keys.chunks(SCAN_BATCH) {
                 let mut unlink = redis::cmd("UNLINK");
                 for key in batch {
                     unlink.arg(&key[..]);
                 }
-                removed += unlink.query_async::<u64>(&mut conn).await?;
+                removed += self.bounded(unlink.query_async::<u64>(&mut conn)).await?;
             }
             if next == 0 {
                 return Ok(removed);
@@ -334,13 +354,16 @@ impl RedisBackend {
         for tag in tags {
             let version = new_version();
             let aside = format!("{tag}\0invalidating:{version:x}");
-            let moved: i64 = scripts()
-                .1
-                .key(tag)
-                .key(&aside)
-                .arg(version)
-                .arg(window)
-                .invoke_async(&mut conn)
+            let moved: i64 = self
+                .bounded(
+                    scripts()
+                        .1
+                        .key(tag)
+                        .key(&aside)
+                        .arg(version)
+                        .arg(window)
+                        .invoke_async(&mut conn),
+                )
                 .await?;
             if moved == 0 {
                 continue;
@@ -352,11 +375,14 @@ impl RedisBackend {
             // the moved set to expire with its entries.
             let mut start = 0;
             loop {
-                let members: Vec<Bytes> = redis::cmd("ZRANGE")
-                    .arg(&aside)
-                    .arg(start)
-                    .arg(start + TAG_BATCH - 1)
-                    .query_async(&mut conn)
+                let members: Vec<Bytes> = self
+                    .bounded(
+                        redis::cmd("ZRANGE")
+                            .arg(&aside)
+                            .arg(start)
+                            .arg(start + TAG_BATCH - 1)
+                            .query_async(&mut conn),
+                    )
                     .await?;
                 let mut unlink = redis::cmd("UNLINK");
                 let mut any = false;
@@ -367,17 +393,19 @@ impl RedisBackend {
                     }
                 }
                 if any {
-                    removed += unlink.query_async::<u64>(&mut conn).await?;
+                    removed += self.bounded(unlink.query_async::<u64>(&mut conn)).await?;
                 }
                 if members.len() < TAG_BATCH {
                     break;
                 }
                 start += TAG_BATCH;
             }
-            redis::cmd("UNLINK")
-                .arg(&aside)
-                .query_async::<u64>(&mut conn)
-                .await?;
+            self.bounded(
+                redis::cmd("UNLINK")
+                    .arg(&aside)
+                    .query_async::<u64>(&mut conn),
+            )
+            .await?;
         }
         Ok(removed)
     }
