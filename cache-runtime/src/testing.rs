@@ -800,24 +800,8 @@ impl Backend for MockBackend {
         value: Bytes,
         ttl: Duration,
     ) -> BoxFuture<'a, Result<bool, BackendError>> {
-        self.run(Operation::Set, key, move |state, rel| {
-            if state.live(key).is_some() {
-                return (
-                    false,
-                    Op::SetKept {
-                        key: rel.to_owned(),
-                    },
-                );
-            }
-            state.put(key, value, ttl);
-            (
-                true,
-                Op::Set {
-                    key: rel.to_owned(),
-                    ttl,
-                },
-            )
-        })
+        // A tagged write with no tags and no versions to check.
+        self.set_tagged(key, value, ttl, &[], None, true)
     }
 
     fn delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<bool, BackendError>> {

@@ -299,20 +299,17 @@ impl RedisBackend {
         for tag in tags {
             pipe.cmd("ZSCORE").arg(tag).arg(VERSION_MEMBER);
         }
-        let (value, versions): (Option<Bytes>, Vec<Option<String>>) = {
-            let mut replies: Vec<redis::Value> = pipe.query_async(&mut conn).await?;
-            let rest = replies.split_off(1.min(replies.len()));
-            let value = match replies.pop() {
-                Some(v) => redis::from_redis_value(v).map_err(redis::RedisError::from)?,
-                None => None,
-            };
-            let versions = rest
-                .into_iter()
-                .map(redis::from_redis_value)
-                .collect::<Result<_, _>>()
-                .map_err(redis::RedisError::from)?;
-            (value, versions)
+        // One reply for the GET, then one per tag.
+        let replies: Vec<redis::Value> = pipe.query_async(&mut conn).await?;
+        let mut replies = replies.into_iter();
+        let value: Option<Bytes> = match replies.next() {
+            Some(v) => redis::from_redis_value(v).map_err(redis::RedisError::from)?,
+            None => None,
         };
+        let versions: Vec<Option<String>> = replies
+            .map(redis::from_redis_value)
+            .collect::<Result<_, _>>()
+            .map_err(redis::RedisError::from)?;
         Ok((value, versions.into_iter().map(parse_version).collect()))
     }
 
