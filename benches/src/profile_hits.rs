@@ -1,6 +1,6 @@
-//! A fixed workload for instruction-count profiling of the hit path:
-//! `N` memory-store hits through a `#[cached]` function, and the same
-//! number of bare `moka` gets, on a current-thread runtime.
+//! A fixed workload for instruction-count profiling of the hit path, on a
+//! current-thread runtime: `N` hits through a `#[cached]` function, against
+//! the same number of the bare operation it competes with.
 //!
 //! ```text
 //! cargo build --release -p cache-benches --bin profile_hits
@@ -8,8 +8,15 @@
 //! callgrind_annotate cg.out | head -40
 //! ```
 //!
-//! `memory` runs our hits, `moka` the bare gets; instruction counts are
-//! repeatable whatever else the machine does, unlike timings.
+//! - `memory`: our hits on the memory store; `moka`: bare `moka` gets with
+//!   the same clone and a `format!`ed key;
+//! - `redis`: our hits on a `redis-server` this tool starts; `raw`: redis-rs
+//!   `GET` of the same JSON on one `MultiplexedConnection`, then
+//!   `serde_json::from_slice`.
+//!
+//! Instruction counts are repeatable whatever else the machine does, unlike
+//! timings; the client's count is what the two compare (the server is
+//! another process, which callgrind does not follow).
 
 use cache_runtime::{cached, Cache};
 use serde::{Deserialize, Serialize};
@@ -41,11 +48,28 @@ fn main() {
     let mut args = std::env::args().skip(1);
     let what = args.next().unwrap_or_else(|| "memory".into());
     let n: u64 = args.next().and_then(|s| s.parse().ok()).unwrap_or(100_000);
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
+    // A third argument `mt` runs on a 2-worker runtime (as the throughput
+    // tool does), for counting system calls and wake-ups with `strace -f -c`
+    // or `perf stat`.
+    let rt = match args.next().as_deref() {
+        Some("mt") => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap(),
+        _ => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap(),
+    };
+    rt.block_on(async move {
+        // Spawned, so that on `mt` the calls run on a worker like a server's.
+        tokio::spawn(run(what, n)).await.unwrap();
+    });
+}
+
+async fn run(what: String, n: u64) {
+    {
         match what.as_str() {
             "memory" => {
                 let cache = Cache::builder().memory().build().unwrap();
@@ -71,7 +95,35 @@ fn main() {
                     black_box(moka.get(&key).await);
                 }
             }
-            other => panic!("unknown workload {other}: use memory or moka"),
+            "redis" => {
+                let server = cache_test_support::RedisServer::start();
+                // Installed, as an application (and the throughput tool) does.
+                let cache = Cache::builder().redis(server.url()).build().unwrap();
+                cache.install().unwrap();
+                for id in 0..100 {
+                    get_product(id).await;
+                }
+                for i in 0..n {
+                    black_box(get_product(black_box(i % 100)).await);
+                }
+                assert_eq!(cache.stats().hits, n);
+            }
+            "raw" => {
+                use redis::AsyncCommands;
+                let server = cache_test_support::RedisServer::start();
+                let client = redis::Client::open(server.url()).unwrap();
+                let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+                for id in 0..100 {
+                    let json = serde_json::to_vec(&product(id)).unwrap();
+                    let () = conn.set(format!("product:{id}"), json).await.unwrap();
+                }
+                for i in 0..n {
+                    let key = format!("product:{}", black_box(i % 100));
+                    let bytes: Vec<u8> = conn.get(&key).await.unwrap();
+                    black_box(serde_json::from_slice::<Product>(&bytes).unwrap());
+                }
+            }
+            other => panic!("unknown workload {other}: use memory, moka, redis or raw"),
         }
-    });
+    }
 }

@@ -15,6 +15,10 @@ use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
+use tokio::time::Instant;
+
+/// A deadline too far to matter, for a `command_timeout` that overflows the clock.
+const FAR_FUTURE: Duration = Duration::from_secs(100 * 365 * 86_400);
 
 static INSTALLED: OnceLock<Cache> = OnceLock::new();
 
@@ -611,7 +615,7 @@ where
             Join::Follower(follower) => {
                 // Boxed: the wait is the largest future here, and only
                 // coalesced callers pay for it.
-                if let Some(value) = Box::pin(follower.wait())
+                if let Some(value) = Box::pin(follower.wait(key))
                     .await
                     .and_then(|b| inner.decode_counted::<P::Value>(key, &b))
                 {
@@ -631,7 +635,12 @@ where
         // another process) stays; unless the lookup found bytes that do not
         // decode, which are replaced.
         let mut replace = undecodable_in_memory;
-        let started = tokio::time::Instant::now();
+        let started = Instant::now();
+        // One deadline for the lookup and the write, read from the clock
+        // once here; a hit reads it no more.
+        let deadline = started
+            .checked_add(inner.command_timeout)
+            .unwrap_or_else(|| started + FAR_FUTURE);
         // A tagged lookup also reads the tags' versions: the write below is
         // refused if any tag is invalidated while the body runs.
         let lookup = match (&inner.store, &mut tagging) {
@@ -649,11 +658,8 @@ where
             // and inlining it would make every cached call's state machine
             // (which each memory hit moves) that much bigger. One allocation
             // per round trip is noise next to the network.
-            _ => Box::pin(inner.command(inner.store.get(key))).await,
+            _ => Box::pin(inner.command_until(deadline, inner.store.get(key))).await,
         };
-        // The lookup and the write share one deadline: a slow Redis costs a
-        // call at most one deadline on top of its body.
-        let write_budget = inner.command_timeout.saturating_sub(started.elapsed());
         match lookup {
             Ok(Some(bytes)) => {
                 if let Some(value) = inner.decode_counted::<P::Value>(key, &bytes) {
@@ -682,6 +688,10 @@ where
             }
         }
 
+        // The lookup and the write share one deadline, the body's time left
+        // out: a slow Redis costs a call at most one deadline on top of its
+        // body. (Read here, after a miss: a hit needs no second clock read.)
+        let write_budget = deadline.saturating_duration_since(Instant::now());
         let out = body.as_mut().await;
         let encoded = P::cacheable(&out).and_then(|value| {
             let bytes = envelope::encode(&inner.codec, value, ttl, inner.max_value_size)
@@ -873,6 +883,21 @@ impl Inner {
         fut: impl Future<Output = Result<T, BackendError>>,
     ) -> Result<T, BackendError> {
         self.command_within(self.command_timeout, fut).await
+    }
+
+    /// As [`command`](Inner::command), ending at `deadline`.
+    async fn command_until<T>(
+        &self,
+        deadline: Instant,
+        fut: impl Future<Output = Result<T, BackendError>>,
+    ) -> Result<T, BackendError> {
+        if self.store.is_local() {
+            return fut.await;
+        }
+        match tokio::time::timeout_at(deadline, fut).await {
+            Ok(result) => result,
+            Err(_) => Err(BackendError::Timeout(self.command_timeout)),
+        }
     }
 
     /// As [`command`](Inner::command), with what is left of a deadline.

@@ -1,83 +1,117 @@
 //! In-process single-flight: concurrent lookups of one key share one load.
 
 use bytes::Bytes;
-use std::collections::HashMap;
+use hashbrown::{DefaultHashBuilder, HashTable};
+use std::hash::BuildHasher;
 use std::sync::Mutex;
 use tokio::sync::watch;
 
-#[derive(Clone)]
 enum Slot {
     Pending,
-    /// The encoded value the leader found or stored, or `None` when it has
+    /// The leader's key, for the followers to check (flights are found by
+    /// hash), and the encoded value it found or stored, or `None` when it has
     /// nothing to share (an `Err`, a `None`, an encoding failure).
-    Done(Option<Bytes>),
+    Done {
+        key: Box<str>,
+        value: Option<Bytes>,
+    },
 }
 
-/// Loads in progress, by full key. A flight's channel is made only when a
-/// second caller joins it: most loads have no followers, and then a flight
-/// costs a map entry and nothing else.
+/// One load in progress. Its channel is made only when a second caller
+/// joins: most loads have no followers, and then a flight is one table entry.
+struct Flight {
+    hash: u64,
+    followers: Option<watch::Sender<Slot>>,
+}
+
+/// Loads in progress, found by the hash of their key. The table keeps no
+/// copy of the key: a load without followers costs one hash, two short
+/// critical sections and no allocation. Two keys with one 64-bit hash (a
+/// chance of about n²/2⁶⁵ among n concurrent loads, with a per-process
+/// random seed) share a flight, and the follower, seeing the leader's key
+/// differ from its own, loads for itself.
 #[derive(Default)]
-pub(crate) struct Flights {
-    in_flight: Mutex<HashMap<String, Option<watch::Sender<Slot>>>>,
+pub(crate) struct Flights<S = DefaultHashBuilder> {
+    hasher: S,
+    in_flight: Mutex<HashTable<Flight>>,
 }
 
-pub(crate) enum Join<'a> {
+pub(crate) enum Join<'a, S: BuildHasher = DefaultHashBuilder> {
     /// This caller loads the key; the others wait for it.
-    Leader(Leader<'a>),
+    Leader(Leader<'a, S>),
     /// Another caller is loading the key.
     Follower(Follower),
 }
 
-impl Flights {
-    pub(crate) fn join<'a>(&'a self, key: &'a str) -> Join<'a> {
-        let mut map = self.lock();
-        if let Some(tx) = map.get_mut(key) {
-            let tx = tx.get_or_insert_with(|| watch::channel(Slot::Pending).0);
-            return Join::Follower(Follower(tx.subscribe()));
+impl<S: BuildHasher> Flights<S> {
+    pub(crate) fn join<'a>(&'a self, key: &'a str) -> Join<'a, S> {
+        let hash = self.hasher.hash_one(key);
+        let mut table = self.lock();
+        match table.entry(hash, |f| f.hash == hash, |f| f.hash) {
+            hashbrown::hash_table::Entry::Occupied(mut flight) => {
+                let tx = flight
+                    .get_mut()
+                    .followers
+                    .get_or_insert_with(|| watch::channel(Slot::Pending).0);
+                Join::Follower(Follower(tx.subscribe()))
+            }
+            hashbrown::hash_table::Entry::Vacant(vacant) => {
+                vacant.insert(Flight {
+                    hash,
+                    followers: None,
+                });
+                Join::Leader(Leader {
+                    flights: self,
+                    key,
+                    hash,
+                    done: false,
+                })
+            }
         }
-        map.insert(key.to_owned(), None);
-        Join::Leader(Leader {
-            flights: self,
-            key,
-            done: false,
-        })
     }
 
-    /// Ends the flight of `key`, handing `value` to its followers if it has
+    /// Ends the flight of `hash`, handing `value` to its followers if it has
     /// any; with `None` for `value` (the leader went away), dropping the
     /// channel releases them.
-    fn end(&self, key: &str, value: Option<Option<Bytes>>) {
-        let tx = self.lock().remove(key).flatten();
-        if let (Some(tx), Some(value)) = (tx, value) {
-            tx.send_replace(Slot::Done(value));
+    fn end(&self, hash: u64, key: &str, value: Option<Option<Bytes>>) {
+        let followers = match self.lock().find_entry(hash, |f| f.hash == hash) {
+            Ok(flight) => flight.remove().0.followers,
+            Err(_) => None,
+        };
+        if let (Some(tx), Some(value)) = (followers, value) {
+            tx.send_replace(Slot::Done {
+                key: key.into(),
+                value,
+            });
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Option<watch::Sender<Slot>>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashTable<Flight>> {
         self.in_flight.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
 /// The caller that performs the load. Dropping it unfinished (a panic, a
 /// cancelled future) releases the followers to load for themselves.
-pub(crate) struct Leader<'a> {
-    flights: &'a Flights,
+pub(crate) struct Leader<'a, S: BuildHasher = DefaultHashBuilder> {
+    flights: &'a Flights<S>,
     key: &'a str,
+    hash: u64,
     done: bool,
 }
 
-impl Leader<'_> {
+impl<S: BuildHasher> Leader<'_, S> {
     /// Hands `value` to every follower and ends the flight.
     pub(crate) fn finish(mut self, value: Option<Bytes>) {
         self.done = true;
-        self.flights.end(self.key, Some(value));
+        self.flights.end(self.hash, self.key, Some(value));
     }
 }
 
-impl Drop for Leader<'_> {
+impl<S: BuildHasher> Drop for Leader<'_, S> {
     fn drop(&mut self) {
         if !self.done {
-            self.flights.end(self.key, None);
+            self.flights.end(self.hash, self.key, None);
         }
     }
 }
@@ -85,14 +119,17 @@ impl Drop for Leader<'_> {
 pub(crate) struct Follower(watch::Receiver<Slot>);
 
 impl Follower {
-    /// The leader's value, or `None` if it had none to share or went away.
-    pub(crate) async fn wait(mut self) -> Option<Bytes> {
-        match self.0.wait_for(|s| matches!(s, Slot::Done(_))).await {
-            Ok(slot) => match &*slot {
-                Slot::Done(v) => v.clone(),
-                Slot::Pending => None,
-            },
-            Err(_) => None,
+    /// The leader's value for `key`, or `None` if it had none to share, went
+    /// away, or was loading another key with the same hash.
+    pub(crate) async fn wait(mut self, key: &str) -> Option<Bytes> {
+        let slot = self
+            .0
+            .wait_for(|s| matches!(s, Slot::Done { .. }))
+            .await
+            .ok()?;
+        match &*slot {
+            Slot::Done { key: theirs, value } if **theirs == *key => value.clone(),
+            _ => None,
         }
     }
 }
@@ -103,7 +140,7 @@ mod tests {
 
     #[tokio::test]
     async fn followers_get_the_leaders_value() {
-        let flights = Flights::default();
+        let flights: Flights = Flights::default();
         let Join::Leader(leader) = flights.join("k") else {
             panic!("first caller must lead")
         };
@@ -111,19 +148,55 @@ mod tests {
             panic!("second caller must follow")
         };
         leader.finish(Some(Bytes::from_static(b"v")));
-        assert_eq!(follower.wait().await.as_deref(), Some(&b"v"[..]));
+        assert_eq!(follower.wait("k").await.as_deref(), Some(&b"v"[..]));
         assert!(matches!(flights.join("k"), Join::Leader(_)), "flight ended");
     }
 
     #[tokio::test]
     async fn a_dropped_leader_releases_followers() {
-        let flights = Flights::default();
+        let flights: Flights = Flights::default();
         let leader = flights.join("k");
         let Join::Follower(follower) = flights.join("k") else {
             panic!("second caller must follow")
         };
         drop(leader);
-        assert_eq!(follower.wait().await, None);
+        assert_eq!(follower.wait("k").await, None);
         assert!(matches!(flights.join("k"), Join::Leader(_)));
+    }
+
+    #[tokio::test]
+    async fn other_keys_fly_separately() {
+        let flights: Flights = Flights::default();
+        let _a = flights.join("a");
+        assert!(matches!(flights.join("b"), Join::Leader(_)));
+        assert!(matches!(flights.join("a"), Join::Follower(_)));
+    }
+
+    /// Every key hashes to 0.
+    #[derive(Default)]
+    struct Colliding;
+    impl std::hash::Hasher for Colliding {
+        fn finish(&self) -> u64 {
+            0
+        }
+        fn write(&mut self, _: &[u8]) {}
+    }
+
+    #[tokio::test]
+    async fn a_follower_of_another_key_with_the_same_hash_gets_nothing() {
+        let flights = Flights::<std::hash::BuildHasherDefault<Colliding>>::default();
+        let Join::Leader(leader) = flights.join("a") else {
+            panic!("first caller must lead")
+        };
+        let Join::Follower(same) = flights.join("a") else {
+            panic!("the same key must follow")
+        };
+        let Join::Follower(other) = flights.join("b") else {
+            panic!("a colliding key joins the flight")
+        };
+        leader.finish(Some(Bytes::from_static(b"value of a")));
+        assert_eq!(same.wait("a").await.as_deref(), Some(&b"value of a"[..]));
+        assert_eq!(other.wait("b").await, None, "b must not get a's value");
+        assert!(matches!(flights.join("b"), Join::Leader(_)), "flight ended");
     }
 }

@@ -724,3 +724,34 @@ async fn a_tagged_body_that_outlasts_the_version_window_is_not_stored() {
     assert_eq!(quick.await, 2);
     assert!(mock.was_written("report"));
 }
+
+static LONG_DEADLINE_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+#[cached(ttl = 60, key = "long-deadline")]
+async fn under_the_longest_deadline() -> u32 {
+    LONG_DEADLINE_RUNS.fetch_add(1, Ordering::SeqCst);
+    11
+}
+
+#[tokio::test]
+async fn the_longest_command_timeout_does_not_overflow_the_clock() {
+    let flaky = Arc::new(Flaky::default());
+    let cache = Cache::builder()
+        .backend(flaky.clone())
+        .command_timeout(Duration::MAX)
+        .build()
+        .unwrap();
+    for _ in 0..2 {
+        assert_eq!(cache.scope(under_the_longest_deadline()).await, 11);
+    }
+    assert_eq!(
+        LONG_DEADLINE_RUNS.load(Ordering::SeqCst),
+        1,
+        "the second call hits"
+    );
+    assert_eq!((cache.stats().hits, cache.stats().errors), (1, 0));
+    assert!(
+        flaky.value.lock().unwrap().is_some(),
+        "the value was written"
+    );
+}
