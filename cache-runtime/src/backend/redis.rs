@@ -102,8 +102,11 @@ impl RedisBackend {
     /// the manager connects when the first command needs it, and reconnects
     /// in the background after the connection drops.
     pub(crate) async fn connection(&self) -> Result<ConnectionManager, BackendError> {
-        let slot = self.next.fetch_add(1, Ordering::Relaxed) % self.connections.len();
-        let cell = &self.connections[slot];
+        // With one connection (the default), no shared counter to bump.
+        let cell = match &*self.connections {
+            [only] => only,
+            all => &all[self.next.fetch_add(1, Ordering::Relaxed) % all.len()],
+        };
         if let Some(conn) = cell.get() {
             return Ok(conn.clone());
         }
