@@ -20,6 +20,14 @@ use tokio::time::Instant;
 /// A deadline too far to matter, for a `command_timeout` that overflows the clock.
 const FAR_FUTURE: Duration = Duration::from_secs(100 * 365 * 86_400);
 
+/// `timeout` after `start`, or [`FAR_FUTURE`] after it if that overflows.
+#[inline]
+fn deadline_after(start: Instant, timeout: Duration) -> Instant {
+    start
+        .checked_add(timeout)
+        .unwrap_or_else(|| start + FAR_FUTURE)
+}
+
 static INSTALLED: OnceLock<Cache> = OnceLock::new();
 
 /// The longest TTL accepted anywhere (the macro checks the same bound): 100
@@ -638,9 +646,7 @@ where
         let started = Instant::now();
         // One deadline for the lookup and the write, read from the clock
         // once here; a hit reads it no more.
-        let deadline = started
-            .checked_add(inner.command_timeout)
-            .unwrap_or_else(|| started + FAR_FUTURE);
+        let deadline = deadline_after(started, inner.command_timeout);
         // A tagged lookup also reads the tags' versions: the write below is
         // refused if any tag is invalidated while the body runs.
         let lookup = match (&inner.store, &mut tagging) {
@@ -658,11 +664,6 @@ where
             // and inlining it would make every cached call's state machine
             // (which each memory hit moves) that much bigger. One allocation
             // per round trip is noise next to the network.
-            // Redis directly, without the dispatching layer of `Store::get`:
-            // a smaller boxed future, about 65 instructions less per hit.
-            (Store::Redis(redis), None) => {
-                Box::pin(inner.command_until(deadline, redis.get(key))).await
-            }
             _ => Box::pin(inner.command_until(deadline, inner.store.get(key))).await,
         };
         match lookup {
@@ -911,16 +912,11 @@ impl Inner {
         timeout: Duration,
         fut: impl Future<Output = Result<T, BackendError>>,
     ) -> Result<T, BackendError> {
-        if self.store.is_local() {
-            return fut.await;
-        }
-        if timeout.is_zero() {
+        if timeout.is_zero() && !self.store.is_local() {
             return Err(BackendError::Timeout(self.command_timeout));
         }
-        match tokio::time::timeout(timeout, fut).await {
-            Ok(result) => result,
-            Err(_) => Err(BackendError::Timeout(self.command_timeout)),
-        }
+        self.command_until(deadline_after(Instant::now(), timeout), fut)
+            .await
     }
 
     pub(crate) fn resolve_ttl(&self, ttl: crate::call::Ttl) -> Duration {
