@@ -659,7 +659,7 @@ where
             (Store::Memory(_), None) if undecodable_in_memory => Ok(None),
             // Another caller may have stored it since the first look.
             (Store::Memory(memory), None) => Ok(memory.get(key)),
-            (_, Some(t)) => inner.lookup_tagged(key, t).await,
+            (_, Some(t)) => inner.lookup_tagged(key, t, deadline).await,
             // Boxed, with its deadline: a network command's future is large,
             // and inlining it would make every cached call's state machine
             // (which each memory hit moves) that much bigger. One allocation
@@ -780,10 +780,11 @@ impl Inner {
         &'a self,
         key: &'a str,
         tagging: &'a mut Tagging,
+        deadline: Instant,
     ) -> BoxFuture<'a, Result<Option<Bytes>, BackendError>> {
         Box::pin(async move {
             let (found, versions) = self
-                .command(self.store.get_tagged(key, &tagging.tags))
+                .command_until(deadline, self.store.get_tagged(key, &tagging.tags))
                 .await?;
             tagging.versions = Some(versions);
             Ok(found)
@@ -912,7 +913,10 @@ impl Inner {
         timeout: Duration,
         fut: impl Future<Output = Result<T, BackendError>>,
     ) -> Result<T, BackendError> {
-        if timeout.is_zero() && !self.store.is_local() {
+        if self.store.is_local() {
+            return fut.await;
+        }
+        if timeout.is_zero() {
             return Err(BackendError::Timeout(self.command_timeout));
         }
         self.command_until(deadline_after(Instant::now(), timeout), fut)
