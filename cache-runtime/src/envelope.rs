@@ -14,6 +14,7 @@
 //! `redis-cli GET`. The timestamps are written now so that later features
 //! (stale-while-revalidate, early refresh) can read values written today.
 
+use crate::backend::millis;
 use crate::codec::CodecImpl;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -46,10 +47,10 @@ pub(crate) struct Header {
     pub(crate) fresh_until_ms: u64,
 }
 
-fn now_ms() -> u64 {
+pub(crate) fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .map_or(0, millis)
 }
 
 /// Encodes `value` into a new buffer: header, then the codec's bytes.
@@ -61,7 +62,7 @@ pub(crate) fn encode<T: Serialize + ?Sized>(
 ) -> Result<Vec<u8>, String> {
     let mut out = Vec::with_capacity(HEADER_LEN + 128);
     let written = now_ms();
-    let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
+    let ttl_ms = millis(ttl);
     out.extend_from_slice(&MAGIC);
     out.push(VERSION);
     out.push(codec.id());

@@ -486,6 +486,26 @@ async fn undecodable_entries_go_to_the_dead_letter_stream_and_the_rest_reach_the
         dead[2].contains("dup") && dead[2].contains("garbage"),
         "{dead:?}"
     );
+    // Each dead letter also says which entry it was and why.
+    let names: Vec<Vec<String>> = server
+        .cmd(&["XRANGE", &dead_key, "-", "+"])
+        .as_array()
+        .iter()
+        .map(|e| {
+            e.as_array()[1]
+                .as_array()
+                .iter()
+                .step_by(2)
+                .filter_map(|f| f.as_string())
+                .collect()
+        })
+        .collect();
+    for fields in &names {
+        assert!(
+            fields.iter().any(|f| f == "id") && fields.iter().any(|f| f == "error"),
+            "{names:?}"
+        );
+    }
     assert_eq!(cache.stats().decode_failures, 3);
     within("shutdown", wb.shutdown()).await.unwrap();
 }

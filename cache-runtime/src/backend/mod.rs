@@ -8,6 +8,12 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// `d` in whole milliseconds, saturating (Redis takes `PX`, `BLOCK`, idle
+/// times in milliseconds).
+pub(crate) fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
 pub(crate) mod glob;
 pub(crate) mod memory;
 pub(crate) mod redis;

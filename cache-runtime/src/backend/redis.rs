@@ -132,7 +132,7 @@ impl RedisBackend {
         ttl: Duration,
     ) -> Result<(), BackendError> {
         let mut conn = self.connection().await?;
-        let ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+        let ms = super::millis(ttl).max(1);
         redis::cmd("SET")
             .arg(key)
             .arg(value)
@@ -150,7 +150,7 @@ impl RedisBackend {
         ttl: Duration,
     ) -> Result<bool, BackendError> {
         let mut conn = self.connection().await?;
-        let ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+        let ms = super::millis(ttl).max(1);
         let reply: Option<String> = redis::cmd("SET")
             .arg(key)
             .arg(value)
@@ -326,7 +326,7 @@ impl RedisBackend {
         if_absent: bool,
     ) -> Result<bool, BackendError> {
         let mut conn = self.connection().await?;
-        let ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+        let ms = super::millis(ttl).max(1);
         let mut call = scripts().0.key(key);
         for tag in tags {
             call.key(tag);
@@ -349,7 +349,7 @@ impl RedisBackend {
 
     pub(crate) async fn invalidate_tags(&self, tags: &[String]) -> Result<u64, BackendError> {
         let mut conn = self.connection().await?;
-        let window = u64::try_from(super::TAG_VERSION_WINDOW.as_millis()).unwrap_or(u64::MAX);
+        let window = super::millis(super::TAG_VERSION_WINDOW);
         let mut removed = 0;
         for tag in tags {
             let version = new_version();

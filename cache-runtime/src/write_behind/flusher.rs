@@ -537,7 +537,6 @@ where
                 Body::Foreign(_) => (None, Some("no `k` and `v` fields".to_owned())),
             };
             if let Some(reason) = reason {
-                inner.counters.decode_failure();
                 let fields = match &e.body {
                     Body::Write(key, bytes) => vec![
                         (Bytes::from_static(b"k"), Bytes::from(key.clone())),
@@ -585,12 +584,8 @@ where
                 // decodes them again (they decoded once, they decode again).
                 let value = match values[i].take() {
                     Some(value) => value,
-                    None => {
-                        match envelope::decode::<T>(bytes, &inner.codec, inner.max_value_size) {
-                            Ok(value) => value,
-                            Err(_) => continue,
-                        }
-                    }
+                    None => envelope::decode::<T>(bytes, &inner.codec, inner.max_value_size)
+                        .expect("decoding is deterministic: these bytes decoded above"),
                 };
                 items.push(Item {
                     key: key.clone(),
@@ -652,8 +647,9 @@ where
         Ok(())
     }
 
-    /// Logs the entries that could not be decoded, once they are out of
-    /// the stream.
+    /// Counts and logs the entries that could not be decoded, once they are
+    /// out of the stream (a batch whose acknowledgement failed is read, and
+    /// would be counted, again).
     fn report_dead(&self, dead: &[DeadLetter]) {
         if dead.is_empty() {
             return;
@@ -663,6 +659,7 @@ where
             Source::Queue(_) => "nowhere (in-process queue: dropped)".to_owned(),
         };
         for d in dead {
+            self.cache.inner.counters.decode_failure();
             let key = d
                 .fields
                 .iter()

@@ -736,9 +736,14 @@ where
             },
             None => {
                 // Another caller is waiting for the task: wait for its end.
+                // No outcome after it means the task panicked (the other
+                // caller may not have recorded that yet).
                 let mut cycles = control.cycles();
                 while cycles.changed().await.is_ok() {}
-                control.outcome().unwrap_or(Ok(()))
+                match control.outcome() {
+                    Some(outcome) => outcome,
+                    None => return Err(self.stopped()),
+                }
             }
         };
         outcome.map_err(|reason| CacheError::WriteBehindNotDrained {

@@ -33,9 +33,7 @@ pub(crate) struct Clock {
 
 impl Clock {
     pub(crate) fn next(&mut self) -> Version {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        let now = crate::envelope::now_ms();
         let next = match self.last {
             Some(last) if last.ms() >= now => Version::new(last.ms(), last.seq() + 1),
             _ => Version::new(now, 0),

@@ -4,6 +4,7 @@
 //! (envelope and codec bytes, exactly what `SET` wrote).
 
 use super::{Body, Config, DeadLetter, Entry, Version, GROUP};
+use crate::backend::millis;
 use crate::backend::redis::RedisBackend;
 use crate::BackendError;
 use bytes::Bytes;
@@ -22,7 +23,7 @@ pub(crate) async fn append(
     stream: &str,
 ) -> Result<Version, BackendError> {
     let mut conn = redis.connection().await?;
-    let ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+    let ms = millis(ttl).max(1);
     let (id,): (String,) = redis::pipe()
         .atomic()
         .cmd("SET")
@@ -190,7 +191,7 @@ impl StreamSource {
         cmd.arg("COUNT").arg(count);
         if let Some(block) = block {
             // `BLOCK 0` would wait forever.
-            let ms = u64::try_from(block.as_millis()).unwrap_or(u64::MAX).max(1);
+            let ms = millis(block).max(1);
             cmd.arg("BLOCK").arg(ms);
         }
         cmd.arg("STREAMS").arg(&self.stream).arg(from);
@@ -207,7 +208,7 @@ impl StreamSource {
         count: usize,
         idle: Duration,
     ) -> Result<(Option<String>, Vec<Entry>), BackendError> {
-        let idle = u64::try_from(idle.as_millis()).unwrap_or(u64::MAX);
+        let idle = millis(idle);
         let mut cmd = redis::cmd("XAUTOCLAIM");
         cmd.arg(&self.stream)
             .arg(GROUP)
@@ -292,7 +293,7 @@ impl StreamSource {
             .arg(GROUP)
             .query_async(conn)
             .await?;
-        let min_idle = u64::try_from(min_idle.as_millis()).unwrap_or(u64::MAX);
+        let min_idle = millis(min_idle);
         static SCRIPT: std::sync::OnceLock<redis::Script> = std::sync::OnceLock::new();
         let script = SCRIPT.get_or_init(|| redis::Script::new(DEL_CONSUMER_IF_IDLE));
         let mut removed = 0;
@@ -365,18 +366,7 @@ fn consumers(reply: Value) -> Result<Vec<ConsumerInfo>, BackendError> {
     };
     let mut out = Vec::with_capacity(list.len());
     for c in list {
-        let pairs: Vec<(Value, Value)> = match c {
-            Value::Map(pairs) => pairs,
-            Value::Array(flat) => {
-                let mut it = flat.into_iter();
-                let mut pairs = Vec::new();
-                while let (Some(f), Some(v)) = (it.next(), it.next()) {
-                    pairs.push((f, v));
-                }
-                pairs
-            }
-            other => return Err(malformed("XINFO CONSUMERS entry", &other)),
-        };
+        let pairs = field_pairs(c).map_err(|c| malformed("XINFO CONSUMERS entry", &c))?;
         let (mut name, mut pending, mut idle_ms) = (None, None, None);
         for (field, value) in pairs {
             match (text(&field).as_deref(), value) {
@@ -400,6 +390,32 @@ fn consumers(reply: Value) -> Result<Vec<ConsumerInfo>, BackendError> {
         }
     }
     Ok(out)
+}
+
+/// A record's fields: a flat `[field, value, ...]` array (RESP2) or a map
+/// (RESP3); anything else is handed back.
+fn field_pairs(value: Value) -> Result<Vec<(Value, Value)>, Value> {
+    match value {
+        Value::Map(pairs) => Ok(pairs),
+        Value::Array(flat) => {
+            let mut it = flat.into_iter();
+            let mut pairs = Vec::with_capacity(it.len() / 2);
+            while let (Some(f), Some(v)) = (it.next(), it.next()) {
+                pairs.push((f, v));
+            }
+            Ok(pairs)
+        }
+        other => Err(other),
+    }
+}
+
+/// Whether a field's name is `name`.
+fn is_field(field: &Value, name: &str) -> bool {
+    match field {
+        Value::BulkString(b) => b == name.as_bytes(),
+        Value::SimpleString(s) | Value::VerbatimString { text: s, .. } => s == name,
+        _ => false,
+    }
 }
 
 fn malformed(what: &str, value: &Value) -> BackendError {
@@ -470,38 +486,34 @@ fn entry(value: Value) -> Result<Entry, BackendError> {
     let fields = parts.pop().expect("two elements");
     let id = text(&parts[0]).ok_or_else(|| malformed("stream entry id", &parts[0]))?;
     let version = parse_id(&id)?;
-    let pairs: Vec<(Value, Value)> = match fields {
-        Value::Nil => {
-            return Ok(Entry {
-                version,
-                body: Body::Gone,
-            })
-        }
-        Value::Array(flat) => {
-            let mut it = flat.into_iter();
-            let mut pairs = Vec::new();
-            while let (Some(f), Some(v)) = (it.next(), it.next()) {
-                pairs.push((f, v));
-            }
-            pairs
-        }
-        Value::Map(pairs) => pairs,
-        other => return Err(malformed("stream entry fields", &other)),
-    };
-    let (mut key, mut bytes) = (None, None);
-    let mut raw = Vec::with_capacity(pairs.len());
-    for (field, value) in pairs {
-        match (text(&field).as_deref(), &value) {
-            (Some("k"), v) => key = text(v),
-            (Some("v"), Value::BulkString(b)) => bytes = Some(Bytes::from(b.clone())),
-            _ => {}
-        }
-        raw.push((raw_bytes(&field), raw_bytes(&value)));
+    if matches!(fields, Value::Nil) {
+        return Ok(Entry {
+            version,
+            body: Body::Gone,
+        });
     }
+    let mut pairs = field_pairs(fields).map_err(|f| malformed("stream entry fields", &f))?;
+    let key = pairs
+        .iter()
+        .find(|(f, _)| is_field(f, "k"))
+        .and_then(|(_, k)| text(k));
+    // The value's bytes are moved out, not copied; only with a key, so that
+    // a foreign entry keeps every field.
+    let bytes = key.as_ref().and_then(|_| {
+        pairs.iter_mut().find_map(|(f, v)| match v {
+            Value::BulkString(b) if is_field(f, "v") => Some(std::mem::take(b)),
+            _ => None,
+        })
+    });
     let body = match (key, bytes) {
-        (Some(key), Some(bytes)) => Body::Write(key, bytes),
+        (Some(key), Some(bytes)) => Body::Write(key, Bytes::from(bytes)),
         // Not written by this library: the flusher dead-letters it.
-        _ => Body::Foreign(raw),
+        _ => Body::Foreign(
+            pairs
+                .iter()
+                .map(|(f, v)| (raw_bytes(f), raw_bytes(v)))
+                .collect(),
+        ),
     };
     Ok(Entry { version, body })
 }

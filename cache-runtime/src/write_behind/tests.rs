@@ -245,15 +245,19 @@ async fn every_write_that_succeeded_before_shutdown_is_delivered() {
         .interval(Duration::from_secs(3600))
         .start()
         .unwrap();
+    let written = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let mut writers = Vec::new();
     for t in 0..4u64 {
-        let wb = wb.clone();
+        let (wb, written) = (wb.clone(), written.clone());
         writers.push(tokio::spawn(async move {
             let mut ok = Vec::new();
             for i in 0.. {
                 let key = format!("w{t}:{i}");
                 match wb.write(&key, &i).await {
-                    Ok(_) => ok.push(key),
+                    Ok(_) => {
+                        ok.push(key);
+                        written.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
                     Err(CacheError::WriteBehindStopped { .. }) => return ok,
                     Err(e) => panic!("{e}"),
                 }
@@ -262,13 +266,21 @@ async fn every_write_that_succeeded_before_shutdown_is_delivered() {
             unreachable!()
         }));
     }
-    // Shut down while the writers are busy.
+    // Shut down while the writers are busy, once they have written some.
     wb.write("first", &0).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(60), async {
+        while written.load(std::sync::atomic::Ordering::Relaxed) < 200 {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("the writers write");
     tokio::time::timeout(Duration::from_secs(60), wb.shutdown())
         .await
         .expect("shutdown ends")
         .unwrap();
     let delivered = sink.latest();
+    let mut checked = 0;
     for w in writers {
         let ok = tokio::time::timeout(Duration::from_secs(60), w)
             .await
@@ -279,8 +291,10 @@ async fn every_write_that_succeeded_before_shutdown_is_delivered() {
                 delivered.contains_key(&key),
                 "{key} was written but not delivered"
             );
+            checked += 1;
         }
     }
+    assert!(checked >= 200, "only {checked} writes were checked");
 }
 
 #[tokio::test]
