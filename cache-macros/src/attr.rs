@@ -129,8 +129,6 @@ pub(crate) struct Options {
 }
 
 impl Options {
-    /// Parses the attribute's tokens. A syntax error stops parsing; every
-    /// other problem goes to `errors` and that option is left unset.
     /// Whether an option was written that this macro does not know.
     pub(crate) fn has_unknown(&self, kind: Kind) -> bool {
         self.written
@@ -138,6 +136,8 @@ impl Options {
             .any(|w| !kind.options().contains(&w.as_str()))
     }
 
+    /// Parses the attribute's tokens. A syntax error stops parsing; every
+    /// other problem goes to `errors` and that option is left unset.
     pub(crate) fn parse(
         kind: Kind,
         tokens: proc_macro2::TokenStream,

@@ -222,7 +222,12 @@ pub(crate) fn plan(kind: Kind, opts: &Options, func: &ItemFn, errors: &mut Error
     };
     // Tags are rendered like the key, but `skip` leaves arguments out of a
     // hashed key only: a tag may name a skipped parameter.
-    let tags = templates(opts.tags.get(), What::Tag, &ctx, errors);
+    let tags = templates(
+        opts.tags.get().into_iter().flatten(),
+        What::Tag,
+        &ctx,
+        errors,
+    );
     let key_template = |lit: &LitStr, errors: &mut Errors| {
         template_plan(lit, What::Key, &ctx, &skipped, errors).map(KeyPlan::Template)
     };
@@ -253,15 +258,15 @@ pub(crate) fn plan(kind: Kind, opts: &Options, func: &ItemFn, errors: &mut Error
             (key, None)
         }
         Kind::Evict => {
-            let mut ok = true;
-            let mut keys = Vec::new();
-            let written = opts.key.get().into_iter();
-            for lit in written.chain(opts.keys.get().into_iter().flatten()) {
-                match template_plan(lit, What::Key, &ctx, &[], errors) {
-                    Some(r) => keys.push(r),
-                    None => ok = false,
-                }
-            }
+            let lits = opts.key.get().into_iter();
+            let keys = templates(
+                lits.chain(opts.keys.get().into_iter().flatten()),
+                What::Key,
+                &ctx,
+                errors,
+            );
+            let mut ok = keys.is_some();
+            let keys = keys.unwrap_or_default();
             let pattern = match opts.pattern.get() {
                 Some(lit) => {
                     let rendered = template_plan(lit, What::Pattern, &ctx, &[], errors);
@@ -407,15 +412,15 @@ struct Context<'a> {
 }
 
 /// Each of `list`, checked; `None` if any is wrong (each reported).
-fn templates(
-    list: Option<&Vec<LitStr>>,
+fn templates<'l>(
+    list: impl IntoIterator<Item = &'l LitStr>,
     what: What,
     ctx: &Context<'_>,
     errors: &mut Errors,
 ) -> Option<Vec<Rendered>> {
     let mut out = Vec::new();
     let mut ok = true;
-    for lit in list.into_iter().flatten() {
+    for lit in list {
         match template_plan(lit, what, ctx, &[], errors) {
             Some(r) => out.push(r),
             None => ok = false,
