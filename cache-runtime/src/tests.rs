@@ -595,41 +595,11 @@ async fn memory_store_forgets_tagged_entries_that_expire_or_are_replaced() {
     );
 }
 
-#[cfg(feature = "testing")]
 #[tokio::test]
 async fn a_custom_backend_without_tags_fails_open() {
-    #[derive(Debug)]
-    struct Plain(crate::testing::MockBackend);
-    impl Backend for Plain {
-        fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Bytes>, BackendError>> {
-            Backend::get(&self.0, key)
-        }
-        fn set<'a>(
-            &'a self,
-            key: &'a str,
-            value: Bytes,
-            ttl: Duration,
-        ) -> BoxFuture<'a, Result<(), BackendError>> {
-            self.0.set(key, value, ttl)
-        }
-        fn delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<bool, BackendError>> {
-            self.0.delete(key)
-        }
-        fn exists<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<bool, BackendError>> {
-            self.0.exists(key)
-        }
-        fn clear_pattern<'a>(
-            &'a self,
-            pattern: &'a str,
-        ) -> BoxFuture<'a, Result<u64, BackendError>> {
-            self.0.clear_pattern(pattern)
-        }
-        fn kind(&self) -> &'static str {
-            "plain"
-        }
-    }
+    // `Flaky` implements only the required methods: no tags.
     let cache = Cache::builder()
-        .backend(Plain(crate::testing::MockBackend::new()))
+        .backend(Arc::new(Flaky::default()))
         .build()
         .unwrap();
     let err = cache.invalidate_tags(&["t"]).await.unwrap_err();
