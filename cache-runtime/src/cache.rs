@@ -542,6 +542,17 @@ impl Tagging {
     }
 }
 
+impl TaggedWrite<'static> {
+    /// A read-through's write without tags.
+    fn untagged(if_absent: bool) -> Self {
+        TaggedWrite {
+            tags: &[],
+            expected: None,
+            if_absent,
+        }
+    }
+}
+
 impl<'a> TaggedWrite<'a> {
     /// An unconditional write (direct API, write-through).
     fn put(tags: &'a [String]) -> Self {
@@ -718,17 +729,14 @@ where
             tracing::debug!(key, "tagged value not cached: computing it took too long");
             store = false;
         }
+        let how = match &tagging {
+            Some(t) => t.write(!replace),
+            None => TaggedWrite::untagged(!replace),
+        };
         // The memory store is written first, so that a caller arriving right
         // after the flight ends finds the value there.
         if let (true, Some(bytes), Store::Memory(memory)) = (store, &encoded, &inner.store) {
-            if let Some(t) = &tagging {
-                let stored = memory.set_tagged(key, bytes.clone(), copy, ttl, t.write(!replace));
-                not_stored(key, stored);
-            } else if replace {
-                memory.set(key, bytes.clone(), copy, ttl);
-            } else {
-                not_stored(key, memory.set_if_absent(key, bytes.clone(), copy, ttl));
-            }
+            not_stored(key, memory.write(key, bytes.clone(), copy, ttl, how));
         }
         // Waiting callers get the value now, without waiting for the write.
         if let Some(leader) = leader {
@@ -737,23 +745,10 @@ where
         if let (true, Some(bytes)) = (store, encoded) {
             if !matches!(inner.store, Store::Memory(_)) {
                 // Boxed, like the lookup.
-                let written = match &tagging {
-                    Some(t) => {
-                        inner
-                            .write_tagged(key, bytes, ttl, t, write_budget, !replace)
-                            .await
-                    }
-                    None if replace => {
-                        let write = inner.store.set(key, bytes, None, ttl);
-                        Box::pin(inner.command_within(write_budget, write)).await
-                    }
-                    None => {
-                        let write = inner.store.set_if_absent(key, bytes, None, ttl);
-                        Box::pin(inner.command_within(write_budget, write))
-                            .await
-                            .map(|stored| not_stored(key, stored))
-                    }
-                };
+                let write = inner.store.write(key, bytes, None, ttl, how);
+                let written = Box::pin(inner.command_within(write_budget, write))
+                    .await
+                    .map(|stored| not_stored(key, stored));
                 match written {
                     Ok(()) => inner.recovered(),
                     Err(e) => inner.fail_open(Operation::Set, key, &e),
@@ -791,27 +786,6 @@ impl Inner {
         })
     }
 
-    /// The write of a tagged call: refused if a tag was invalidated since
-    /// the lookup. Boxed, out of the call's state machine.
-    fn write_tagged<'a>(
-        &'a self,
-        key: &'a str,
-        bytes: Bytes,
-        ttl: Duration,
-        tagging: &'a Tagging,
-        budget: Duration,
-        if_absent: bool,
-    ) -> BoxFuture<'a, Result<(), BackendError>> {
-        Box::pin(async move {
-            let write = self
-                .store
-                .set_tagged(key, bytes, None, ttl, tagging.write(if_absent));
-            let stored = self.command_within(budget, write).await?;
-            not_stored(key, stored);
-            Ok(())
-        })
-    }
-
     /// Write-through: stores `value` under the target's key and tags,
     /// unconditionally (it is the newest value). Failures are logged and
     /// counted, never returned.
@@ -828,22 +802,14 @@ impl Inner {
                 return;
             }
         };
-        let written = match &target.tagging {
-            None => {
-                self.command(self.store.set(key, bytes, None, target.ttl))
-                    .await
-            }
-            Some(t) => self
-                .command(self.store.set_tagged(
-                    key,
-                    bytes,
-                    None,
-                    target.ttl,
-                    TaggedWrite::put(&t.tags),
-                ))
-                .await
-                .map(drop),
-        };
+        let tags = target.tagging.as_deref().map_or(&[][..], |t| &t.tags[..]);
+        let written = self
+            .command(
+                self.store
+                    .write(key, bytes, None, target.ttl, TaggedWrite::put(tags)),
+            )
+            .await
+            .map(drop);
         match written {
             Ok(()) => self.recovered(),
             Err(e) => self.fail_open(Operation::Set, key, &e),

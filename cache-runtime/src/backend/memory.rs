@@ -242,6 +242,25 @@ impl MemoryBackend {
         self.entries.get(key).map(|e| e.bytes.clone())
     }
 
+    /// As [`Store::write`](super::Store::write), in-process.
+    pub(crate) fn write(
+        &self,
+        key: &str,
+        bytes: Bytes,
+        typed: Option<TypedValue>,
+        ttl: Duration,
+        how: super::TaggedWrite<'_>,
+    ) -> bool {
+        match (how.tags.is_empty(), how.if_absent) {
+            (false, _) => self.set_tagged(key, bytes, typed, ttl, how),
+            (true, true) => self.set_if_absent(key, bytes, typed, ttl),
+            (true, false) => {
+                self.set(key, bytes, typed, ttl);
+                true
+            }
+        }
+    }
+
     pub(crate) fn set(&self, key: &str, bytes: Bytes, typed: Option<TypedValue>, ttl: Duration) {
         self.insert(key, bytes, typed, ttl, Box::default());
     }

@@ -200,7 +200,9 @@ pub trait Backend: fmt::Debug + Send + Sync + 'static {
     }
 }
 
-/// How a tagged write goes in: see [`Backend::set_tagged`].
+/// How a write goes in: under `tags` (none for an untagged write), refused
+/// if a tag's version differs from `expected`, and only into an empty key
+/// with `if_absent`. See [`Backend::set_tagged`].
 #[derive(Clone, Copy)]
 pub(crate) struct TaggedWrite<'a> {
     pub(crate) tags: &'a [String],
@@ -290,6 +292,25 @@ impl Store {
             Store::Memory(m) => Ok(m.set_if_absent(key, bytes, typed, ttl)),
             Store::Redis(r) => r.set_if_absent(key, &bytes, ttl).await,
             Store::Custom(c) => c.set_if_absent(key, bytes, ttl).await,
+        }
+    }
+
+    /// The write of a read-through or a write-through, as `how` says: a
+    /// tagged write when it names tags, else a plain or an if-absent one;
+    /// `true` if stored.
+    pub(crate) async fn write(
+        &self,
+        key: &str,
+        bytes: Bytes,
+        typed: Option<memory::TypedValue>,
+        ttl: Duration,
+        how: TaggedWrite<'_>,
+    ) -> Result<bool, BackendError> {
+        match (self, how.tags.is_empty(), how.if_absent) {
+            (Store::Memory(m), ..) => Ok(m.write(key, bytes, typed, ttl, how)),
+            (_, false, _) => self.set_tagged(key, bytes, typed, ttl, how).await,
+            (_, true, true) => self.set_if_absent(key, bytes, typed, ttl).await,
+            (_, true, false) => self.set(key, bytes, typed, ttl).await.map(|()| true),
         }
     }
 
