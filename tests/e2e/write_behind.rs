@@ -106,13 +106,18 @@ const LIMIT: Duration = Duration::from_secs(60);
 /// machine does not reach.
 fn wb_cache() -> (RedisServer, Cache) {
     let server = RedisServer::start();
-    let cache = Cache::builder()
-        .redis(server.url())
+    let cache = wb_cache_on(&server.url());
+    (server, cache)
+}
+
+/// The tests' cache on the Redis at `url`.
+fn wb_cache_on(url: &str) -> Cache {
+    Cache::builder()
+        .redis(url)
         .prefix("wb")
         .command_timeout(Duration::from_secs(2))
         .build()
-        .expect("valid settings");
-    (server, cache)
+        .expect("valid settings")
 }
 
 /// Awaits `fut`, failing the test if it takes longer than [`LIMIT`].
@@ -417,12 +422,7 @@ async fn a_redis_refusing_client_commands_still_flushes() {
     let server = RedisServer::start_with(&["--rename-command", "CLIENT", ""]);
     let refused = server.cmd(&["CLIENT", "ID"]);
     assert!(matches!(refused, Reply::Error(_)), "{refused:?}");
-    let cache = Cache::builder()
-        .redis(server.url())
-        .prefix("wb")
-        .command_timeout(Duration::from_secs(2))
-        .build()
-        .unwrap();
+    let cache = wb_cache_on(&server.url());
     let sink = Sqlite::new(0);
     let wb = cache
         .write_behind("orders", Shared(sink.clone()))
@@ -513,47 +513,7 @@ async fn undecodable_entries_go_to_the_dead_letter_stream_and_the_rest_reach_the
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn entries_left_pending_by_a_dead_consumer_are_claimed() {
     let (server, cache) = wb_cache();
-    // A first "process": its own runtime and cache, and a flusher whose sink
-    // never succeeds, so its batch stays pending. Shutting the runtime down
-    // stops every task of it without acknowledging anything, as a crash would.
-    let url = server.url();
-    let stuck = Sqlite::new(usize::MAX);
-    let stuck2 = stuck.clone();
-    let dead = tokio::task::spawn_blocking(move || {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
-        let (expected, first) = runtime.block_on(async {
-            let cache = Cache::builder()
-                .redis(url)
-                .prefix("wb")
-                .command_timeout(Duration::from_secs(2))
-                .build()
-                .unwrap();
-            let first = cache
-                .write_behind("orders", Shared(stuck2.clone()))
-                .consumer("dead")
-                .start()
-                .unwrap();
-            let expected = within("the writes", write_many(&first, 50, 50, 1)).await;
-            until("the first sink call", || {
-                stuck2.calls.load(Ordering::SeqCst) > 0
-            })
-            .await;
-            (expected, first)
-        });
-        // The process dies: its flusher task ends mid-retry.
-        runtime.shutdown_timeout(LIMIT);
-        drop(first);
-        expected
-    });
-    let expected = within("the first process", dead).await.unwrap();
-    let calls = stuck.calls.load(Ordering::SeqCst);
-    let pending = server.cmd(&["XPENDING", STREAM, "flushers"]);
-    assert!(pending.as_array()[0].as_int() > 0, "{pending:?}");
-
+    let (expected, stuck, calls) = a_process_that_dies(&server, "dead").await;
     let sink = Sqlite::new(0);
     let second = cache
         .write_behind("orders", Shared(sink.clone()))
@@ -574,6 +534,71 @@ async fn entries_left_pending_by_a_dead_consumer_are_claimed() {
         calls,
         "the dead flusher no longer runs"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flusher_restarted_under_its_name_takes_its_entries_back_at_once() {
+    let (server, cache) = wb_cache();
+    let (expected, _, _) = a_process_that_dies(&server, "worker-1").await;
+    let sink = Sqlite::new(0);
+    // Claiming entries idle in the group would take an hour: only the
+    // flusher's own list of read, unacknowledged entries brings them back.
+    let restarted = cache
+        .write_behind("orders", Shared(sink.clone()))
+        .consumer("worker-1")
+        .claim_idle(Duration::from_secs(3600))
+        .start()
+        .unwrap();
+    until("its own pending entries reaching the sink", || {
+        sink.rows().len() == expected.len()
+    })
+    .await;
+    assert_eq!(sink.rows(), expected);
+    within("shutdown", restarted.shutdown()).await.unwrap();
+    assert_eq!(stream_len(&server), 0);
+}
+
+/// A process that dies with entries pending: on a runtime and cache of its
+/// own, a flusher named `consumer` whose sink never succeeds takes 50 writes
+/// and reads them; then the runtime is shut down, which stops its tasks
+/// without acknowledging anything, as a crash would. Returns the rows the
+/// writes should produce, the stuck sink and how many calls it had.
+async fn a_process_that_dies(
+    server: &RedisServer,
+    consumer: &'static str,
+) -> (HashMap<String, u64>, Arc<Sqlite>, usize) {
+    let url = server.url();
+    let stuck = Sqlite::new(usize::MAX);
+    let stuck2 = stuck.clone();
+    let dead = tokio::task::spawn_blocking(move || {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let (expected, first) = runtime.block_on(async {
+            let first = wb_cache_on(&url)
+                .write_behind("orders", Shared(stuck2.clone()))
+                .consumer(consumer)
+                .start()
+                .unwrap();
+            let expected = within("the writes", write_many(&first, 50, 50, 1)).await;
+            until("the first sink call", || {
+                stuck2.calls.load(Ordering::SeqCst) > 0
+            })
+            .await;
+            (expected, first)
+        });
+        // The process dies: its flusher task ends mid-retry.
+        runtime.shutdown_timeout(LIMIT);
+        drop(first);
+        expected
+    });
+    let expected = within("the first process", dead).await.unwrap();
+    let calls = stuck.calls.load(Ordering::SeqCst);
+    let pending = server.cmd(&["XPENDING", STREAM, "flushers"]);
+    assert!(pending.as_array()[0].as_int() > 0, "{pending:?}");
+    (expected, stuck, calls)
 }
 
 /// The example's SQLite rows: order key to total.
