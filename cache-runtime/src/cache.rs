@@ -600,7 +600,6 @@ where
         };
         let inner = &*cache.inner;
         let key = key.as_str();
-        let tagged = tagging.is_some();
 
         // The memory store answers at once: look it up before any coalescing,
         // which only pays off for the body run.
@@ -725,7 +724,7 @@ where
         };
         // A version older than the window may have been forgotten, so a
         // tagged result computed over a longer time is not stored.
-        if tagged && started.elapsed() > TAG_VERSION_WINDOW {
+        if tagging.is_some() && started.elapsed() > TAG_VERSION_WINDOW {
             tracing::debug!(key, "tagged value not cached: computing it took too long");
             store = false;
         }

@@ -735,7 +735,7 @@ impl Backend for MockBackend {
             let mut last = None;
             for tag in tags {
                 let record = state.tags.entry(tag.clone()).or_default();
-                record.version = crate::backend::redis::new_version();
+                record.version = crate::backend::new_version();
                 let keys = std::mem::take(&mut record.keys);
                 let mut removed = 0;
                 for key in keys {

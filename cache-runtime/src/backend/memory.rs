@@ -220,7 +220,7 @@ impl MemoryBackend {
         let mut removed = 0;
         for tag in tags {
             let entry = index.entry(tag.clone()).or_default();
-            entry.version = super::redis::new_version();
+            entry.version = super::new_version();
             entry.bumped = Some(now);
             for (key, serial) in std::mem::take(&mut entry.keys) {
                 let current = self.entries.get(&key).map(|e| e.serial);

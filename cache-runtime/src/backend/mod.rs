@@ -200,6 +200,23 @@ pub trait Backend: fmt::Debug + Send + Sync + 'static {
     }
 }
 
+/// A fresh tag version in `[2^52, 2^53)`, for every backend that keeps
+/// tags: random, so a version forgotten after [`TAG_VERSION_WINDOW`] and set
+/// again does not repeat an old one.
+pub(crate) fn new_version() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static COUNTER: AtomicUsize = AtomicUsize::new(0);
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_usize(COUNTER.fetch_add(1, Ordering::Relaxed));
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    (1 << 52) | (h.finish() & ((1 << 52) - 1))
+}
+
 /// How a write goes in: under `tags` (none for an untagged write), refused
 /// if a tag's version differs from `expected`, and only into an empty key
 /// with `if_absent`. See [`Backend::set_tagged`].

@@ -261,22 +261,6 @@ if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[2]) then redis.call('PEXPIRE', KE
 return moved
 ";
 
-/// A fresh tag version in `[2^52, 2^53)`: random, so a version forgotten
-/// after [`TAG_VERSION_WINDOW`](super::TAG_VERSION_WINDOW) and set again
-/// does not repeat an old one.
-pub(crate) fn new_version() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    static COUNTER: AtomicUsize = AtomicUsize::new(0);
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_usize(COUNTER.fetch_add(1, Ordering::Relaxed));
-    h.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos()),
-    );
-    (1 << 52) | (h.finish() & ((1 << 52) - 1))
-}
-
 fn scripts() -> &'static (redis::Script, redis::Script) {
     static SCRIPTS: std::sync::OnceLock<(redis::Script, redis::Script)> =
         std::sync::OnceLock::new();
@@ -352,7 +336,7 @@ impl RedisBackend {
         let window = super::millis(super::TAG_VERSION_WINDOW);
         let mut removed = 0;
         for tag in tags {
-            let version = new_version();
+            let version = super::new_version();
             let aside = format!("{tag}\0invalidating:{version:x}");
             let moved: i64 = self
                 .bounded(
