@@ -512,17 +512,30 @@ async fn undecodable_entries_go_to_the_dead_letter_stream_and_the_rest_reach_the
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn entries_left_pending_by_a_dead_consumer_are_claimed() {
+    recovery("dead", "alive", Duration::from_millis(200)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flusher_restarted_under_its_name_takes_its_entries_back_at_once() {
+    // Claiming entries idle in the group would take an hour: only the
+    // flusher's own list of read, unacknowledged entries brings them back.
+    recovery("worker-1", "worker-1", Duration::from_secs(3600)).await;
+}
+
+/// A flusher named `dead` dies with entries pending; one named `next`, with
+/// `claim_idle`, delivers every one of them, and the dead one stays dead.
+async fn recovery(dead: &'static str, next: &str, claim_idle: Duration) {
     let (server, cache) = wb_cache();
-    let (expected, stuck, calls) = a_process_that_dies(&server, "dead").await;
+    let (expected, stuck, calls) = a_process_that_dies(&server, dead).await;
     let sink = Sqlite::new(0);
     let second = cache
         .write_behind("orders", Shared(sink.clone()))
-        .consumer("alive")
-        .claim_idle(Duration::from_millis(200))
+        .consumer(next)
+        .claim_idle(claim_idle)
         .start()
         .unwrap();
     // `second` wrote nothing, so its flush() has nothing to wait for: poll.
-    until("the claimed entries reaching the sink", || {
+    until("the pending entries reaching the sink", || {
         sink.rows().len() == expected.len()
     })
     .await;
@@ -534,28 +547,6 @@ async fn entries_left_pending_by_a_dead_consumer_are_claimed() {
         calls,
         "the dead flusher no longer runs"
     );
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_flusher_restarted_under_its_name_takes_its_entries_back_at_once() {
-    let (server, cache) = wb_cache();
-    let (expected, _, _) = a_process_that_dies(&server, "worker-1").await;
-    let sink = Sqlite::new(0);
-    // Claiming entries idle in the group would take an hour: only the
-    // flusher's own list of read, unacknowledged entries brings them back.
-    let restarted = cache
-        .write_behind("orders", Shared(sink.clone()))
-        .consumer("worker-1")
-        .claim_idle(Duration::from_secs(3600))
-        .start()
-        .unwrap();
-    until("its own pending entries reaching the sink", || {
-        sink.rows().len() == expected.len()
-    })
-    .await;
-    assert_eq!(sink.rows(), expected);
-    within("shutdown", restarted.shutdown()).await.unwrap();
-    assert_eq!(stream_len(&server), 0);
 }
 
 /// A process that dies with entries pending: on a runtime and cache of its

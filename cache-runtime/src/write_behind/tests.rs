@@ -45,6 +45,16 @@ impl Recorder {
     }
 }
 
+/// A write-behind to `sink` that delivers only when flushed or shut down
+/// (its interval is an hour).
+fn on_demand(cache: &Cache, sink: &Arc<Recorder>) -> WriteBehind<u64> {
+    cache
+        .write_behind("orders", sink.clone())
+        .interval(Duration::from_secs(3600))
+        .start()
+        .unwrap()
+}
+
 fn memory() -> Cache {
     Cache::builder().memory().prefix("t").build().unwrap()
 }
@@ -53,11 +63,7 @@ fn memory() -> Cache {
 async fn writes_are_readable_at_once_and_reach_the_sink_on_flush() {
     let cache = memory();
     let sink = Arc::new(Recorder::default());
-    let wb: WriteBehind<u64> = cache
-        .write_behind("orders", sink.clone())
-        .interval(Duration::from_secs(3600))
-        .start()
-        .unwrap();
+    let wb: WriteBehind<u64> = on_demand(&cache, &sink);
     for i in 0..50u64 {
         wb.write(&format!("order:{i}"), &i).await.unwrap();
     }
@@ -173,11 +179,7 @@ async fn a_panicking_sink_is_retried() {
 async fn shutdown_drains_then_refuses_writes() {
     let cache = memory();
     let sink = Arc::new(Recorder::default());
-    let wb = cache
-        .write_behind("orders", sink.clone())
-        .interval(Duration::from_secs(3600))
-        .start()
-        .unwrap();
+    let wb = on_demand(&cache, &sink);
     let clone = wb.clone();
     for i in 0..100u64 {
         clone.write(&format!("order:{i}"), &i).await.unwrap();
@@ -240,11 +242,7 @@ async fn shutdown_with_a_sink_that_always_fails_gives_up_after_the_shutdown_time
 async fn every_write_that_succeeded_before_shutdown_is_delivered() {
     let cache = memory();
     let sink = Arc::new(Recorder::default());
-    let wb = cache
-        .write_behind("orders", sink.clone())
-        .interval(Duration::from_secs(3600))
-        .start()
-        .unwrap();
+    let wb = on_demand(&cache, &sink);
     let written = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let mut writers = Vec::new();
     for t in 0..4u64 {
