@@ -26,11 +26,24 @@ pub enum Ttl {
     Long,
 }
 
+/// Whether a function's values are kept in the in-process L1 in front of
+/// Redis (`#[cached(l1 = false)]`, `#[cached(l1_ttl = "5s")]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum L1 {
+    /// Kept, for as long as the entry lives in Redis (the default).
+    On,
+    /// Never kept: every call reads Redis.
+    Off,
+    /// Kept for at most this many seconds (never zero; the macro checks).
+    MaxSecs(u64),
+}
+
 /// What the macro knows about one `#[cached]` function, in a `static`.
 #[derive(Debug)]
 pub struct Site {
     name: &'static str,
     ttl: Ttl,
+    l1: L1,
     warned: AtomicBool,
     /// 0: not checked yet; 1: the only site hashing under `name`; 2: another
     /// site got there first (see [`Site::owns_name`]).
@@ -45,6 +58,7 @@ impl Site {
         Site {
             name,
             ttl,
+            l1: L1::On,
             warned: AtomicBool::new(false),
             name_state: AtomicU8::new(0),
             claims: true,
@@ -58,6 +72,16 @@ impl Site {
             claims: false,
             ..Site::new(name, ttl)
         }
+    }
+
+    /// The site with its L1 setting (`l1 = false`, `l1_ttl = ...`).
+    pub const fn l1(self, l1: L1) -> Self {
+        Site { l1, ..self }
+    }
+
+    /// Its L1 setting.
+    pub(crate) fn l1_setting(&self) -> L1 {
+        self.l1
     }
 
     /// Whether this site may hash keys under its name: two functions with
