@@ -42,6 +42,8 @@ impl Kind {
         match self {
             Kind::Cached => &[
                 "ttl",
+                "l1",
+                "l1_ttl",
                 "key",
                 "name",
                 "skip",
@@ -51,7 +53,17 @@ impl Kind {
                 "cache_none",
                 "no_companions",
             ],
-            Kind::Put => &["key", "ttl", "tags", "name", "cache", "crate", "cache_none"],
+            Kind::Put => &[
+                "key",
+                "ttl",
+                "l1",
+                "l1_ttl",
+                "tags",
+                "name",
+                "cache",
+                "crate",
+                "cache_none",
+            ],
             Kind::Evict => &[
                 "key", "keys", "tags", "pattern", "before", "name", "cache", "crate",
             ],
@@ -70,6 +82,14 @@ pub(crate) enum Ttl {
     Short,
     Default,
     Long,
+}
+
+/// An `l1_ttl` as written: at most this many seconds, never zero.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct L1Ttl {
+    pub(crate) secs: u64,
+    /// The value's span (the slot keeps the option name's).
+    pub(crate) span: Span,
 }
 
 /// One option's value, set at most once; remembers where it was written.
@@ -112,6 +132,9 @@ impl<T> Slot<T> {
 /// The parsed attribute.
 pub(crate) struct Options {
     pub(crate) ttl: Slot<Ttl>,
+    /// `l1 = false` (`l1 = true` is the default).
+    pub(crate) l1: Slot<bool>,
+    pub(crate) l1_ttl: Slot<L1Ttl>,
     pub(crate) key: Slot<LitStr>,
     pub(crate) name: Slot<LitStr>,
     pub(crate) skip: Slot<Vec<Ident>>,
@@ -147,6 +170,8 @@ impl Options {
             syn::parse::Parser::parse2(Punctuated::<Item, Token![,]>::parse_terminated, tokens)?;
         let mut opts = Options {
             ttl: Slot::new("ttl"),
+            l1: Slot::new("l1"),
+            l1_ttl: Slot::new("l1_ttl"),
             key: Slot::new("key"),
             name: Slot::new("name"),
             skip: Slot::new("skip"),
@@ -183,6 +208,14 @@ impl Options {
                     Ok(ttl) => opts.ttl.set(span, ttl, errors),
                     Err(err) => errors.push(err),
                 },
+                ("l1", Value::Expr(e)) => match parse_l1(&e) {
+                    Ok(on) => opts.l1.set(span, on, errors),
+                    Err(err) => errors.push(err),
+                },
+                ("l1_ttl", Value::Expr(e)) => match parse_l1_ttl(&e) {
+                    Ok(limit) => opts.l1_ttl.set(span, limit, errors),
+                    Err(err) => errors.push(err),
+                },
                 ("key", Value::Expr(e)) => match string(&e, "key", "\"product:{id}\"") {
                     Ok(s) => opts.key.set(span, s, errors),
                     Err(err) => errors.push(err),
@@ -216,7 +249,8 @@ impl Options {
                     Ok(s) => opts.pattern.set(span, s, errors),
                     Err(err) => errors.push(err),
                 },
-                (name @ ("ttl" | "key" | "name" | "cache" | "crate" | "tags" | "keys" | "pattern"), _) => errors.push(syn::Error::new(
+                ("l1", _) => errors.push(syn::Error::new(span, format!("`l1` takes a value: {L1_HELP}"))),
+                (name @ ("ttl" | "l1_ttl" | "key" | "name" | "cache" | "crate" | "tags" | "keys" | "pattern"), _) => errors.push(syn::Error::new(
                     span,
                     format!("`{name}` takes a value, e.g. `{name} = {}`", example(name)),
                 )),
@@ -281,6 +315,7 @@ impl Parse for Item {
 fn example(option: &str) -> &'static str {
     match option {
         "ttl" => "600",
+        "l1_ttl" => "\"5s\"",
         "key" => "\"product:{id}\"",
         "name" => "\"products::get\"",
         "cache" => "self.cache",
@@ -349,9 +384,114 @@ fn strings(e: &Expr, option: &str, example: &str) -> syn::Result<Vec<LitStr>> {
     }
 }
 
-const TTL_HELP: &str = "write seconds (`ttl = 600`), a duration (`ttl = \"90s\"`, `\"10m\"`, `\"1h30m\"`, `\"2d\"`) or a preset (`ttl = \"short\"`, `\"default\"`, `\"long\"`)";
+/// How a seconds option (`ttl`, `l1_ttl`) is written, for its messages: both
+/// are parsed by [`seconds`], and differ only in their presets.
+struct SecondsOption {
+    name: &'static str,
+    /// The forms it takes, as the end of a message.
+    help: &'static str,
+    /// What to write instead of zero or a negative number.
+    not_zero: &'static str,
+    /// What to write instead of more than 100 years.
+    not_too_large: &'static str,
+}
+
+const TTL: SecondsOption = SecondsOption {
+    name: "ttl",
+    help: "write seconds (`ttl = 600`), a duration (`ttl = \"90s\"`, `\"10m\"`, `\"1h30m\"`, `\"2d\"`) or a preset (`ttl = \"short\"`, `\"default\"`, `\"long\"`)",
+    not_zero: "write at least one second (`ttl = 1`), or leave `ttl` out for the cache's default",
+    not_too_large: "write a shorter one, or `ttl = \"long\"` for the cache's long preset",
+};
+
+const L1_TTL: SecondsOption = SecondsOption {
+    name: "l1_ttl",
+    help: "write seconds (`l1_ttl = 5`) or a duration (`l1_ttl = \"5s\"`, `\"10m\"`, `\"1h30m\"`)",
+    not_zero: "write at least one second (`l1_ttl = 1`), or `l1 = false` to keep this function's values out of the L1",
+    not_too_large: "write a shorter one, or leave `l1_ttl` out to keep the L1 copy as long as the entry",
+};
+
+const L1_HELP: &str = "write `l1 = false` to keep this function's values out of the in-process L1, or leave `l1` out to keep them there";
 
 fn parse_ttl(e: &Expr) -> syn::Result<Ttl> {
+    match preset(e) {
+        Some((ttl, _)) => Ok(ttl),
+        None => seconds(e, &TTL).map(Ttl::Secs),
+    }
+}
+
+/// Seconds as for `ttl`, but no preset: those are the cache's TTLs for
+/// entries in Redis, configured at run time.
+fn parse_l1_ttl(e: &Expr) -> syn::Result<L1Ttl> {
+    if let Some((_, lit)) = preset(e) {
+        return Err(syn::Error::new(
+            lit.span(),
+            format!(
+                "`l1_ttl` takes no preset: {} is one of the cache's TTLs for entries in Redis; {}",
+                lit.to_token_stream(),
+                L1_TTL.help
+            ),
+        ));
+    }
+    let secs = seconds(e, &L1_TTL)?;
+    Ok(L1Ttl {
+        secs,
+        span: ungroup(e).span(),
+    })
+}
+
+/// `l1 = false` or `l1 = true`.
+fn parse_l1(e: &Expr) -> syn::Result<bool> {
+    match ungroup(e) {
+        Expr::Lit(ExprLit {
+            lit: Lit::Bool(b), ..
+        }) => Ok(b.value),
+        Expr::Lit(ExprLit {
+            lit: Lit::Str(s), ..
+        }) if matches!(s.value().trim(), "true" | "false") => Err(syn::Error::new(
+            s.span(),
+            format!(
+                "`l1` takes a bool, not a string: write `l1 = {}`",
+                s.value().trim()
+            ),
+        )),
+        other => Err(syn::Error::new_spanned(
+            other,
+            format!("`l1` takes `true` or `false`; {L1_HELP}"),
+        )),
+    }
+}
+
+/// A TTL preset, `"short"`, `"default"` or `"long"`, with its literal.
+fn preset(e: &Expr) -> Option<(Ttl, &LitStr)> {
+    let Expr::Lit(ExprLit {
+        lit: Lit::Str(s), ..
+    }) = ungroup(e)
+    else {
+        return None;
+    };
+    let ttl = match s.value().trim() {
+        "short" => Ttl::Short,
+        "default" => Ttl::Default,
+        "long" => Ttl::Long,
+        _ => return None,
+    };
+    Some((ttl, s))
+}
+
+/// Whole seconds, written as a number or a duration string: more than zero
+/// and at most 100 years. Presets are left to the caller.
+fn seconds(e: &Expr, option: &SecondsOption) -> syn::Result<u64> {
+    let SecondsOption {
+        name,
+        help,
+        not_zero,
+        not_too_large,
+    } = option;
+    let too_large = || {
+        format!(
+            "`{name}` is too large; the longest is {MAX_TTL_SECS} seconds (100 years): {not_too_large}"
+        )
+    };
     let e = ungroup(e);
     let secs = match e {
         Expr::Lit(ExprLit {
@@ -360,7 +500,7 @@ fn parse_ttl(e: &Expr) -> syn::Result<Ttl> {
             if !i.suffix().is_empty() {
                 return Err(syn::Error::new(
                     i.span(),
-                    format!("`ttl` takes plain seconds without a type suffix; {TTL_HELP}"),
+                    format!("`{name}` takes plain seconds without a type suffix; {help}"),
                 ));
             }
             i.base10_parse::<u64>()
@@ -368,18 +508,17 @@ fn parse_ttl(e: &Expr) -> syn::Result<Ttl> {
         }
         Expr::Lit(ExprLit {
             lit: Lit::Str(s), ..
-        }) => match s.value().trim() {
-            "short" => return Ok(Ttl::Short),
-            "default" => return Ok(Ttl::Default),
-            "long" => return Ok(Ttl::Long),
-            text => parse_duration(text).map_err(|why| {
+        }) => {
+            let text = s.value();
+            let text = text.trim();
+            parse_duration(text).map_err(|why| {
                 let fix = match respell_duration(text) {
-                    Some(fixed) => format!("write `ttl = \"{fixed}\"`"),
-                    None => TTL_HELP.to_owned(),
+                    Some(fixed) => format!("write `{name} = \"{fixed}\"`"),
+                    None => (*help).to_owned(),
                 };
-                syn::Error::new(s.span(), format!("invalid `ttl`: {why}; {fix}"))
-            })?,
-        },
+                syn::Error::new(s.span(), format!("invalid `{name}`: {why}; {fix}"))
+            })?
+        }
         Expr::Lit(ExprLit {
             lit: Lit::Float(f), ..
         }) => {
@@ -387,8 +526,8 @@ fn parse_ttl(e: &Expr) -> syn::Result<Ttl> {
             return Err(syn::Error::new(
                 f.span(),
                 format!(
-                    "`ttl` takes whole seconds, not `{f}`: round it (`ttl = {rounded}`), or write a \
-                     duration in whole units (`ttl = \"90s\"`)"
+                    "`{name}` takes whole seconds, not `{f}`: round it (`{name} = {rounded}`), or write a \
+                     duration in whole units (`{name} = \"90s\"`)"
                 ),
             ));
         }
@@ -397,33 +536,26 @@ fn parse_ttl(e: &Expr) -> syn::Result<Ttl> {
         }) => {
             return Err(syn::Error::new_spanned(
                 e,
-                "`ttl` must be positive; write at least one second (`ttl = 1`), or leave `ttl` out for the cache's default",
+                format!("`{name}` must be positive; {not_zero}"),
             ));
         }
         other => {
             return Err(syn::Error::new_spanned(
                 other,
-                format!("`ttl` must be a literal; {TTL_HELP}"),
+                format!("`{name}` must be a literal; {help}"),
             ))
         }
     };
     if secs == 0 {
         return Err(syn::Error::new_spanned(
             e,
-            "`ttl` must be greater than zero; write at least one second (`ttl = 1`), or leave `ttl` out for the cache's default",
+            format!("`{name}` must be greater than zero; {not_zero}"),
         ));
     }
     if secs > MAX_TTL_SECS {
         return Err(syn::Error::new(e.span(), too_large()));
     }
-    Ok(Ttl::Secs(secs))
-}
-
-fn too_large() -> String {
-    format!(
-        "`ttl` is too large; the longest is {MAX_TTL_SECS} seconds (100 years): write a shorter one, \
-         or `ttl = \"long\"` for the cache's long preset"
-    )
+    Ok(secs)
 }
 
 /// `"10 minutes"` as `"10m"`, if that makes it a valid duration: units
@@ -614,5 +746,124 @@ mod tests {
         assert!(messages[1].contains("did you mean `ttl`"));
         assert!(messages[2].contains("string literal"));
         assert!(messages[3].contains("given twice"));
+    }
+
+    /// The messages `tokens` gives for `kind`, and the options.
+    fn parsed(kind: Kind, tokens: proc_macro2::TokenStream) -> (Options, Vec<String>) {
+        let mut errors = Errors::default();
+        let o = Options::parse(kind, tokens, &mut errors).unwrap_or_else(|e| panic!("{e}"));
+        let messages = match errors.finish() {
+            Ok(()) => Vec::new(),
+            Err(e) => e.into_iter().map(|e| e.to_string()).collect(),
+        };
+        (o, messages)
+    }
+
+    #[test]
+    fn l1_options_parse() {
+        for kind in [Kind::Cached, Kind::Put] {
+            let (o, m) = parsed(kind, quote!(l1 = false));
+            assert!(m.is_empty(), "{m:?}");
+            assert_eq!(o.l1.get(), Some(&false));
+            let (o, m) = parsed(kind, quote!(l1 = true, ttl = 60));
+            assert!(m.is_empty(), "{m:?}");
+            assert_eq!(o.l1.get(), Some(&true));
+            for (written, secs) in [
+                (quote!(l1_ttl = 5), 5),
+                (quote!(l1_ttl = "5s"), 5),
+                (quote!(l1_ttl = "10m"), 600),
+                (quote!(l1_ttl = "1h30m"), 5400),
+            ] {
+                let (o, m) = parsed(kind, written);
+                assert!(m.is_empty(), "{m:?}");
+                assert_eq!(o.l1_ttl.get().map(|l| l.secs), Some(secs));
+            }
+        }
+    }
+
+    #[test]
+    fn l1_ttl_is_checked_like_ttl_but_takes_no_preset() {
+        let message = |tokens| {
+            let (o, m) = parsed(Kind::Cached, tokens);
+            assert!(o.l1_ttl.get().is_none() && o.l1_ttl.is_written(&o));
+            assert_eq!(m.len(), 1, "{m:?}");
+            m[0].clone()
+        };
+        for preset in ["short", "default", "long", " long "] {
+            let m = message(quote!(l1_ttl = #preset));
+            assert!(
+                m.starts_with("`l1_ttl` takes no preset:") && m.contains("`l1_ttl = \"5s\"`"),
+                "{m}"
+            );
+        }
+        assert!(message(quote!(l1_ttl = 0)).starts_with("`l1_ttl` must be greater than zero"));
+        assert!(message(quote!(l1_ttl = "0s")).starts_with("`l1_ttl` must be greater than zero"));
+        assert!(message(quote!(l1_ttl = -5)).starts_with("`l1_ttl` must be positive"));
+        assert!(message(quote!(l1_ttl = 1.5)).contains("round it (`l1_ttl = 2`)"));
+        assert!(message(quote!(l1_ttl = 5u64)).starts_with("`l1_ttl` takes plain seconds"));
+        assert!(message(quote!(l1_ttl = "10 minutes")).ends_with("write `l1_ttl = \"10m\"`"));
+        assert!(message(quote!(l1_ttl = "5w")).starts_with("invalid `l1_ttl`: unknown unit `w`"));
+        assert!(message(quote!(l1_ttl = "50000d")).starts_with("`l1_ttl` is too large"));
+        assert!(message(quote!(l1_ttl = 99999999999999999999)).starts_with("`l1_ttl` is too large"));
+        assert!(message(quote!(l1_ttl = SECS)).starts_with("`l1_ttl` must be a literal"));
+        assert!(
+            message(quote!(l1_ttl)).starts_with("`l1_ttl` takes a value, e.g. `l1_ttl = \"5s\"`")
+        );
+        assert!(!message(quote!(l1_ttl = 0)).contains("preset"));
+        // `ttl` keeps its presets and its own messages.
+        let (o, m) = parsed(Kind::Cached, quote!(ttl = "long"));
+        assert!(m.is_empty() && o.ttl.get() == Some(&Ttl::Long));
+        let (_, m) = parsed(Kind::Cached, quote!(ttl = "50000d"));
+        assert!(
+            m[0].ends_with("or `ttl = \"long\"` for the cache's long preset"),
+            "{m:?}"
+        );
+    }
+
+    #[test]
+    fn l1_takes_a_bool() {
+        let message = |tokens| {
+            let (o, m) = parsed(Kind::Put, tokens);
+            assert!(o.l1.get().is_none() && o.l1.is_written(&o));
+            assert_eq!(m.len(), 1, "{m:?}");
+            m[0].clone()
+        };
+        for wrong in [quote!(l1 = "no"), quote!(l1 = 0), quote!(l1 = off)] {
+            let m = message(wrong);
+            assert!(
+                m.starts_with("`l1` takes `true` or `false`; write `l1 = false`"),
+                "{m}"
+            );
+        }
+        assert_eq!(
+            message(quote!(l1 = "false")),
+            "`l1` takes a bool, not a string: write `l1 = false`"
+        );
+        for bare in [quote!(l1), quote!(l1(off))] {
+            let m = message(bare);
+            assert!(
+                m.starts_with("`l1` takes a value: write `l1 = false`"),
+                "{m}"
+            );
+        }
+        let (_, m) = parsed(Kind::Cached, quote!(l1 = false, l1 = true));
+        assert_eq!(m, ["`l1` is given twice; keep one"]);
+    }
+
+    #[test]
+    fn l1_options_are_listed_where_they_apply() {
+        for (kind, listed) in [
+            (Kind::Cached, "valid options are: ttl, l1, l1_ttl, key,"),
+            (Kind::Put, "valid options are: key, ttl, l1, l1_ttl, tags,"),
+        ] {
+            let (_, m) = parsed(kind, quote!(expiry = 60, l1ttl = 5));
+            assert!(m[0].contains(listed), "{m:?}");
+            assert!(m[1].contains("did you mean `l1_ttl`?"), "{m:?}");
+        }
+        let (o, m) = parsed(Kind::Evict, quote!(key = "k", l1 = false, l1_ttl = 5));
+        assert!(o.has_unknown(Kind::Evict));
+        assert_eq!(m.len(), 2, "{m:?}");
+        assert!(m[0].starts_with("unknown option `l1` for #[cache_evict]"));
+        assert!(m[1].starts_with("unknown option `l1_ttl` for #[cache_evict]"));
     }
 }

@@ -2,7 +2,7 @@
 
 use crate::attr::{Kind, Options, Ttl};
 use crate::errors::Errors;
-use crate::validate::{self, KeyPlan, Plan, Rendered};
+use crate::validate::{self, KeyPlan, Plan, Rendered, L1};
 use proc_macro2::{Delimiter, Group, Literal, Span, TokenStream, TokenTree};
 use quote::{format_ident, quote, quote_spanned};
 use syn::ext::IdentExt;
@@ -101,6 +101,7 @@ fn expand(func: ItemFn, plan: &Plan) -> TokenStream {
     // `crate = path` resolves exactly as in the user's own code.
     let rt = quote!(__cache_rt);
     let ttl = ttl(plan);
+    let l1 = l1(plan);
     let cache = cache(plan);
     // `run`'s bound `Policy<Out>` fails when the value cannot be stored;
     // rustc reports it on the turbofish argument, on the method call and on
@@ -184,7 +185,7 @@ fn expand(func: ItemFn, plan: &Plan) -> TokenStream {
         #vis #sig {
             #(#inner)*
             use #krate::__private #import;
-            static __CACHE_SITE: #rt::Site = #rt::Site::new(#name, #ttl);
+            static __CACHE_SITE: #rt::Site = #rt::Site::new(#name, #ttl) #l1;
             #setup
             #run_block
             #await_run
@@ -228,6 +229,20 @@ fn ttl(plan: &Plan) -> TokenStream {
             quote!(__cache_rt::Ttl::Secs(#s))
         }
     }
+}
+
+/// The site's L1 setting, if not the default: `.l1(L1::Off)` or
+/// `.l1(L1::MaxSecs(5))`.
+fn l1(plan: &Plan) -> Option<TokenStream> {
+    let l1 = match plan.l1 {
+        L1::On => return None,
+        L1::Off => quote!(__cache_rt::L1::Off),
+        L1::MaxSecs(s) => {
+            let s = Literal::u64_unsuffixed(s);
+            quote!(__cache_rt::L1::MaxSecs(#s))
+        }
+    };
+    Some(quote!(.l1(#l1)))
 }
 
 /// The `cache = ...` expression as `Option<&Cache>`.

@@ -470,6 +470,33 @@ fn no_companions_in_trait_impl() {
 }
 
 #[test]
+fn l1_off() {
+    check(
+        "l1_off",
+        quote!(ttl = 60, key = "rate:{user}", l1 = false),
+        quote! {
+            async fn rate_limit(user: u64) -> u32 {
+                limits::load(user).await
+            }
+        },
+    );
+}
+
+#[test]
+fn l1_ttl_with_companions() {
+    check_as(
+        Show::CachedAll,
+        "l1_ttl_with_companions",
+        quote!(ttl = "10m", l1_ttl = "5s", key = "price:{id}"),
+        quote! {
+            async fn price(id: u64) -> u64 {
+                prices::load(id).await
+            }
+        },
+    );
+}
+
+#[test]
 fn cached_with_tags() {
     check(
         "cached_with_tags",

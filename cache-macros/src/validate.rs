@@ -19,6 +19,7 @@ pub(crate) struct Plan {
     /// An expression of type `&'static str`.
     pub(crate) name: TokenStream,
     pub(crate) ttl: Option<Ttl>,
+    pub(crate) l1: L1,
     /// `None` for `#[cache_evict]`, which has `evict` instead.
     pub(crate) key: Option<KeyPlan>,
     /// Tags the entry is recorded under (`#[cached]`, `#[cache_put]`).
@@ -34,6 +35,16 @@ pub(crate) struct Plan {
     /// For `#[cached]` unless `no_companions`: the names the `_invalidate`
     /// companion uses (the others are renamed `_name` there).
     pub(crate) companions: Option<Vec<String>>,
+}
+
+/// Whether the values are kept in the in-process L1, as the runtime's
+/// `L1` says it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum L1 {
+    /// Nothing written, or `l1 = true`: the expansion sets nothing.
+    On,
+    Off,
+    MaxSecs(u64),
 }
 
 /// A template checked against the parameters: `format_args!(fmt, args...)`.
@@ -305,6 +316,8 @@ pub(crate) fn plan(kind: Kind, opts: &Options, func: &ItemFn, errors: &mut Error
         Kind::Cached | Kind::Put => policy(kind, &sig.output, opts, errors),
     };
 
+    let l1 = l1(opts, errors);
+
     let krate = opts
         .krate
         .get()
@@ -346,6 +359,7 @@ pub(crate) fn plan(kind: Kind, opts: &Options, func: &ItemFn, errors: &mut Error
         krate,
         name,
         ttl: opts.ttl.get().copied(),
+        l1,
         key,
         tags,
         policy: policy?,
@@ -354,6 +368,41 @@ pub(crate) fn plan(kind: Kind, opts: &Options, func: &ItemFn, errors: &mut Error
         evict,
         companions,
     })
+}
+
+/// `l1` and `l1_ttl` together, `l1_ttl` checked against `l1 = false` and
+/// against a `ttl` in seconds (a preset is known only at run time, where
+/// the L1 copy is kept no longer than the entry anyway).
+fn l1(opts: &Options, errors: &mut Errors) -> L1 {
+    match (opts.l1.get(), opts.l1_ttl.get()) {
+        (Some(false), limit) => {
+            if let (Some(_), Some(span)) = (limit, opts.l1_ttl.span()) {
+                errors.push(syn::Error::new(
+                    span,
+                    "`l1_ttl` and `l1 = false` contradict each other: `l1 = false` keeps no L1 copy, \
+                     `l1_ttl` limits how long it lives; remove `l1_ttl` to keep the values out of the L1, \
+                     or `l1 = false` to keep them there for at most `l1_ttl`",
+                ));
+            }
+            L1::Off
+        }
+        (_, Some(limit)) => {
+            if let Some(&Ttl::Secs(ttl)) = opts.ttl.get() {
+                if limit.secs > ttl {
+                    errors.push(syn::Error::new(
+                        limit.span,
+                        format!(
+                            "`l1_ttl` is {} seconds, longer than the `ttl` of {ttl} seconds: the L1 copy \
+                             cannot outlive the entry; drop `l1_ttl`, or make it at most `ttl`",
+                            limit.secs
+                        ),
+                    ));
+                }
+            }
+            L1::MaxSecs(limit.secs)
+        }
+        (_, None) => L1::On,
+    }
 }
 
 /// Every identifier in `tokens`, into `out`.
@@ -819,5 +868,59 @@ fn unwrap_group(ty: &Type) -> &Type {
         Type::Paren(t) => unwrap_group(&t.elem),
         Type::Group(t) => unwrap_group(&t.elem),
         other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The L1 setting of `#[cached(tokens)]`, and the messages.
+    fn l1_of(tokens: TokenStream) -> (L1, Vec<String>) {
+        let mut errors = Errors::default();
+        let opts = Options::parse(Kind::Cached, tokens, &mut errors).unwrap();
+        let l1 = l1(&opts, &mut errors);
+        let messages = match errors.finish() {
+            Ok(()) => Vec::new(),
+            Err(e) => e.into_iter().map(|e| e.to_string()).collect(),
+        };
+        (l1, messages)
+    }
+
+    #[test]
+    fn l1_settings() {
+        let ok = |l1| (l1, Vec::<String>::new());
+        assert_eq!(l1_of(quote!(ttl = 60)), ok(L1::On));
+        assert_eq!(l1_of(quote!(l1 = true)), ok(L1::On));
+        assert_eq!(l1_of(quote!(l1 = false)), ok(L1::Off));
+        assert_eq!(l1_of(quote!(l1_ttl = "5s")), ok(L1::MaxSecs(5)));
+        assert_eq!(l1_of(quote!(l1 = true, l1_ttl = 5)), ok(L1::MaxSecs(5)));
+        // At most `ttl`, equal included; a preset is not compared.
+        assert_eq!(
+            l1_of(quote!(ttl = "10m", l1_ttl = 600)),
+            ok(L1::MaxSecs(600))
+        );
+        assert_eq!(
+            l1_of(quote!(ttl = "short", l1_ttl = "1d")),
+            ok(L1::MaxSecs(86_400))
+        );
+    }
+
+    #[test]
+    fn l1_ttl_against_l1_and_ttl() {
+        let (l1, m) = l1_of(quote!(l1 = false, l1_ttl = "5s"));
+        assert_eq!(l1, L1::Off);
+        assert_eq!(m.len(), 1, "{m:?}");
+        assert!(m[0].starts_with("`l1_ttl` and `l1 = false` contradict each other"));
+        // The contradiction alone: how long `l1_ttl` is does not matter.
+        let (_, m) = l1_of(quote!(ttl = 5, l1_ttl = 10, l1 = false));
+        assert_eq!(m.len(), 1, "{m:?}");
+        let (l1, m) = l1_of(quote!(ttl = "10m", l1_ttl = "1h"));
+        assert_eq!(l1, L1::MaxSecs(3600));
+        assert_eq!(
+            m,
+            ["`l1_ttl` is 3600 seconds, longer than the `ttl` of 600 seconds: the L1 copy cannot \
+              outlive the entry; drop `l1_ttl`, or make it at most `ttl`"]
+        );
     }
 }

@@ -7,7 +7,7 @@ async fn get(id: u64) -> u64 {
     id
 }
 ::core::compile_error! {
-    "unknown option `tll` for #[cached]; did you mean `ttl`? valid options are: ttl, key, name, skip, tags, cache, crate, cache_none, no_companions"
+    "unknown option `tll` for #[cached]; did you mean `ttl`? valid options are: ttl, l1, l1_ttl, key, name, skip, tags, cache, crate, cache_none, no_companions"
 }
 ::core::compile_error! {
     "`id` is listed twice in `skip`; remove this one"

@@ -1,0 +1,26 @@
+// #[cached(ttl = 60, key = "rate:{user}", l1 = false)]
+// async fn rate_limit(user: u64) -> u32 {
+//     limits::load(user).await
+// }
+// ----- expands to (companions left out: see companions*.rs) -----
+async fn rate_limit(user: u64) -> u32 {
+    use ::cache_runtime::__private::{self as __cache_rt, ViaBytes as _, ViaClone as _};
+    static __CACHE_SITE: __cache_rt::Site = __cache_rt::Site::new(
+            ::core::concat!(::core::module_path!(), "::rate_limit"),
+            __cache_rt::Ttl::Secs(60),
+        )
+        .l1(__cache_rt::L1::Off);
+    let __cache_call = __cache_rt::Call::new(&__CACHE_SITE, ::core::option::Option::None)
+        .key_fmt(::core::format_args!("rate:{}", user));
+    {
+        let __cache_body = async move {
+            #[allow(clippy::diverging_sub_expression)]
+            let __cache_ret: u32 = { limits::load(user).await };
+            #[allow(unreachable_code, clippy::needless_return)] return __cache_ret;
+        };
+        let __cache_typed = (&&__cache_rt::probe(&__cache_rt::Always, &__cache_body))
+            .typed();
+        __cache_call.run(__cache_rt::Always, __cache_typed, __cache_body)
+    }
+        .await
+}
