@@ -426,7 +426,8 @@ fn parse_l1_ttl(e: &Expr) -> syn::Result<L1Ttl> {
         return Err(syn::Error::new(
             lit.span(),
             format!(
-                "`l1_ttl` takes no preset: {} is one of the cache's TTLs for entries in Redis; {}",
+                "`l1_ttl` takes no preset: `{}` is one of the cache's TTLs for entries in Redis, \
+                 set when the cache is built; {}",
                 lit.to_token_stream(),
                 L1_TTL.help
             ),
