@@ -152,6 +152,18 @@ pub async fn constant() -> u64 {
     42
 }
 
+/// Kept out of the in-process L1.
+#[cached(ttl = 60, key = "rate:{id}", l1 = false)]
+pub async fn rate(id: u64) -> u32 {
+    u32::try_from(id % 100).unwrap_or_default()
+}
+
+/// A copy in the L1 for at most five seconds.
+#[cached(ttl = "10m", key = "price:{id}", l1_ttl = "5s", l1 = true)]
+pub async fn price_of(id: u64) -> u64 {
+    id * 100
+}
+
 /// `crate = ...` naming the usual path.
 #[cached(crate = cache_runtime, ttl = "1h30m")]
 pub async fn crate_path(x: u32) -> u32 {
@@ -450,6 +462,18 @@ pub async fn put_name(id: u64) -> Option<String> {
     Some(format!("user {id}"))
 }
 
+/// Write-through with a short-lived L1 copy.
+#[cache_put(key = "price:{id}", ttl = 60, l1_ttl = 5)]
+pub async fn put_price(id: u64) -> u64 {
+    id * 100
+}
+
+/// Write-through kept out of the L1.
+#[cache_put(key = "rate:{id}", l1 = false)]
+pub async fn put_rate(id: u64) -> u32 {
+    u32::try_from(id % 100).unwrap_or_default()
+}
+
 /// Write-through storing `None` too.
 #[cache_put(key = "maybe:{id}", cache_none, crate = cache_runtime)]
 pub async fn put_maybe(id: u64) -> Option<u64> {
@@ -583,6 +607,10 @@ mod tests {
         assert_eq!(cache.scope(put_maybe(0)).await, None);
         assert!(cache.exists("maybe:0").await.unwrap());
         assert_eq!(cache.scope(put_name(2)).await.as_deref(), Some("user 2"));
+        assert_eq!(cache.scope(put_price(3)).await, 300);
+        assert_eq!(cache.scope(price_of(3)).await, 300);
+        assert_eq!(cache.scope(put_rate(7)).await, 7);
+        assert_eq!(cache.scope(rate(7)).await, 7);
         assert_eq!(service.refresh().await.tenant, "acme");
         assert!(cache.exists("t:acme:snapshot").await.unwrap());
         let mut service = service;
