@@ -2,7 +2,7 @@
 //! signatures change without notice.
 
 pub use crate::call::{
-    glob_literal, key_arg, Always, Call, Evict, KeyArg, OkOnly, L1, Outcome, Policy, Site, SomeOnly,
-    SomeOrNone, Ttl,
+    glob_literal, key_arg, Always, Call, Evict, KeyArg, OkOnly, Outcome, Policy, Site, SomeOnly,
+    SomeOrNone, Ttl, L1,
 };
 pub use crate::call::{key_set, probe, Probe, Typed, ViaBytes, ViaClone};

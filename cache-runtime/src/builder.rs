@@ -1,10 +1,10 @@
 //! [`CacheBuilder`] and [`Cache::from_env`].
 
 use crate::backend::memory::MemoryBackend;
-use crate::backend::redis::{RedisBackend, RedisSettings};
-use crate::backend::{Backend, Store};
-use crate::cache::{Inner, TtlPresets};
+use crate::backend::redis::{PushHandler, RedisBackend, RedisSettings};
+use crate::backend::{Backend, Custom, Store, Tier};
 use crate::codec::{Codec, CodecImpl};
+use crate::engine::{Engine, Settings, TtlPresets, L1};
 use crate::{envelope, Cache, CacheError};
 use std::fmt;
 use std::sync::Arc;
@@ -58,6 +58,7 @@ pub struct CacheBuilder {
     connect_timeout: Duration,
     max_value_size: usize,
     memory_capacity: u64,
+    l1_capacity: Option<u64>,
     db: Option<i64>,
     password: Option<Secret>,
 }
@@ -95,6 +96,7 @@ impl CacheBuilder {
             connect_timeout: Duration::from_secs(1),
             max_value_size: 8 * 1024 * 1024,
             memory_capacity: 64 * 1024 * 1024,
+            l1_capacity: None,
             db: None,
             password: None,
         }
@@ -260,6 +262,36 @@ impl CacheBuilder {
         self
     }
 
+    /// An L1 in front of Redis: up to `bytes` (keys plus encoded values) of
+    /// entries kept in this process, decoded, so that a hit costs no round
+    /// trip. Without it (the default), every lookup goes to Redis.
+    ///
+    /// The L1 stays coherent with Redis: any change to a key in Redis (made
+    /// by this process, another instance, or any other client, `FLUSHDB`
+    /// and expiry included) removes this process's copy, through Redis's
+    /// client tracking (`CLIENT TRACKING`, RESP3; Redis 6 or later). When
+    /// the connection that brings those invalidations drops, the L1 is
+    /// flushed and serves nothing until they flow again. A copy lives no
+    /// longer than the entry's remaining lifetime in Redis; functions opt out
+    /// with `#[cached(l1 = false)]` or cap it with `l1_ttl`.
+    ///
+    /// On the memory store, which already lives in the process, this setting
+    /// does nothing. A custom backend has no invalidation channel, so
+    /// [`build`](CacheBuilder::build) refuses an L1 in front of it.
+    ///
+    /// ```
+    /// let cache = cache_runtime::Cache::builder()
+    ///     .redis("redis://127.0.0.1:6379/0")
+    ///     .l1_capacity(64 << 20)
+    ///     .build()
+    ///     .unwrap();
+    /// # drop(cache);
+    /// ```
+    pub fn l1_capacity(mut self, bytes: u64) -> Self {
+        self.l1_capacity = Some(bytes);
+        self
+    }
+
     /// The Redis database number, overriding the URL's.
     ///
     /// ```
@@ -313,7 +345,7 @@ impl CacheBuilder {
             if ttl.is_zero() {
                 return Err(CacheError::config(setting, "must be greater than zero"));
             }
-            if ttl > crate::cache::MAX_TTL {
+            if ttl > crate::engine::MAX_TTL {
                 return Err(CacheError::config(setting, "must be at most 100 years"));
             }
         }
@@ -353,9 +385,30 @@ impl CacheBuilder {
                 ));
             }
         }
-        let store = match self.backend {
+        if self.l1_capacity == Some(0) {
+            return Err(CacheError::config(
+                "l1_capacity",
+                "must be greater than zero",
+            ));
+        }
+        let mut l1 = None;
+        let tier = match self.backend {
+            // In-process already: an L1 in front would only copy it.
             BackendChoice::Memory => Store::Memory(MemoryBackend::new(self.memory_capacity)),
-            BackendChoice::Custom(b) => Store::Custom(b),
+            BackendChoice::Custom(b) => {
+                let custom = Custom(b);
+                if self.l1_capacity.is_some() && !custom.caps().invalidations {
+                    return Err(CacheError::config(
+                        "l1_capacity",
+                        format!(
+                            "the `{}` backend reports no changes to this process, so an L1 in \
+                             front of it could serve stale values; remove l1_capacity",
+                            custom.kind()
+                        ),
+                    ));
+                }
+                Store::Custom(custom)
+            }
             BackendChoice::Redis(url) => {
                 let mut info = redis::IntoConnectionInfo::into_connection_info(url.0.as_str()).map_err(|_| {
                     CacheError::config(
@@ -374,11 +427,16 @@ impl CacheBuilder {
                     settings = settings.set_password(&password.0);
                 }
                 info = info.set_redis_settings(settings);
+                let push = self.l1_capacity.map(|capacity| {
+                    let cache = Arc::new(L1::new(capacity));
+                    l1 = Some(Arc::clone(&cache));
+                    Arc::new(move |info| cache.on_push(info)) as PushHandler
+                });
                 let backend = RedisBackend::new(RedisSettings {
                     info,
                     connections: self.max_connections,
-                    command_timeout: self.command_timeout,
                     connect_timeout: self.connect_timeout,
+                    push,
                 })
                 .map_err(|_| {
                     CacheError::config(
@@ -386,34 +444,36 @@ impl CacheBuilder {
                         "the Redis client rejected these connection settings",
                     )
                 })?;
-                tracing::debug!(address = backend.address(), "redis backend configured");
+                tracing::debug!(
+                    address = backend.address(),
+                    l1 = l1.is_some(),
+                    "redis backend configured"
+                );
                 Store::Redis(Box::new(backend))
             }
         };
+        let settings = Settings {
+            prefix: self.prefix,
+            codec: self.codec.0,
+            ttl: self.ttl,
+            command_timeout: self.command_timeout,
+            max_value_size: self.max_value_size,
+        };
         Ok(Cache {
-            inner: Arc::new(Inner {
-                store,
-                prefix: self.prefix,
-                codec: self.codec.0,
-                ttl: self.ttl,
-                command_timeout: self.command_timeout,
-                max_value_size: self.max_value_size,
-                counters: Default::default(),
-                flights: Default::default(),
-                degraded: Default::default(),
-            }),
+            engine: Arc::new(Engine::new(settings, tier, l1)),
         })
     }
 }
 
 /// The environment variables [`Cache::from_env`] reads, and the builder
 /// setting each one maps to.
-const ENV_SETTINGS: [(&str, &str); 8] = [
+const ENV_SETTINGS: [(&str, &str); 9] = [
     ("REDIS_URL", "redis"),
     ("REDIS_DB", "db"),
     ("REDIS_PASSWORD", "password"),
     ("REDIS_MAX_CONNECTIONS", "max_connections"),
     ("CACHE_PREFIX", "prefix"),
+    ("CACHE_L1_CAPACITY", "l1_capacity"),
     ("CACHE_TTL_SHORT", "ttl_presets.short"),
     ("CACHE_TTL_DEFAULT", "ttl_presets.default"),
     ("CACHE_TTL_LONG", "ttl_presets.long"),
@@ -429,6 +489,7 @@ impl Cache {
     /// | `REDIS_PASSWORD` | password, overriding the URL's | the URL's |
     /// | `REDIS_MAX_CONNECTIONS` | multiplexed connections | 1 |
     /// | `CACHE_PREFIX` | key prefix | `cache` |
+    /// | `CACHE_L1_CAPACITY` | bytes of L1 in front of Redis ([`l1_capacity`](CacheBuilder::l1_capacity)) | no L1 |
     /// | `CACHE_TTL_SHORT` / `_DEFAULT` / `_LONG` | TTL presets, seconds | 300 / 3600 / 86400 |
     ///
     /// `REDIS_DB` and `REDIS_PASSWORD` apply only with `REDIS_URL`.
@@ -485,6 +546,9 @@ impl Cache {
         if let Some(n) = number("REDIS_MAX_CONNECTIONS")? {
             b = b.max_connections(usize::try_from(n).unwrap_or(usize::MAX));
         }
+        if let Some(bytes) = number("CACHE_L1_CAPACITY")? {
+            b = b.l1_capacity(bytes);
+        }
         if let Some(prefix) = var("CACHE_PREFIX")? {
             b = b.prefix(prefix);
         }
@@ -536,7 +600,7 @@ mod tests {
         let cache = from(&[]).unwrap();
         assert_eq!(cache.backend_kind(), "memory");
         assert_eq!(cache.prefix(), "cache");
-        assert_eq!(cache.inner.ttl, TtlPresets::default());
+        assert_eq!(cache.engine.ttl, TtlPresets::default());
     }
 
     #[test]
@@ -553,7 +617,7 @@ mod tests {
         .unwrap();
         assert_eq!(cache.backend_kind(), "redis");
         assert_eq!(cache.prefix(), "shop");
-        assert_eq!(cache.inner.ttl.long, Duration::from_secs(3));
+        assert_eq!(cache.engine.ttl.long, Duration::from_secs(3));
         let debug = format!("{cache:?}");
         assert!(debug.contains("127.0.0.1:1/3"), "{debug}");
     }

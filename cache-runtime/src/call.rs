@@ -1,7 +1,7 @@
 //! The call path behind `#[cached]`: one [`Call`] per invocation.
 
 use crate::backend::memory::TypedValue;
-use crate::cache::{Tagging, Target};
+use crate::engine::{Tagging, Target};
 use crate::{key, Cache, CacheError};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -77,11 +77,6 @@ impl Site {
     /// The site with its L1 setting (`l1 = false`, `l1_ttl = ...`).
     pub const fn l1(self, l1: L1) -> Self {
         Site { l1, ..self }
-    }
-
-    /// Its L1 setting.
-    pub(crate) fn l1_setting(&self) -> L1 {
-        self.l1
     }
 
     /// Whether this site may hash keys under its name: two functions with
@@ -300,7 +295,7 @@ impl<'s> Call<'s> {
         P: Policy<F::Output>,
         F: Future,
     {
-        crate::cache::get_or_compute::<P, F::Output, F>(self.target(), typed, body)
+        crate::engine::get_or_compute::<P, F::Output, F>(self.target(), typed, body)
     }
 
     /// Write-through (`#[cache_put]`): runs `body`, then stores what the
@@ -317,7 +312,7 @@ impl<'s> Call<'s> {
             let out = body.await;
             if let Some(target) = target {
                 if let Some(value) = P::cacheable(&out) {
-                    target.cache.inner.put(&target, value).await;
+                    target.cache.engine.put(&target, value).await;
                 }
             }
             out
@@ -357,11 +352,12 @@ impl<'s> Call<'s> {
     fn target(self) -> Option<Target> {
         match (self.cache, self.key) {
             (Some(cache), Some(key)) => {
-                let ttl = cache.inner.resolve_ttl(self.site.ttl);
+                let ttl = cache.engine.resolve_ttl(self.site.ttl);
                 Some(Target {
                     cache,
                     key,
                     ttl,
+                    l1: self.site.l1,
                     tagging: self.tagging,
                 })
             }
@@ -448,7 +444,7 @@ impl<'s> Evict<'s> {
     async fn apply(&self) {
         if let Some(cache) = &self.cache {
             cache
-                .inner
+                .engine
                 .evict(&self.keys, &self.tags, &self.patterns)
                 .await;
         }

@@ -51,6 +51,7 @@ mod builder;
 mod cache;
 mod call;
 mod codec;
+mod engine;
 mod envelope;
 mod error;
 mod flight;
@@ -64,7 +65,7 @@ pub mod write_behind;
 
 mod key;
 
-pub use backend::{Backend, BoxFuture, TaggedLookup, TAG_VERSION_WINDOW};
+pub use backend::{Backend, BoxFuture, Capabilities, TaggedLookup, TAG_VERSION_WINDOW};
 pub use builder::CacheBuilder;
 pub use cache::Cache;
 pub use call::{SetItems, UnorderedSet};

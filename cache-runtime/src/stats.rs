@@ -29,6 +29,14 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 pub struct Stats {
     /// Lookups answered from the cache.
     pub hits: u64,
+    /// Of [`hits`](Stats::hits), those answered by the L1 in front of Redis
+    /// (see [`CacheBuilder::l1_capacity`](crate::CacheBuilder::l1_capacity))
+    /// without a round trip. Always 0 without an L1; the memory store's hits
+    /// count only in `hits`.
+    pub l1_hits: u64,
+    /// Times the L1 was emptied at once: its invalidations stopped (the
+    /// connection dropped, Redis restarted) or Redis flushed the database.
+    pub l1_flushes: u64,
     /// Lookups that found nothing usable (absent, expired or undecodable).
     pub misses: u64,
     /// Backend failures and timeouts, on any operation.
@@ -57,6 +65,7 @@ impl Stats {
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
     hits: AtomicU64,
+    l1_hits: AtomicU64,
     misses: AtomicU64,
     errors: AtomicU64,
     decode_failures: AtomicU64,
@@ -65,6 +74,9 @@ pub(crate) struct Counters {
 impl Counters {
     pub(crate) fn hit(&self) {
         self.hits.fetch_add(1, Relaxed);
+    }
+    pub(crate) fn l1_hit(&self) {
+        self.l1_hits.fetch_add(1, Relaxed);
     }
     pub(crate) fn miss(&self) {
         self.misses.fetch_add(1, Relaxed);
@@ -78,6 +90,8 @@ impl Counters {
     pub(crate) fn snapshot(&self) -> Stats {
         Stats {
             hits: self.hits.load(Relaxed),
+            l1_hits: self.l1_hits.load(Relaxed),
+            l1_flushes: 0,
             misses: self.misses.load(Relaxed),
             errors: self.errors.load(Relaxed),
             decode_failures: self.decode_failures.load(Relaxed),

@@ -850,6 +850,12 @@ impl Backend for MockBackend {
         })
     }
 
+    fn capabilities(&self) -> crate::Capabilities {
+        crate::Capabilities::NONE
+            .with_tags()
+            .with_atomic_set_if_absent()
+    }
+
     fn kind(&self) -> &'static str {
         "mock"
     }

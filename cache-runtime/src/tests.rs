@@ -1,6 +1,5 @@
 //! Behaviour of the call path that needs a backend to misbehave on cue.
 
-use crate::backend::Store;
 use crate::{cached, Backend, BackendError, BoxFuture, Cache};
 use bytes::Bytes;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -570,9 +569,7 @@ async fn mock_refuses_a_write_that_predates_an_invalidation() {
 #[tokio::test]
 async fn memory_store_forgets_tagged_entries_that_expire_or_are_replaced() {
     let cache = Cache::builder().memory().build().unwrap();
-    let Store::Memory(memory) = &cache.inner.store else {
-        unreachable!()
-    };
+    let memory = cache.engine.l2.local_store().expect("the memory store");
     for i in 0..20 {
         cache
             .set_tagged(&format!("k{i}"), &i, Duration::from_millis(20), &["t"])

@@ -242,7 +242,7 @@ impl MemoryBackend {
         self.entries.get(key).map(|e| e.bytes.clone())
     }
 
-    /// As [`Store::write`](super::Store::write), in-process.
+    /// A write as `how` says, in-process; `true` if stored.
     pub(crate) fn write(
         &self,
         key: &str,
@@ -291,6 +291,11 @@ impl MemoryBackend {
         let entry = Entry::new(bytes, typed, ttl, serial, tags);
         self.entries.insert(key.to_owned(), Arc::new(entry));
         serial
+    }
+
+    /// Removes every entry (an L1 flush; no tags are kept there).
+    pub(crate) fn clear(&self) {
+        self.entries.invalidate_all();
     }
 
     pub(crate) fn delete(&self, key: &str) -> bool {

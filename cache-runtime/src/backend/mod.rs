@@ -5,7 +5,6 @@ use bytes::Bytes;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::time::Duration;
 
 /// `d` in whole milliseconds, saturating (Redis takes `PX`, `BLOCK`, idle
@@ -17,6 +16,9 @@ pub(crate) fn millis(d: Duration) -> u64 {
 pub(crate) mod glob;
 pub(crate) mod memory;
 pub(crate) mod redis;
+mod tier;
+
+pub(crate) use tier::{Caps, Custom, Store, Tier, Walk};
 
 /// How long a tag's new version is kept after an invalidation. A
 /// `#[cached]` call whose lookup and body together take longer than this
@@ -193,10 +195,76 @@ pub trait Backend: fmt::Debug + Send + Sync + 'static {
     }
     /// A short name: `"redis"`, `"memory"`, ...
     fn kind(&self) -> &'static str;
+    /// What this backend does beyond the required methods (default: none).
+    /// The runtime relies on what is declared here: a tagged call on a
+    /// backend that declares no tags runs uncached without asking it.
+    ///
+    /// ```
+    /// use cache_runtime::Capabilities;
+    /// let caps = Capabilities::NONE.with_tags().with_atomic_set_if_absent();
+    /// assert!(caps.tags && caps.atomic_set_if_absent);
+    /// ```
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::NONE
+    }
     /// Whether every operation completes in-process without I/O, so the
     /// runtime need not arm a deadline timer around it.
     fn is_local(&self) -> bool {
         false
+    }
+}
+
+/// What a [`Backend`] can do beyond the required methods, from
+/// [`Backend::capabilities`].
+///
+/// ```
+/// use cache_runtime::Capabilities;
+/// assert!(!Capabilities::NONE.tags);
+/// assert!(Capabilities::NONE.with_tags().tags);
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Capabilities {
+    /// [`get_tagged`](Backend::get_tagged), [`set_tagged`](Backend::set_tagged)
+    /// and [`invalidate_tags`](Backend::invalidate_tags) are implemented.
+    pub tags: bool,
+    /// [`set_if_absent`](Backend::set_if_absent) checks and writes in one
+    /// atomic step.
+    pub atomic_set_if_absent: bool,
+}
+
+impl Capabilities {
+    /// Nothing beyond the required methods.
+    ///
+    /// ```
+    /// assert_eq!(cache_runtime::Capabilities::NONE, Default::default());
+    /// ```
+    pub const NONE: Capabilities = Capabilities {
+        tags: false,
+        atomic_set_if_absent: false,
+    };
+
+    /// Also tags.
+    ///
+    /// ```
+    /// assert!(cache_runtime::Capabilities::NONE.with_tags().tags);
+    /// ```
+    #[must_use]
+    pub const fn with_tags(self) -> Self {
+        Capabilities { tags: true, ..self }
+    }
+
+    /// Also an atomic set-if-absent.
+    ///
+    /// ```
+    /// assert!(cache_runtime::Capabilities::NONE.with_atomic_set_if_absent().atomic_set_if_absent);
+    /// ```
+    #[must_use]
+    pub const fn with_atomic_set_if_absent(self) -> Self {
+        Capabilities {
+            atomic_set_if_absent: true,
+            ..self
+        }
     }
 }
 
@@ -227,177 +295,24 @@ pub(crate) struct TaggedWrite<'a> {
     pub(crate) if_absent: bool,
 }
 
-/// The store behind a cache: the built-in backends dispatched statically (no
-/// boxed future per command), a user's backend through the trait.
-pub(crate) enum Store {
-    Memory(memory::MemoryBackend),
-    Redis(Box<redis::RedisBackend>),
-    Custom(Arc<dyn Backend>),
-}
-
-impl fmt::Debug for Store {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Store::Memory(m) => m.fmt(f),
-            Store::Redis(r) => r.fmt(f),
-            Store::Custom(c) => c.fmt(f),
-        }
-    }
-}
-
-impl Store {
-    pub(crate) fn kind(&self) -> &'static str {
-        match self {
-            Store::Memory(_) => "memory",
-            Store::Redis(_) => "redis",
-            Store::Custom(c) => c.kind(),
-        }
-    }
-
-    /// The Redis backend, if that is what this is.
-    pub(crate) fn redis(&self) -> Option<&redis::RedisBackend> {
-        match self {
-            Store::Redis(r) => Some(r),
-            _ => None,
-        }
-    }
-
-    /// Whether commands complete in-process, so no deadline timer is needed.
-    pub(crate) fn is_local(&self) -> bool {
-        match self {
-            Store::Memory(_) => true,
-            Store::Redis(_) => false,
-            Store::Custom(c) => c.is_local(),
-        }
-    }
-
-    pub(crate) async fn get(&self, key: &str) -> Result<Option<Bytes>, BackendError> {
-        match self {
-            Store::Memory(m) => Ok(m.get(key)),
-            Store::Redis(r) => r.get(key).await,
-            Store::Custom(c) => c.get(key).await,
-        }
-    }
-
-    /// Stores `bytes`; the memory store also keeps `typed`, a decoded copy.
-    pub(crate) async fn set(
-        &self,
-        key: &str,
-        bytes: Bytes,
-        typed: Option<memory::TypedValue>,
-        ttl: Duration,
-    ) -> Result<(), BackendError> {
-        match self {
-            Store::Memory(m) => {
-                m.set(key, bytes, typed, ttl);
-                Ok(())
-            }
-            Store::Redis(r) => r.set(key, &bytes, ttl).await,
-            Store::Custom(c) => c.set(key, bytes, ttl).await,
-        }
-    }
-
-    /// As [`set`](Store::set), only if `key` holds nothing; `true` if stored.
-    pub(crate) async fn set_if_absent(
-        &self,
-        key: &str,
-        bytes: Bytes,
-        typed: Option<memory::TypedValue>,
-        ttl: Duration,
-    ) -> Result<bool, BackendError> {
-        match self {
-            Store::Memory(m) => Ok(m.set_if_absent(key, bytes, typed, ttl)),
-            Store::Redis(r) => r.set_if_absent(key, &bytes, ttl).await,
-            Store::Custom(c) => c.set_if_absent(key, bytes, ttl).await,
-        }
-    }
-
-    /// The write of a read-through or a write-through, as `how` says: a
-    /// tagged write when it names tags, else a plain or an if-absent one;
-    /// `true` if stored.
-    pub(crate) async fn write(
-        &self,
-        key: &str,
-        bytes: Bytes,
-        typed: Option<memory::TypedValue>,
-        ttl: Duration,
-        how: TaggedWrite<'_>,
-    ) -> Result<bool, BackendError> {
-        match (self, how.tags.is_empty(), how.if_absent) {
-            (Store::Memory(m), ..) => Ok(m.write(key, bytes, typed, ttl, how)),
-            (_, false, _) => self.set_tagged(key, bytes, typed, ttl, how).await,
-            (_, true, true) => self.set_if_absent(key, bytes, typed, ttl).await,
-            (_, true, false) => self.set(key, bytes, typed, ttl).await.map(|()| true),
-        }
-    }
-
-    pub(crate) async fn delete(&self, key: &str) -> Result<bool, BackendError> {
-        match self {
-            Store::Memory(m) => Ok(m.delete(key)),
-            Store::Redis(r) => r.delete(key).await,
-            Store::Custom(c) => c.delete(key).await,
-        }
-    }
-
-    pub(crate) async fn exists(&self, key: &str) -> Result<bool, BackendError> {
-        match self {
-            Store::Memory(m) => Ok(m.exists(key)),
-            Store::Redis(r) => r.exists(key).await,
-            Store::Custom(c) => c.exists(key).await,
-        }
-    }
-
-    pub(crate) async fn clear_pattern(&self, pattern: &str) -> Result<u64, BackendError> {
-        match self {
-            Store::Memory(m) => Ok(m.clear_pattern(pattern)),
-            Store::Redis(r) => r.clear_pattern(pattern).await,
-            Store::Custom(c) => c.clear_pattern(pattern).await,
-        }
-    }
-
-    pub(crate) async fn get_tagged(
-        &self,
-        key: &str,
-        tags: &[String],
-    ) -> Result<(Option<Bytes>, Vec<u64>), BackendError> {
-        match self {
-            Store::Memory(m) => Ok(m.get_tagged(key, tags)),
-            Store::Redis(r) => r.get_tagged(key, tags).await,
-            Store::Custom(c) => c.get_tagged(key, tags).await,
-        }
-    }
-
-    pub(crate) async fn set_tagged(
-        &self,
-        key: &str,
-        bytes: Bytes,
-        typed: Option<memory::TypedValue>,
-        ttl: Duration,
-        cond: TaggedWrite<'_>,
-    ) -> Result<bool, BackendError> {
-        let TaggedWrite {
-            tags,
-            expected,
+impl TaggedWrite<'static> {
+    /// A read-through's write without tags.
+    pub(crate) fn untagged(if_absent: bool) -> Self {
+        TaggedWrite {
+            tags: &[],
+            expected: None,
             if_absent,
-        } = cond;
-        match self {
-            Store::Memory(m) => Ok(m.set_tagged(key, bytes, typed, ttl, cond)),
-            Store::Redis(r) => {
-                r.set_tagged(key, &bytes, ttl, tags, expected, if_absent)
-                    .await
-            }
-            Store::Custom(c) => {
-                c.set_tagged(key, bytes, ttl, tags, expected, if_absent)
-                    .await
-            }
         }
     }
+}
 
-    pub(crate) async fn invalidate_tags(&self, tags: &[String]) -> Result<u64, BackendError> {
-        match self {
-            Store::Memory(m) => Ok(m.invalidate_tags(tags)),
-            Store::Redis(r) => r.invalidate_tags(tags).await,
-            Store::Custom(c) => c.invalidate_tags(tags).await,
+impl<'a> TaggedWrite<'a> {
+    /// An unconditional write (direct API, write-through).
+    pub(crate) fn put(tags: &'a [String]) -> Self {
+        TaggedWrite {
+            tags,
+            expected: None,
+            if_absent: false,
         }
     }
 }

@@ -1,12 +1,20 @@
 //! The Redis backend: a few multiplexed connections, used round-robin, each
 //! connecting lazily and reconnecting by itself.
 
+use super::tier::{Caps, Tier, Walk};
+use super::{memory::TypedValue, TaggedLookup, TaggedWrite};
 use crate::BackendError;
 use bytes::Bytes;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::OnceCell;
+
+/// Where the invalidations of Redis's client tracking go: called on the
+/// connection's own task, for every push message (invalidations and the
+/// library's `Disconnection`), so it must not block.
+pub(crate) type PushHandler = Arc<dyn Fn(redis::PushInfo) + Send + Sync>;
 
 /// Keys per `SCAN` step and per `UNLINK` batch in `clear_pattern`: large
 /// enough to be quick, small enough that no single command blocks Redis for
@@ -17,12 +25,15 @@ const SCAN_BATCH: usize = 1000;
 const TAG_BATCH: usize = 1000;
 
 pub(crate) struct RedisBackend {
+    /// For connections of their own (write-behind's blocking reads), on RESP2.
     client: redis::Client,
+    /// For the shared connections: the same, on RESP3 when tracking.
+    shared: redis::Client,
     config: ConnectionManagerConfig,
     connections: Box<[OnceCell<ConnectionManager>]>,
     next: AtomicUsize,
-    /// Bounds each command of the multi-command walks.
-    command_timeout: Duration,
+    /// Whether the shared connections report changes (client tracking).
+    tracking: bool,
     /// `host:port/db`, with no credentials, for `Debug`.
     address: String,
 }
@@ -40,8 +51,10 @@ impl std::fmt::Debug for RedisBackend {
 pub(crate) struct RedisSettings {
     pub(crate) info: redis::ConnectionInfo,
     pub(crate) connections: usize,
-    pub(crate) command_timeout: Duration,
     pub(crate) connect_timeout: Duration,
+    /// With a handler, the shared connections speak RESP3 and hand it every
+    /// push message, for an L1 kept coherent by client tracking.
+    pub(crate) push: Option<PushHandler>,
 }
 
 impl RedisBackend {
@@ -52,8 +65,8 @@ impl RedisBackend {
             settings.info.addr(),
             settings.info.redis_settings().db()
         );
-        let client = redis::Client::open(settings.info)?;
-        let config = ConnectionManagerConfig::new()
+        let client = redis::Client::open(settings.info.clone())?;
+        let mut config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(settings.connect_timeout))
             // The runtime bounds every command with its own deadline (and
             // the walks below bound each of theirs): a second timer per
@@ -64,15 +77,32 @@ impl RedisBackend {
             .set_number_of_retries(0)
             .set_min_delay(Duration::from_millis(50))
             .set_max_delay(Duration::from_secs(2));
+        let tracking = settings.push.is_some();
+        let shared = match settings.push {
+            Some(push) => {
+                config = config.set_push_sender(move |info| {
+                    push(info);
+                    Ok::<(), std::convert::Infallible>(())
+                });
+                let redis = settings
+                    .info
+                    .redis_settings()
+                    .clone()
+                    .set_protocol(redis::ProtocolVersion::RESP3);
+                redis::Client::open(settings.info.set_redis_settings(redis))?
+            }
+            None => client.clone(),
+        };
         let connections = (0..settings.connections.max(1))
             .map(|_| OnceCell::new())
             .collect();
         Ok(RedisBackend {
             client,
+            shared,
             config,
             connections,
             next: AtomicUsize::new(0),
-            command_timeout: settings.command_timeout,
+            tracking,
             address,
         })
     }
@@ -81,17 +111,6 @@ impl RedisBackend {
     /// not stall the shared multiplexed ones).
     pub(crate) fn client(&self) -> &redis::Client {
         &self.client
-    }
-
-    /// One command of a walk, under the command deadline.
-    async fn bounded<T>(
-        &self,
-        command: impl std::future::Future<Output = redis::RedisResult<T>>,
-    ) -> Result<T, BackendError> {
-        match tokio::time::timeout(self.command_timeout, command).await {
-            Ok(reply) => Ok(reply?),
-            Err(_) => Err(BackendError::Timeout(self.command_timeout)),
-        }
     }
 
     pub(crate) fn address(&self) -> &str {
@@ -107,15 +126,40 @@ impl RedisBackend {
             [only] => only,
             all => &all[self.next.fetch_add(1, Ordering::Relaxed) % all.len()],
         };
+        self.manager(cell).await
+    }
+
+    async fn manager(
+        &self,
+        cell: &OnceCell<ConnectionManager>,
+    ) -> Result<ConnectionManager, BackendError> {
         if let Some(conn) = cell.get() {
             return Ok(conn.clone());
         }
         let conn = cell
             .get_or_try_init(|| async {
-                ConnectionManager::new_lazy_with_config(self.client.clone(), self.config.clone())
+                ConnectionManager::new_lazy_with_config(self.shared.clone(), self.config.clone())
             })
             .await?;
         Ok(conn.clone())
+    }
+
+    /// Turns client tracking on for every shared connection: from here on,
+    /// Redis tells this process of any change to a key it reads on them,
+    /// until a connection drops (reported as a `Disconnection` push).
+    pub(crate) async fn track(&self) -> Result<(), BackendError> {
+        if !self.tracking {
+            return Err(BackendError::Unsupported("invalidations"));
+        }
+        for cell in &*self.connections {
+            let mut conn = self.manager(cell).await?;
+            redis::cmd("CLIENT")
+                .arg("TRACKING")
+                .arg("ON")
+                .query_async::<()>(&mut conn)
+                .await?;
+        }
+        Ok(())
     }
 }
 
@@ -174,7 +218,11 @@ impl RedisBackend {
         Ok(n > 0)
     }
 
-    pub(crate) async fn clear_pattern(&self, pattern: &str) -> Result<u64, BackendError> {
+    pub(crate) async fn clear_pattern(
+        &self,
+        pattern: &str,
+        walk: &Walk<'_>,
+    ) -> Result<u64, BackendError> {
         // SCAN walks the keyspace a slice at a time and UNLINK frees values
         // off the main thread, so neither blocks Redis the way KEYS + DEL
         // would. SCAN may return a key twice; UNLINK counts it once.
@@ -182,8 +230,8 @@ impl RedisBackend {
         let mut cursor: u64 = 0;
         let mut removed = 0;
         loop {
-            let (next, keys): (u64, Vec<Bytes>) = self
-                .bounded(
+            let (next, keys): (u64, Vec<Bytes>) = walk
+                .step(
                     redis::cmd("SCAN")
                         .arg(cursor)
                         .arg("MATCH")
@@ -198,7 +246,8 @@ impl RedisBackend {
                 for key in batch {
                     unlink.arg(&key[..]);
                 }
-                removed += self.bounded(unlink.query_async::<u64>(&mut conn)).await?;
+                removed += walk.step(unlink.query_async::<u64>(&mut conn)).await?;
+                batch.iter().for_each(|key| (walk.removed)(key));
             }
             if next == 0 {
                 return Ok(removed);
@@ -331,15 +380,19 @@ impl RedisBackend {
         Ok(stored == 1)
     }
 
-    pub(crate) async fn invalidate_tags(&self, tags: &[String]) -> Result<u64, BackendError> {
+    pub(crate) async fn invalidate_tags(
+        &self,
+        tags: &[String],
+        walk: &Walk<'_>,
+    ) -> Result<u64, BackendError> {
         let mut conn = self.connection().await?;
         let window = super::millis(super::TAG_VERSION_WINDOW);
         let mut removed = 0;
         for tag in tags {
             let version = super::new_version();
             let aside = format!("{tag}\0invalidating:{version:x}");
-            let moved: i64 = self
-                .bounded(
+            let moved: i64 = walk
+                .step(
                     scripts()
                         .1
                         .key(tag)
@@ -359,8 +412,8 @@ impl RedisBackend {
             // the moved set to expire with its entries.
             let mut start = 0;
             loop {
-                let members: Vec<Bytes> = self
-                    .bounded(
+                let members: Vec<Bytes> = walk
+                    .step(
                         redis::cmd("ZRANGE")
                             .arg(&aside)
                             .arg(start)
@@ -369,22 +422,24 @@ impl RedisBackend {
                     )
                     .await?;
                 let mut unlink = redis::cmd("UNLINK");
-                let mut any = false;
-                for member in &members {
-                    if member[..] != *VERSION_MEMBER.as_bytes() {
-                        unlink.arg(&member[..]);
-                        any = true;
-                    }
-                }
-                if any {
-                    removed += self.bounded(unlink.query_async::<u64>(&mut conn)).await?;
+                let entries = || {
+                    members
+                        .iter()
+                        .filter(|m| m[..] != *VERSION_MEMBER.as_bytes())
+                };
+                entries().for_each(|member| {
+                    unlink.arg(&member[..]);
+                });
+                if entries().next().is_some() {
+                    removed += walk.step(unlink.query_async::<u64>(&mut conn)).await?;
+                    entries().for_each(|member| (walk.removed)(member));
                 }
                 if members.len() < TAG_BATCH {
                     break;
                 }
                 start += TAG_BATCH;
             }
-            self.bounded(
+            walk.step(
                 redis::cmd("UNLINK")
                     .arg(&aside)
                     .query_async::<u64>(&mut conn),
@@ -392,5 +447,66 @@ impl RedisBackend {
             .await?;
         }
         Ok(removed)
+    }
+}
+
+impl Tier for RedisBackend {
+    fn kind(&self) -> &'static str {
+        "redis"
+    }
+
+    fn caps(&self) -> Caps {
+        Caps {
+            tags: true,
+            atomic_if_absent: true,
+            invalidations: self.tracking,
+            local: false,
+        }
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Bytes>, BackendError> {
+        RedisBackend::get(self, key).await
+    }
+
+    async fn get_tagged(&self, key: &str, tags: &[String]) -> Result<TaggedLookup, BackendError> {
+        RedisBackend::get_tagged(self, key, tags).await
+    }
+
+    async fn write(
+        &self,
+        key: &str,
+        bytes: Bytes,
+        _typed: Option<TypedValue>,
+        ttl: Duration,
+        how: TaggedWrite<'_>,
+    ) -> Result<bool, BackendError> {
+        match (how.tags.is_empty(), how.if_absent) {
+            (false, _) => {
+                self.set_tagged(key, &bytes, ttl, how.tags, how.expected, how.if_absent)
+                    .await
+            }
+            (true, true) => self.set_if_absent(key, &bytes, ttl).await,
+            (true, false) => self.set(key, &bytes, ttl).await.map(|()| true),
+        }
+    }
+
+    async fn delete(&self, key: &str) -> Result<bool, BackendError> {
+        RedisBackend::delete(self, key).await
+    }
+
+    async fn exists(&self, key: &str) -> Result<bool, BackendError> {
+        RedisBackend::exists(self, key).await
+    }
+
+    async fn clear_pattern(&self, pattern: &str, walk: &Walk<'_>) -> Result<u64, BackendError> {
+        RedisBackend::clear_pattern(self, pattern, walk).await
+    }
+
+    async fn invalidate_tags(&self, tags: &[String], walk: &Walk<'_>) -> Result<u64, BackendError> {
+        RedisBackend::invalidate_tags(self, tags, walk).await
+    }
+
+    async fn track(&self) -> Result<(), BackendError> {
+        RedisBackend::track(self).await
     }
 }

@@ -230,12 +230,12 @@ impl Source {
                 // The first unblock may reach Redis before the read does,
                 // so repeat it until the read returns.
                 let redis = cache
-                    .inner
-                    .store
+                    .engine
+                    .l2
                     .redis()
                     .expect("a stream is only read on Redis");
                 loop {
-                    if let Err(error) = cache.inner.command(stream::unblock(redis, id)).await {
+                    if let Err(error) = cache.engine.l2.command(stream::unblock(redis, id)).await {
                         tracing::debug!(%error, "CLIENT UNBLOCK failed");
                     }
                     tokio::select! {
@@ -517,7 +517,7 @@ where
         if entries.is_empty() {
             return Ok(());
         }
-        let inner = &*self.cache.inner;
+        let engine = &*self.cache.engine;
         let ids: Vec<Version> = entries.iter().map(|e| e.version).collect();
         // Decode everything first: a value this program cannot read
         // (another version of the type, another codec, a foreign entry)
@@ -529,7 +529,7 @@ where
             let (value, reason) = match &e.body {
                 Body::Gone => (None, None),
                 Body::Write(_, bytes) => {
-                    match envelope::decode::<T>(bytes, &inner.codec, inner.max_value_size) {
+                    match envelope::decode::<T>(bytes, &engine.codec, engine.max_value_size) {
                         Ok(value) => (Some(value), None),
                         Err(reason) => (None, Some(reason.to_string())),
                     }
@@ -584,7 +584,7 @@ where
                 // decodes them again (they decoded once, they decode again).
                 let value = match values[i].take() {
                     Some(value) => value,
-                    None => envelope::decode::<T>(bytes, &inner.codec, inner.max_value_size)
+                    None => envelope::decode::<T>(bytes, &engine.codec, engine.max_value_size)
                         .expect("decoding is deterministic: these bytes decoded above"),
                 };
                 items.push(Item {
@@ -659,7 +659,7 @@ where
             Source::Queue(_) => "nowhere (in-process queue: dropped)".to_owned(),
         };
         for d in dead {
-            self.cache.inner.counters.decode_failure();
+            self.cache.engine.counters.decode_failure();
             let key = d
                 .fields
                 .iter()

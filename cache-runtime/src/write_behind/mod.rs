@@ -492,7 +492,7 @@ where
             cache: cache.clone(),
             name: name.to_owned(),
             sink,
-            ttl: cache.inner.ttl.default,
+            ttl: cache.engine.ttl.default,
             config: Config {
                 batch_size: 500,
                 interval: Duration::from_millis(100),
@@ -543,9 +543,9 @@ where
         let Some(_in_flight) = shared.control.begin_write() else {
             return Err(self.stopped());
         };
-        let inner = &*shared.cache.inner;
-        let full = key::full(&inner.prefix, key);
-        let bytes = envelope::encode(&inner.codec, value, shared.ttl, inner.max_value_size)
+        let engine = &*shared.cache.engine;
+        let full = key::full(&engine.prefix, key);
+        let bytes = envelope::encode(&engine.codec, value, shared.ttl, engine.max_value_size)
             .map(Bytes::from)
             .map_err(|reason| CacheError::Encode {
                 key: full.clone(),
@@ -553,16 +553,19 @@ where
             })?;
         let version = match &shared.log {
             Log::Stream(stream) => {
-                let redis = inner
-                    .store
+                let redis = engine
+                    .l2
                     .redis()
                     .expect("a stream log is only made on Redis");
-                inner
+                engine.forget(&full);
+                let appended = engine
+                    .l2
                     .command(stream::append(
                         redis, &full, key, &bytes, shared.ttl, stream,
                     ))
-                    .await
-                    .map_err(|e| self.failed(&full, e))?
+                    .await;
+                engine.forget(&full);
+                appended.map_err(|e| self.failed(&full, e))?
             }
             Log::Queue(queue) => {
                 // Held across the store write and the enqueue, so that the
@@ -571,8 +574,8 @@ where
                 if queue.is_closed() {
                     return Err(self.stopped());
                 }
-                inner
-                    .command(inner.store.set(&full, bytes.clone(), None, shared.ttl))
+                engine
+                    .put_bytes(&full, bytes.clone(), shared.ttl, &[])
                     .await
                     .map_err(|e| self.failed(&full, e))?;
                 let version = clock.next();
@@ -774,12 +777,13 @@ where
         match &self.shared.log {
             Log::Queue(queue) => Ok(queue.delivered_through(target)),
             Log::Stream(stream) => {
-                let inner = &*self.shared.cache.inner;
-                let redis = inner
-                    .store
+                let engine = &*self.shared.cache.engine;
+                let redis = engine
+                    .l2
                     .redis()
                     .expect("a stream log is only made on Redis");
-                inner
+                engine
+                    .l2
                     .command(stream::none_through(redis, stream, target))
                     .await
             }
@@ -787,7 +791,7 @@ where
     }
 
     fn failed(&self, key: &str, source: BackendError) -> CacheError {
-        self.shared.cache.inner.counters.error();
+        self.shared.cache.engine.counters.error();
         CacheError::Backend {
             op: Operation::WriteBehind,
             key: key.to_owned(),
@@ -1037,7 +1041,7 @@ where
             ),
             (
                 "write_behind.ttl",
-                ttl > crate::cache::MAX_TTL,
+                ttl > crate::engine::MAX_TTL,
                 "must be at most 100 years",
             ),
         ];
@@ -1051,14 +1055,14 @@ where
             )
         })?;
         let (control, cycles) = Control::new();
-        let (log, source) = match cache.inner.store.redis() {
+        let (log, source) = match cache.engine.l2.redis() {
             Some(redis) => {
-                let stream = key::full(&cache.inner.prefix, &format!("__wb:{name}"));
+                let stream = key::full(&cache.engine.prefix, &format!("__wb:{name}"));
                 let source = StreamSource::new(
                     redis.client().clone(),
                     stream.clone(),
                     &config,
-                    cache.inner.command_timeout,
+                    cache.engine.l2.guard().timeout(),
                 );
                 (
                     Log::Stream(stream),

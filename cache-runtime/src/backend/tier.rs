@@ -1,0 +1,305 @@
+//! The one internal interface of a store behind the engine: the memory
+//! store, Redis and a user's [`Backend`] all go through [`Tier`].
+
+use super::memory::{MemoryBackend, TypedValue};
+use super::redis::RedisBackend;
+use super::{Backend, TaggedLookup, TaggedWrite};
+use crate::engine::Guard;
+use crate::BackendError;
+use bytes::Bytes;
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// What a tier can do. The builder refuses a configuration that needs
+/// something its tier lacks, and the engine asks nothing of a tier that it
+/// does not declare.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Caps {
+    /// Tagged reads, writes and invalidations.
+    pub(crate) tags: bool,
+    /// A set-if-absent in one atomic step.
+    pub(crate) atomic_if_absent: bool,
+    /// Tells this process of every change to a key it has read (Redis's
+    /// client tracking), so that an L1 in front stays coherent.
+    pub(crate) invalidations: bool,
+    /// Every command completes in-process: no deadline timer is armed.
+    pub(crate) local: bool,
+}
+
+/// The context of a walk (a pattern clear, a tag invalidation), which is
+/// many commands: each step passes the engine's choke point, and each key
+/// the walk removes is reported, so that an L1 in front forgets it.
+pub(crate) struct Walk<'a> {
+    pub(crate) guard: &'a Guard,
+    pub(crate) removed: &'a (dyn Fn(&[u8]) + Sync),
+}
+
+impl Walk<'_> {
+    /// One command of the walk, under the choke point.
+    pub(crate) async fn step<T>(
+        &self,
+        command: impl Future<Output = redis::RedisResult<T>>,
+    ) -> Result<T, BackendError> {
+        self.guard
+            .command(async { command.await.map_err(BackendError::from) })
+            .await
+    }
+}
+
+/// A store of encoded values under full keys. The engine reaches a tier
+/// only through its choke point ([`Guard`]), which bounds every command.
+pub(crate) trait Tier: Send + Sync {
+    fn kind(&self) -> &'static str;
+    fn caps(&self) -> Caps;
+    fn get(&self, key: &str) -> impl Future<Output = Result<Option<Bytes>, BackendError>> + Send;
+    /// The value and each tag's version, read at one moment.
+    fn get_tagged(
+        &self,
+        key: &str,
+        tags: &[String],
+    ) -> impl Future<Output = Result<TaggedLookup, BackendError>> + Send;
+    /// A write as `how` says; `true` if stored. `typed` is a decoded copy,
+    /// kept only by an in-process store.
+    fn write(
+        &self,
+        key: &str,
+        bytes: Bytes,
+        typed: Option<TypedValue>,
+        ttl: Duration,
+        how: TaggedWrite<'_>,
+    ) -> impl Future<Output = Result<bool, BackendError>> + Send;
+    fn delete(&self, key: &str) -> impl Future<Output = Result<bool, BackendError>> + Send;
+    fn exists(&self, key: &str) -> impl Future<Output = Result<bool, BackendError>> + Send;
+    fn clear_pattern(
+        &self,
+        pattern: &str,
+        walk: &Walk<'_>,
+    ) -> impl Future<Output = Result<u64, BackendError>> + Send;
+    fn invalidate_tags(
+        &self,
+        tags: &[String],
+        walk: &Walk<'_>,
+    ) -> impl Future<Output = Result<u64, BackendError>> + Send;
+    /// Asks to be told of changes to the keys read from now on (only with
+    /// [`Caps::invalidations`]).
+    fn track(&self) -> impl Future<Output = Result<(), BackendError>> + Send;
+}
+
+/// A user's backend behind the tier interface.
+pub(crate) struct Custom(pub(crate) Arc<dyn Backend>);
+
+impl Tier for Custom {
+    fn kind(&self) -> &'static str {
+        self.0.kind()
+    }
+
+    fn caps(&self) -> Caps {
+        let declared = self.0.capabilities();
+        Caps {
+            tags: declared.tags,
+            atomic_if_absent: declared.atomic_set_if_absent,
+            invalidations: false,
+            local: self.0.is_local(),
+        }
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Bytes>, BackendError> {
+        self.0.get(key).await
+    }
+
+    async fn get_tagged(&self, key: &str, tags: &[String]) -> Result<TaggedLookup, BackendError> {
+        self.0.get_tagged(key, tags).await
+    }
+
+    async fn write(
+        &self,
+        key: &str,
+        bytes: Bytes,
+        _typed: Option<TypedValue>,
+        ttl: Duration,
+        how: TaggedWrite<'_>,
+    ) -> Result<bool, BackendError> {
+        let b = &self.0;
+        match (how.tags.is_empty(), how.if_absent) {
+            (false, _) => {
+                b.set_tagged(key, bytes, ttl, how.tags, how.expected, how.if_absent)
+                    .await
+            }
+            (true, true) => b.set_if_absent(key, bytes, ttl).await,
+            (true, false) => b.set(key, bytes, ttl).await.map(|()| true),
+        }
+    }
+
+    async fn delete(&self, key: &str) -> Result<bool, BackendError> {
+        self.0.delete(key).await
+    }
+
+    async fn exists(&self, key: &str) -> Result<bool, BackendError> {
+        self.0.exists(key).await
+    }
+
+    async fn clear_pattern(&self, pattern: &str, walk: &Walk<'_>) -> Result<u64, BackendError> {
+        // One call to the user's backend: bounded as one command.
+        walk.guard.command(self.0.clear_pattern(pattern)).await
+    }
+
+    async fn invalidate_tags(&self, tags: &[String], walk: &Walk<'_>) -> Result<u64, BackendError> {
+        walk.guard.command(self.0.invalidate_tags(tags)).await
+    }
+
+    async fn track(&self) -> Result<(), BackendError> {
+        Err(BackendError::Unsupported("invalidations"))
+    }
+}
+
+impl Tier for MemoryBackend {
+    fn kind(&self) -> &'static str {
+        "memory"
+    }
+
+    fn caps(&self) -> Caps {
+        Caps {
+            tags: true,
+            atomic_if_absent: true,
+            invalidations: false,
+            local: true,
+        }
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Bytes>, BackendError> {
+        Ok(MemoryBackend::get(self, key))
+    }
+
+    async fn get_tagged(&self, key: &str, tags: &[String]) -> Result<TaggedLookup, BackendError> {
+        Ok(MemoryBackend::get_tagged(self, key, tags))
+    }
+
+    async fn write(
+        &self,
+        key: &str,
+        bytes: Bytes,
+        typed: Option<TypedValue>,
+        ttl: Duration,
+        how: TaggedWrite<'_>,
+    ) -> Result<bool, BackendError> {
+        Ok(MemoryBackend::write(self, key, bytes, typed, ttl, how))
+    }
+
+    async fn delete(&self, key: &str) -> Result<bool, BackendError> {
+        Ok(MemoryBackend::delete(self, key))
+    }
+
+    async fn exists(&self, key: &str) -> Result<bool, BackendError> {
+        Ok(MemoryBackend::exists(self, key))
+    }
+
+    async fn clear_pattern(&self, pattern: &str, _walk: &Walk<'_>) -> Result<u64, BackendError> {
+        Ok(MemoryBackend::clear_pattern(self, pattern))
+    }
+
+    async fn invalidate_tags(
+        &self,
+        tags: &[String],
+        _walk: &Walk<'_>,
+    ) -> Result<u64, BackendError> {
+        Ok(MemoryBackend::invalidate_tags(self, tags))
+    }
+
+    async fn track(&self) -> Result<(), BackendError> {
+        Err(BackendError::Unsupported("invalidations"))
+    }
+}
+
+/// The store behind a cache: the built-in tiers dispatched statically (no
+/// boxed future per command), a user's backend through its trait.
+pub(crate) enum Store {
+    Memory(MemoryBackend),
+    Redis(Box<RedisBackend>),
+    Custom(Custom),
+}
+
+impl fmt::Debug for Store {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Store::Memory(m) => m.fmt(f),
+            Store::Redis(r) => r.fmt(f),
+            Store::Custom(c) => c.0.fmt(f),
+        }
+    }
+}
+
+/// Forwards a [`Tier`] method to the store's variant.
+macro_rules! each {
+    ($self:ident, $t:ident => $e:expr) => {
+        match $self {
+            Store::Memory($t) => $e,
+            Store::Redis($t) => {
+                let $t: &RedisBackend = $t;
+                $e
+            }
+            Store::Custom($t) => $e,
+        }
+    };
+}
+
+impl Store {
+    /// The in-process memory store, when that is the tier: it also answers
+    /// the engine's L1 step.
+    pub(crate) fn as_memory(&self) -> Option<&MemoryBackend> {
+        match self {
+            Store::Memory(m) => Some(m),
+            _ => None,
+        }
+    }
+}
+
+impl Tier for Store {
+    fn kind(&self) -> &'static str {
+        each!(self, t => Tier::kind(t))
+    }
+
+    fn caps(&self) -> Caps {
+        each!(self, t => Tier::caps(t))
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Bytes>, BackendError> {
+        each!(self, t => Tier::get(t, key).await)
+    }
+
+    async fn get_tagged(&self, key: &str, tags: &[String]) -> Result<TaggedLookup, BackendError> {
+        each!(self, t => Tier::get_tagged(t, key, tags).await)
+    }
+
+    async fn write(
+        &self,
+        key: &str,
+        bytes: Bytes,
+        typed: Option<TypedValue>,
+        ttl: Duration,
+        how: TaggedWrite<'_>,
+    ) -> Result<bool, BackendError> {
+        each!(self, t => Tier::write(t, key, bytes, typed, ttl, how).await)
+    }
+
+    async fn delete(&self, key: &str) -> Result<bool, BackendError> {
+        each!(self, t => Tier::delete(t, key).await)
+    }
+
+    async fn exists(&self, key: &str) -> Result<bool, BackendError> {
+        each!(self, t => Tier::exists(t, key).await)
+    }
+
+    async fn clear_pattern(&self, pattern: &str, walk: &Walk<'_>) -> Result<u64, BackendError> {
+        each!(self, t => Tier::clear_pattern(t, pattern, walk).await)
+    }
+
+    async fn invalidate_tags(&self, tags: &[String], walk: &Walk<'_>) -> Result<u64, BackendError> {
+        each!(self, t => Tier::invalidate_tags(t, tags, walk).await)
+    }
+
+    async fn track(&self) -> Result<(), BackendError> {
+        each!(self, t => Tier::track(t).await)
+    }
+}

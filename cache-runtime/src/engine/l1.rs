@@ -1,0 +1,219 @@
+//! The L1 in front of Redis: decoded values in process memory, kept
+//! coherent with Redis through its client tracking.
+//!
+//! # How it stays coherent
+//!
+//! The shared Redis connections run `CLIENT TRACKING ON` (RESP3): Redis
+//! remembers the keys each connection reads and, when one of them changes
+//! (a write, a delete, an expiry, a tag invalidation, a `FLUSHDB`, by any
+//! client), pushes an invalidation on that connection. Only keys this
+//! process read are reported to it: a fill elsewhere costs it nothing.
+//!
+//! - An entry is installed only from a read that Redis tracked (an L2 hit),
+//!   never after this process's own write: Redis stops tracking a key once
+//!   it has reported a change, and a write is such a change.
+//! - A fill takes a [`Ticket`] (its key's generation and the L1's epoch)
+//!   before its read and installs only if neither moved: an invalidation
+//!   that overtook the read's reply bumps the generation, so the older value
+//!   is never installed.
+//! - This process's own writes and removals forget the key locally before
+//!   they return (read-your-writes), instead of waiting for their own
+//!   invalidation to come back.
+//! - When a connection drops (killed, Redis restarted, failed over), the
+//!   library reports it as a `Disconnection` push: the L1 is flushed and
+//!   stays disarmed (no installs, so nothing to serve) until tracking is on
+//!   again on the new connection.
+
+use crate::backend::memory::{MemoryBackend, TypedValue};
+use crate::engine::l2::L2;
+use bytes::Bytes;
+use hashbrown::DefaultHashBuilder;
+use std::hash::BuildHasher;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
+use std::sync::{Mutex, MutexGuard, PoisonError, RwLock};
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// Generation slots: keys share a slot by hash; a shared slot only makes a
+/// fill give up more often.
+const SLOTS: usize = 1024;
+
+/// After a failed attempt to turn tracking on, how long fills go without
+/// the L1 before trying again (so a Redis that refuses `CLIENT TRACKING`
+/// does not cost every miss a round trip).
+const ARM_RETRY: Duration = Duration::from_secs(1);
+
+pub(crate) struct L1 {
+    pub(crate) store: MemoryBackend,
+    hasher: DefaultHashBuilder,
+    /// Each slot's generation, bumped by every invalidation of a key in it.
+    slots: Box<[Mutex<u64>]>,
+    /// Bumped by every flush. Installs hold it shared; a flush, exclusive.
+    epoch: RwLock<u64>,
+    /// Whether invalidations flow: tracking is on, and no connection has
+    /// dropped since.
+    armed: AtomicBool,
+    arming: tokio::sync::Mutex<Option<Instant>>,
+    flushes: AtomicU64,
+}
+
+/// What a fill saw before its read; it installs only if nothing moved since.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Ticket {
+    slot: usize,
+    generation: u64,
+    epoch: u64,
+}
+
+impl std::fmt::Debug for L1 {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("L1")
+            .field("store", &self.store)
+            .field("armed", &self.is_armed())
+            .finish_non_exhaustive()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl L1 {
+    pub(crate) fn new(capacity_bytes: u64) -> Self {
+        L1 {
+            store: MemoryBackend::new(capacity_bytes),
+            hasher: DefaultHashBuilder::default(),
+            slots: (0..SLOTS).map(|_| Mutex::new(0)).collect(),
+            epoch: RwLock::new(0),
+            armed: AtomicBool::new(false),
+            arming: tokio::sync::Mutex::new(None),
+            flushes: AtomicU64::new(0),
+        }
+    }
+
+    fn slot(&self, key: &[u8]) -> usize {
+        (self.hasher.hash_one(key) as usize) % SLOTS
+    }
+
+    pub(crate) fn is_armed(&self) -> bool {
+        self.armed.load(SeqCst)
+    }
+
+    /// How many times the L1 was flushed (connection lost, `FLUSHDB`).
+    pub(crate) fn flushes(&self) -> u64 {
+        self.flushes.load(SeqCst)
+    }
+
+    /// Before a read that may fill the L1: `None` while invalidations do
+    /// not flow (nothing may be installed).
+    pub(crate) fn ticket(&self, key: &str) -> Option<Ticket> {
+        let epoch = *self.epoch.read().unwrap_or_else(PoisonError::into_inner);
+        if !self.is_armed() {
+            return None;
+        }
+        let slot = self.slot(key.as_bytes());
+        let generation = *lock(&self.slots[slot]);
+        Some(Ticket {
+            slot,
+            generation,
+            epoch,
+        })
+    }
+
+    /// Installs what a tracked read returned, unless the key was
+    /// invalidated or the L1 flushed since `ticket`; `true` if installed.
+    pub(crate) fn install(
+        &self,
+        key: &str,
+        ticket: Ticket,
+        bytes: Bytes,
+        typed: Option<TypedValue>,
+        ttl: Duration,
+    ) -> bool {
+        let epoch = self.epoch.read().unwrap_or_else(PoisonError::into_inner);
+        let generation = lock(&self.slots[ticket.slot]);
+        if *epoch != ticket.epoch || *generation != ticket.generation || !self.is_armed() {
+            return false;
+        }
+        self.store.set(key, bytes, typed, ttl);
+        true
+    }
+
+    /// Forgets `key`, and refuses the installs of fills that read it before now.
+    pub(crate) fn forget(&self, key: &[u8]) {
+        let mut generation = lock(&self.slots[self.slot(key)]);
+        *generation = generation.wrapping_add(1);
+        if let Ok(key) = std::str::from_utf8(key) {
+            self.store.delete(key);
+        }
+    }
+
+    /// Forgets everything; with `disarm`, installs nothing until tracking is
+    /// on again.
+    pub(crate) fn flush(&self, disarm: bool) {
+        let mut epoch = self.epoch.write().unwrap_or_else(PoisonError::into_inner);
+        *epoch = epoch.wrapping_add(1);
+        if disarm {
+            self.armed.store(false, SeqCst);
+        }
+        self.store.clear();
+        self.flushes.fetch_add(1, SeqCst);
+    }
+
+    /// A push message from a shared connection.
+    pub(crate) fn on_push(&self, info: redis::PushInfo) {
+        match info.kind {
+            redis::PushKind::Invalidate => match info.data.into_iter().next() {
+                Some(redis::Value::Array(keys)) => {
+                    for key in keys {
+                        if let redis::Value::BulkString(key) = key {
+                            self.forget(&key);
+                        }
+                    }
+                }
+                // A null list: the whole database was flushed.
+                _ => {
+                    tracing::debug!("Redis flushed the database: L1 flushed");
+                    self.flush(false);
+                }
+            },
+            redis::PushKind::Disconnection => {
+                if self.is_armed() {
+                    tracing::info!(
+                        "Redis connection lost: L1 flushed until invalidations flow again"
+                    );
+                }
+                self.flush(true);
+            }
+            _ => {}
+        }
+    }
+
+    /// Turns tracking on (once for all waiting fills), within `deadline`.
+    pub(crate) async fn arm(&self, l2: &L2, deadline: Instant) {
+        let Ok(mut failed_at) = tokio::time::timeout_at(deadline, self.arming.lock()).await else {
+            return;
+        };
+        if self.is_armed() || failed_at.is_some_and(|at| at.elapsed() < ARM_RETRY) {
+            return;
+        }
+        let epoch = *self.epoch.read().unwrap_or_else(PoisonError::into_inner);
+        match l2.track(deadline).await {
+            Ok(()) => {
+                let now = self.epoch.write().unwrap_or_else(PoisonError::into_inner);
+                // A connection that dropped meanwhile may not be tracked.
+                if *now == epoch {
+                    self.armed.store(true, SeqCst);
+                    *failed_at = None;
+                    tracing::debug!("Redis client tracking on: L1 armed");
+                }
+            }
+            Err(error) => {
+                if failed_at.is_none() {
+                    tracing::warn!(%error, "cannot turn on Redis client tracking; the L1 stays unused until it can");
+                }
+                *failed_at = Some(Instant::now());
+            }
+        }
+    }
+}

@@ -1,0 +1,223 @@
+//! The L2 and its one choke point: every command to the tier behind the
+//! L1 (Redis, the memory store, a user's backend), walks included, goes
+//! through [`L2`], whose [`Guard`] bounds it with the deadline.
+
+use crate::backend::memory::{MemoryBackend, TypedValue};
+use crate::backend::redis::RedisBackend;
+use crate::backend::{Caps, Store, TaggedLookup, TaggedWrite, Tier, Walk};
+use crate::BackendError;
+use bytes::Bytes;
+use std::future::Future;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// A deadline too far to matter, for a `command_timeout` that overflows the clock.
+const FAR_FUTURE: Duration = Duration::from_secs(100 * 365 * 86_400);
+
+/// `timeout` after `start`, or [`FAR_FUTURE`] after it if that overflows.
+#[inline]
+pub(crate) fn deadline_after(start: Instant, timeout: Duration) -> Instant {
+    start
+        .checked_add(timeout)
+        .unwrap_or_else(|| start + FAR_FUTURE)
+}
+
+/// The bound on every L2 command: the deadline today; the breaker and the
+/// command metrics join it here.
+#[derive(Debug)]
+pub(crate) struct Guard {
+    timeout: Duration,
+    /// In-process tiers cannot stall: no timer is armed for them.
+    local: bool,
+}
+
+impl Guard {
+    pub(crate) fn new(timeout: Duration, local: bool) -> Self {
+        Guard { timeout, local }
+    }
+
+    /// The command timeout.
+    pub(crate) fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// A command's deadline, if it started now.
+    pub(crate) fn deadline(&self) -> Instant {
+        deadline_after(Instant::now(), self.timeout)
+    }
+
+    /// One command, ending at `deadline`.
+    pub(crate) async fn until<T>(
+        &self,
+        deadline: Instant,
+        command: impl Future<Output = Result<T, BackendError>>,
+    ) -> Result<T, BackendError> {
+        if self.local {
+            return command.await;
+        }
+        match tokio::time::timeout_at(deadline, command).await {
+            Ok(result) => result,
+            Err(_) => Err(BackendError::Timeout(self.timeout)),
+        }
+    }
+
+    /// One command, with `budget` left of its deadline.
+    pub(crate) async fn within<T>(
+        &self,
+        budget: Duration,
+        command: impl Future<Output = Result<T, BackendError>>,
+    ) -> Result<T, BackendError> {
+        if self.local {
+            return command.await;
+        }
+        if budget.is_zero() {
+            return Err(BackendError::Timeout(self.timeout));
+        }
+        self.until(deadline_after(Instant::now(), budget), command)
+            .await
+    }
+
+    /// One command, with a deadline of its own.
+    pub(crate) async fn command<T>(
+        &self,
+        command: impl Future<Output = Result<T, BackendError>>,
+    ) -> Result<T, BackendError> {
+        self.within(self.timeout, command).await
+    }
+}
+
+/// The tier behind its guard. Nothing else in the engine holds the tier.
+#[derive(Debug)]
+pub(crate) struct L2 {
+    tier: Store,
+    guard: Guard,
+    caps: Caps,
+}
+
+impl L2 {
+    pub(crate) fn new(tier: Store, timeout: Duration) -> Self {
+        let caps = tier.caps();
+        L2 {
+            guard: Guard::new(timeout, caps.local),
+            caps,
+            tier,
+        }
+    }
+
+    pub(crate) fn guard(&self) -> &Guard {
+        &self.guard
+    }
+
+    pub(crate) fn caps(&self) -> Caps {
+        self.caps
+    }
+
+    pub(crate) fn kind(&self) -> &'static str {
+        self.tier.kind()
+    }
+
+    /// The memory store, when it is the tier: in-process, it also answers
+    /// the L1 step of a read (there is no L1 in front of it).
+    pub(crate) fn local_store(&self) -> Option<&MemoryBackend> {
+        self.tier.as_memory()
+    }
+
+    /// The Redis tier, for the write-behind's stream log, which exists only there.
+    pub(crate) fn redis(&self) -> Option<&RedisBackend> {
+        match &self.tier {
+            Store::Redis(r) => Some(r),
+            _ => None,
+        }
+    }
+
+    pub(crate) async fn get(
+        &self,
+        key: &str,
+        deadline: Instant,
+    ) -> Result<Option<Bytes>, BackendError> {
+        self.guard.until(deadline, self.tier.get(key)).await
+    }
+
+    pub(crate) async fn get_tagged(
+        &self,
+        key: &str,
+        tags: &[String],
+        deadline: Instant,
+    ) -> Result<TaggedLookup, BackendError> {
+        if !self.caps.tags {
+            return Err(BackendError::Unsupported("tags"));
+        }
+        self.guard
+            .until(deadline, self.tier.get_tagged(key, tags))
+            .await
+    }
+
+    /// A write as `how` says, within `budget`; `true` if stored.
+    pub(crate) async fn write(
+        &self,
+        key: &str,
+        bytes: Bytes,
+        typed: Option<TypedValue>,
+        ttl: Duration,
+        how: TaggedWrite<'_>,
+        budget: Duration,
+    ) -> Result<bool, BackendError> {
+        if !how.tags.is_empty() && !self.caps.tags {
+            return Err(BackendError::Unsupported("tags"));
+        }
+        self.guard
+            .within(budget, self.tier.write(key, bytes, typed, ttl, how))
+            .await
+    }
+
+    pub(crate) async fn delete(&self, key: &str) -> Result<bool, BackendError> {
+        self.guard.command(self.tier.delete(key)).await
+    }
+
+    pub(crate) async fn exists(&self, key: &str) -> Result<bool, BackendError> {
+        self.guard.command(self.tier.exists(key)).await
+    }
+
+    /// A pattern clear: each step bounded, each removed key reported.
+    pub(crate) async fn clear_pattern(
+        &self,
+        pattern: &str,
+        removed: &(dyn Fn(&[u8]) + Sync),
+    ) -> Result<u64, BackendError> {
+        let walk = Walk {
+            guard: &self.guard,
+            removed,
+        };
+        self.tier.clear_pattern(pattern, &walk).await
+    }
+
+    /// A tag invalidation: each step bounded, each removed key reported.
+    pub(crate) async fn invalidate_tags(
+        &self,
+        tags: &[String],
+        removed: &(dyn Fn(&[u8]) + Sync),
+    ) -> Result<u64, BackendError> {
+        if !self.caps.tags {
+            return Err(BackendError::Unsupported("tags"));
+        }
+        let walk = Walk {
+            guard: &self.guard,
+            removed,
+        };
+        self.tier.invalidate_tags(tags, &walk).await
+    }
+
+    /// Turns on the invalidations of the keys read from now on.
+    pub(crate) async fn track(&self, deadline: Instant) -> Result<(), BackendError> {
+        self.guard.until(deadline, self.tier.track()).await
+    }
+
+    /// Runs a command of the Redis tier's own (the write-behind's stream),
+    /// under the guard.
+    pub(crate) async fn command<T>(
+        &self,
+        command: impl Future<Output = Result<T, BackendError>>,
+    ) -> Result<T, BackendError> {
+        self.guard.command(command).await
+    }
+}

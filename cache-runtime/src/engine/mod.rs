@@ -1,0 +1,367 @@
+//! The engine behind a [`Cache`](crate::Cache) handle: the read path, the
+//! write path and eviction, over an optional L1 and the L2 choke point.
+//!
+//! ```text
+//! Cache (handle, direct API)
+//!   └─ Engine: resolve → L1 → single-flight → L2 → body → store   (read.rs)
+//!        ├─ L1: decoded values in process memory, coherent through
+//!        │      Redis's invalidations (l1.rs); absent without Redis
+//!        └─ L2: the tier (Redis, the memory store, a user's backend)
+//!               behind one guarded choke point (l2.rs)
+//! ```
+
+mod l1;
+mod l2;
+mod read;
+
+pub(crate) use l1::L1;
+pub(crate) use l2::{deadline_after, Guard, L2};
+pub(crate) use read::{get_or_compute, Tagging, Target};
+
+use crate::backend::{Store, TaggedWrite};
+use crate::codec::CodecImpl;
+use crate::flight::Flights;
+use crate::stats::Counters;
+use crate::{envelope, key, BackendError, CacheError, Operation};
+use bytes::Bytes;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The longest TTL accepted anywhere (the macro checks the same bound): 100
+/// years, so milliseconds fit Redis's signed 64-bit expiry with room to spare.
+pub(crate) const MAX_TTL: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
+/// The TTLs that `ttl = "short" | "default" | "long"` name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct TtlPresets {
+    pub(crate) short: Duration,
+    pub(crate) default: Duration,
+    pub(crate) long: Duration,
+}
+
+impl Default for TtlPresets {
+    fn default() -> Self {
+        TtlPresets {
+            short: Duration::from_secs(300),
+            default: Duration::from_secs(3600),
+            long: Duration::from_secs(86_400),
+        }
+    }
+}
+
+/// What the engine is built from (checked by the builder).
+pub(crate) struct Settings {
+    pub(crate) prefix: String,
+    pub(crate) codec: CodecImpl,
+    pub(crate) ttl: TtlPresets,
+    pub(crate) command_timeout: Duration,
+    pub(crate) max_value_size: usize,
+}
+
+pub(crate) struct Engine {
+    pub(crate) prefix: String,
+    pub(crate) codec: CodecImpl,
+    pub(crate) ttl: TtlPresets,
+    pub(crate) max_value_size: usize,
+    pub(crate) counters: Counters,
+    pub(crate) flights: Flights,
+    pub(crate) l2: L2,
+    /// In front of a remote L2 only.
+    pub(crate) l1: Option<Arc<L1>>,
+    /// Set after an L2 failure in a `#[cached]` call, cleared on the next
+    /// success: only the first failure of an outage is logged as a warning.
+    degraded: AtomicBool,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("prefix", &self.prefix)
+            .field("l2", &self.l2)
+            .field("l1", &self.l1)
+            .field("codec", &self.codec)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Engine {
+    pub(crate) fn new(settings: Settings, tier: Store, l1: Option<Arc<L1>>) -> Self {
+        Engine {
+            prefix: settings.prefix,
+            codec: settings.codec,
+            ttl: settings.ttl,
+            max_value_size: settings.max_value_size,
+            counters: Counters::default(),
+            flights: Flights::default(),
+            l2: L2::new(tier, settings.command_timeout),
+            l1,
+            degraded: AtomicBool::new(false),
+        }
+    }
+
+    pub(crate) fn resolve_ttl(&self, ttl: crate::call::Ttl) -> Duration {
+        use crate::call::Ttl;
+        match ttl {
+            Ttl::Secs(s) => Duration::from_secs(s),
+            Ttl::Short => self.ttl.short,
+            Ttl::Default => self.ttl.default,
+            Ttl::Long => self.ttl.long,
+        }
+    }
+
+    /// Decodes stored bytes; a failure is logged, counted, and `None`.
+    pub(crate) fn decode_counted<T: DeserializeOwned>(&self, key: &str, bytes: &[u8]) -> Option<T> {
+        match envelope::decode(bytes, &self.codec, self.max_value_size) {
+            Ok(v) => Some(v),
+            Err(reason) => {
+                self.counters.decode_failure();
+                tracing::debug!(key, %reason, "stored value not usable; treating it as a miss");
+                None
+            }
+        }
+    }
+
+    /// Encodes a value for `key`; a failure is logged and `None`.
+    fn encode_quiet<T: Serialize + ?Sized>(
+        &self,
+        key: &str,
+        value: &T,
+        ttl: Duration,
+    ) -> Option<Bytes> {
+        match envelope::encode(&self.codec, value, ttl, self.max_value_size) {
+            Ok(bytes) => Some(Bytes::from(bytes)),
+            Err(reason) => {
+                tracing::warn!(key, %reason, "value not cached: it cannot be encoded");
+                None
+            }
+        }
+    }
+
+    /// Forgets `key` in the L1, if there is one (this process's own change:
+    /// read-your-writes without waiting for the invalidation to come back).
+    pub(crate) fn forget(&self, key: &str) {
+        if let Some(l1) = &self.l1 {
+            l1.forget(key.as_bytes());
+        }
+    }
+
+    pub(crate) fn failed(&self, op: Operation, key: &str, source: BackendError) -> CacheError {
+        self.counters.error();
+        CacheError::Backend {
+            op,
+            key: key.to_owned(),
+            source,
+        }
+    }
+
+    pub(crate) fn fail_open(&self, op: Operation, key: &str, error: &BackendError) {
+        self.counters.error();
+        if self.degraded.swap(true, Ordering::Relaxed) {
+            tracing::debug!(%op, key, %error, "cache backend still failing; running the body uncached");
+        } else {
+            tracing::warn!(
+                %op, key, %error, backend = self.l2.kind(),
+                "cache backend failed; running the body uncached (further failures are logged at debug level until it recovers)"
+            );
+        }
+    }
+
+    pub(crate) fn recovered(&self) {
+        if self.degraded.load(Ordering::Relaxed) && self.degraded.swap(false, Ordering::Relaxed) {
+            tracing::info!(backend = self.l2.kind(), "cache backend recovered");
+        }
+    }
+}
+
+/// The direct API, on full keys.
+impl Engine {
+    pub(crate) async fn get<T: DeserializeOwned>(
+        &self,
+        full: &str,
+    ) -> Result<Option<T>, CacheError> {
+        let local = self
+            .l2
+            .local_store()
+            .or(self.l1.as_deref().map(|l1| &l1.store));
+        if let Some(bytes) = local.and_then(|store| store.get(full)) {
+            if let Some(value) = self.decode_counted(full, &bytes) {
+                self.counters.hit();
+                if self.l1.is_some() {
+                    self.counters.l1_hit();
+                }
+                return Ok(Some(value));
+            }
+        }
+        let ticket = self.ticket(full, self.l2.guard().deadline()).await;
+        let found = self
+            .l2
+            .get(full, self.l2.guard().deadline())
+            .await
+            .map_err(|e| {
+                // Counted like a failed lookup of a #[cached] call.
+                self.counters.miss();
+                self.failed(Operation::Get, full, e)
+            })?;
+        let value = found.and_then(|bytes| {
+            let value = self.decode_counted(full, &bytes)?;
+            if let Some(ticket) = ticket {
+                self.install(full, ticket, bytes, None, None);
+            }
+            Some(value)
+        });
+        if value.is_some() {
+            self.counters.hit();
+        } else {
+            self.counters.miss();
+        }
+        Ok(value)
+    }
+
+    /// A write that replaces whatever is there (direct API, write-through).
+    pub(crate) async fn put_bytes(
+        &self,
+        full: &str,
+        bytes: Bytes,
+        ttl: Duration,
+        tags: &[String],
+    ) -> Result<(), BackendError> {
+        self.forget(full);
+        let written = self
+            .l2
+            .write(
+                full,
+                bytes,
+                None,
+                ttl,
+                TaggedWrite::put(tags),
+                self.l2.guard().timeout(),
+            )
+            .await
+            .map(drop);
+        self.forget(full);
+        written
+    }
+
+    pub(crate) async fn delete(&self, full: &str) -> Result<bool, CacheError> {
+        let removed = self.l2.delete(full).await;
+        self.forget(full);
+        removed.map_err(|e| self.failed(Operation::Delete, full, e))
+    }
+
+    pub(crate) async fn exists(&self, full: &str) -> Result<bool, CacheError> {
+        self.l2
+            .exists(full)
+            .await
+            .map_err(|e| self.failed(Operation::Exists, full, e))
+    }
+
+    pub(crate) async fn clear_pattern(&self, pattern: &str) -> Result<u64, BackendError> {
+        self.l2
+            .clear_pattern(pattern, &|key| self.forget_bytes(key))
+            .await
+    }
+
+    pub(crate) async fn invalidate_tags(&self, tags: &[String]) -> Result<u64, BackendError> {
+        self.l2
+            .invalidate_tags(tags, &|key| self.forget_bytes(key))
+            .await
+    }
+
+    fn forget_bytes(&self, key: &[u8]) {
+        if let Some(l1) = &self.l1 {
+            l1.forget(key);
+        }
+    }
+
+    /// Before a read that may fill the L1: arms the L1 if it is not, and
+    /// takes the ticket the install must show.
+    async fn ticket(&self, key: &str, deadline: tokio::time::Instant) -> Option<l1::Ticket> {
+        let l1 = self.l1.as_deref()?;
+        if !l1.is_armed() {
+            l1.arm(&self.l2, deadline).await;
+        }
+        l1.ticket(key)
+    }
+
+    /// Installs an L2 hit in the L1, for the entry's remaining lifetime in
+    /// Redis (as its envelope records it), at most `max`.
+    fn install(
+        &self,
+        key: &str,
+        ticket: l1::Ticket,
+        bytes: Bytes,
+        typed: Option<crate::backend::memory::TypedValue>,
+        max: Option<Duration>,
+    ) {
+        let Some(l1) = &self.l1 else { return };
+        let Ok(header) = envelope::header(&bytes, &self.codec, self.max_value_size) else {
+            return;
+        };
+        let left = header.fresh_until_ms.saturating_sub(envelope::now_ms());
+        if left == 0 {
+            return;
+        }
+        let mut ttl = Duration::from_millis(left);
+        if let Some(max) = max {
+            ttl = ttl.min(max);
+        }
+        l1.install(key, ticket, bytes, typed, ttl);
+    }
+}
+
+/// Write-through and eviction, which fail open: failures are logged and
+/// counted, never returned.
+impl Engine {
+    /// Write-through: stores `value` under the target's key and tags,
+    /// unconditionally (it is the newest value).
+    pub(crate) async fn put<T: Serialize + ?Sized>(&self, target: &Target, value: &T) {
+        let key = target.key.as_str();
+        let bytes = match envelope::encode(&self.codec, value, target.ttl, self.max_value_size) {
+            Ok(bytes) => Bytes::from(bytes),
+            Err(reason) => {
+                // The old value would now be stale: remove it instead.
+                tracing::warn!(key, %reason, "value not cached: it cannot be encoded; removing the old one");
+                if let Err(CacheError::Backend { source, .. }) = self.delete(key).await {
+                    // Counted by `delete`; logged here.
+                    tracing::debug!(key, error = %source, "removing the old value failed");
+                }
+                return;
+            }
+        };
+        let tags = target.tagging.as_deref().map_or(&[][..], |t| &t.tags[..]);
+        match self.put_bytes(key, bytes, target.ttl, tags).await {
+            Ok(()) => self.recovered(),
+            Err(e) => self.fail_open(Operation::Set, key, &e),
+        }
+    }
+
+    /// Eviction: removes `keys`, invalidates `tags`, clears `patterns` (all
+    /// full). Each step runs even if an earlier one failed.
+    pub(crate) async fn evict(&self, keys: &[String], tags: &[String], patterns: &[String]) {
+        for key in keys {
+            let removed = self.l2.delete(key).await;
+            self.forget(key);
+            if let Err(e) = removed {
+                self.fail_open(Operation::Delete, key, &e);
+            }
+        }
+        if !tags.is_empty() {
+            if let Err(e) = self.invalidate_tags(tags).await {
+                self.fail_open(Operation::InvalidateTags, &tags.join(", "), &e);
+            }
+        }
+        for pattern in patterns {
+            if let Err(e) = self.clear_pattern(pattern).await {
+                self.fail_open(Operation::ClearPattern, pattern, &e);
+            }
+        }
+    }
+
+    /// The full key of `key` relative to the prefix.
+    pub(crate) fn full(&self, key: &str) -> String {
+        key::full(&self.prefix, key)
+    }
+}
