@@ -677,6 +677,111 @@ mod tests {
     }
 
     #[test]
+    fn an_l1_needs_a_store_that_reports_changes() {
+        #[derive(Debug)]
+        struct Silent;
+        impl Backend for Silent {
+            fn get<'a>(
+                &'a self,
+                _: &'a str,
+            ) -> crate::BoxFuture<'a, Result<Option<bytes::Bytes>, crate::BackendError>>
+            {
+                Box::pin(async { Ok(None) })
+            }
+            fn set<'a>(
+                &'a self,
+                _: &'a str,
+                _: bytes::Bytes,
+                _: Duration,
+            ) -> crate::BoxFuture<'a, Result<(), crate::BackendError>> {
+                Box::pin(async { Ok(()) })
+            }
+            fn delete<'a>(
+                &'a self,
+                _: &'a str,
+            ) -> crate::BoxFuture<'a, Result<bool, crate::BackendError>> {
+                Box::pin(async { Ok(false) })
+            }
+            fn exists<'a>(
+                &'a self,
+                _: &'a str,
+            ) -> crate::BoxFuture<'a, Result<bool, crate::BackendError>> {
+                Box::pin(async { Ok(false) })
+            }
+            fn clear_pattern<'a>(
+                &'a self,
+                _: &'a str,
+            ) -> crate::BoxFuture<'a, Result<u64, crate::BackendError>> {
+                Box::pin(async { Ok(0) })
+            }
+            fn kind(&self) -> &'static str {
+                "silent"
+            }
+        }
+        let err = Cache::builder()
+            .backend(Silent)
+            .l1_capacity(1 << 20)
+            .build()
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("`silent` backend reports no changes"),
+            "{err}"
+        );
+        assert_eq!(setting_of(err), "l1_capacity");
+        assert!(
+            Cache::builder().backend(Silent).build().is_ok(),
+            "no L1, no need"
+        );
+
+        let e = |b: CacheBuilder| setting_of(b.build().unwrap_err());
+        assert_eq!(
+            e(Cache::builder().redis("redis://h").l1_capacity(0)),
+            "l1_capacity"
+        );
+        // The memory store lives in the process already: nothing to put in front.
+        let memory = Cache::builder()
+            .memory()
+            .l1_capacity(1 << 20)
+            .build()
+            .unwrap();
+        assert!(memory.engine.l1.is_none());
+        let redis = Cache::builder()
+            .redis("redis://h")
+            .l1_capacity(1 << 20)
+            .build()
+            .unwrap();
+        assert!(redis.engine.l1.is_some());
+        assert!(Cache::builder()
+            .redis("redis://h")
+            .build()
+            .unwrap()
+            .engine
+            .l1
+            .is_none());
+    }
+
+    #[test]
+    fn the_l1_is_configured_from_the_environment() {
+        let cache = from(&[
+            ("REDIS_URL", "redis://127.0.0.1:1/0"),
+            ("CACHE_L1_CAPACITY", "1048576"),
+        ])
+        .unwrap();
+        assert!(cache.engine.l1.is_some());
+        assert_eq!(
+            setting_of(
+                from(&[("REDIS_URL", "redis://h"), ("CACHE_L1_CAPACITY", "0")]).unwrap_err()
+            ),
+            "CACHE_L1_CAPACITY"
+        );
+        assert_eq!(
+            setting_of(from(&[("CACHE_L1_CAPACITY", "lots")]).unwrap_err()),
+            "CACHE_L1_CAPACITY"
+        );
+    }
+
+    #[test]
     fn ttls_beyond_a_century_are_refused() {
         let huge = u64::MAX.to_string();
         assert_eq!(

@@ -10,6 +10,7 @@ mod corrupt;
 mod direct_api;
 mod fail_open;
 mod keys;
+mod l1;
 mod methods_and_scope;
 mod put_evict;
 mod races;

@@ -186,3 +186,42 @@ async fn pattern_eviction_of_ten_thousand_keys_stays_inside_the_prefix() {
     );
     assert_eq!(keys(&server, "*products:list:*").len(), 3);
 }
+
+#[cached(ttl = 60, key = "offer:{id}", tags = ["offers"], cache = cache)]
+async fn offer(cache: &Cache, id: u64, calls: Arc<Calls>, gate: Arc<Gate>) -> String {
+    calls.hit();
+    let run = calls.get();
+    if run == 1 {
+        gate.pass().await;
+    }
+    format!("offer {id} from run {run}")
+}
+
+/// A caller that joins a flight after the flight's tag was invalidated must
+/// not get the flight's value, which was computed before the invalidation
+/// (and refused by Redis).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_value_is_not_handed_to_callers_after_the_invalidation() {
+    let (server, cache) = redis_cache("race");
+    let (calls, gate) = (Arc::new(Calls::default()), Arc::new(Gate::default()));
+    let spawn = || {
+        let (cache, calls, gate) = (cache.clone(), calls.clone(), gate.clone());
+        tokio::spawn(async move { offer(&cache, 1, calls, gate).await })
+    };
+    let leader = spawn();
+    gate.entered.notified().await;
+    assert_eq!(cache.invalidate_tags(&["offers"]).await.unwrap(), 0);
+    // Arrives after the invalidation returned, while the leader's body runs.
+    let late = spawn();
+    tokio::time::sleep(Duration::from_millis(50)).await; // let it join the flight
+    gate.release.add_permits(1);
+    assert_eq!(leader.await.unwrap(), "offer 1 from run 1");
+    assert_eq!(
+        late.await.unwrap(),
+        "offer 1 from run 2",
+        "the late caller ran its own body"
+    );
+    assert_eq!(calls.get(), 2);
+    let stored = stored_json(&server, "race:offer:1");
+    assert_eq!(stored, Some(serde_json::json!("offer 1 from run 2")));
+}

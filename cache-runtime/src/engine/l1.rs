@@ -217,3 +217,91 @@ impl L1 {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TTL: Duration = Duration::from_secs(60);
+
+    fn armed() -> L1 {
+        let l1 = L1::new(1 << 20);
+        l1.armed.store(true, SeqCst);
+        l1
+    }
+
+    fn v(s: &'static str) -> Bytes {
+        Bytes::from_static(s.as_bytes())
+    }
+
+    fn invalidate(keys: &[&str]) -> redis::PushInfo {
+        let keys = keys
+            .iter()
+            .map(|k| redis::Value::BulkString(k.as_bytes().to_vec()))
+            .collect();
+        redis::PushInfo {
+            kind: redis::PushKind::Invalidate,
+            data: vec![redis::Value::Array(keys)],
+        }
+    }
+
+    #[test]
+    fn a_fill_installs_when_nothing_moved() {
+        let l1 = armed();
+        let ticket = l1.ticket("k").expect("armed");
+        assert!(l1.install("k", ticket, v("1"), None, TTL));
+        assert_eq!(l1.store.get("k"), Some(v("1")));
+    }
+
+    #[test]
+    fn an_invalidation_that_overtook_the_read_refuses_the_install() {
+        let l1 = armed();
+        let ticket = l1.ticket("k").unwrap();
+        l1.on_push(invalidate(&["k"]));
+        assert!(!l1.install("k", ticket, v("old"), None, TTL));
+        assert_eq!(l1.store.get("k"), None);
+        // A later read installs.
+        let ticket = l1.ticket("k").unwrap();
+        assert!(l1.install("k", ticket, v("new"), None, TTL));
+        l1.on_push(invalidate(&["other", "k"]));
+        assert_eq!(l1.store.get("k"), None, "removed by the invalidation");
+    }
+
+    #[test]
+    fn a_flush_refuses_fills_that_started_before_it() {
+        let l1 = armed();
+        let ticket = l1.ticket("k").unwrap();
+        // FLUSHDB: an invalidation with a null list of keys.
+        l1.on_push(redis::PushInfo {
+            kind: redis::PushKind::Invalidate,
+            data: vec![redis::Value::Nil],
+        });
+        assert!(!l1.install("k", ticket, v("old"), None, TTL));
+        assert!(l1.is_armed(), "invalidations still flow");
+        assert_eq!(l1.flushes(), 1);
+    }
+
+    #[test]
+    fn a_lost_connection_disarms_until_tracking_is_on_again() {
+        let l1 = armed();
+        let ticket = l1.ticket("a").unwrap();
+        assert!(l1.install("a", ticket, v("1"), None, TTL));
+        let ticket = l1.ticket("b").unwrap();
+        l1.on_push(redis::PushInfo {
+            kind: redis::PushKind::Disconnection,
+            data: vec![],
+        });
+        assert_eq!(l1.store.get("a"), None, "flushed");
+        assert!(!l1.install("b", ticket, v("2"), None, TTL));
+        assert!(l1.ticket("b").is_none(), "no fills while disarmed");
+        assert_eq!(l1.flushes(), 1);
+    }
+
+    #[test]
+    fn a_local_forget_refuses_older_fills() {
+        let l1 = armed();
+        let ticket = l1.ticket("k").unwrap();
+        l1.forget(b"k");
+        assert!(!l1.install("k", ticket, v("old"), None, TTL));
+    }
+}
