@@ -6,3 +6,13 @@ pub use crate::call::{
     SomeOrNone, Ttl, L1,
 };
 pub use crate::call::{key_set, probe, Probe, Typed, ViaBytes, ViaClone};
+
+/// Whether `key` (relative to the prefix) has a copy in the cache's L1 in
+/// front of Redis: for the benchmarks, which time invalidations.
+pub fn l1_holds(cache: &crate::Cache, key: &str) -> bool {
+    let engine = &cache.engine;
+    engine
+        .l1
+        .as_ref()
+        .is_some_and(|l1| l1.store.exists(&engine.full(key)))
+}
