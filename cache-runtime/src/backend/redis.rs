@@ -3,6 +3,7 @@
 
 use super::tier::{Caps, Tier, Walk};
 use super::{memory::TypedValue, TaggedLookup, TaggedWrite};
+use crate::write_behind::Version;
 use crate::BackendError;
 use bytes::Bytes;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -105,12 +106,6 @@ impl RedisBackend {
             tracking,
             address,
         })
-    }
-
-    /// The client, for a dedicated connection (blocking stream reads must
-    /// not stall the shared multiplexed ones).
-    pub(crate) fn client(&self) -> &redis::Client {
-        &self.client
     }
 
     pub(crate) fn address(&self) -> &str {
@@ -461,6 +456,7 @@ impl Tier for RedisBackend {
             atomic_if_absent: true,
             invalidations: self.tracking,
             local: false,
+            streams: true,
         }
     }
 
@@ -508,5 +504,32 @@ impl Tier for RedisBackend {
 
     async fn track(&self) -> Result<(), BackendError> {
         RedisBackend::track(self).await
+    }
+
+    fn stream_client(&self) -> Option<redis::Client> {
+        Some(self.client.clone())
+    }
+
+    async fn stream_append(
+        &self,
+        full: &str,
+        key: &str,
+        value: &[u8],
+        ttl: Duration,
+        stream: &str,
+    ) -> Result<Version, BackendError> {
+        crate::write_behind::stream::append(self, full, key, value, ttl, stream).await
+    }
+
+    async fn stream_none_through(
+        &self,
+        stream: &str,
+        target: Version,
+    ) -> Result<bool, BackendError> {
+        crate::write_behind::stream::none_through(self, stream, target).await
+    }
+
+    async fn stream_unblock(&self, id: i64) -> Result<(), BackendError> {
+        crate::write_behind::stream::unblock(self, id).await
     }
 }

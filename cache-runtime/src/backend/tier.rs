@@ -5,6 +5,7 @@ use super::memory::{MemoryBackend, TypedValue};
 use super::redis::RedisBackend;
 use super::{Backend, TaggedLookup, TaggedWrite};
 use crate::engine::Guard;
+use crate::write_behind::Version;
 use crate::BackendError;
 use bytes::Bytes;
 use std::fmt;
@@ -26,6 +27,9 @@ pub(crate) struct Caps {
     pub(crate) invalidations: bool,
     /// Every command completes in-process: no deadline timer is armed.
     pub(crate) local: bool,
+    /// Durable streams read by consumer groups: the write-behind's log
+    /// survives the process.
+    pub(crate) streams: bool,
 }
 
 /// The context of a walk (a pattern clear, a tag invalidation), which is
@@ -85,6 +89,40 @@ pub(crate) trait Tier: Send + Sync {
     /// Asks to be told of changes to the keys read from now on (only with
     /// [`Caps::invalidations`]).
     fn track(&self) -> impl Future<Output = Result<(), BackendError>> + Send;
+
+    // The write-behind's durable log (only with [`Caps::streams`]).
+
+    /// A client for connections of the log's own (its blocking reads must
+    /// not stall the shared connections).
+    fn stream_client(&self) -> Option<redis::Client> {
+        None
+    }
+    /// Stores `value` at `full` and appends the change to `stream`, in one step.
+    fn stream_append(
+        &self,
+        full: &str,
+        key: &str,
+        value: &[u8],
+        ttl: Duration,
+        stream: &str,
+    ) -> impl Future<Output = Result<Version, BackendError>> + Send {
+        let _ = (full, key, value, ttl, stream);
+        std::future::ready(Err(BackendError::Unsupported("streams")))
+    }
+    /// Whether no entry up to `target` is left in `stream`.
+    fn stream_none_through(
+        &self,
+        stream: &str,
+        target: Version,
+    ) -> impl Future<Output = Result<bool, BackendError>> + Send {
+        let _ = (stream, target);
+        std::future::ready(Err(BackendError::Unsupported("streams")))
+    }
+    /// Ends the blocking read of the log's connection `id` early.
+    fn stream_unblock(&self, id: i64) -> impl Future<Output = Result<(), BackendError>> + Send {
+        let _ = id;
+        std::future::ready(Err(BackendError::Unsupported("streams")))
+    }
 }
 
 /// A user's backend behind the tier interface.
@@ -102,6 +140,7 @@ impl Tier for Custom {
             atomic_if_absent: declared.atomic_set_if_absent,
             invalidations: false,
             local: self.0.is_local(),
+            streams: false,
         }
     }
 
@@ -165,6 +204,7 @@ impl Tier for MemoryBackend {
             atomic_if_absent: true,
             invalidations: false,
             local: true,
+            streams: false,
         }
     }
 
@@ -301,5 +341,32 @@ impl Tier for Store {
 
     async fn track(&self) -> Result<(), BackendError> {
         each!(self, t => Tier::track(t).await)
+    }
+
+    fn stream_client(&self) -> Option<redis::Client> {
+        each!(self, t => Tier::stream_client(t))
+    }
+
+    async fn stream_append(
+        &self,
+        full: &str,
+        key: &str,
+        value: &[u8],
+        ttl: Duration,
+        stream: &str,
+    ) -> Result<Version, BackendError> {
+        each!(self, t => Tier::stream_append(t, full, key, value, ttl, stream).await)
+    }
+
+    async fn stream_none_through(
+        &self,
+        stream: &str,
+        target: Version,
+    ) -> Result<bool, BackendError> {
+        each!(self, t => Tier::stream_none_through(t, stream, target).await)
+    }
+
+    async fn stream_unblock(&self, id: i64) -> Result<(), BackendError> {
+        each!(self, t => Tier::stream_unblock(t, id).await)
     }
 }

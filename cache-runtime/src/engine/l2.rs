@@ -3,8 +3,8 @@
 //! through [`L2`], whose [`Guard`] bounds it with the deadline.
 
 use crate::backend::memory::{MemoryBackend, TypedValue};
-use crate::backend::redis::RedisBackend;
 use crate::backend::{Caps, Store, TaggedLookup, TaggedWrite, Tier, Walk};
+use crate::write_behind::Version;
 use crate::BackendError;
 use bytes::Bytes;
 use std::future::Future;
@@ -122,12 +122,37 @@ impl L2 {
         self.tier.as_memory()
     }
 
-    /// The Redis tier, for the write-behind's stream log, which exists only there.
-    pub(crate) fn redis(&self) -> Option<&RedisBackend> {
-        match &self.tier {
-            Store::Redis(r) => Some(r),
-            _ => None,
-        }
+    /// A client for the write-behind log's own connections, where the tier
+    /// keeps durable streams ([`Caps::streams`]).
+    pub(crate) fn stream_client(&self) -> Option<redis::Client> {
+        self.tier.stream_client()
+    }
+
+    pub(crate) async fn stream_append(
+        &self,
+        full: &str,
+        key: &str,
+        value: &[u8],
+        ttl: Duration,
+        stream: &str,
+    ) -> Result<Version, BackendError> {
+        self.guard
+            .command(self.tier.stream_append(full, key, value, ttl, stream))
+            .await
+    }
+
+    pub(crate) async fn stream_none_through(
+        &self,
+        stream: &str,
+        target: Version,
+    ) -> Result<bool, BackendError> {
+        self.guard
+            .command(self.tier.stream_none_through(stream, target))
+            .await
+    }
+
+    pub(crate) async fn stream_unblock(&self, id: i64) -> Result<(), BackendError> {
+        self.guard.command(self.tier.stream_unblock(id)).await
     }
 
     pub(crate) async fn get(
@@ -210,14 +235,5 @@ impl L2 {
     /// Turns on the invalidations of the keys read from now on.
     pub(crate) async fn track(&self, deadline: Instant) -> Result<(), BackendError> {
         self.guard.until(deadline, self.tier.track()).await
-    }
-
-    /// Runs a command of the Redis tier's own (the write-behind's stream),
-    /// under the guard.
-    pub(crate) async fn command<T>(
-        &self,
-        command: impl Future<Output = Result<T, BackendError>>,
-    ) -> Result<T, BackendError> {
-        self.guard.command(command).await
     }
 }

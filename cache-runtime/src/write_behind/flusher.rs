@@ -2,7 +2,7 @@
 //! batches, acknowledges them once the sink accepted them.
 
 use super::queue::Queue;
-use super::stream::{self, StreamSource};
+use super::stream::StreamSource;
 use super::{Body, Config, DeadLetter, Entry, Item, Sink, Version};
 use crate::{envelope, BackendError, Cache};
 use bytes::Bytes;
@@ -229,13 +229,8 @@ impl Source {
                 // A flush or a stop is waiting: end the blocking read now.
                 // The first unblock may reach Redis before the read does,
                 // so repeat it until the read returns.
-                let redis = cache
-                    .engine
-                    .l2
-                    .redis()
-                    .expect("a stream is only read on Redis");
                 loop {
-                    if let Err(error) = cache.engine.l2.command(stream::unblock(redis, id)).await {
+                    if let Err(error) = cache.engine.l2.stream_unblock(id).await {
                         tracing::debug!(%error, "CLIENT UNBLOCK failed");
                     }
                     tokio::select! {

@@ -123,7 +123,7 @@
 
 mod flusher;
 mod queue;
-mod stream;
+pub(crate) mod stream;
 
 use crate::{envelope, key, BackendError, Cache, CacheError, Operation};
 use bytes::Bytes;
@@ -553,16 +553,10 @@ where
             })?;
         let version = match &shared.log {
             Log::Stream(stream) => {
-                let redis = engine
-                    .l2
-                    .redis()
-                    .expect("a stream log is only made on Redis");
                 engine.forget(&full);
                 let appended = engine
                     .l2
-                    .command(stream::append(
-                        redis, &full, key, &bytes, shared.ttl, stream,
-                    ))
+                    .stream_append(&full, key, &bytes, shared.ttl, stream)
                     .await;
                 engine.forget(&full);
                 appended.map_err(|e| self.failed(&full, e))?
@@ -778,14 +772,7 @@ where
             Log::Queue(queue) => Ok(queue.delivered_through(target)),
             Log::Stream(stream) => {
                 let engine = &*self.shared.cache.engine;
-                let redis = engine
-                    .l2
-                    .redis()
-                    .expect("a stream log is only made on Redis");
-                engine
-                    .l2
-                    .command(stream::none_through(redis, stream, target))
-                    .await
+                engine.l2.stream_none_through(stream, target).await
             }
         }
     }
@@ -1055,11 +1042,11 @@ where
             )
         })?;
         let (control, cycles) = Control::new();
-        let (log, source) = match cache.engine.l2.redis() {
-            Some(redis) => {
+        let (log, source) = match cache.engine.l2.stream_client() {
+            Some(client) => {
                 let stream = key::full(&cache.engine.prefix, &format!("__wb:{name}"));
                 let source = StreamSource::new(
-                    redis.client().clone(),
+                    client,
                     stream.clone(),
                     &config,
                     cache.engine.l2.guard().timeout(),
