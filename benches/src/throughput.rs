@@ -37,13 +37,21 @@
 //! 3. `cached crate`: `#[cached::macros::concurrent_cached]` on an
 //!    `AsyncRedisCache` (its default: one multiplexed connection,
 //!    MessagePack values), pre-populated by calling it once per key.
-//! 4. `ours/memory` (the same `#[cached]` shape on the memory store) and
-//!    `moka::future::Cache::get` of the same values (clone included).
-//! 5. Misses: a `#[cached]` function on Redis whose body sleeps 1 ms, 64
+//! 4. `ours/redis+L1`: the same function shape on a Redis cache built with
+//!    `.l1_capacity(64 << 20)`, each key called before measuring until it
+//!    has an L1 copy (a miss stores it, a later hit, a tracked read, copies
+//!    it into the L1: see `warm_l1`), so that every measured call is an L1 hit: key derivation, the L1
+//!    lookup and the clone of the decoded value, no round trip. The tool
+//!    checks that every key is in the L1 before measuring (`__private::l1_holds`),
+//!    and fails if the body ran or a hit was not an L1 hit while measuring.
+//! 5. `ours/memory` (the same `#[cached]` shape on the memory store) and
+//!    `moka::future::Cache::get` of the same values (clone included), the
+//!    baseline of both in-process rows.
+//! 6. Misses: a `#[cached]` function on Redis whose body sleeps 1 ms, 64
 //!    tasks, 1,000 distinct keys each used once; and the body alone.
 //!
-//! The tool stops by itself (the whole run is 24 scenarios x rounds x
-//! (warm-up + seconds), about 4.5 minutes with the defaults; it prints the
+//! The tool stops by itself (the whole run is 28 scenarios x rounds x
+//! (warm-up + seconds), about 5 minutes with the defaults; it prints the
 //! estimate first), talks to 127.0.0.1 only, and kills its `redis-server`
 //! on exit.
 
@@ -60,8 +68,14 @@ use std::time::{Duration, Instant};
 
 #[path = "../shared/fixtures.rs"]
 mod fixtures;
+#[path = "../shared/histogram.rs"]
+mod histogram;
+#[path = "../shared/machine.rs"]
+mod machine;
 
 use fixtures::Product;
+use histogram::Histogram;
+use machine::machine_facts;
 
 /// Keys of the hit scenarios.
 const KEYS: u64 = 100;
@@ -70,8 +84,6 @@ const HOT_KEYS: u64 = 5;
 const HOT_SHARE: u64 = 80;
 /// Concurrent tasks of the hit scenarios.
 const CONCURRENCY: [usize; 2] = [1, 64];
-/// Worker threads of the runtime.
-const WORKERS: usize = 2;
 /// The miss scenario: tasks, distinct keys, and the body's sleep.
 const MISS_TASKS: usize = 64;
 const MISS_KEYS: u64 = 1_000;
@@ -86,6 +98,7 @@ const TTL: Duration = Duration::from_secs(3600);
 
 static OURS_REDIS_RUNS: AtomicU64 = AtomicU64::new(0);
 static OURS_ONE_CONN_RUNS: AtomicU64 = AtomicU64::new(0);
+static OURS_L1_RUNS: AtomicU64 = AtomicU64::new(0);
 static OURS_MEMORY_RUNS: AtomicU64 = AtomicU64::new(0);
 static CACHED_CRATE_RUNS: AtomicU64 = AtomicU64::new(0);
 static MISS_RUNS: AtomicU64 = AtomicU64::new(0);
@@ -106,14 +119,47 @@ async fn ours_one_conn_product(id: u64) -> Product {
 
 static ONE_CONNECTION: OnceLock<Cache> = OnceLock::new();
 
-/// Row 4: the same function on the memory store.
+/// Row 4: the same function on a Redis cache with an L1 in front.
+#[cached(ttl = 3600, key = "product:{id}", cache = *WITH_L1.get().expect("cache set"))]
+async fn ours_l1_product(id: u64) -> Product {
+    OURS_L1_RUNS.fetch_add(1, Ordering::Relaxed);
+    fixtures::product(id)
+}
+
+static WITH_L1: OnceLock<Cache> = OnceLock::new();
+/// The L1's capacity in bytes: far above what 100 values take.
+const L1_CAPACITY: u64 = 64 << 20;
+/// Calls of one key before the tool gives up on warming it into the L1.
+const L1_WARM_CALLS: u32 = 20;
+
+fn in_l1(id: u64) -> bool {
+    let cache = WITH_L1.get().expect("cache set");
+    cache_runtime::__private::l1_holds(cache, &format!("product:{id}"))
+}
+
+/// Calls `ours_l1_product(id)` until the key has an L1 copy. The first call
+/// misses and stores the value; a later one, an L2 hit (a tracked read),
+/// installs the copy. Usually the second call does, but not always: Redis
+/// 7 sends the invalidation of this process's own write after the write's
+/// reply, and when it lands during the second call's read, that read
+/// installs nothing (its ticket moved) and the third call does.
+async fn warm_l1(id: u64) {
+    for _ in 0..L1_WARM_CALLS {
+        ours_l1_product(id).await;
+        if in_l1(id) {
+            return;
+        }
+    }
+}
+
+/// Row 5: the same function on the memory store.
 #[cached(ttl = 3600, key = "product:{id}", cache = *memory_cache())]
 async fn ours_memory_product(id: u64) -> Product {
     OURS_MEMORY_RUNS.fetch_add(1, Ordering::Relaxed);
     fixtures::product(id)
 }
 
-/// Row 5: a miss every time; the body stands in for a 1 ms query.
+/// Row 6: a miss every time; the body stands in for a 1 ms query.
 #[cached(ttl = 3600, key = "miss:{id}")]
 async fn ours_miss_product(id: u64) -> Product {
     MISS_RUNS.fetch_add(1, Ordering::Relaxed);
@@ -121,7 +167,7 @@ async fn ours_miss_product(id: u64) -> Product {
     fixtures::product(id)
 }
 
-/// Row 5's body alone.
+/// Row 6's body alone.
 async fn body_alone(id: u64) -> Product {
     tokio::time::sleep(BODY_SLEEP).await;
     fixtures::product(id)
@@ -212,6 +258,13 @@ impl Op for CachedCrate {
     }
 }
 
+struct OursL1;
+impl Op for OursL1 {
+    async fn call(&mut self, key: u64) {
+        check(&ours_l1_product(key).await, key);
+    }
+}
+
 struct OursMemory;
 impl Op for OursMemory {
     async fn call(&mut self, key: u64) {
@@ -260,87 +313,6 @@ async fn paired_single_caller(
 }
 
 // ---- measurement ---------------------------------------------------------
-
-/// A log-linear histogram of durations in nanoseconds, HDR-style: exact
-/// below 128 ns, then 128 linear buckets per power of two.
-#[derive(Clone)]
-struct Histogram {
-    counts: Vec<u64>,
-    total: u64,
-}
-
-impl Histogram {
-    const SUB_BITS: u32 = 7;
-    const SUB: usize = 1 << Self::SUB_BITS;
-    const LEN: usize = Self::SUB * (64 - Self::SUB_BITS as usize + 1);
-
-    fn new() -> Self {
-        Histogram {
-            counts: vec![0; Self::LEN],
-            total: 0,
-        }
-    }
-
-    fn index(ns: u64) -> usize {
-        if ns < Self::SUB as u64 {
-            return ns as usize;
-        }
-        let shift = 63 - ns.leading_zeros() - Self::SUB_BITS;
-        let sub = (ns >> shift) as usize - Self::SUB;
-        Self::SUB + shift as usize * Self::SUB + sub
-    }
-
-    /// The middle of bucket `index`, in nanoseconds.
-    fn value(index: usize) -> f64 {
-        if index < Self::SUB {
-            return index as f64;
-        }
-        let shift = (index - Self::SUB) / Self::SUB;
-        let sub = (index - Self::SUB) % Self::SUB;
-        let low = ((Self::SUB + sub) as u64) << shift;
-        low as f64 + (1u64 << shift) as f64 / 2.0
-    }
-
-    fn record(&mut self, elapsed: Duration) {
-        let ns = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
-        self.counts[Self::index(ns)] += 1;
-        self.total += 1;
-    }
-
-    fn merge(&mut self, other: &Histogram) {
-        for (a, b) in self.counts.iter_mut().zip(&other.counts) {
-            *a += b;
-        }
-        self.total += other.total;
-    }
-
-    /// The mean in microseconds (bucket middles).
-    fn mean_us(&self) -> f64 {
-        let sum: f64 = self
-            .counts
-            .iter()
-            .enumerate()
-            .map(|(i, &n)| Self::value(i) * n as f64)
-            .sum();
-        sum / self.total.max(1) as f64 / 1_000.0
-    }
-
-    /// The `q` quantile (0..=1) in microseconds.
-    fn quantile_us(&self, q: f64) -> f64 {
-        if self.total == 0 {
-            return f64::NAN;
-        }
-        let rank = ((q * self.total as f64).ceil() as u64).clamp(1, self.total);
-        let mut seen = 0;
-        for (i, &n) in self.counts.iter().enumerate() {
-            seen += n;
-            if seen >= rank {
-                return Self::value(i) / 1_000.0;
-            }
-        }
-        f64::NAN
-    }
-}
 
 /// splitmix64: a tiny, fast, good-enough generator for picking keys.
 struct Rng(u64);
@@ -651,16 +623,18 @@ enum Impl {
     OursOneConn,
     Raw,
     CachedCrate,
+    OursL1,
     OursMemory,
     Moka,
 }
 
 impl Impl {
-    const ALL: [Impl; 6] = [
+    const ALL: [Impl; 7] = [
         Impl::OursRedis,
         Impl::OursOneConn,
         Impl::Raw,
         Impl::CachedCrate,
+        Impl::OursL1,
         Impl::OursMemory,
         Impl::Moka,
     ];
@@ -668,6 +642,7 @@ impl Impl {
     fn backend(self) -> &'static str {
         match self {
             Impl::OursMemory | Impl::Moka => "memory",
+            Impl::OursL1 => "redis+L1",
             _ => "redis",
         }
     }
@@ -678,6 +653,7 @@ impl Impl {
             Impl::OursOneConn => "ours #[cached], max_connections(4)",
             Impl::Raw => "raw redis-rs GET + serde_json (1 connection)",
             Impl::CachedCrate => "cached crate AsyncRedisCache (1 connection)",
+            Impl::OursL1 => "ours #[cached], l1_capacity(64 MiB): L1 hits",
             Impl::OursMemory => "ours #[cached]",
             Impl::Moka => "moka::future get (clone)",
         }
@@ -697,6 +673,7 @@ impl Fixtures {
             Impl::OursOneConn => run_timed(tasks, dist, timing, || OursOneConn).await,
             Impl::Raw => run_timed(tasks, dist, timing, || RawRedis(self.raw.clone())).await,
             Impl::CachedCrate => run_timed(tasks, dist, timing, || CachedCrate).await,
+            Impl::OursL1 => run_timed(tasks, dist, timing, || OursL1).await,
             Impl::OursMemory => run_timed(tasks, dist, timing, || OursMemory).await,
             Impl::Moka => run_timed(tasks, dist, timing, || Moka(self.moka.clone())).await,
         }
@@ -827,42 +804,25 @@ fn targets() -> Vec<Target> {
             at_least: true,
         });
     }
+    for tasks in CONCURRENCY {
+        for dist in [Dist::Uniform, Dist::HotKey] {
+            targets.push(Target {
+                label: format!(
+                    "L1 hit, {tasks} task(s), {}: ours redis+L1 / moka ops/s",
+                    dist.name()
+                ),
+                ours: Impl::OursL1,
+                theirs: Impl::Moka,
+                dist,
+                tasks,
+                stat: rate,
+                goal: ">= 0.7",
+                threshold: 0.7,
+                at_least: true,
+            });
+        }
+    }
     targets
-}
-
-fn machine_facts(server: &RedisServer) -> String {
-    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let info = server
-        .cmd(&["INFO", "server"])
-        .as_string()
-        .unwrap_or_default();
-    let field = |name: &str| {
-        info.lines()
-            .find_map(|l| l.strip_prefix(name).map(|v| v.trim().to_owned()))
-            .unwrap_or_else(|| "?".into())
-    };
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines().find_map(|l| {
-                l.strip_prefix("model name")
-                    .map(|v| v.trim_start_matches([' ', '\t', ':']).to_owned())
-            })
-        })
-        .unwrap_or_else(|| "?".into());
-    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
-        .map(|s| s.trim().to_owned())
-        .unwrap_or_else(|_| "?".into());
-    format!(
-        "- cores (available_parallelism): {cores}\n\
-         - cpu: {cpu}\n\
-         - kernel: {kernel}\n\
-         - redis-server: {} ({}), on 127.0.0.1:{}, persistence off\n\
-         - tokio: multi-thread runtime, {WORKERS} workers; redis-server shares the same cores\n",
-        field("redis_version:"),
-        field("redis_mode:"),
-        server.port()
-    )
 }
 
 fn main() -> ExitCode {
@@ -917,11 +877,7 @@ fn main() -> ExitCode {
         args.rounds, args.seconds, args.warmup_ms
     );
 
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(WORKERS)
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
+    let rt = machine::runtime();
 
     let ours = Cache::builder()
         .redis(&url)
@@ -937,6 +893,14 @@ fn main() -> ExitCode {
             .build()
             .expect("redis cache builds")
     });
+    let with_l1 = WITH_L1.get_or_init(|| {
+        Cache::builder()
+            .redis(&url)
+            .prefix("oursl1")
+            .l1_capacity(L1_CAPACITY)
+            .build()
+            .expect("redis cache builds")
+    });
     CACHED_CRATE_URL.set(url.clone()).expect("set once");
 
     let fixtures = rt.block_on(async {
@@ -949,6 +913,7 @@ fn main() -> ExitCode {
         for id in 0..KEYS {
             ours_redis_product(id).await;
             ours_one_conn_product(id).await;
+            warm_l1(id).await;
             ours_memory_product(id).await;
             if let Err(e) = cached_crate_product(id).await {
                 panic!("cached crate pre-population: {}", e.0);
@@ -962,6 +927,11 @@ fn main() -> ExitCode {
         }
         Fixtures { raw, moka }
     });
+    let not_in_l1: Vec<u64> = (0..KEYS).filter(|&id| !in_l1(id)).collect();
+    assert!(
+        not_in_l1.is_empty(),
+        "ours/redis+L1: keys not in the L1 after warming: {not_in_l1:?}"
+    );
     let body_runs = || {
         [
             ("ours/redis", OURS_REDIS_RUNS.load(Ordering::Relaxed)),
@@ -969,6 +939,7 @@ fn main() -> ExitCode {
                 "ours/redis, 1 connection",
                 OURS_ONE_CONN_RUNS.load(Ordering::Relaxed),
             ),
+            ("ours/redis+L1", OURS_L1_RUNS.load(Ordering::Relaxed)),
             ("ours/memory", OURS_MEMORY_RUNS.load(Ordering::Relaxed)),
             ("cached crate", CACHED_CRATE_RUNS.load(Ordering::Relaxed)),
         ]
@@ -979,7 +950,7 @@ fn main() -> ExitCode {
             "{name}: pre-population runs the body once per key"
         );
     }
-    let stats_before = [ours.stats(), one_conn.stats()];
+    let stats_before = [ours.stats(), one_conn.stats(), with_l1.stats()];
 
     let mut rows = Vec::new();
     for &dist in &dists {
@@ -1018,7 +989,7 @@ fn main() -> ExitCode {
         .into_iter()
         .map(|(name, runs)| (name, runs - KEYS))
         .collect();
-    let stats_after = [ours.stats(), one_conn.stats()];
+    let stats_after = [ours.stats(), one_conn.stats(), with_l1.stats()];
 
     eprintln!("misses ...");
     let misses_before = ours.stats();
@@ -1050,7 +1021,7 @@ fn main() -> ExitCode {
     for row in &rows {
         let (min, max) = row.range();
         let (client_cpu, server_cpu) = row.cpu_per_call_us();
-        let server_cpu = if row.which.backend() == "redis" {
+        let server_cpu = if row.which.backend() != "memory" {
             format!("{server_cpu:.2}")
         } else {
             "-".to_owned()
@@ -1113,6 +1084,20 @@ fn main() -> ExitCode {
         );
         failed |= after.misses != before.misses || after.errors != before.errors;
     }
+    let (before, after) = (stats_before[2], stats_after[2]);
+    let (hits, l1_hits) = (after.hits - before.hits, after.l1_hits - before.l1_hits);
+    let _ = writeln!(
+        out,
+        "- ours/redis+L1 stats while measuring: {hits} hits, of which {l1_hits} L1 hits \
+         (must be all), {} misses, {} errors, {} L1 flushes",
+        after.misses - before.misses,
+        after.errors - before.errors,
+        after.l1_flushes - before.l1_flushes
+    );
+    failed |= l1_hits != hits
+        || after.misses != before.misses
+        || after.errors != before.errors
+        || after.l1_flushes != before.l1_flushes;
     let _ = writeln!(
         out,
         "- misses: body runs {miss_runs} (must be {MISS_KEYS}); stats {} misses, {} errors",
@@ -1178,7 +1163,7 @@ fn main() -> ExitCode {
     drop(rt);
     drop(server);
     if failed {
-        eprintln!("FAILED: a check above did not hold (a #[cached] body ran on a hit, or the cache reported errors)");
+        eprintln!("FAILED: a check above did not hold (a #[cached] body ran on a hit, a hit missed the L1, or the cache reported errors)");
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS

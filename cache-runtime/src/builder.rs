@@ -38,6 +38,7 @@ enum BackendChoice {
 ///
 /// let cache = Cache::builder()
 ///     .redis("redis://127.0.0.1:6379/0")
+///     .l1_capacity(64 << 20) // an L1 of 64 MiB in front of Redis
 ///     .prefix("shop")
 ///     .max_connections(2)
 ///     .command_timeout(Duration::from_millis(50))

@@ -36,6 +36,9 @@
 //! - Failures of the cache never reach callers of `#[cached]` functions: the
 //!   body runs instead (fail-open), and the error is logged and counted.
 //! - Concurrent callers of one key share one lookup and one body run.
+//! - Two levels on Redis: with [`CacheBuilder::l1_capacity`], an in-process
+//!   L1 answers hits without a round trip and stays coherent with Redis
+//!   through its client tracking.
 //! - The direct API ([`Cache::get`], [`Cache::set`], ...) returns
 //!   [`CacheError`] so code can tell a miss from a failure.
 
@@ -99,6 +102,14 @@ pub use stats::Stats;
 ///
 /// - `ttl = 600` (seconds), `ttl = "90s" | "10m" | "1h30m" | "2d"`, or a preset
 ///   of the cache: `ttl = "short" | "default" | "long"`. Omitted: `"default"`.
+/// - `l1 = false`: this function's values are never kept in the cache's
+///   in-process L1 ([`CacheBuilder::l1_capacity`]); every call reads Redis.
+///   By default (`l1 = true`) a value is kept there, for no longer than its
+///   entry's remaining lifetime in Redis.
+/// - `l1_ttl = 5` (seconds) or `l1_ttl = "5s" | "10m" | "1h30m"`: the L1 copy
+///   lives at most that long (and never past the entry). No presets; at most
+///   `ttl` when `ttl` is given in seconds; not together with `l1 = false`.
+///   Without an L1 configured, `l1` and `l1_ttl` have no effect.
 /// - `key = "product:{id}"`: the key is `{prefix}:product:42`. Placeholders
 ///   name parameters or their fields: `{user.id}`, `{pair.0}`,
 ///   `{self.tenant}`; `{{`/`}}` are literal braces. Values are rendered with
@@ -129,9 +140,16 @@ pub use stats::Stats;
 ///
 /// # Behaviour
 ///
+/// - With an L1 in front of Redis ([`CacheBuilder::l1_capacity`]), a call
+///   first looks in this process's L1: a hit returns a clone of the decoded
+///   value (a decode of its bytes when the type is not `Clone`) without a
+///   round trip. An L2 hit fills the L1; any change to the key in Redis
+///   removes the copy (see [`CacheBuilder::l1_capacity`]).
 /// - Concurrent calls with one key share one lookup and one body run; if that
 ///   run produces nothing to store (an `Err`), each waiting caller runs the
-///   body itself.
+///   body itself. A tagged value is handed to the waiting callers only once
+///   its write went in: if a tag was invalidated while the body ran, they
+///   run the body themselves.
 /// - A backend failure or a missed deadline never reaches the caller: the body
 ///   runs and its result is returned (fail-open); the failure is logged and
 ///   counted in [`Stats::errors`].
@@ -275,8 +293,8 @@ pub use cache_macros::cached;
 /// - `key = "product:{product.id}"` (required): a template, as in
 ///   [`#[cached]`](macro@cached); it must render the same key as the
 ///   function that reads the value.
-/// - `ttl`, `tags`, `name`, `cache`, `crate`, `cache_none`: as in
-///   [`#[cached]`](macro@cached).
+/// - `ttl`, `l1`, `l1_ttl`, `tags`, `name`, `cache`, `crate`, `cache_none`:
+///   as in [`#[cached]`](macro@cached).
 ///
 /// What is stored follows the same rules: `Result<T, E>` stores `Ok` only,
 /// `Option<T>` `Some` only (unless `cache_none`), any other type always;
