@@ -3,6 +3,7 @@
 //! ```text
 //! cargo run --example quickstart                                   # in-process memory store
 //! REDIS_URL=redis://127.0.0.1:6379 cargo run --example quickstart  # Redis
+//! REDIS_URL=redis://127.0.0.1:6379 CACHE_L1_CAPACITY=1048576 cargo run --example quickstart  # an L1 in front
 //! ```
 
 use cache_runtime::{cached, Cache};
@@ -45,21 +46,31 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Start from a clean slate so the first call is a miss on every run.
     cache.delete("product:42").await.ok();
 
-    for attempt in ["first", "second"] {
+    // With an L1, the second call reads Redis and keeps a copy in the
+    // process; the third is answered from that copy.
+    for attempt in ["first", "second", "third"] {
+        let before = cache.stats();
         let started = Instant::now();
         let product = get_product(42).await?;
         let stats = cache.stats();
+        let answer = if stats.l1_hits > before.l1_hits {
+            "L1 hit"
+        } else if stats.hits > before.hits {
+            "hit"
+        } else {
+            "miss"
+        };
         println!(
-            "{attempt} call: {:<5} {:>7.2?}  {product:?}",
-            if stats.hits > 0 { "hit" } else { "miss" },
+            "{attempt} call: {answer:<6} {:>7.2?}  {product:?}",
             started.elapsed(),
         );
     }
     let stats = cache.stats();
     println!(
-        "body ran {} time(s); hits {}, misses {}, errors {}, hit rate {:.0}%",
+        "body ran {} time(s); hits {} ({} from the L1), misses {}, errors {}, hit rate {:.0}%",
         QUERIES.load(Ordering::SeqCst),
         stats.hits,
+        stats.l1_hits,
         stats.misses,
         stats.errors,
         stats.hit_rate() * 100.0

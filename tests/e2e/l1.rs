@@ -408,10 +408,16 @@ fn tracking_keys(server: &RedisServer) -> u64 {
 async fn a_copy_lives_no_longer_than_its_entry() {
     let server = RedisServer::start();
     let a = l1_cache(&server);
-    a.set("k", "short-lived", Duration::from_millis(400)).await.unwrap();
+    a.set("k", "short-lived", Duration::from_millis(400))
+        .await
+        .unwrap();
     warm(&a, "k").await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let before = a.stats().l1_hits;
-    assert_eq!(get(&a, "k").await, None, "expired in Redis, gone from the L1");
+    assert_eq!(
+        get(&a, "k").await,
+        None,
+        "expired in Redis, gone from the L1"
+    );
     assert_eq!(a.stats().l1_hits, before);
 }
