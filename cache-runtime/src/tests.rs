@@ -722,3 +722,15 @@ async fn the_longest_command_timeout_does_not_overflow_the_clock() {
         "the value was written"
     );
 }
+
+#[tokio::test]
+async fn a_direct_read_of_undecodable_bytes_counts_once() {
+    let cache = Cache::builder().memory().build().unwrap();
+    cache
+        .set("k", &"text", Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(cache.get::<u64>("k").await.unwrap(), None);
+    let stats = cache.stats();
+    assert_eq!((stats.decode_failures, stats.misses, stats.hits), (1, 1, 0));
+}

@@ -182,18 +182,17 @@ impl Engine {
         &self,
         full: &str,
     ) -> Result<Option<T>, CacheError> {
-        let local = self
-            .l2
-            .local_store()
-            .or(self.l1.as_deref().map(|l1| &l1.store));
-        if let Some(bytes) = local.and_then(|store| store.get(full)) {
-            if let Some(value) = self.decode_counted(full, &bytes) {
+        if let Some(bytes) = self.l1.as_deref().and_then(|l1| l1.store.get(full)) {
+            // The L1 holds what Redis holds: bytes that do not decode here
+            // would not decode from Redis either.
+            let value = self.decode_counted(full, &bytes);
+            if value.is_some() {
                 self.counters.hit();
-                if self.l1.is_some() {
-                    self.counters.l1_hit();
-                }
-                return Ok(Some(value));
+                self.counters.l1_hit();
+            } else {
+                self.counters.miss();
             }
+            return Ok(value);
         }
         let ticket = self.ticket(full, self.l2.guard().deadline()).await;
         let found = self
