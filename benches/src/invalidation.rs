@@ -41,6 +41,8 @@ use std::fmt::Write as _;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+#[path = "../shared/cli.rs"]
+mod cli;
 #[path = "../shared/fixtures.rs"]
 mod fixtures;
 #[path = "../shared/histogram.rs"]
@@ -181,17 +183,7 @@ async fn measure(a: Cache, b: Cache, warmup: u64, samples: u64) -> Result<Measur
 fn main() -> ExitCode {
     let samples = match parse_args() {
         Ok(samples) => samples,
-        Err(message) => {
-            if !message.is_empty() {
-                eprintln!("{message}");
-            }
-            eprintln!("{USAGE}");
-            return if message.is_empty() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(2)
-            };
-        }
+        Err(message) => return cli::usage_error(&message, USAGE),
     };
     let server = RedisServer::start();
     let url = server.url();

@@ -66,6 +66,8 @@ use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
+#[path = "../shared/cli.rs"]
+mod cli;
 #[path = "../shared/fixtures.rs"]
 mod fixtures;
 #[path = "../shared/histogram.rs"]
@@ -828,17 +830,7 @@ fn targets() -> Vec<Target> {
 fn main() -> ExitCode {
     let args = match parse_args() {
         Ok(args) => args,
-        Err(message) => {
-            if !message.is_empty() {
-                eprintln!("{message}");
-            }
-            eprintln!("{USAGE}");
-            return if message.is_empty() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(2)
-            };
-        }
+        Err(message) => return cli::usage_error(&message, USAGE),
     };
     let timing = Timing {
         warmup: Duration::from_millis(args.warmup_ms),
