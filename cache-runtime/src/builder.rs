@@ -461,7 +461,7 @@ impl CacheBuilder {
             max_value_size: self.max_value_size,
         };
         Ok(Cache {
-            engine: Arc::new(Engine::new(settings, tier, l1)),
+            engine: Arc::new_cyclic(|me| Engine::new(settings, tier, l1, me.clone())),
         })
     }
 }

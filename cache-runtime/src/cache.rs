@@ -200,6 +200,7 @@ impl Cache {
         let mut stats = self.engine.counters.snapshot();
         if let Some(l1) = &self.engine.l1 {
             stats.l1_flushes = l1.flushes();
+            stats.l1_invalidations = l1.invalidations();
         }
         stats
     }

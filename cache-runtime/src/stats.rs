@@ -37,6 +37,9 @@ pub struct Stats {
     /// Times the L1 was emptied at once: its invalidations stopped (the
     /// connection dropped, Redis restarted) or Redis flushed the database.
     pub l1_flushes: u64,
+    /// Keys Redis reported changed to the L1 (each removes a copy if there
+    /// is one): a measure of the invalidation traffic this process receives.
+    pub l1_invalidations: u64,
     /// Lookups that found nothing usable (absent, expired or undecodable).
     pub misses: u64,
     /// Backend failures and timeouts, on any operation.
@@ -92,6 +95,7 @@ impl Counters {
             hits: self.hits.load(Relaxed),
             l1_hits: self.l1_hits.load(Relaxed),
             l1_flushes: 0,
+            l1_invalidations: 0,
             misses: self.misses.load(Relaxed),
             errors: self.errors.load(Relaxed),
             decode_failures: self.decode_failures.load(Relaxed),

@@ -100,19 +100,11 @@ async fn a_hung_server_costs_one_deadline() {
     let cache = cache_at(server.url());
     let calls = Calls::default();
     call_bounded(&cache, &calls, 5).await; // connect and store while healthy
-    let pid = server.pid().expect("running").to_string();
-    let stop = |sig: &str| {
-        let status = std::process::Command::new("kill")
-            .args([sig, &pid])
-            .status()
-            .unwrap();
-        assert!(status.success(), "kill {sig} {pid}");
-    };
-    stop("-STOP");
+    signal(&server, "-STOP");
     for id in 0..5 {
         call_bounded(&cache, &calls, id).await;
     }
-    stop("-CONT");
+    signal(&server, "-CONT");
     assert_eq!(
         calls.get(),
         6,
@@ -150,21 +142,13 @@ async fn walks_over_a_hung_server_fail_instead_of_hanging() {
         .set_tagged("product:1", &1, Duration::from_secs(60), &["products"])
         .await
         .unwrap();
-    let pid = server.pid().expect("running").to_string();
-    let signal = |sig: &str| {
-        let status = std::process::Command::new("kill")
-            .args([sig, &pid])
-            .status()
-            .unwrap();
-        assert!(status.success(), "kill {sig} {pid}");
-    };
-    signal("-STOP");
+    signal(&server, "-STOP");
     // Each command of a walk has the command deadline; the outer bound
     // only turns a hang into a failure of this test.
     let bound = Duration::from_secs(20);
     let cleared = tokio::time::timeout(bound, cache.clear_pattern("product:*")).await;
     let invalidated = tokio::time::timeout(bound, cache.invalidate_tags(&["products"])).await;
-    signal("-CONT");
+    signal(&server, "-CONT");
     let cleared = cleared.expect("clear_pattern returned");
     assert!(
         cleared.as_ref().is_err_and(|e| e.is_timeout()),

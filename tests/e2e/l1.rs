@@ -382,6 +382,67 @@ async fn a_fill_elsewhere_costs_an_instance_nothing() {
         "{tracked} keys tracked: only what someone read"
     );
     assert_eq!(b.stats().l1_flushes, before.l1_flushes);
+    assert_eq!(b.stats().l1_invalidations, before.l1_invalidations);
+}
+
+#[cached(ttl = 600, key = "offer:{id}", tags = ["offers"])]
+async fn offer(calls: &Calls, id: u64) -> u64 {
+    calls.hit();
+    id
+}
+
+#[tokio::test]
+async fn tagged_fills_elsewhere_cost_an_instance_nothing() {
+    let server = RedisServer::start();
+    let a = l1_cache(&server);
+    let b = l1_cache(&server);
+    let calls = Calls::default();
+    b.scope(async {
+        for _ in 0..3 {
+            offer(&calls, 0).await;
+        }
+    })
+    .await;
+    assert_eq!(b.stats().l1_hits, 1, "B holds offer 0 in its L1");
+    // One so far: B's own write after its miss (it read the key tracked).
+    let before = eventually(
+        "B's own write",
+        || async { b.stats().l1_invalidations },
+        |n| *n == 1,
+    )
+    .await;
+    a.scope(async {
+        for id in 1..100 {
+            offer(&calls, id).await; // each writes the tag's set
+        }
+    })
+    .await;
+    assert_eq!(calls.get(), 100);
+    // B read the tag's version with offer 0, but only the entry is tracked.
+    assert_eq!(b.stats().l1_invalidations, before, "{:?}", b.stats());
+    // The tag still reaches B's copy when it is invalidated.
+    a.invalidate_tags(&["offers"]).await.unwrap();
+    let after = eventually(
+        "the tag's invalidation",
+        || async { b.stats().l1_invalidations },
+        |n| *n > before,
+    )
+    .await;
+    assert_eq!(after, before + 1, "only offer 0");
+}
+
+#[tokio::test]
+async fn a_silent_server_is_noticed_by_the_heartbeat() {
+    let server = RedisServer::start();
+    let _a = seeded(&server).await;
+    let b = l1_cache(&server);
+    warm(&b, "k").await;
+    signal(&server, "-STOP"); // nothing answers, nothing is reset
+    let noticed = tokio::time::timeout(PATIENCE, flushed(&b, 1)).await;
+    signal(&server, "-CONT");
+    noticed.expect("the heartbeat flushed the L1");
+    // Tracking is on again after the server answers: the L1 fills again.
+    warm(&b, "k").await;
 }
 
 async fn warm_keys(cache: &Cache, ids: std::ops::Range<u64>) {

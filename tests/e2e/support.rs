@@ -76,3 +76,13 @@ pub fn example_binary(name: &str) -> std::path::PathBuf {
     );
     path
 }
+
+/// Sends `sig` (`"-STOP"`, `"-CONT"`, ...) to the server process.
+pub fn signal(server: &RedisServer, sig: &str) {
+    let pid = server.pid().expect("running").to_string();
+    let status = std::process::Command::new("kill")
+        .args([sig, &pid])
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill {sig} {pid}");
+}

@@ -33,8 +33,9 @@ pub(crate) struct RedisBackend {
     config: ConnectionManagerConfig,
     connections: Box<[OnceCell<ConnectionManager>]>,
     next: AtomicUsize,
-    /// Whether the shared connections report changes (client tracking).
-    tracking: bool,
+    /// Where the shared connections' push messages go, when they report
+    /// changes (client tracking); also told of a connection found untracked.
+    push: Option<PushHandler>,
     /// `host:port/db`, with no credentials, for `Debug`.
     address: String,
 }
@@ -78,8 +79,7 @@ impl RedisBackend {
             .set_number_of_retries(0)
             .set_min_delay(Duration::from_millis(50))
             .set_max_delay(Duration::from_secs(2));
-        let tracking = settings.push.is_some();
-        let shared = match settings.push {
+        let shared = match settings.push.clone() {
             Some(push) => {
                 config = config.set_push_sender(move |info| {
                     push(info);
@@ -103,7 +103,7 @@ impl RedisBackend {
             config,
             connections,
             next: AtomicUsize::new(0),
-            tracking,
+            push: settings.push,
             address,
         })
     }
@@ -139,11 +139,12 @@ impl RedisBackend {
         Ok(conn.clone())
     }
 
-    /// Turns client tracking on for every shared connection: from here on,
-    /// Redis tells this process of any change to a key it reads on them,
-    /// until a connection drops (reported as a `Disconnection` push).
+    /// Turns client tracking on for every shared connection, in `OPTIN`
+    /// mode: from here on, Redis tells this process of any change to a key
+    /// it reads on them with [`opt_in`] first, until a connection drops
+    /// (reported as a `Disconnection` push).
     pub(crate) async fn track(&self) -> Result<(), BackendError> {
-        if !self.tracking {
+        if self.push.is_none() {
             return Err(BackendError::Unsupported("invalidations"));
         }
         for cell in &*self.connections {
@@ -151,17 +152,61 @@ impl RedisBackend {
             redis::cmd("CLIENT")
                 .arg("TRACKING")
                 .arg("ON")
+                .arg("OPTIN")
                 .query_async::<()>(&mut conn)
                 .await?;
         }
         Ok(())
     }
+
+    /// A round trip on every shared connection: the heartbeat that notices
+    /// a connection gone silent.
+    pub(crate) async fn ping(&self) -> Result<(), BackendError> {
+        for cell in &*self.connections {
+            let mut conn = self.manager(cell).await?;
+            redis::cmd("PING").query_async::<()>(&mut conn).await?;
+        }
+        Ok(())
+    }
+
+    /// Runs a read pipeline that starts with [`opt_in`]. Redis refuses the
+    /// opt-in on a connection that is not tracking: one the client replaced
+    /// without a `Disconnection` push. Then the L1 is told the connection
+    /// was lost, and the read runs again untracked (`plain`).
+    async fn tracked<T: redis::FromRedisValue>(
+        &self,
+        conn: &mut ConnectionManager,
+        pipe: &redis::Pipeline,
+        plain: &redis::Pipeline,
+    ) -> Result<T, BackendError> {
+        match pipe.query_async::<T>(conn).await {
+            Err(e) if e.detail().is_some_and(|d| d.contains("CLIENT CACHING")) => {
+                tracing::debug!(error = %e, "a shared connection is not tracking; L1 flushed");
+                if let Some(push) = &self.push {
+                    push(redis::PushInfo {
+                        kind: redis::PushKind::Disconnection,
+                        data: Vec::new(),
+                    });
+                }
+                Ok(plain.query_async(conn).await?)
+            }
+            reply => Ok(reply?),
+        }
+    }
 }
 
 impl RedisBackend {
-    pub(crate) async fn get(&self, key: &str) -> Result<Option<Bytes>, BackendError> {
+    pub(crate) async fn get(&self, key: &str, track: bool) -> Result<Option<Bytes>, BackendError> {
         let mut conn = self.connection().await?;
-        Ok(redis::cmd("GET").arg(key).query_async(&mut conn).await?)
+        if !track {
+            return Ok(redis::cmd("GET").arg(key).query_async(&mut conn).await?);
+        }
+        let mut pipe = redis::pipe();
+        opt_in(&mut pipe).cmd("GET").arg(key);
+        let mut plain = redis::pipe();
+        plain.cmd("GET").arg(key);
+        let (value,): (Option<Bytes>,) = self.tracked(&mut conn, &pipe, &plain).await?;
+        Ok(value)
     }
 
     pub(crate) async fn set(
@@ -252,6 +297,14 @@ impl RedisBackend {
     }
 }
 
+/// `CLIENT CACHING YES`, its reply ignored: the next command's keys are
+/// tracked (the connections track in `OPTIN` mode, so only the reads whose
+/// values may go into the L1 cost Redis a tracking entry and this process
+/// an invalidation).
+fn opt_in(pipe: &mut redis::Pipeline) -> &mut redis::Pipeline {
+    pipe.cmd("CLIENT").arg("CACHING").arg("YES").ignore()
+}
+
 /// The member of a tag's sorted set that holds the tag's version (the rest
 /// are entry keys, scored by their expiry time in ms). Its score is at least
 /// 2^52, above every expiry, so pruning by score never removes it, and
@@ -323,15 +376,27 @@ impl RedisBackend {
         &self,
         key: &str,
         tags: &[String],
+        track: bool,
     ) -> Result<(Option<Bytes>, Vec<u64>), BackendError> {
         let mut conn = self.connection().await?;
-        let mut pipe = redis::pipe();
-        pipe.cmd("GET").arg(key);
-        for tag in tags {
-            pipe.cmd("ZSCORE").arg(tag).arg(VERSION_MEMBER);
-        }
+        // Only the entry is tracked, never the tags' sets: every tagged
+        // write changes those, and would be reported to every reader.
+        let lookup = |pipe: &mut redis::Pipeline| {
+            pipe.cmd("GET").arg(key);
+            for tag in tags {
+                pipe.cmd("ZSCORE").arg(tag).arg(VERSION_MEMBER);
+            }
+        };
+        let mut plain = redis::pipe();
+        lookup(&mut plain);
         // One reply for the GET, then one per tag.
-        let replies: Vec<redis::Value> = pipe.query_async(&mut conn).await?;
+        let replies: Vec<redis::Value> = if track {
+            let mut pipe = redis::pipe();
+            lookup(opt_in(&mut pipe));
+            self.tracked(&mut conn, &pipe, &plain).await?
+        } else {
+            plain.query_async(&mut conn).await?
+        };
         let mut replies = replies.into_iter();
         let value: Option<Bytes> = match replies.next() {
             Some(v) => redis::from_redis_value(v).map_err(redis::RedisError::from)?,
@@ -454,18 +519,23 @@ impl Tier for RedisBackend {
         Caps {
             tags: true,
             atomic_if_absent: true,
-            invalidations: self.tracking,
+            invalidations: self.push.is_some(),
             local: false,
             streams: true,
         }
     }
 
-    async fn get(&self, key: &str) -> Result<Option<Bytes>, BackendError> {
-        RedisBackend::get(self, key).await
+    async fn get(&self, key: &str, track: bool) -> Result<Option<Bytes>, BackendError> {
+        RedisBackend::get(self, key, track).await
     }
 
-    async fn get_tagged(&self, key: &str, tags: &[String]) -> Result<TaggedLookup, BackendError> {
-        RedisBackend::get_tagged(self, key, tags).await
+    async fn get_tagged(
+        &self,
+        key: &str,
+        tags: &[String],
+        track: bool,
+    ) -> Result<TaggedLookup, BackendError> {
+        RedisBackend::get_tagged(self, key, tags, track).await
     }
 
     async fn write(
@@ -504,6 +574,10 @@ impl Tier for RedisBackend {
 
     async fn track(&self) -> Result<(), BackendError> {
         RedisBackend::track(self).await
+    }
+
+    async fn ping(&self) -> Result<(), BackendError> {
+        RedisBackend::ping(self).await
     }
 
     fn stream_client(&self) -> Option<redis::Client> {

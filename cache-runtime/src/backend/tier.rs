@@ -57,12 +57,20 @@ impl Walk<'_> {
 pub(crate) trait Tier: Send + Sync {
     fn kind(&self) -> &'static str;
     fn caps(&self) -> Caps;
-    fn get(&self, key: &str) -> impl Future<Output = Result<Option<Bytes>, BackendError>> + Send;
-    /// The value and each tag's version, read at one moment.
+    /// The value at `key`; with `track`, the tier reports later changes to
+    /// it (only with [`Caps::invalidations`]).
+    fn get(
+        &self,
+        key: &str,
+        track: bool,
+    ) -> impl Future<Output = Result<Option<Bytes>, BackendError>> + Send;
+    /// The value and each tag's version, read at one moment; `track` as in
+    /// [`get`](Tier::get), for the value only.
     fn get_tagged(
         &self,
         key: &str,
         tags: &[String],
+        track: bool,
     ) -> impl Future<Output = Result<TaggedLookup, BackendError>> + Send;
     /// A write as `how` says; `true` if stored. `typed` is a decoded copy,
     /// kept only by an in-process store.
@@ -89,6 +97,10 @@ pub(crate) trait Tier: Send + Sync {
     /// Asks to be told of changes to the keys read from now on (only with
     /// [`Caps::invalidations`]).
     fn track(&self) -> impl Future<Output = Result<(), BackendError>> + Send;
+    /// A round trip on every connection (the L1's heartbeat).
+    fn ping(&self) -> impl Future<Output = Result<(), BackendError>> + Send {
+        std::future::ready(Ok(()))
+    }
 
     // The write-behind's durable log (only with [`Caps::streams`]).
 
@@ -144,11 +156,16 @@ impl Tier for Custom {
         }
     }
 
-    async fn get(&self, key: &str) -> Result<Option<Bytes>, BackendError> {
+    async fn get(&self, key: &str, _track: bool) -> Result<Option<Bytes>, BackendError> {
         self.0.get(key).await
     }
 
-    async fn get_tagged(&self, key: &str, tags: &[String]) -> Result<TaggedLookup, BackendError> {
+    async fn get_tagged(
+        &self,
+        key: &str,
+        tags: &[String],
+        _track: bool,
+    ) -> Result<TaggedLookup, BackendError> {
         self.0.get_tagged(key, tags).await
     }
 
@@ -208,11 +225,16 @@ impl Tier for MemoryBackend {
         }
     }
 
-    async fn get(&self, key: &str) -> Result<Option<Bytes>, BackendError> {
+    async fn get(&self, key: &str, _track: bool) -> Result<Option<Bytes>, BackendError> {
         Ok(MemoryBackend::get(self, key))
     }
 
-    async fn get_tagged(&self, key: &str, tags: &[String]) -> Result<TaggedLookup, BackendError> {
+    async fn get_tagged(
+        &self,
+        key: &str,
+        tags: &[String],
+        _track: bool,
+    ) -> Result<TaggedLookup, BackendError> {
         Ok(MemoryBackend::get_tagged(self, key, tags))
     }
 
@@ -304,12 +326,17 @@ impl Tier for Store {
         each!(self, t => Tier::caps(t))
     }
 
-    async fn get(&self, key: &str) -> Result<Option<Bytes>, BackendError> {
-        each!(self, t => Tier::get(t, key).await)
+    async fn get(&self, key: &str, track: bool) -> Result<Option<Bytes>, BackendError> {
+        each!(self, t => Tier::get(t, key, track).await)
     }
 
-    async fn get_tagged(&self, key: &str, tags: &[String]) -> Result<TaggedLookup, BackendError> {
-        each!(self, t => Tier::get_tagged(t, key, tags).await)
+    async fn get_tagged(
+        &self,
+        key: &str,
+        tags: &[String],
+        track: bool,
+    ) -> Result<TaggedLookup, BackendError> {
+        each!(self, t => Tier::get_tagged(t, key, tags, track).await)
     }
 
     async fn write(
@@ -341,6 +368,10 @@ impl Tier for Store {
 
     async fn track(&self) -> Result<(), BackendError> {
         each!(self, t => Tier::track(t).await)
+    }
+
+    async fn ping(&self) -> Result<(), BackendError> {
+        each!(self, t => Tier::ping(t).await)
     }
 
     fn stream_client(&self) -> Option<redis::Client> {

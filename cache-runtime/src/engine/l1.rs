@@ -55,6 +55,7 @@ pub(crate) struct L1 {
     armed: AtomicBool,
     arming: tokio::sync::Mutex<Option<Instant>>,
     flushes: AtomicU64,
+    invalidations: AtomicU64,
 }
 
 /// What a fill saw before its read; it installs only if nothing moved since.
@@ -88,6 +89,7 @@ impl L1 {
             armed: AtomicBool::new(false),
             arming: tokio::sync::Mutex::new(None),
             flushes: AtomicU64::new(0),
+            invalidations: AtomicU64::new(0),
         }
     }
 
@@ -102,6 +104,11 @@ impl L1 {
     /// How many times the L1 was flushed (connection lost, `FLUSHDB`).
     pub(crate) fn flushes(&self) -> u64 {
         self.flushes.load(SeqCst)
+    }
+
+    /// How many keys Redis reported changed.
+    pub(crate) fn invalidations(&self) -> u64 {
+        self.invalidations.load(SeqCst)
     }
 
     /// Before a read that may fill the L1: `None` while invalidations do
@@ -160,6 +167,15 @@ impl L1 {
         self.flushes.fetch_add(1, SeqCst);
     }
 
+    /// A shared connection dropped or went silent: its invalidations may be
+    /// lost, so nothing in the L1 can be trusted until tracking is on again.
+    pub(crate) fn connection_lost(&self) {
+        if self.is_armed() {
+            tracing::info!("Redis connection lost: L1 flushed until invalidations flow again");
+        }
+        self.flush(true);
+    }
+
     /// A push message from a shared connection.
     pub(crate) fn on_push(&self, info: redis::PushInfo) {
         match info.kind {
@@ -167,6 +183,7 @@ impl L1 {
                 Some(redis::Value::Array(keys)) => {
                     for key in keys {
                         if let redis::Value::BulkString(key) = key {
+                            self.invalidations.fetch_add(1, SeqCst);
                             self.forget(&key);
                         }
                     }

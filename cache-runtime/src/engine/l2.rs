@@ -2,12 +2,14 @@
 //! L1 (Redis, the memory store, a user's backend), walks included, goes
 //! through [`L2`], whose [`Guard`] bounds it with the deadline.
 
+use super::L1;
 use crate::backend::memory::{MemoryBackend, TypedValue};
 use crate::backend::{Caps, Store, TaggedLookup, TaggedWrite, Tier, Walk};
 use crate::write_behind::Version;
 use crate::BackendError;
 use bytes::Bytes;
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -23,17 +25,20 @@ pub(crate) fn deadline_after(start: Instant, timeout: Duration) -> Instant {
 }
 
 /// The bound on every L2 command: the deadline today; the breaker and the
-/// command metrics join it here.
+/// command metrics join it here. It also tells the L1 when a command finds
+/// the connection gone: the client reconnects on such an error, and the new
+/// connection does not report changes until tracking is on again.
 #[derive(Debug)]
 pub(crate) struct Guard {
     timeout: Duration,
     /// In-process tiers cannot stall: no timer is armed for them.
     local: bool,
+    l1: Option<Arc<L1>>,
 }
 
 impl Guard {
-    pub(crate) fn new(timeout: Duration, local: bool) -> Self {
-        Guard { timeout, local }
+    pub(crate) fn new(timeout: Duration, local: bool, l1: Option<Arc<L1>>) -> Self {
+        Guard { timeout, local, l1 }
     }
 
     /// The command timeout.
@@ -55,10 +60,16 @@ impl Guard {
         if self.local {
             return command.await;
         }
-        match tokio::time::timeout_at(deadline, command).await {
+        let result = match tokio::time::timeout_at(deadline, command).await {
             Ok(result) => result,
             Err(_) => Err(BackendError::Timeout(self.timeout)),
+        };
+        if let (Err(BackendError::Redis(e)), Some(l1)) = (&result, &self.l1) {
+            if e.is_io_error() || e.is_unrecoverable_error() {
+                l1.connection_lost();
+            }
         }
+        result
     }
 
     /// One command, with `budget` left of its deadline.
@@ -95,10 +106,10 @@ pub(crate) struct L2 {
 }
 
 impl L2 {
-    pub(crate) fn new(tier: Store, timeout: Duration) -> Self {
+    pub(crate) fn new(tier: Store, timeout: Duration, l1: Option<Arc<L1>>) -> Self {
         let caps = tier.caps();
         L2 {
-            guard: Guard::new(timeout, caps.local),
+            guard: Guard::new(timeout, caps.local, l1),
             caps,
             tier,
         }
@@ -155,12 +166,15 @@ impl L2 {
         self.guard.command(self.tier.stream_unblock(id)).await
     }
 
+    /// A read; with `track`, one whose value may go into the L1, so the
+    /// tier is asked to report changes to the key.
     pub(crate) async fn get(
         &self,
         key: &str,
         deadline: Instant,
+        track: bool,
     ) -> Result<Option<Bytes>, BackendError> {
-        self.guard.until(deadline, self.tier.get(key)).await
+        self.guard.until(deadline, self.tier.get(key, track)).await
     }
 
     pub(crate) async fn get_tagged(
@@ -168,12 +182,13 @@ impl L2 {
         key: &str,
         tags: &[String],
         deadline: Instant,
+        track: bool,
     ) -> Result<TaggedLookup, BackendError> {
         if !self.caps.tags {
             return Err(BackendError::Unsupported("tags"));
         }
         self.guard
-            .until(deadline, self.tier.get_tagged(key, tags))
+            .until(deadline, self.tier.get_tagged(key, tags, track))
             .await
     }
 
@@ -235,5 +250,10 @@ impl L2 {
     /// Turns on the invalidations of the keys read from now on.
     pub(crate) async fn track(&self, deadline: Instant) -> Result<(), BackendError> {
         self.guard.until(deadline, self.tier.track()).await
+    }
+
+    /// A round trip on every connection, within `deadline`.
+    pub(crate) async fn ping(&self, deadline: Instant) -> Result<(), BackendError> {
+        self.guard.until(deadline, self.tier.ping()).await
     }
 }

@@ -27,7 +27,7 @@ use bytes::Bytes;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 /// The longest TTL accepted anywhere (the macro checks the same bound): 100
@@ -74,6 +74,35 @@ pub(crate) struct Engine {
     /// Set after an L2 failure in a `#[cached]` call, cleared on the next
     /// success: only the first failure of an outage is logged as a warning.
     degraded: AtomicBool,
+    /// This engine, for the L1's heartbeat task (which must not keep it alive).
+    me: Weak<Engine>,
+    heartbeat: AtomicBool,
+}
+
+/// How often the L1's heartbeat checks the connections that bring its
+/// invalidations, and how long each check may take: a connection that went
+/// silent (a dropped flow with no reset) is noticed within about twice this.
+const HEARTBEAT: Duration = Duration::from_secs(1);
+
+/// While the L1 is armed, a round trip on every shared connection each
+/// [`HEARTBEAT`]; a check that fails or gets no reply in time flushes the
+/// L1 and disarms it. Ends with the engine.
+async fn heartbeat(me: Weak<Engine>) {
+    loop {
+        tokio::time::sleep(HEARTBEAT).await;
+        let Some(engine) = me.upgrade() else { return };
+        let Some(l1) = engine.l1.as_deref() else {
+            return;
+        };
+        if !l1.is_armed() {
+            continue;
+        }
+        let deadline = deadline_after(tokio::time::Instant::now(), HEARTBEAT);
+        if let Err(error) = engine.l2.ping(deadline).await {
+            tracing::debug!(%error, "L1 heartbeat failed");
+            l1.connection_lost();
+        }
+    }
 }
 
 impl std::fmt::Debug for Engine {
@@ -88,7 +117,12 @@ impl std::fmt::Debug for Engine {
 }
 
 impl Engine {
-    pub(crate) fn new(settings: Settings, tier: Store, l1: Option<Arc<L1>>) -> Self {
+    pub(crate) fn new(
+        settings: Settings,
+        tier: Store,
+        l1: Option<Arc<L1>>,
+        me: Weak<Engine>,
+    ) -> Self {
         Engine {
             prefix: settings.prefix,
             codec: settings.codec,
@@ -96,9 +130,11 @@ impl Engine {
             max_value_size: settings.max_value_size,
             counters: Counters::default(),
             flights: Flights::default(),
-            l2: L2::new(tier, settings.command_timeout),
+            l2: L2::new(tier, settings.command_timeout, l1.clone()),
             l1,
             degraded: AtomicBool::new(false),
+            me,
+            heartbeat: AtomicBool::new(false),
         }
     }
 
@@ -194,10 +230,11 @@ impl Engine {
             }
             return Ok(value);
         }
-        let ticket = self.ticket(full, self.l2.guard().deadline()).await;
+        let deadline = self.l2.guard().deadline();
+        let ticket = self.ticket(full, deadline).await;
         let found = self
             .l2
-            .get(full, self.l2.guard().deadline())
+            .get(full, deadline, ticket.is_some())
             .await
             .map_err(|e| {
                 // Counted like a failed lookup of a #[cached] call.
@@ -281,6 +318,9 @@ impl Engine {
         let l1 = self.l1.as_deref()?;
         if !l1.is_armed() {
             l1.arm(&self.l2, deadline).await;
+            if l1.is_armed() && !self.heartbeat.swap(true, Ordering::Relaxed) {
+                tokio::spawn(heartbeat(self.me.clone()));
+            }
         }
         l1.ticket(key)
     }

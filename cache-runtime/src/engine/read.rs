@@ -197,13 +197,13 @@ impl Engine {
         let found = match &target.tagging {
             Some(t) => self
                 .l2
-                .get_tagged(key, &t.tags, deadline)
+                .get_tagged(key, &t.tags, deadline, ticket.is_some())
                 .await
                 .map(|(found, v)| {
                     versions = Some(v);
                     found
                 }),
-            None => self.l2.get(key, deadline).await,
+            None => self.l2.get(key, deadline, ticket.is_some()).await,
         };
         let mut fill = Fill {
             // Undecodable bytes in the memory store: counted already.
@@ -298,8 +298,12 @@ impl Engine {
                 leader.finish(encoded.clone());
             }
         }
-        let mut shared = encoded.clone();
+        let tagged = target.tagging.is_some();
+        // What the followers still waiting get: for a tagged value, only
+        // one whose write went in (checked against the tags' versions).
+        let mut shared = if tagged { None } else { encoded.clone() };
         if let (true, Some(bytes)) = (store, encoded) {
+            let written_bytes = tagged.then(|| bytes.clone());
             // Only the memory store keeps decoded copies.
             let copy = match (local, typed) {
                 (true, Some(t)) => (t.to_any)(out),
@@ -318,16 +322,18 @@ impl Engine {
                 .write(key, bytes, copy, target.ttl, how, fill.write_budget)
                 .await;
             match written {
-                Ok(true) => self.recovered(),
+                Ok(true) => {
+                    self.recovered();
+                    if tagged {
+                        shared = written_bytes;
+                    }
+                }
                 Ok(false) => {
                     self.recovered();
                     tracing::debug!(
                         key,
                         "value not cached: while it was computed, a newer value was written or one of its tags was invalidated"
                     );
-                    if target.tagging.is_some() {
-                        shared = None;
-                    }
                 }
                 Err(e) => self.fail_open(Operation::Set, key, &e),
             }
