@@ -3,11 +3,13 @@
 //!
 //! # How it stays coherent
 //!
-//! The shared Redis connections run `CLIENT TRACKING ON` (RESP3): Redis
-//! remembers the keys each connection reads and, when one of them changes
-//! (a write, a delete, an expiry, a tag invalidation, a `FLUSHDB`, by any
-//! client), pushes an invalidation on that connection. Only keys this
-//! process read are reported to it: a fill elsewhere costs it nothing.
+//! The shared Redis connections run `CLIENT TRACKING ON OPTIN` (RESP3):
+//! a read whose value may go into the L1 is preceded by `CLIENT CACHING
+//! YES`, and Redis remembers its key; when that key changes (a write, a
+//! delete, an expiry, a tag invalidation, a `FLUSHDB`, by any client), it
+//! pushes an invalidation on that connection. Only keys this process read
+//! for its L1 are reported to it (never the tags' sets, which every tagged
+//! write changes): a fill elsewhere costs it nothing.
 //!
 //! - An entry is installed only from a read that Redis tracked (an L2 hit),
 //!   never after this process's own write: Redis stops tracking a key once
@@ -20,9 +22,12 @@
 //!   they return (read-your-writes), instead of waiting for their own
 //!   invalidation to come back.
 //! - When a connection drops (killed, Redis restarted, failed over), the
-//!   library reports it as a `Disconnection` push: the L1 is flushed and
+//!   client reports it as a `Disconnection` push: the L1 is flushed and
 //!   stays disarmed (no installs, so nothing to serve) until tracking is on
-//!   again on the new connection.
+//!   again on the new connection. So do a connection error seen by any
+//!   command (the client reconnects on it), a tracked read that Redis
+//!   refuses (a connection replaced without a push), and a heartbeat that
+//!   gets no reply within a second (a connection gone silent).
 
 use crate::backend::memory::{MemoryBackend, TypedValue};
 use crate::engine::l2::L2;
