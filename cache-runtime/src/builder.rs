@@ -270,7 +270,9 @@ impl CacheBuilder {
     /// The L1 stays coherent with Redis: any change to a key in Redis (made
     /// by this process, another instance, or any other client, `FLUSHDB`
     /// and expiry included) removes this process's copy, through Redis's
-    /// client tracking (`CLIENT TRACKING`, RESP3; Redis 6 or later). When
+    /// client tracking (`CLIENT TRACKING`, RESP3: Redis 6 or later; against
+    /// an older server, which cannot speak RESP3, every command fails and
+    /// the cache fails open). When
     /// the connection that brings those invalidations drops, the L1 is
     /// flushed and serves nothing until they flow again. A copy lives no
     /// longer than the entry's remaining lifetime in Redis; functions opt out

@@ -137,7 +137,9 @@ pub trait Backend: fmt::Debug + Send + Sync + 'static {
     /// the backend keeps its bookkeeping.
     ///
     /// The default answers [`BackendError::Unsupported`]: a backend that
-    /// cannot keep tags makes tagged calls fail open.
+    /// cannot keep tags makes tagged calls fail open. The runtime calls the
+    /// tag methods only on a backend whose [`capabilities`](Backend::capabilities)
+    /// declare [`tags`](Capabilities::tags): implement them and declare it.
     ///
     /// # Errors
     ///
