@@ -10,6 +10,9 @@
 //!
 //! - `memory`: our hits on the memory store; `moka`: bare `moka` gets with
 //!   the same clone and a `format!`ed key;
+//! - `l1`: our hits on the L1 in front of a `redis-server` this tool starts
+//!   (`.l1_capacity(64 << 20)`, every key warmed into the L1 first, every
+//!   counted call an L1 hit), against the same `moka` baseline;
 //! - `redis`: our hits on a `redis-server` this tool starts; `raw`: redis-rs
 //!   `GET` of the same JSON on one `MultiplexedConnection`, then
 //!   `serde_json::from_slice`.
@@ -95,18 +98,33 @@ async fn run(what: String, n: u64) {
                     black_box(moka.get(&key).await);
                 }
             }
-            "redis" => {
+            "redis" | "l1" => {
+                let l1 = what == "l1";
                 let server = cache_test_support::RedisServer::start();
                 // Installed, as an application (and the throughput tool) does.
-                let cache = Cache::builder().redis(server.url()).build().unwrap();
+                let mut builder = Cache::builder().redis(server.url());
+                if l1 {
+                    builder = builder.l1_capacity(64 << 20);
+                }
+                let cache = builder.build().unwrap();
                 cache.install().unwrap();
                 for id in 0..100 {
                     get_product(id).await;
+                    // A later hit (a tracked read) installs the L1 copy.
+                    let key = format!("product:{id}");
+                    while l1 && !cache_runtime::__private::l1_holds(&cache, &key) {
+                        get_product(id).await;
+                    }
                 }
+                let before = cache.stats();
                 for i in 0..n {
                     black_box(get_product(black_box(i % 100)).await);
                 }
-                assert_eq!(cache.stats().hits, n);
+                let after = cache.stats();
+                assert_eq!(after.hits - before.hits, n);
+                if l1 {
+                    assert_eq!(after.l1_hits - before.l1_hits, n, "every hit from the L1");
+                }
             }
             "raw" => {
                 use redis::AsyncCommands;
@@ -123,7 +141,7 @@ async fn run(what: String, n: u64) {
                     black_box(serde_json::from_slice::<Product>(&bytes).unwrap());
                 }
             }
-            other => panic!("unknown workload {other}: use memory, moka, redis or raw"),
+            other => panic!("unknown workload {other}: use memory, moka, l1, redis or raw"),
         }
     }
 }
