@@ -50,6 +50,14 @@
 //! 6. Misses: a `#[cached]` function on Redis whose body sleeps 1 ms, 64
 //!    tasks, 1,000 distinct keys each used once; and the body alone.
 //!
+//! Then two single callers that alternate two operations on the same keys
+//! for `--rounds` x `--seconds`, so that both see the same thread placement
+//! (the separate 1-task scenarios above can land on different ones): ours
+//! on Redis against raw redis-rs, call by call (p50 against p50); and L1
+//! hits against moka gets, in alternating batches of 32 calls timed as one
+//! (mean against mean, the inverse of ops/s: two clock reads per
+//! sub-microsecond call would weigh on both).
+//!
 //! The tool stops by itself (the whole run is 28 scenarios x rounds x
 //! (warm-up + seconds), about 5 minutes with the defaults; it prints the
 //! estimate first), talks to 127.0.0.1 only, and kills its `redis-server`
@@ -131,6 +139,8 @@ async fn ours_l1_product(id: u64) -> Product {
 static WITH_L1: OnceLock<Cache> = OnceLock::new();
 /// The L1's capacity in bytes: far above what 100 values take.
 const L1_CAPACITY: u64 = 64 << 20;
+/// Calls per batch of the paired in-process section (L1 hits against moka).
+const PAIRED_BATCH: u32 = 32;
 /// Calls of one key before the tool gives up on warming it into the L1.
 const L1_WARM_CALLS: u32 = 20;
 
@@ -281,34 +291,44 @@ impl Op for Moka {
     }
 }
 
-/// One task that alternates a `#[cached]` hit and a raw redis-rs `GET` call
-/// by call, on the same keys, so both see the same thread placement and the
-/// same round-trip mode of this machine; the first of each pair alternates
-/// too. Returns (ours, raw).
-async fn paired_single_caller(
-    raw: redis::aio::MultiplexedConnection,
+/// One task that alternates two operations on the same keys, `batch` calls
+/// of one, then `batch` calls of the other, so that both see the same
+/// thread placement (and, on Redis, the same round-trip mode of this
+/// machine); the first of each pair alternates too. One sample is one
+/// batch's time divided by `batch`: the time of one call with `batch` 1, and
+/// for sub-microsecond calls a mean over the batch, on which the two clock
+/// reads weigh little. Returns the samples of (a, b).
+async fn paired<A: Op, B: Op>(
+    mut a: A,
+    mut b: B,
+    batch: u32,
     measure: Duration,
 ) -> (Histogram, Histogram) {
     tokio::spawn(async move {
-        let (mut ours, mut raw) = (OursRedis, RawRedis(raw));
-        let (mut ours_hist, mut raw_hist) = (Histogram::new(), Histogram::new());
+        let (mut a_hist, mut b_hist) = (Histogram::new(), Histogram::new());
         let end = Instant::now() + measure;
         let mut i = 0u64;
         while Instant::now() < end {
-            let key = i % KEYS;
+            let first = i * u64::from(batch);
             for turn in [i % 2, (i + 1) % 2] {
                 let started = Instant::now();
+                for key in first..first + u64::from(batch) {
+                    if turn == 0 {
+                        a.call(key % KEYS).await;
+                    } else {
+                        b.call(key % KEYS).await;
+                    }
+                }
+                let per_call = started.elapsed() / batch;
                 if turn == 0 {
-                    ours.call(key).await;
-                    ours_hist.record(started.elapsed());
+                    a_hist.record(per_call);
                 } else {
-                    raw.call(key).await;
-                    raw_hist.record(started.elapsed());
+                    b_hist.record(per_call);
                 }
             }
             i += 1;
         }
-        (ours_hist, raw_hist)
+        (a_hist, b_hist)
     })
     .await
     .expect("paired task")
@@ -990,13 +1010,27 @@ fn main() -> ExitCode {
     let body = rt.block_on(run_keys(MISS_TASKS, MISS_KEYS, body_alone));
     let miss_runs = MISS_RUNS.load(Ordering::Relaxed);
 
+    let paired_time = timing.measure * u32::try_from(args.rounds).unwrap_or(1);
     eprintln!("paired single caller ...");
     let paired_runs_before = OURS_REDIS_RUNS.load(Ordering::Relaxed);
-    let (paired_ours, paired_raw) = rt.block_on(paired_single_caller(
-        fixtures.raw.clone(),
-        timing.measure * u32::try_from(args.rounds).unwrap_or(1),
+    let (paired_ours, paired_raw) = rt.block_on(paired(
+        OursRedis,
+        RawRedis(fixtures.raw.clone()),
+        1,
+        paired_time,
     ));
     let paired_runs = OURS_REDIS_RUNS.load(Ordering::Relaxed) - paired_runs_before;
+
+    eprintln!("paired single caller, L1 and moka ...");
+    let (l1_runs_before, l1_stats_before) = (OURS_L1_RUNS.load(Ordering::Relaxed), with_l1.stats());
+    let (paired_l1, paired_moka) = rt.block_on(paired(
+        OursL1,
+        Moka(fixtures.moka.clone()),
+        PAIRED_BATCH,
+        paired_time,
+    ));
+    let l1_paired_runs = OURS_L1_RUNS.load(Ordering::Relaxed) - l1_runs_before;
+    let l1_stats_after = with_l1.stats();
 
     // ---- report ----
     let mut out = String::new();
@@ -1128,6 +1162,41 @@ fn main() -> ExitCode {
         if paired_ratio <= 1.05 { "met" } else { "NOT met" }
     );
     failed |= paired_runs != 0;
+
+    let _ = writeln!(
+        out,
+        "\n## One caller, paired in process ({} + {} batches of {PAIRED_BATCH} calls, \
+         alternating a batch of L1 hits and a batch of moka gets)\n",
+        paired_l1.total, paired_moka.total
+    );
+    let _ = writeln!(
+        out,
+        "| implementation | mean ns/call | p50 ns/call | p99 ns/call (batch means) |"
+    );
+    let _ = writeln!(out, "|---|---:|---:|---:|");
+    for (name, hist) in [
+        ("ours #[cached], L1 hits", &paired_l1),
+        ("moka::future get (clone)", &paired_moka),
+    ] {
+        let _ = writeln!(
+            out,
+            "| {name} | {:.0} | {:.0} | {:.0} |",
+            hist.mean_us() * 1e3,
+            hist.quantile_us(0.5) * 1e3,
+            hist.quantile_us(0.99) * 1e3
+        );
+    }
+    // Ops/s of one caller is the inverse of its mean time per call.
+    let l1_ratio = paired_moka.mean_us() / paired_l1.mean_us();
+    let l1_hits = l1_stats_after.l1_hits - l1_stats_before.l1_hits;
+    let hits = l1_stats_after.hits - l1_stats_before.hits;
+    let _ = writeln!(
+        out,
+        "\nours ops/s / moka ops/s (moka mean / ours mean), paired: {l1_ratio:.3} (target >= 0.7): {}; \
+         body runs: {l1_paired_runs} (must be 0); {l1_hits} of {hits} hits from the L1 (must be all)",
+        if l1_ratio >= 0.7 { "met" } else { "NOT met" }
+    );
+    failed |= l1_paired_runs != 0 || l1_hits != hits;
 
     let _ = writeln!(out, "\n## Against the targets (ours = default settings)\n");
     for t in targets() {
