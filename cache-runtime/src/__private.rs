@@ -6,6 +6,7 @@ pub use crate::call::{
     SomeOrNone, Ttl, L1,
 };
 pub use crate::call::{key_set, probe, Probe, Typed, ViaBytes, ViaClone};
+pub use crate::key::{key_part, KeyPart};
 
 /// Whether `key` (relative to the prefix) has a copy in the cache's L1 in
 /// front of Redis: for the benchmarks, which time invalidations.

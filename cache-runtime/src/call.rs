@@ -245,11 +245,16 @@ impl<'s> Call<'s> {
     /// Records the entry under a tag, from a rendered template.
     pub fn tag(mut self, rendered: fmt::Arguments<'_>) -> Self {
         if let Some(cache) = &self.cache {
-            let tag = key::tag_rendered(cache.prefix(), rendered);
-            self.tagging
-                .get_or_insert_with(Default::default)
-                .tags
-                .push(tag);
+            match key::tag_rendered(cache.prefix(), rendered) {
+                Some(tag) => self
+                    .tagging
+                    .get_or_insert_with(Default::default)
+                    .tags
+                    .push(tag),
+                // Without one of its tags the entry could outlive an
+                // invalidation: run uncached.
+                None => self.display_failed(),
+            }
         }
         self
     }
@@ -257,9 +262,21 @@ impl<'s> Call<'s> {
     /// Sets the key from a rendered template (`{prefix}:{rendered}`).
     pub fn key_fmt(mut self, rendered: fmt::Arguments<'_>) -> Self {
         if let Some(cache) = &self.cache {
-            self.key = Some(key::templated(cache.prefix(), rendered));
+            self.key = key::templated(cache.prefix(), rendered);
+            if self.key.is_none() {
+                self.display_failed();
+            }
         }
         self
+    }
+
+    /// A placeholder's `Display` failed: no key, so the call runs uncached.
+    fn display_failed(&mut self) {
+        tracing::warn!(
+            function = self.site.name,
+            "a key or tag placeholder's Display failed; running uncached"
+        );
+        self.key = None;
     }
 
     /// Sets the key from a digest of the arguments (`{prefix}:{name}:{hash}`).
@@ -276,6 +293,14 @@ impl<'s> Call<'s> {
             }
         }
         self
+    }
+
+    /// As [`key_args`](Call::key_args), for a generic function: `types` are
+    /// the instantiation's type arguments (`core::any::type_name` of each),
+    /// hashed with the arguments, so `fetch::<User>(1)` and
+    /// `fetch::<Order>(1)` get different keys.
+    pub fn key_args_generic<A: Serialize + ?Sized>(self, types: &[&str], args: &A) -> Self {
+        self.key_args(&(types, args))
     }
 
     /// Looks the key up, or runs `body` and stores what the policy `P`
@@ -396,7 +421,13 @@ impl<'s> Evict<'s> {
     /// Removes the key rendered from a template.
     pub fn key(mut self, rendered: fmt::Arguments<'_>) -> Self {
         if let Some(cache) = &self.cache {
-            self.keys.push(key::templated(cache.prefix(), rendered));
+            match key::templated(cache.prefix(), rendered) {
+                Some(key) => self.keys.push(key),
+                None => tracing::error!(
+                    function = self.site.name,
+                    "an eviction key's Display failed; that key is not evicted"
+                ),
+            }
         }
         self
     }
@@ -404,7 +435,13 @@ impl<'s> Evict<'s> {
     /// Invalidates the tag rendered from a template.
     pub fn tag(mut self, rendered: fmt::Arguments<'_>) -> Self {
         if let Some(cache) = &self.cache {
-            self.tags.push(key::tag_rendered(cache.prefix(), rendered));
+            match key::tag_rendered(cache.prefix(), rendered) {
+                Some(tag) => self.tags.push(tag),
+                None => tracing::error!(
+                    function = self.site.name,
+                    "an eviction tag's Display failed; that tag is not invalidated"
+                ),
+            }
         }
         self
     }

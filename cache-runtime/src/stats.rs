@@ -67,6 +67,8 @@ impl Stats {
 
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
+    /// Hits answered by the L2 (or the memory store): an L1 hit bumps only
+    /// `l1_hits`, one atomic per hit; the snapshot adds them up.
     hits: AtomicU64,
     l1_hits: AtomicU64,
     misses: AtomicU64,
@@ -92,7 +94,7 @@ impl Counters {
     }
     pub(crate) fn snapshot(&self) -> Stats {
         Stats {
-            hits: self.hits.load(Relaxed),
+            hits: self.hits.load(Relaxed) + self.l1_hits.load(Relaxed),
             l1_hits: self.l1_hits.load(Relaxed),
             l1_flushes: 0,
             l1_invalidations: 0,

@@ -7,6 +7,7 @@ use crate::write_behind::Version;
 use crate::BackendError;
 use bytes::Bytes;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -197,10 +198,17 @@ impl RedisBackend {
 
 impl RedisBackend {
     pub(crate) async fn get(&self, key: &str, track: bool) -> Result<Option<Bytes>, BackendError> {
-        let mut conn = self.connection().await?;
-        if !track {
-            return Ok(redis::cmd("GET").arg(key).query_async(&mut conn).await?);
+        if track {
+            // Boxed: the pipelines would enlarge every plain read's future.
+            return Box::pin(self.get_tracked(key)).await;
         }
+        let mut conn = self.connection().await?;
+        Ok(redis::cmd("GET").arg(key).query_async(&mut conn).await?)
+    }
+
+    /// A `GET` whose key Redis tracks, for the L1.
+    async fn get_tracked(&self, key: &str) -> Result<Option<Bytes>, BackendError> {
+        let mut conn = self.connection().await?;
         let mut pipe = redis::pipe();
         opt_in(&mut pipe).cmd("GET").arg(key);
         let mut plain = redis::pipe();
@@ -525,8 +533,14 @@ impl Tier for RedisBackend {
         }
     }
 
-    async fn get(&self, key: &str, track: bool) -> Result<Option<Bytes>, BackendError> {
-        RedisBackend::get(self, key, track).await
+    // Plain `fn`s where the trait method only forwards: no state machine
+    // around the inherent one's.
+    fn get(
+        &self,
+        key: &str,
+        track: bool,
+    ) -> impl Future<Output = Result<Option<Bytes>, BackendError>> + Send {
+        RedisBackend::get(self, key, track)
     }
 
     async fn get_tagged(

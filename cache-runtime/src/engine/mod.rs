@@ -223,7 +223,6 @@ impl Engine {
             // would not decode from Redis either.
             let value = self.decode_counted(full, &bytes);
             if value.is_some() {
-                self.counters.hit();
                 self.counters.l1_hit();
             } else {
                 self.counters.miss();
@@ -312,17 +311,23 @@ impl Engine {
         }
     }
 
-    /// Before a read that may fill the L1: arms the L1 if it is not, and
-    /// takes the ticket the install must show.
+    /// Before a read that may fill the L1: the ticket the install must
+    /// show, arming the L1 first if it is not (boxed: it is rare, and its
+    /// future would weigh on every read's).
     async fn ticket(&self, key: &str, deadline: tokio::time::Instant) -> Option<l1::Ticket> {
         let l1 = self.l1.as_deref()?;
-        if !l1.is_armed() {
-            l1.arm(&self.l2, deadline).await;
-            if l1.is_armed() && !self.heartbeat.swap(true, Ordering::Relaxed) {
-                tokio::spawn(heartbeat(self.me.clone()));
-            }
+        if let Some(ticket) = l1.ticket(key) {
+            return Some(ticket);
         }
+        Box::pin(self.arm(l1, deadline)).await;
         l1.ticket(key)
+    }
+
+    async fn arm(&self, l1: &L1, deadline: tokio::time::Instant) {
+        l1.arm(&self.l2, deadline).await;
+        if l1.is_armed() && !self.heartbeat.swap(true, Ordering::Relaxed) {
+            tokio::spawn(heartbeat(self.me.clone()));
+        }
     }
 
     /// Installs an L2 hit in the L1, for the entry's remaining lifetime in

@@ -137,9 +137,10 @@ impl Engine {
             return Err(false);
         };
         let hit = |out| {
-            self.counters.hit();
             if is_l1 {
                 self.counters.l1_hit();
+            } else {
+                self.counters.hit();
             }
             Ok(out)
         };
@@ -189,15 +190,15 @@ impl Engine {
         let started = Instant::now();
         // One deadline for the lookup and the write, read from the clock once.
         let deadline = deadline_after(started, self.l2.guard().timeout());
-        let ticket = match target.l1 {
-            SiteL1::Off => None,
+        let ticket = match (target.l1, &self.l1) {
+            (SiteL1::Off, _) | (_, None) => None,
             _ => self.ticket(key, deadline).await,
         };
         let mut versions = None;
         let found = match &target.tagging {
-            Some(t) => self
-                .l2
-                .get_tagged(key, &t.tags, deadline, ticket.is_some())
+            // Boxed: a pipeline's future is large, and tagged calls are the
+            // fewer; the plain read's stays inline.
+            Some(t) => Box::pin(self.l2.get_tagged(key, &t.tags, deadline, ticket.is_some()))
                 .await
                 .map(|(found, v)| {
                     versions = Some(v);
