@@ -272,7 +272,6 @@ fn caching_adds_a_constant_to_future_sizes() {
     let cached = std::mem::size_of_val(&big_body());
     let nested = std::mem::size_of_val(&nested_body());
     let overhead = cached - plain;
-    eprintln!("future sizes: body {plain}, cached {cached}, overhead {overhead}");
     assert!(
         overhead < 512,
         "overhead {overhead} bytes (body {plain}, cached {cached})"
