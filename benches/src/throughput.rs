@@ -40,10 +40,11 @@
 //! 4. `ours/redis+L1`: the same function shape on a Redis cache built with
 //!    `.l1_capacity(64 << 20)`, each key called before measuring until it
 //!    has an L1 copy (a miss stores it, a later hit, a tracked read, copies
-//!    it into the L1: see `warm_l1`), so that every measured call is an L1 hit: key derivation, the L1
-//!    lookup and the clone of the decoded value, no round trip. The tool
-//!    checks that every key is in the L1 before measuring (`__private::l1_holds`),
-//!    and fails if the body ran or a hit was not an L1 hit while measuring.
+//!    it into the L1: see `warm_l1`), so that every measured call is an L1
+//!    hit: key derivation, the L1 lookup and the clone of the decoded
+//!    value, no round trip. The tool checks that every key is in the L1
+//!    before measuring (`__private::l1_holds`), and fails if the body ran or
+//!    a hit was not an L1 hit while measuring.
 //! 5. `ours/memory` (the same `#[cached]` shape on the memory store) and
 //!    `moka::future::Cache::get` of the same values (clone included), the
 //!    baseline of both in-process rows.
@@ -141,26 +142,37 @@ static WITH_L1: OnceLock<Cache> = OnceLock::new();
 const L1_CAPACITY: u64 = 64 << 20;
 /// Calls per batch of the paired in-process section (L1 hits against moka).
 const PAIRED_BATCH: u32 = 32;
-/// Calls of one key before the tool gives up on warming it into the L1.
-const L1_WARM_CALLS: u32 = 20;
+/// How long the tool tries to warm every key into the L1 before it gives up.
+const L1_WARM_TIME: Duration = Duration::from_secs(10);
 
 fn in_l1(id: u64) -> bool {
     let cache = WITH_L1.get().expect("cache set");
     cache_runtime::__private::l1_holds(cache, &format!("product:{id}"))
 }
 
-/// Calls `ours_l1_product(id)` until the key has an L1 copy. The first call
-/// misses and stores the value; a later one, an L2 hit (a tracked read),
-/// installs the copy. Usually the second call does, but not always: Redis
-/// 7 sends the invalidation of this process's own write after the write's
-/// reply, and when it lands during the second call's read, that read
-/// installs nothing (its ticket moved) and the third call does.
-async fn warm_l1(id: u64) {
-    for _ in 0..L1_WARM_CALLS {
-        ours_l1_product(id).await;
-        if in_l1(id) {
-            return;
+/// Calls `ours_l1_product` on every key without an L1 copy until all have
+/// one (or [`L1_WARM_TIME`] has passed); returns the calls made. The first
+/// call of a key misses and stores the value; a later one, an L2 hit (a
+/// tracked read), installs the copy. Usually the second call does, but not
+/// always: Redis 7 sends the invalidation of this process's own write after
+/// the write's reply, and when it lands during the second call's read, that
+/// read installs nothing (its ticket moved). And while the L1 is disarmed
+/// (flushed after its connection seemed lost, e.g. a heartbeat late on a
+/// loaded machine) nothing is installed at all, so the tool waits and tries
+/// again.
+async fn warm_l1() -> u64 {
+    let end = Instant::now() + L1_WARM_TIME;
+    let mut calls = 0;
+    loop {
+        let cold: Vec<u64> = (0..KEYS).filter(|&id| !in_l1(id)).collect();
+        if cold.is_empty() || Instant::now() > end {
+            return calls;
         }
+        for id in cold {
+            ours_l1_product(id).await;
+            calls += 1;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
 
@@ -925,7 +937,6 @@ fn main() -> ExitCode {
         for id in 0..KEYS {
             ours_redis_product(id).await;
             ours_one_conn_product(id).await;
-            warm_l1(id).await;
             ours_memory_product(id).await;
             if let Err(e) = cached_crate_product(id).await {
                 panic!("cached crate pre-population: {}", e.0);
@@ -937,12 +948,16 @@ fn main() -> ExitCode {
                 .expect("raw SET");
             moka.insert(id, fixtures::product(id)).await;
         }
+        let warm_calls = warm_l1().await;
+        eprintln!("L1 warmed: {warm_calls} calls for {KEYS} keys");
         Fixtures { raw, moka }
     });
     let not_in_l1: Vec<u64> = (0..KEYS).filter(|&id| !in_l1(id)).collect();
     assert!(
         not_in_l1.is_empty(),
-        "ours/redis+L1: keys not in the L1 after warming: {not_in_l1:?}"
+        "ours/redis+L1: keys not in the L1 after warming for {L1_WARM_TIME:?}: {not_in_l1:?} \
+         ({} L1 flushes)",
+        with_l1.stats().l1_flushes
     );
     let body_runs = || {
         [
