@@ -4,9 +4,11 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 /// A snapshot of a cache's counters, from [`Cache::stats`](crate::Cache::stats).
 ///
-/// Every lookup counts once as a hit or a miss: lookups through `#[cached]`
-/// functions and through [`Cache::get`](crate::Cache::get). A caller that
-/// waited for another caller's load of the same key counts as a hit.
+/// Every lookup counts once, as a hit, a miss or an error: lookups through
+/// `#[cached]` functions and through [`Cache::get`](crate::Cache::get). A
+/// lookup that failed (the backend down, a missed deadline) is an error
+/// only, so an outage does not lower the hit rate. A caller that waited for
+/// another caller's load of the same key counts as a hit.
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
@@ -49,7 +51,9 @@ pub struct Stats {
 }
 
 impl Stats {
-    /// `hits / (hits + misses)`, or 0 before the first lookup.
+    /// `hits / (hits + misses)`: the share of the lookups the backend
+    /// answered that found a value (failed lookups, counted in
+    /// [`errors`](Stats::errors), are left out), or 0 before the first.
     ///
     /// ```
     /// assert_eq!(cache_runtime::Stats::default().hit_rate(), 0.0);

@@ -132,6 +132,9 @@ fn an_outage_is_warned_about_once_and_its_end_reported() {
             }
             assert_eq!(BODY_RUNS.load(Ordering::SeqCst), 5);
             assert_eq!(cache.stats().errors, 5);
+            // An outage is errors, not misses: the hit rate is over the
+            // lookups the backend answered.
+            assert_eq!((cache.stats().misses, cache.stats().hits), (0, 0));
             assert_eq!(
                 logs.warn.load(Ordering::SeqCst),
                 1,
@@ -152,8 +155,12 @@ fn an_outage_is_warned_about_once_and_its_end_reported() {
                 "a new outage warns again"
             );
             // The direct API reports errors to its caller instead of logging them.
+            let before = cache.stats();
             let err = cache.get::<u32>("k").await.unwrap_err();
             assert!(err.to_string().contains("connection refused"), "{err}");
+            let after = cache.stats();
+            assert_eq!(after.errors, before.errors + 1);
+            assert_eq!(after.misses, before.misses, "a failed get is no miss");
             assert_eq!(logs.warn.load(Ordering::SeqCst), 2);
         });
     });

@@ -235,11 +235,8 @@ impl Engine {
             .l2
             .get(full, deadline, ticket.is_some())
             .await
-            .map_err(|e| {
-                // Counted like a failed lookup of a #[cached] call.
-                self.counters.miss();
-                self.failed(Operation::Get, full, e)
-            })?;
+            // An error, like a failed lookup of a #[cached] call, not a miss.
+            .map_err(|e| self.failed(Operation::Get, full, e))?;
         let value = found.and_then(|bytes| {
             let value = self.decode_counted(full, &bytes)?;
             if let Some(ticket) = ticket {

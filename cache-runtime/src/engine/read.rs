@@ -235,8 +235,8 @@ impl Engine {
                 self.recovered();
             }
             Err(e) => {
-                // Fail open: the caller gets the body's result.
-                self.counters.miss();
+                // Fail open: the caller gets the body's result. Counted as
+                // an error, not as a miss: nothing was looked up.
                 self.fail_open(Operation::Get, key, &e);
                 fill.store = false;
             }
