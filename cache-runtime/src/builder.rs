@@ -10,6 +10,17 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// The most connections [`CacheBuilder::max_connections`] accepts.
+///
+/// One multiplexed connection already pipelines every concurrent command,
+/// and more only help while a single socket's task is the bottleneck: about
+/// one per core at most, so 64 covers the largest common machines. Above
+/// that, connections cost without helping: each is a socket and a task in
+/// this process and a client in Redis (whose default `maxclients` is
+/// 10 000, shared by every instance of the application), and the L1's
+/// tracking and heartbeat visit every one of them, one after another.
+pub(crate) const MAX_CONNECTIONS: usize = 64;
+
 /// A string that never shows up in `Debug` output.
 #[derive(Clone)]
 struct Secret(String);
@@ -203,7 +214,10 @@ impl CacheBuilder {
     /// command; more connections only help when that one socket's task is
     /// the bottleneck (many cores, very high rates). On a 2-core machine one
     /// connection gave the most hits per second and half the Redis CPU per
-    /// command of four (see `BENCHMARKS.md`).
+    /// command of four (see `BENCHMARKS.md`). At most 64:
+    /// [`build`](CacheBuilder::build) refuses more (beyond about one per
+    /// core they cost a socket, a task and a Redis client each, and help
+    /// nothing).
     ///
     /// ```
     /// let b = cache_runtime::Cache::builder().max_connections(2);
@@ -215,7 +229,9 @@ impl CacheBuilder {
     }
 
     /// The deadline of every backend command (default 100 ms). A `#[cached]`
-    /// call whose lookup misses it runs its body instead.
+    /// call whose lookup misses it runs its body instead. A deadline beyond
+    /// what the clock can count (up to `Duration::MAX`) means no practical
+    /// limit.
     ///
     /// ```
     /// let b = cache_runtime::Cache::builder().command_timeout(std::time::Duration::from_millis(20));
@@ -229,6 +245,7 @@ impl CacheBuilder {
     /// How long one attempt to connect to Redis may take (default 1 s).
     /// Connecting happens in the background of the first commands, which are
     /// still bounded by [`command_timeout`](CacheBuilder::command_timeout).
+    /// Up to `Duration::MAX`: no practical limit.
     ///
     /// ```
     /// let b = cache_runtime::Cache::builder().connect_timeout(std::time::Duration::from_millis(300));
@@ -241,7 +258,8 @@ impl CacheBuilder {
 
     /// The largest stored value accepted, envelope included (default 8 MiB).
     /// Larger values are not written, and larger bytes found in the store
-    /// are treated as a miss without being decoded.
+    /// are treated as a miss without being decoded. `usize::MAX`: no limit
+    /// but memory.
     ///
     /// ```
     /// let b = cache_runtime::Cache::builder().max_value_size(1 << 20);
@@ -252,7 +270,8 @@ impl CacheBuilder {
         self
     }
 
-    /// The memory store's bound in bytes of keys plus values (default 64 MiB).
+    /// The memory store's bound in bytes of keys plus values (default 64 MiB;
+    /// `u64::MAX`: no bound but the process's memory).
     ///
     /// ```
     /// let b = cache_runtime::Cache::builder().memory().memory_capacity(16 << 20);
@@ -323,9 +342,10 @@ impl CacheBuilder {
     /// # Errors
     ///
     /// [`CacheError::Config`] naming the first invalid setting: an empty
-    /// prefix, a zero TTL preset, timeout or connection count, a maximum value
-    /// size too small for the envelope, or a Redis URL that does not parse
-    /// (the message never repeats the URL, which may hold a password).
+    /// prefix, a zero TTL preset, timeout or connection count, more than 64
+    /// connections, a maximum value size too small for the envelope, or a
+    /// Redis URL that does not parse (the message never repeats the URL,
+    /// which may hold a password).
     ///
     /// ```
     /// use cache_runtime::{Cache, CacheError};
@@ -366,6 +386,16 @@ impl CacheBuilder {
         }
         if self.max_connections == 0 {
             return Err(CacheError::config("max_connections", "must be at least 1"));
+        }
+        if self.max_connections > MAX_CONNECTIONS {
+            return Err(CacheError::config(
+                "max_connections",
+                format!(
+                    "must be at most {MAX_CONNECTIONS}, got {}: one multiplexed connection \
+                     already pipelines every concurrent command",
+                    self.max_connections
+                ),
+            ));
         }
         if self.max_value_size <= envelope::HEADER_LEN {
             return Err(CacheError::config(
@@ -490,7 +520,7 @@ impl Cache {
     /// | `REDIS_URL` | Redis to use; unset or empty: the memory store | memory store |
     /// | `REDIS_DB` | database number, overriding the URL's | the URL's |
     /// | `REDIS_PASSWORD` | password, overriding the URL's | the URL's |
-    /// | `REDIS_MAX_CONNECTIONS` | multiplexed connections | 1 |
+    /// | `REDIS_MAX_CONNECTIONS` | multiplexed connections, at most 64 | 1 |
     /// | `CACHE_PREFIX` | key prefix | `cache` |
     /// | `CACHE_L1_CAPACITY` | bytes of L1 in front of Redis ([`l1_capacity`](CacheBuilder::l1_capacity)) | no L1 |
     /// | `CACHE_TTL_SHORT` / `_DEFAULT` / `_LONG` | TTL presets, seconds | 300 / 3600 / 86400 |
@@ -797,6 +827,64 @@ mod tests {
             .build()
             .unwrap_err();
         assert_eq!(setting_of(e), "ttl_presets.long");
+    }
+
+    #[test]
+    fn connection_counts_above_the_limit_are_refused_not_a_panic() {
+        let e = |b: CacheBuilder| b.build().unwrap_err();
+        for n in [usize::MAX, MAX_CONNECTIONS + 1] {
+            let err = e(Cache::builder().redis("redis://h").max_connections(n));
+            assert!(err.to_string().contains("at most 64"), "{err}");
+            assert_eq!(setting_of(err), "max_connections");
+            // The memory store opens no connections, but the setting is
+            // checked the same everywhere.
+            assert_eq!(
+                setting_of(e(Cache::builder().max_connections(n))),
+                "max_connections"
+            );
+        }
+        assert!(Cache::builder()
+            .redis("redis://h")
+            .max_connections(MAX_CONNECTIONS)
+            .build()
+            .is_ok());
+        let huge = u64::MAX.to_string();
+        for url in ["redis://127.0.0.1:1/0", ""] {
+            let err = from(&[("REDIS_URL", url), ("REDIS_MAX_CONNECTIONS", &huge)]).unwrap_err();
+            assert_eq!(setting_of(err), "REDIS_MAX_CONNECTIONS");
+        }
+    }
+
+    #[tokio::test]
+    async fn the_longest_timeouts_and_largest_sizes_are_accepted_and_work() {
+        let cache = Cache::builder()
+            .memory()
+            .command_timeout(Duration::MAX)
+            .connect_timeout(Duration::MAX)
+            .max_value_size(usize::MAX)
+            .memory_capacity(u64::MAX)
+            .build()
+            .unwrap();
+        cache
+            .set("k", &5u32, Duration::from_secs(60))
+            .await
+            .unwrap();
+        assert_eq!(cache.get::<u32>("k").await.unwrap(), Some(5));
+        // On Redis (nobody listens on port 1: refused at once), with the
+        // largest L1: every command fails, none panics or waits.
+        let cache = Cache::builder()
+            .redis("redis://127.0.0.1:1/0")
+            .command_timeout(Duration::MAX)
+            .connect_timeout(Duration::MAX)
+            .max_value_size(usize::MAX)
+            .l1_capacity(u64::MAX)
+            .build()
+            .unwrap();
+        assert!(cache.get::<u32>("k").await.is_err());
+        assert!(cache
+            .set("k", &5u32, Duration::from_secs(60))
+            .await
+            .is_err());
     }
 
     #[test]

@@ -4,6 +4,7 @@
 use super::queue::Queue;
 use super::stream::StreamSource;
 use super::{Body, Config, DeadLetter, Entry, Item, Sink, Version};
+use crate::engine::deadline_after;
 use crate::{envelope, BackendError, Cache};
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
@@ -79,9 +80,10 @@ impl Control {
         self.wake.notify_one();
     }
 
-    /// Whether the flusher has been stopping for longer than `timeout`.
+    /// Whether the flusher has been stopping for longer than `timeout`
+    /// (never, for a timeout too long for the clock).
     fn is_expired(&self, timeout: Duration) -> bool {
-        lock(&self.stop_at).is_some_and(|at| Instant::now() >= at + timeout)
+        lock(&self.stop_at).is_some_and(|at| at.elapsed() >= timeout)
     }
 
     /// Resolves once the flusher has been stopping for `timeout`.
@@ -92,7 +94,7 @@ impl Control {
             notified.as_mut().enable();
             let at = *lock(&self.stop_at);
             if let Some(at) = at {
-                tokio::time::sleep_until(at + timeout).await;
+                tokio::time::sleep_until(deadline_after(at, timeout)).await;
                 return;
             }
             notified.await;
@@ -332,7 +334,8 @@ where
                         .await?
                 } else {
                     // Cut short when the next claim scan is due.
-                    self.gather(idle, last_claim + claim_period).await?
+                    self.gather(idle, deadline_after(last_claim, claim_period))
+                        .await?
                 };
                 let empty = batch.is_empty();
                 self.deliver(batch).await?;
@@ -479,7 +482,8 @@ where
     /// New entries until the batch is full or the interval is over (at once
     /// while a flush waits, unless the last cycle found nothing), or `until`.
     async fn gather(&mut self, idle: bool, until: Instant) -> Result<Vec<Entry>, BackendError> {
-        let deadline = (Instant::now() + self.config.interval).min(until);
+        // A huge interval: a batch only when full, flushed or stopping.
+        let deadline = deadline_after(Instant::now(), self.config.interval).min(until);
         let mut batch = Vec::new();
         loop {
             let hurry = (self.control.is_urgent() && !idle) || self.control.is_stopping();
@@ -489,7 +493,7 @@ where
             } else {
                 Some(left)
             };
-            let want = self.config.batch_size - batch.len();
+            let want = self.config.batch_size.saturating_sub(batch.len());
             let got = self
                 .source
                 .read_new(want, block, &self.control, &self.cache)
@@ -521,42 +525,26 @@ where
         let mut values: Vec<Option<T>> = Vec::with_capacity(entries.len());
         let mut dead = Vec::new();
         for e in &entries {
-            let (value, reason) = match &e.body {
-                Body::Gone => (None, None),
+            let value = match &e.body {
+                Body::Gone => None,
                 Body::Write(_, bytes) => {
                     match envelope::decode::<T>(bytes, &engine.codec, engine.max_value_size) {
-                        Ok(value) => (Some(value), None),
-                        Err(reason) => (None, Some(reason.to_string())),
+                        Ok(value) => Some(value),
+                        Err(reason) => {
+                            dead.push(dead_letter(e, reason.to_string()));
+                            None
+                        }
                     }
                 }
-                Body::Foreign(_) => (None, Some("no `k` and `v` fields".to_owned())),
+                Body::Foreign(_) => {
+                    dead.push(dead_letter(e, "no `k` and `v` fields".to_owned()));
+                    None
+                }
             };
-            if let Some(reason) = reason {
-                let fields = match &e.body {
-                    Body::Write(key, bytes) => vec![
-                        (Bytes::from_static(b"k"), Bytes::from(key.clone())),
-                        (Bytes::from_static(b"v"), bytes.clone()),
-                    ],
-                    Body::Foreign(fields) => fields.clone(),
-                    Body::Gone => Vec::new(),
-                };
-                dead.push(DeadLetter {
-                    version: e.version,
-                    fields,
-                    reason,
-                });
-            }
             values.push(value);
         }
-        // The latest readable entry of each key, in the order of the writes.
-        let mut latest: HashMap<&str, usize> = HashMap::new();
-        for (i, e) in entries.iter().enumerate() {
-            if let (Body::Write(key, _), Some(_)) = (&e.body, &values[i]) {
-                latest.insert(key.as_str(), i);
-            }
-        }
-        let mut chosen: Vec<usize> = latest.into_values().collect();
-        chosen.sort_unstable();
+        let mut readable: Vec<bool> = values.iter().map(Option::is_some).collect();
+        let mut chosen = latest_readable(&entries, &readable);
 
         let timeout = self.config.shutdown_timeout;
         let gave_up = |count: usize| {
@@ -569,25 +557,21 @@ where
             if self.control.is_expired(timeout) {
                 return Err(gave_up(chosen.len()));
             }
-            let mut items = Vec::with_capacity(chosen.len());
-            for &i in &chosen {
-                let e = &entries[i];
-                let Body::Write(key, bytes) = &e.body else {
-                    unreachable!("chosen entries are writes")
-                };
-                // The first attempt uses the values decoded above; a retry
-                // decodes them again (they decoded once, they decode again).
-                let value = match values[i].take() {
-                    Some(value) => value,
-                    None => envelope::decode::<T>(bytes, &engine.codec, engine.max_value_size)
-                        .expect("decoding is deterministic: these bytes decoded above"),
-                };
-                items.push(Item {
-                    key: key.clone(),
-                    value,
-                    version: e.version,
-                });
-            }
+            // The first attempt uses the values decoded above; a retry
+            // decodes them again (the sink took the first ones). A codec or
+            // a `Deserialize` may fail only then: that entry is treated as
+            // if it had failed the first time, and its key's latest readable
+            // entry before it (if any) takes its place.
+            let items = match sink_items(engine, &entries, &chosen, &mut values) {
+                Ok(items) => items,
+                Err((i, reason)) => {
+                    let reason = format!("{reason} (on a retry: the first decode succeeded)");
+                    dead.push(dead_letter(&entries[i], reason));
+                    readable[i] = false;
+                    chosen = latest_readable(&entries, &readable);
+                    continue;
+                }
+            };
             let count = items.len();
             let sink = self.sink.clone();
             // Its own task, so that a panicking sink is a failure to retry.
@@ -679,6 +663,68 @@ where
         })
         .await;
     }
+}
+
+/// The entry as it goes to the dead-letter stream: its original fields
+/// (`k` and `v` for a write) and why it cannot be delivered.
+fn dead_letter(e: &Entry, reason: String) -> DeadLetter {
+    let fields = match &e.body {
+        Body::Write(key, bytes) => vec![
+            (Bytes::from_static(b"k"), Bytes::from(key.clone())),
+            (Bytes::from_static(b"v"), bytes.clone()),
+        ],
+        Body::Foreign(fields) => fields.clone(),
+        Body::Gone => Vec::new(),
+    };
+    DeadLetter {
+        version: e.version,
+        fields,
+        reason,
+    }
+}
+
+/// The indices of the latest readable write of each key, in the order of
+/// the writes.
+fn latest_readable(entries: &[Entry], readable: &[bool]) -> Vec<usize> {
+    let mut latest: HashMap<&str, usize> = HashMap::new();
+    for (i, (e, &ok)) in entries.iter().zip(readable).enumerate() {
+        if let (Body::Write(key, _), true) = (&e.body, ok) {
+            latest.insert(key.as_str(), i);
+        }
+    }
+    let mut chosen: Vec<usize> = latest.into_values().collect();
+    chosen.sort_unstable();
+    chosen
+}
+
+/// The sink's items for the `chosen` entries: each value as decoded before
+/// (taken from `values`), or decoded again. `Err` gives the first entry
+/// that does not decode now, and why.
+fn sink_items<T: DeserializeOwned>(
+    engine: &crate::engine::Engine,
+    entries: &[Entry],
+    chosen: &[usize],
+    values: &mut [Option<T>],
+) -> Result<Vec<Item<T>>, (usize, String)> {
+    let mut items = Vec::with_capacity(chosen.len());
+    for &i in chosen {
+        let e = &entries[i];
+        // Chosen entries are writes.
+        let Body::Write(key, bytes) = &e.body else {
+            continue;
+        };
+        let value = match values[i].take() {
+            Some(value) => value,
+            None => envelope::decode::<T>(bytes, &engine.codec, engine.max_value_size)
+                .map_err(|reason| (i, reason.to_string()))?,
+        };
+        items.push(Item {
+            key: key.clone(),
+            value,
+            version: e.version,
+        });
+    }
+    Ok(items)
 }
 
 /// The idle time of a claim scan: the setting, except that zero (claim

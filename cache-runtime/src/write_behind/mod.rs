@@ -86,7 +86,9 @@
 //!   at error level. Only readable entries compete for their key, so an
 //!   older readable write of a key whose latest write is unreadable is still
 //!   delivered. Inspect the dead-letter stream with `XRANGE`; it is never
-//!   trimmed by the library.
+//!   trimmed by the library. A value that decoded once but not when its
+//!   batch is retried after a sink failure (a codec or `Deserialize` with
+//!   state of its own) is treated the same way.
 //! - **Managed Redis.** Where `CLIENT ID` is refused, the flusher reads with
 //!   short blocking reads (50 ms) instead of ending a long one early with
 //!   `CLIENT UNBLOCK`: it works the same, with a little more traffic.
@@ -356,6 +358,14 @@ pub(crate) struct Config {
     pub(crate) shutdown_timeout: Duration,
     pub(crate) consumer: String,
 }
+
+/// The most changes [`WriteBehindBuilder::batch_size`] accepts. A batch is
+/// one sink call, read with one `XREADGROUP COUNT` and acknowledged with one
+/// `MULTI` of `XACK` and `XDEL` naming every entry: beyond this, a batch
+/// only holds Redis longer per command and the sink longer per call (and
+/// Redis refuses a `COUNT` beyond `i64::MAX`, or a tenth of it for
+/// `XAUTOCLAIM`, which would stop the flusher for good).
+pub(crate) const MAX_BATCH_SIZE: usize = 100_000;
 
 /// The default of [`WriteBehindBuilder::claim_idle`].
 pub(crate) const DEFAULT_CLAIM_IDLE: Duration = Duration::from_secs(30);
@@ -839,7 +849,7 @@ where
     T: Serialize + DeserializeOwned + Send + 'static,
     S: Sink<T>,
 {
-    /// The most changes in one batch (default 500; at least 1).
+    /// The most changes in one batch (default 500; from 1 to 100 000).
     ///
     /// ```
     /// # use cache_runtime::write_behind::{Item, WriteBehind};
@@ -855,7 +865,9 @@ where
 
     /// The longest a change waits for more changes to join its batch
     /// (default 100 ms); also how long [`flush`](WriteBehind::flush) may wait
-    /// for a batch already being gathered.
+    /// for a batch already being gathered. A very long interval (up to
+    /// `Duration::MAX`) means never: batches go only when full, flushed, or
+    /// at shutdown.
     ///
     /// ```
     /// # use cache_runtime::write_behind::{Item, WriteBehind};
@@ -892,7 +904,10 @@ where
     /// makes a live flusher's batch be delivered twice. Zero takes over
     /// every unacknowledged change once, at start (for a one-off drain after
     /// a crash), then claims like the default (30 s): it does not keep
-    /// taking live flushers' batches.
+    /// taking live flushers' batches. A very long time (up to
+    /// `Duration::MAX`) means never: this flusher takes over nothing of
+    /// other consumers' (its own unacknowledged changes still come back
+    /// at start).
     ///
     /// ```
     /// # use cache_runtime::write_behind::{Item, WriteBehind};
@@ -929,7 +944,10 @@ where
     /// (default 30 s; more than zero). What is not delivered then stays
     /// unacknowledged in the stream on Redis, and is claimed later; a
     /// `shutdown` that gives up returns
-    /// [`CacheError::WriteBehindNotDrained`].
+    /// [`CacheError::WriteBehindNotDrained`]. A very long timeout (up to
+    /// `Duration::MAX`) means no limit: a shutdown then waits
+    /// for as long as the sink fails (Redis failures still end it after a
+    /// few retries).
     ///
     /// ```
     /// # use cache_runtime::write_behind::{Item, WriteBehind};
@@ -969,8 +987,9 @@ where
     ///
     /// # Errors
     ///
-    /// [`CacheError::Config`] for an empty name or consumer, a zero batch
-    /// size, interval, backoff or shutdown timeout, a TTL of zero or over 100 years, or when
+    /// [`CacheError::Config`] for an empty name or consumer, a batch size of
+    /// zero or over 100 000, a zero interval, backoff or shutdown timeout, a
+    /// TTL of zero or over 100 years, or when
     /// called outside a Tokio runtime.
     ///
     /// ```
@@ -1034,6 +1053,16 @@ where
         ];
         if let Some((setting, _, reason)) = checks.into_iter().find(|c| c.1) {
             return Err(CacheError::config(setting, reason));
+        }
+        if config.batch_size > MAX_BATCH_SIZE {
+            return Err(CacheError::config(
+                "write_behind.batch_size",
+                format!(
+                    "must be at most {MAX_BATCH_SIZE}, got {}: a batch is one sink call and one \
+                     acknowledgement",
+                    config.batch_size
+                ),
+            ));
         }
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
             CacheError::config(

@@ -100,11 +100,12 @@ impl StreamSource {
         command_timeout: Duration,
     ) -> Self {
         // Long enough for a blocking read (at most one interval) plus the
-        // round trip.
+        // round trip; saturating: a huge interval or command timeout means
+        // no practical limit (the client's timer saturates the same way).
         let slack = command_timeout.max(Duration::from_secs(5));
         let conn_config = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(slack))
-            .set_response_timeout(Some(config.interval + slack));
+            .set_response_timeout(Some(config.interval.saturating_add(slack)));
         StreamSource {
             client,
             conn: None,
@@ -118,39 +119,45 @@ impl StreamSource {
     /// The connection, opened (and the group created) on first use and
     /// after [`reset`](StreamSource::reset).
     async fn conn(&mut self) -> Result<&mut MultiplexedConnection, BackendError> {
-        if self.conn.is_none() {
-            let mut conn = self
-                .client
-                .get_multiplexed_async_connection_with_config(&self.conn_config)
-                .await?;
-            // From `0`: entries appended before the group existed belong to it.
-            let created: redis::RedisResult<()> = redis::cmd("XGROUP")
-                .arg("CREATE")
-                .arg(&self.stream)
-                .arg(GROUP)
-                .arg("0")
-                .arg("MKSTREAM")
-                .query_async(&mut conn)
-                .await;
-            match created {
-                Ok(()) => {}
-                Err(e) if e.code() == Some("BUSYGROUP") => {}
-                Err(e) => return Err(e.into()),
-            }
-            let id: redis::RedisResult<i64> =
-                redis::cmd("CLIENT").arg("ID").query_async(&mut conn).await;
-            self.client_id = match id {
-                Ok(id) => Some(id),
-                // Refused (a managed Redis without CLIENT): not fatal.
-                Err(e) if e.code().is_some() => {
-                    tracing::warn!(stream = %self.stream, error = %e, "write-behind: Redis refuses CLIENT ID; falling back to short blocking reads");
-                    None
-                }
-                Err(e) => return Err(e.into()),
-            };
-            self.conn = Some(conn);
+        let conn = match self.conn.take() {
+            Some(conn) => conn,
+            None => self.open().await?,
+        };
+        Ok(self.conn.insert(conn))
+    }
+
+    /// A new connection, with the group created and the client id known.
+    async fn open(&mut self) -> Result<MultiplexedConnection, BackendError> {
+        let mut conn = self
+            .client
+            .get_multiplexed_async_connection_with_config(&self.conn_config)
+            .await?;
+        // From `0`: entries appended before the group existed belong to it.
+        let created: redis::RedisResult<()> = redis::cmd("XGROUP")
+            .arg("CREATE")
+            .arg(&self.stream)
+            .arg(GROUP)
+            .arg("0")
+            .arg("MKSTREAM")
+            .query_async(&mut conn)
+            .await;
+        match created {
+            Ok(()) => {}
+            Err(e) if e.code() == Some("BUSYGROUP") => {}
+            Err(e) => return Err(e.into()),
         }
-        Ok(self.conn.as_mut().expect("set above"))
+        let id: redis::RedisResult<i64> =
+            redis::cmd("CLIENT").arg("ID").query_async(&mut conn).await;
+        self.client_id = match id {
+            Ok(id) => Some(id),
+            // Refused (a managed Redis without CLIENT): not fatal.
+            Err(e) if e.code().is_some() => {
+                tracing::warn!(stream = %self.stream, error = %e, "write-behind: Redis refuses CLIENT ID; falling back to short blocking reads");
+                None
+            }
+            Err(e) => return Err(e.into()),
+        };
+        Ok(conn)
     }
 
     /// Connects if needed; returns the connection's client id (`None` if
@@ -208,7 +215,7 @@ impl StreamSource {
         count: usize,
         idle: Duration,
     ) -> Result<(Option<String>, Vec<Entry>), BackendError> {
-        let idle = millis(idle);
+        let idle = idle_arg(idle);
         let mut cmd = redis::cmd("XAUTOCLAIM");
         cmd.arg(&self.stream)
             .arg(GROUP)
@@ -444,11 +451,12 @@ fn read_reply(reply: Value) -> Result<Vec<Entry>, BackendError> {
         Value::Array(streams) => {
             let mut out = Vec::new();
             for s in streams {
-                match s {
-                    Value::Array(mut pair) if pair.len() == 2 => {
-                        out.extend(entries(pair.pop().expect("two elements"))?)
-                    }
-                    other => return Err(malformed("XREADGROUP", &other)),
+                let Value::Array(pair) = s else {
+                    return Err(malformed("XREADGROUP", &s));
+                };
+                match <[Value; 2]>::try_from(pair) {
+                    Ok([_, list]) => out.extend(entries(list)?),
+                    Err(other) => return Err(malformed("XREADGROUP", &Value::Array(other))),
                 }
             }
             Ok(out)
@@ -477,14 +485,12 @@ fn entries(list: Value) -> Result<Vec<Entry>, BackendError> {
 }
 
 fn entry(value: Value) -> Result<Entry, BackendError> {
-    let Value::Array(mut parts) = value else {
+    let Value::Array(parts) = value else {
         return Err(malformed("stream entry", &value));
     };
-    if parts.len() != 2 {
-        return Err(malformed("stream entry", &Value::Array(parts)));
-    }
-    let fields = parts.pop().expect("two elements");
-    let id = text(&parts[0]).ok_or_else(|| malformed("stream entry id", &parts[0]))?;
+    let [id, fields] = <[Value; 2]>::try_from(parts)
+        .map_err(|parts| malformed("stream entry", &Value::Array(parts)))?;
+    let id = text(&id).ok_or_else(|| malformed("stream entry id", &id))?;
     let version = parse_id(&id)?;
     if matches!(fields, Value::Nil) {
         return Ok(Entry {
@@ -526,6 +532,13 @@ fn raw_bytes(value: &Value) -> Bytes {
     }
 }
 
+/// An idle time as `XAUTOCLAIM` takes it: milliseconds that fit a signed
+/// 64-bit integer (Redis refuses more). A huge `claim_idle` is then idle
+/// time no entry reaches: its scans claim nothing.
+fn idle_arg(idle: Duration) -> u64 {
+    millis(idle).min(i64::MAX.unsigned_abs())
+}
+
 /// The dead-letter stream of `stream`.
 pub(crate) fn dead_letter_key(stream: &str) -> String {
     format!("{stream}:dead")
@@ -564,6 +577,29 @@ mod tests {
         }
         assert!(read_reply(Value::Nil).unwrap().is_empty());
         assert!(read_reply(Value::Int(3)).is_err());
+    }
+
+    #[test]
+    fn the_longest_claim_idle_is_an_idle_time_redis_accepts() {
+        assert_eq!(idle_arg(Duration::MAX), i64::MAX.unsigned_abs());
+        assert_eq!(idle_arg(Duration::from_millis(1500)), 1500);
+    }
+
+    #[test]
+    fn malformed_replies_are_errors_not_panics() {
+        for bad in [
+            Value::Array(vec![Value::Array(vec![bulk("s")])]),
+            Value::Array(vec![Value::Array(vec![
+                bulk("s"),
+                Value::Array(vec![Value::Array(vec![bulk("1-0")])]),
+            ])]),
+            Value::Array(vec![Value::Array(vec![
+                bulk("s"),
+                Value::Array(vec![Value::Array(vec![Value::Nil, Value::Nil])]),
+            ])]),
+        ] {
+            assert!(read_reply(bad).is_err());
+        }
     }
 
     #[test]

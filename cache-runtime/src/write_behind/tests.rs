@@ -372,6 +372,36 @@ async fn bad_settings_are_refused() {
     );
 }
 
+#[tokio::test]
+async fn batch_sizes_redis_cannot_read_are_refused() {
+    let cache = memory();
+    let sink = |_: Vec<Item<u64>>| async { Ok::<_, std::io::Error>(()) };
+    for n in [usize::MAX, MAX_BATCH_SIZE + 1] {
+        let err = cache
+            .write_behind("x", sink)
+            .batch_size(n)
+            .start()
+            .unwrap_err();
+        assert!(err.to_string().contains("at most 100000"), "{err}");
+        assert!(
+            matches!(
+                err,
+                CacheError::Config {
+                    setting: "write_behind.batch_size",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+    }
+    let wb: WriteBehind<u64> = cache
+        .write_behind("x", sink)
+        .batch_size(MAX_BATCH_SIZE)
+        .start()
+        .unwrap();
+    wb.shutdown().await.unwrap();
+}
+
 #[test]
 fn start_outside_a_runtime_is_an_error() {
     let cache = memory();
@@ -392,4 +422,178 @@ fn versions_parse_print_and_order() {
     for bad in ["", "12", "12-", "-3", "a-b", "1-2-3"] {
         assert!(bad.parse::<Version>().is_err(), "{bad}");
     }
+}
+
+/// Starts `builder` (which must not panic), writes, and checks that a
+/// flush delivers and a shutdown drains.
+async fn starts_and_delivers(builder: WriteBehindBuilder<u64, Arc<Recorder>>, sink: &Recorder) {
+    let wb = builder.start().expect("the setting is accepted");
+    wb.write("order:1", &1).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(60), wb.flush())
+        .await
+        .expect("flush returns")
+        .expect("flush delivers");
+    assert_eq!(sink.latest()["order:1"].0, 1);
+    wb.write("order:2", &2).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(60), wb.shutdown())
+        .await
+        .expect("shutdown returns")
+        .expect("shutdown drains");
+    assert_eq!(sink.latest()["order:2"].0, 2);
+}
+
+#[tokio::test]
+async fn the_longest_interval_means_only_full_batches_and_flushes() {
+    let cache = memory();
+    let sink = Arc::new(Recorder::default());
+    let builder = cache
+        .write_behind("orders", sink.clone())
+        .interval(Duration::MAX);
+    starts_and_delivers(builder, &sink).await;
+}
+
+#[tokio::test]
+async fn the_longest_claim_idle_means_never_claiming() {
+    let cache = memory();
+    let sink = Arc::new(Recorder::default());
+    let builder = cache
+        .write_behind("orders", sink.clone())
+        .claim_idle(Duration::MAX);
+    starts_and_delivers(builder, &sink).await;
+}
+
+#[tokio::test]
+async fn the_longest_shutdown_timeout_means_retrying_until_drained() {
+    let cache = memory();
+    // The sink refuses its first calls: the shutdown retries (within a
+    // timeout that never ends) until it accepts.
+    let sink = Arc::new(Recorder {
+        fail_first: 2,
+        ..Recorder::default()
+    });
+    let wb = cache
+        .write_behind("orders", sink.clone())
+        .interval(Duration::from_secs(3600))
+        .max_backoff(Duration::from_millis(1))
+        .shutdown_timeout(Duration::MAX)
+        .start()
+        .unwrap();
+    wb.write("order:1", &1).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(60), wb.shutdown())
+        .await
+        .expect("shutdown returns")
+        .expect("shutdown drains");
+    assert_eq!(sink.latest()["order:1"].0, 1);
+    assert_eq!(sink.calls.load(Ordering::SeqCst), 3);
+}
+
+#[tokio::test]
+async fn on_redis_the_longest_interval_and_command_timeout_start() {
+    // Nobody listens on port 1: connections are refused at once. start()
+    // sizes the flusher's own connection from both settings.
+    for (interval, command_timeout) in [
+        (Duration::MAX, Duration::from_millis(100)),
+        (Duration::from_millis(100), Duration::MAX),
+        (Duration::MAX, Duration::MAX),
+    ] {
+        let cache = Cache::builder()
+            .redis("redis://127.0.0.1:1/0")
+            .command_timeout(command_timeout)
+            .build()
+            .unwrap();
+        let wb: WriteBehind<u64> = cache
+            .write_behind("orders", Arc::new(Recorder::default()))
+            .interval(interval)
+            .claim_idle(Duration::MAX)
+            .max_backoff(Duration::from_millis(1))
+            .start()
+            .expect("the settings are accepted");
+        let err = wb.write("order:1", &1).await.unwrap_err();
+        assert!(matches!(err, CacheError::Backend { .. }), "{err}");
+        let err = tokio::time::timeout(Duration::from_secs(60), wb.shutdown())
+            .await
+            .expect("shutdown gives up on an unreachable Redis")
+            .unwrap_err();
+        assert!(
+            matches!(err, CacheError::WriteBehindNotDrained { .. }),
+            "{err}"
+        );
+    }
+}
+
+/// How many times [`SecondDecodeFails`] was decoded.
+static DECODES: AtomicUsize = AtomicUsize::new(0);
+
+/// Which of its decodes fail (counting from 0): the second, then the fifth.
+const FAILING_DECODES: [usize; 2] = [1, 4];
+
+/// A value whose second decode fails (and the fifth): what a codec or a
+/// `Deserialize` with state of its own can do.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct SecondDecodeFails(u64);
+
+impl Serialize for SecondDecodeFails {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for SecondDecodeFails {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = u64::deserialize(d)?;
+        if FAILING_DECODES.contains(&DECODES.fetch_add(1, Ordering::SeqCst)) {
+            return Err(serde::de::Error::custom("this decode fails"));
+        }
+        Ok(SecondDecodeFails(v))
+    }
+}
+
+#[tokio::test]
+async fn a_value_that_fails_its_second_decode_is_dropped_and_counted_not_a_panic() {
+    let cache = memory();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let offered = Arc::new(Mutex::new(Vec::new()));
+    let (c, o) = (calls.clone(), offered.clone());
+    let wb = cache
+        .write_behind("odd", move |batch: Vec<Item<SecondDecodeFails>>| {
+            // The first two calls fail: their batches are decoded again.
+            let fail = c.fetch_add(1, Ordering::SeqCst) < 2;
+            o.lock().unwrap().extend(batch.iter().map(|i| i.value.0));
+            async move {
+                if fail {
+                    Err("refusing this batch".into())
+                } else {
+                    Ok::<_, SinkError>(())
+                }
+            }
+        })
+        .interval(Duration::from_secs(3600))
+        .max_backoff(Duration::from_millis(1))
+        .start()
+        .unwrap();
+    let flush = || async {
+        tokio::time::timeout(Duration::from_secs(60), wb.flush())
+            .await
+            .expect("flush returns")
+            .expect("flush sees everything done with")
+    };
+    // Decoded (0), refused, decoded again (1): fails, so dropped and counted.
+    wb.write("a", &SecondDecodeFails(1)).await.unwrap();
+    flush().await;
+    assert_eq!(*offered.lock().unwrap(), [1]);
+    assert_eq!(cache.stats().decode_failures, 1);
+    // Two writes of one key in one batch: both decode (2, 3), the latest
+    // goes and is refused, decoded again (4) it fails: the older one,
+    // readable, takes its place.
+    wb.write("b", &SecondDecodeFails(10)).await.unwrap();
+    wb.write("b", &SecondDecodeFails(11)).await.unwrap();
+    flush().await;
+    assert_eq!(*offered.lock().unwrap(), [1, 11, 10]);
+    assert_eq!(cache.stats().decode_failures, 2);
+    // The flusher still runs.
+    wb.write("c", &SecondDecodeFails(20)).await.unwrap();
+    flush().await;
+    assert_eq!(*offered.lock().unwrap(), [1, 11, 10, 20]);
+    assert_eq!(calls.load(Ordering::SeqCst), 4);
+    wb.shutdown().await.unwrap();
 }
