@@ -50,33 +50,40 @@ pub struct Site {
     name_state: AtomicU8,
     /// A companion (`_invalidate`) shares its function's name on purpose.
     claims: bool,
+    schema: crate::schema::SiteSchema,
 }
 
 impl Site {
     /// `name` is the stable name in hashed keys.
     pub const fn new(name: &'static str, ttl: Ttl) -> Self {
+        Site::with(name, ttl, L1::On, true)
+    }
+
+    const fn with(name: &'static str, ttl: Ttl, l1: L1, claims: bool) -> Self {
         Site {
             name,
             ttl,
-            l1: L1::On,
+            l1,
             warned: AtomicBool::new(false),
             name_state: AtomicU8::new(0),
-            claims: true,
+            claims,
+            schema: crate::schema::SiteSchema::new(),
         }
     }
 
     /// A site that computes the keys of the function named `name` without
     /// claiming the name: for the `_invalidate` companion.
     pub const fn companion(name: &'static str, ttl: Ttl) -> Self {
-        Site {
-            claims: false,
-            ..Site::new(name, ttl)
-        }
+        Site::with(name, ttl, L1::On, false)
     }
 
     /// The site with its L1 setting (`l1 = false`, `l1_ttl = ...`).
     pub const fn l1(self, l1: L1) -> Self {
-        Site { l1, ..self }
+        // Built anew: a site is only ever made in a `static`'s initializer,
+        // where nothing has touched its cells yet.
+        let (name, ttl, claims) = (self.name, self.ttl, self.claims);
+        std::mem::forget(self);
+        Site::with(name, ttl, l1, claims)
     }
 
     /// Whether this site may hash keys under its name: two functions with
@@ -320,7 +327,8 @@ impl<'s> Call<'s> {
         P: Policy<F::Output>,
         F: Future,
     {
-        crate::engine::get_or_compute::<P, F::Output, F>(self.target(), typed, body)
+        let schema = self.site.schema.of::<P::Value>();
+        crate::engine::get_or_compute::<P, F::Output, F>(self.target(schema), typed, body)
     }
 
     /// Write-through (`#[cache_put]`): runs `body`, then stores what the
@@ -332,7 +340,8 @@ impl<'s> Call<'s> {
         P: Policy<F::Output>,
         F: Future,
     {
-        let target = self.target();
+        let schema = self.site.schema.of::<P::Value>();
+        let target = self.target(schema);
         async move {
             let out = body.await;
             if let Some(target) = target {
@@ -374,7 +383,8 @@ impl<'s> Call<'s> {
         }
     }
 
-    fn target(self) -> Option<Target> {
+    /// The resolved call; `schema` is the stored type's fingerprint.
+    fn target(self, schema: u64) -> Option<Target> {
         match (self.cache, self.key) {
             (Some(cache), Some(key)) => {
                 let ttl = cache.engine.resolve_ttl(self.site.ttl);
@@ -383,6 +393,7 @@ impl<'s> Call<'s> {
                     key,
                     ttl,
                     l1: self.site.l1,
+                    schema,
                     tagging: self.tagging,
                 })
             }

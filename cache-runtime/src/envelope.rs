@@ -3,16 +3,21 @@
 //! ```text
 //! offset  size  field
 //! 0       2     magic "CR"
-//! 2       1     envelope format version (1)
+//! 2       1     envelope format version (2)
 //! 3       1     codec id ('j' JSON, 'b' bincode, 128..=255 user codecs)
 //! 4       8     written-at, milliseconds since the Unix epoch, big-endian
 //! 12      8     fresh-until, milliseconds since the Unix epoch, big-endian
-//! 20      ..    the codec's bytes
+//! 20      8     schema fingerprint of the stored type, big-endian (0: unknown)
+//! 28      ..    the codec's bytes
 //! ```
 //!
-//! The header is 20 bytes; with JSON the rest reads as plain JSON in
+//! The header is 28 bytes; with JSON the rest reads as plain JSON in
 //! `redis-cli GET`. The timestamps are written now so that later features
 //! (stale-while-revalidate, early refresh) can read values written today.
+//! A value whose fingerprint differs from the reader's (both known) was
+//! written for another shape of the type: it is a miss. Version 1 (the
+//! same without the fingerprint, a 20-byte header) is still read, as
+//! "unknown".
 
 use crate::backend::millis;
 use crate::codec::CodecImpl;
@@ -21,8 +26,11 @@ use serde::Serialize;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 const MAGIC: [u8; 2] = *b"CR";
-const VERSION: u8 = 1;
-pub(crate) const HEADER_LEN: usize = 20;
+const VERSION: u8 = 2;
+/// The header written today (version 2).
+pub(crate) const HEADER_LEN: usize = 28;
+/// Version 1's header, without the fingerprint.
+const V1_HEADER_LEN: usize = 20;
 
 /// Why stored bytes were not accepted as a value (each one is a miss).
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +43,8 @@ pub(crate) enum DecodeError {
     Version(u8),
     #[error("written with codec id {found}, this cache uses {expected}")]
     OtherCodec { found: u8, expected: u8 },
+    #[error("written for another shape of the type (schema fingerprint {found:#x}, this build reads {expected:#x})")]
+    OtherSchema { found: u64, expected: u64 },
     #[error("codec: {0}")]
     Codec(#[from] crate::codec::CodecError),
 }
@@ -45,6 +55,10 @@ pub(crate) struct Header {
     pub(crate) codec: u8,
     pub(crate) written_at_ms: u64,
     pub(crate) fresh_until_ms: u64,
+    /// The stored type's schema fingerprint; 0 when unknown.
+    pub(crate) fingerprint: u64,
+    /// Where the codec's bytes start.
+    pub(crate) len: usize,
 }
 
 pub(crate) fn now_ms() -> u64 {
@@ -53,12 +67,24 @@ pub(crate) fn now_ms() -> u64 {
         .map_or(0, millis)
 }
 
-/// Encodes `value` into a new buffer: header, then the codec's bytes.
+/// Encodes `value` into a new buffer: header, then the codec's bytes; its
+/// schema fingerprint unknown (the writer's type has no `Deserialize`).
 pub(crate) fn encode<T: Serialize + ?Sized>(
     codec: &CodecImpl,
     value: &T,
     ttl: Duration,
     max_len: usize,
+) -> Result<Vec<u8>, String> {
+    encode_schema(codec, value, ttl, max_len, 0)
+}
+
+/// [`encode`], recording the stored type's schema `fingerprint`.
+pub(crate) fn encode_schema<T: Serialize + ?Sized>(
+    codec: &CodecImpl,
+    value: &T,
+    ttl: Duration,
+    max_len: usize,
+    fingerprint: u64,
 ) -> Result<Vec<u8>, String> {
     let mut out = Vec::with_capacity(HEADER_LEN + 128);
     let written = now_ms();
@@ -68,6 +94,7 @@ pub(crate) fn encode<T: Serialize + ?Sized>(
     out.push(codec.id());
     out.extend_from_slice(&written.to_be_bytes());
     out.extend_from_slice(&written.saturating_add(ttl_ms).to_be_bytes());
+    out.extend_from_slice(&fingerprint.to_be_bytes());
     codec.encode(value, &mut out).map_err(|e| e.to_string())?;
     if out.len() > max_len {
         return Err(format!(
@@ -90,12 +117,15 @@ pub(crate) fn header(
             max: max_len,
         });
     }
-    if bytes.len() < HEADER_LEN || bytes[..2] != MAGIC {
+    if bytes.len() < V1_HEADER_LEN || bytes[..2] != MAGIC {
         return Err(DecodeError::NoEnvelope);
     }
-    if bytes[2] != VERSION {
-        return Err(DecodeError::Version(bytes[2]));
-    }
+    let len = match bytes[2] {
+        1 => V1_HEADER_LEN,
+        VERSION if bytes.len() >= HEADER_LEN => HEADER_LEN,
+        VERSION => return Err(DecodeError::NoEnvelope),
+        other => return Err(DecodeError::Version(other)),
+    };
     let expected = codec.id();
     if bytes[3] != expected {
         return Err(DecodeError::OtherCodec {
@@ -112,6 +142,8 @@ pub(crate) fn header(
         codec: bytes[3],
         written_at_ms: word(4),
         fresh_until_ms: word(12),
+        fingerprint: if len == HEADER_LEN { word(20) } else { 0 },
+        len,
     })
 }
 
@@ -121,8 +153,24 @@ pub(crate) fn decode<T: DeserializeOwned>(
     codec: &CodecImpl,
     max_len: usize,
 ) -> Result<T, DecodeError> {
-    header(bytes, codec, max_len)?;
-    Ok(codec.decode(&bytes[HEADER_LEN..])?)
+    decode_schema(bytes, codec, max_len, 0)
+}
+
+/// [`decode`], refusing a value written for another shape of the type:
+/// `expected` is the reader's fingerprint (0: unknown, no check), and a
+/// stored 0 is accepted too.
+pub(crate) fn decode_schema<T: DeserializeOwned>(
+    bytes: &[u8],
+    codec: &CodecImpl,
+    max_len: usize,
+    expected: u64,
+) -> Result<T, DecodeError> {
+    let header = header(bytes, codec, max_len)?;
+    let found = header.fingerprint;
+    if found != expected && found != 0 && expected != 0 {
+        return Err(DecodeError::OtherSchema { found, expected });
+    }
+    Ok(codec.decode(&bytes[header.len..])?)
 }
 
 #[cfg(test)]
@@ -132,10 +180,44 @@ mod tests {
     const MAX: usize = 1 << 20;
 
     #[test]
+    fn a_value_written_for_another_shape_is_refused() {
+        let codec = CodecImpl::Json;
+        let bytes = encode_schema(&codec, &7u32, Duration::from_secs(1), MAX, 0xAB).unwrap();
+        assert_eq!(header(&bytes, &codec, MAX).unwrap().fingerprint, 0xAB);
+        assert_eq!(decode_schema::<u32>(&bytes, &codec, MAX, 0xAB).unwrap(), 7);
+        assert!(matches!(
+            decode_schema::<u32>(&bytes, &codec, MAX, 0xCD),
+            Err(DecodeError::OtherSchema { found: 0xAB, expected: 0xCD })
+        ));
+        // Unknown on either side: no check.
+        assert_eq!(decode_schema::<u32>(&bytes, &codec, MAX, 0).unwrap(), 7);
+        let unknown = encode(&codec, &7u32, Duration::from_secs(1), MAX).unwrap();
+        assert_eq!(decode_schema::<u32>(&unknown, &codec, MAX, 0xCD).unwrap(), 7);
+    }
+
+    #[test]
+    fn version_one_values_are_still_read() {
+        let codec = CodecImpl::Json;
+        let v2 = encode_schema(&codec, &"old", Duration::from_secs(60), MAX, 0xAB).unwrap();
+        // The same value as version 1 wrote it: no fingerprint.
+        let mut v1 = v2[..20].to_vec();
+        v1[2] = 1;
+        v1.extend_from_slice(&v2[HEADER_LEN..]);
+        let h = header(&v1, &codec, MAX).unwrap();
+        assert_eq!((h.fingerprint, h.len), (0, 20));
+        assert_eq!(decode_schema::<String>(&v1, &codec, MAX, 0xCD).unwrap(), "old");
+        // A version 2 header cut short is no envelope.
+        assert!(matches!(
+            decode::<String>(&v2[..24], &codec, MAX),
+            Err(DecodeError::NoEnvelope)
+        ));
+    }
+
+    #[test]
     fn round_trip_keeps_value_and_timestamps() {
         let codec = CodecImpl::Json;
         let bytes = encode(&codec, &vec![1u32, 2, 3], Duration::from_secs(60), MAX).unwrap();
-        assert_eq!(&bytes[..4], b"CR\x01j");
+        assert_eq!(&bytes[..4], b"CR\x02j");
         assert_eq!(&bytes[HEADER_LEN..], b"[1,2,3]");
         let h = header(&bytes, &codec, MAX).unwrap();
         assert_eq!(h.fresh_until_ms - h.written_at_ms, 60_000);
@@ -164,7 +246,7 @@ mod tests {
             decode::<u32>(&bytes, &codec, MAX),
             Err(DecodeError::Version(9))
         ));
-        bytes[2] = 1;
+        bytes[2] = 2;
         bytes[3] = b'x';
         assert!(matches!(
             decode::<u32>(&bytes, &codec, MAX),

@@ -58,6 +58,7 @@ mod engine;
 mod envelope;
 mod error;
 mod flight;
+mod schema;
 mod stats;
 #[cfg(feature = "testing")]
 #[cfg_attr(docsrs, doc(cfg(feature = "testing")))]

@@ -15,5 +15,6 @@ mod methods_and_scope;
 mod put_evict;
 mod races;
 mod read_through;
+mod schema;
 mod tags;
 mod write_behind;

@@ -148,9 +148,15 @@ impl Engine {
         }
     }
 
-    /// Decodes stored bytes; a failure is logged, counted, and `None`.
-    pub(crate) fn decode_counted<T: DeserializeOwned>(&self, key: &str, bytes: &[u8]) -> Option<T> {
-        match envelope::decode(bytes, &self.codec, self.max_value_size) {
+    /// Decodes stored bytes written for the schema fingerprint `schema`
+    /// (0: any); a failure is logged, counted, and `None`.
+    pub(crate) fn decode_counted<T: DeserializeOwned>(
+        &self,
+        key: &str,
+        bytes: &[u8],
+        schema: u64,
+    ) -> Option<T> {
+        match envelope::decode_schema(bytes, &self.codec, self.max_value_size, schema) {
             Ok(v) => Some(v),
             Err(reason) => {
                 self.counters.decode_failure();
@@ -166,8 +172,9 @@ impl Engine {
         key: &str,
         value: &T,
         ttl: Duration,
+        schema: u64,
     ) -> Option<Bytes> {
-        match envelope::encode(&self.codec, value, ttl, self.max_value_size) {
+        match envelope::encode_schema(&self.codec, value, ttl, self.max_value_size, schema) {
             Ok(bytes) => Some(Bytes::from(bytes)),
             Err(reason) => {
                 tracing::warn!(key, %reason, "value not cached: it cannot be encoded");
@@ -218,10 +225,11 @@ impl Engine {
         &self,
         full: &str,
     ) -> Result<Option<T>, CacheError> {
+        let schema = crate::schema::fingerprint::<T>();
         if let Some(bytes) = self.l1.as_deref().and_then(|l1| l1.store.get(full)) {
             // The L1 holds what Redis holds: bytes that do not decode here
             // would not decode from Redis either.
-            let value = self.decode_counted(full, &bytes);
+            let value = self.decode_counted(full, &bytes, schema);
             if value.is_some() {
                 self.counters.l1_hit();
             } else {
@@ -238,7 +246,7 @@ impl Engine {
             // An error, like a failed lookup of a #[cached] call, not a miss.
             .map_err(|e| self.failed(Operation::Get, full, e))?;
         let value = found.and_then(|bytes| {
-            let value = self.decode_counted(full, &bytes)?;
+            let value = self.decode_counted(full, &bytes, schema)?;
             if let Some(ticket) = ticket {
                 self.install(full, ticket, bytes, None, None);
             }
@@ -360,7 +368,14 @@ impl Engine {
     /// unconditionally (it is the newest value).
     pub(crate) async fn put<T: Serialize + ?Sized>(&self, target: &Target, value: &T) {
         let key = target.key.as_str();
-        let bytes = match envelope::encode(&self.codec, value, target.ttl, self.max_value_size) {
+        let encoded = envelope::encode_schema(
+            &self.codec,
+            value,
+            target.ttl,
+            self.max_value_size,
+            target.schema,
+        );
+        let bytes = match encoded {
             Ok(bytes) => Bytes::from(bytes),
             Err(reason) => {
                 // The old value would now be stale: remove it instead.

@@ -18,6 +18,8 @@ pub(crate) struct Target {
     pub(crate) ttl: Duration,
     /// The function's L1 setting.
     pub(crate) l1: SiteL1,
+    /// The stored type's schema fingerprint (0: unknown).
+    pub(crate) schema: u64,
     /// Boxed: most calls have no tags, and the state machine stays small.
     pub(crate) tagging: Option<Box<Tagging>>,
 }
@@ -149,7 +151,7 @@ impl Engine {
                 return hit(out);
             }
         }
-        match self.decode_counted::<P::Value>(key, &entry.bytes) {
+        match self.decode_counted::<P::Value>(key, &entry.bytes, target.schema) {
             Some(value) => {
                 let out = P::from_cached(value);
                 // Written by `Cache::set`: keep a decoded copy from now on.
@@ -174,7 +176,7 @@ impl Engine {
     ) -> Option<Out> {
         let key = target.key.as_str();
         let bytes = follower.wait(key).await?;
-        let value = self.decode_counted::<P::Value>(key, &bytes)?;
+        let value = self.decode_counted::<P::Value>(key, &bytes, target.schema)?;
         self.counters.hit();
         Some(P::from_cached(value))
     }
@@ -216,7 +218,7 @@ impl Engine {
         };
         match found {
             Ok(Some(bytes)) if !replace => {
-                if let Some(value) = self.decode_counted::<P::Value>(key, &bytes) {
+                if let Some(value) = self.decode_counted::<P::Value>(key, &bytes, target.schema) {
                     self.counters.hit();
                     self.recovered();
                     let out = P::from_cached(value);
@@ -279,7 +281,7 @@ impl Engine {
         typed: Option<Typed<Out>>,
     ) {
         let key = target.key.as_str();
-        let encoded = P::cacheable(out).and_then(|value| self.encode_quiet(key, value, target.ttl));
+        let encoded = P::cacheable(out).and_then(|value| self.encode_quiet(key, value, target.ttl, target.schema));
         let mut store = fill.store;
         // A version older than the window may have been forgotten, so a
         // tagged result computed over a longer time is not stored.
