@@ -38,36 +38,104 @@ impl Kind {
     }
 
     /// Every option the macro accepts, in the order its docs list them.
-    pub(crate) fn options(self) -> &'static [&'static str] {
+    pub(crate) fn options(self) -> &'static [Opt] {
+        use Opt::*;
         match self {
             Kind::Cached => &[
-                "ttl",
-                "l1",
-                "l1_ttl",
-                "key",
-                "name",
-                "skip",
-                "tags",
-                "cache",
-                "crate",
-                "cache_none",
-                "no_companions",
+                Ttl,
+                L1,
+                L1Ttl,
+                Key,
+                Name,
+                Skip,
+                Tags,
+                Cache,
+                Crate,
+                CacheNone,
+                NoCompanions,
             ],
-            Kind::Put => &[
-                "key",
-                "ttl",
-                "l1",
-                "l1_ttl",
-                "tags",
-                "name",
-                "cache",
-                "crate",
-                "cache_none",
-            ],
-            Kind::Evict => &[
-                "key", "keys", "tags", "pattern", "before", "name", "cache", "crate",
-            ],
+            Kind::Put => &[Key, Ttl, L1, L1Ttl, Tags, Name, Cache, Crate, CacheNone],
+            Kind::Evict => &[Key, Keys, Tags, Pattern, Before, Name, Cache, Crate],
         }
+    }
+}
+
+/// Every option of the three macros. Each is named once, in [`Opt::name`]:
+/// parsing, duplicate and unknown-option messages, near-miss suggestions
+/// and the test that holds the README's option table to this list all read
+/// it from there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Opt {
+    Ttl,
+    L1,
+    L1Ttl,
+    Key,
+    Keys,
+    Name,
+    Skip,
+    Tags,
+    Pattern,
+    Before,
+    Cache,
+    Crate,
+    CacheNone,
+    NoCompanions,
+}
+
+impl Opt {
+    /// The option as written in the attribute.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Opt::Ttl => "ttl",
+            Opt::L1 => "l1",
+            Opt::L1Ttl => "l1_ttl",
+            Opt::Key => "key",
+            Opt::Keys => "keys",
+            Opt::Name => "name",
+            Opt::Skip => "skip",
+            Opt::Tags => "tags",
+            Opt::Pattern => "pattern",
+            Opt::Before => "before",
+            Opt::Cache => "cache",
+            Opt::Crate => "crate",
+            Opt::CacheNone => "cache_none",
+            Opt::NoCompanions => "no_companions",
+        }
+    }
+
+    /// What to say when the option is written in a form it does not take:
+    /// `ttl` without a value, `cache_none = true`, `skip = db`.
+    fn misuse(self) -> String {
+        let name = self.name();
+        let example = match self {
+            Opt::Ttl => "600",
+            Opt::L1Ttl => "\"5s\"",
+            Opt::Key => "\"product:{id}\"",
+            Opt::Name => "\"products::get\"",
+            Opt::Cache => "self.cache",
+            Opt::Crate => "my_cache",
+            Opt::Tags => "[\"products\"]",
+            Opt::Keys => "[\"product:{id}\"]",
+            Opt::Pattern => "\"products:list:*\"",
+            Opt::L1 => return format!("`l1` takes a value: {L1_HELP}"),
+            Opt::Skip => return "`skip` takes a list of parameters: `skip(db, pool)`".into(),
+            Opt::CacheNone => {
+                return "`cache_none` takes no value: write `cache_none` to also cache `None`, or \
+                        leave it out"
+                    .into()
+            }
+            Opt::NoCompanions => {
+                return "`no_companions` takes no value: write `no_companions` to generate no \
+                        `_uncached` and `_invalidate` functions, or leave it out"
+                    .into()
+            }
+            Opt::Before => {
+                return "`before` takes no value: write `before` to evict before the body runs, or \
+                        leave it out to evict after the body succeeds"
+                    .into()
+            }
+        };
+        format!("`{name}` takes a value, e.g. `{name} = {example}`")
     }
 }
 
@@ -94,13 +162,13 @@ pub(crate) struct L1Ttl {
 
 /// One option's value, set at most once; remembers where it was written.
 pub(crate) struct Slot<T> {
-    name: &'static str,
+    opt: Opt,
     value: Option<(Span, T)>,
 }
 
 impl<T> Slot<T> {
-    fn new(name: &'static str) -> Self {
-        Slot { name, value: None }
+    fn new(opt: Opt) -> Self {
+        Slot { opt, value: None }
     }
 
     /// Stores `value`, or reports a duplicate on `span` (the second writing).
@@ -108,7 +176,7 @@ impl<T> Slot<T> {
         if self.value.is_some() {
             errors.push(syn::Error::new(
                 span,
-                format!("`{}` is given twice; keep one", self.name),
+                format!("`{}` is given twice; keep one", self.opt.name()),
             ));
         } else {
             self.value = Some((span, value));
@@ -121,7 +189,7 @@ impl<T> Slot<T> {
 
     /// Whether the option was written, even with a value that was rejected.
     pub(crate) fn is_written(&self, opts: &Options) -> bool {
-        opts.written.iter().any(|w| w == self.name)
+        opts.written.contains(&self.opt)
     }
 
     pub(crate) fn span(&self) -> Option<Span> {
@@ -146,17 +214,18 @@ pub(crate) struct Options {
     pub(crate) keys: Slot<Vec<LitStr>>,
     pub(crate) pattern: Slot<LitStr>,
     pub(crate) before: Slot<()>,
-    /// Every option written, valid or not: a required option is not
-    /// reported missing when the user wrote it wrongly.
-    pub(crate) written: Vec<String>,
+    /// Every option of this macro written, valid or not: a required option
+    /// is not reported missing when the user wrote it wrongly.
+    written: Vec<Opt>,
+    /// Whether an option was written that this macro does not know.
+    unknown: bool,
 }
 
 impl Options {
-    /// Whether an option was written that this macro does not know.
-    pub(crate) fn has_unknown(&self, kind: Kind) -> bool {
-        self.written
-            .iter()
-            .any(|w| !kind.options().contains(&w.as_str()))
+    /// Whether an option was written that this macro does not know (it is
+    /// reported already: what it might have meant is not reported missing).
+    pub(crate) fn has_unknown(&self) -> bool {
+        self.unknown
     }
 
     /// Parses the attribute's tokens. A syntax error stops parsing; every
@@ -169,110 +238,90 @@ impl Options {
         let items =
             syn::parse::Parser::parse2(Punctuated::<Item, Token![,]>::parse_terminated, tokens)?;
         let mut opts = Options {
-            ttl: Slot::new("ttl"),
-            l1: Slot::new("l1"),
-            l1_ttl: Slot::new("l1_ttl"),
-            key: Slot::new("key"),
-            name: Slot::new("name"),
-            skip: Slot::new("skip"),
-            cache: Slot::new("cache"),
-            krate: Slot::new("crate"),
-            cache_none: Slot::new("cache_none"),
-            tags: Slot::new("tags"),
-            no_companions: Slot::new("no_companions"),
-            keys: Slot::new("keys"),
-            pattern: Slot::new("pattern"),
-            before: Slot::new("before"),
+            ttl: Slot::new(Opt::Ttl),
+            l1: Slot::new(Opt::L1),
+            l1_ttl: Slot::new(Opt::L1Ttl),
+            key: Slot::new(Opt::Key),
+            name: Slot::new(Opt::Name),
+            skip: Slot::new(Opt::Skip),
+            cache: Slot::new(Opt::Cache),
+            krate: Slot::new(Opt::Crate),
+            cache_none: Slot::new(Opt::CacheNone),
+            tags: Slot::new(Opt::Tags),
+            no_companions: Slot::new(Opt::NoCompanions),
+            keys: Slot::new(Opt::Keys),
+            pattern: Slot::new(Opt::Pattern),
+            before: Slot::new(Opt::Before),
             written: Vec::new(),
+            unknown: false,
         };
         let options = kind.options();
         for item in items {
             let span = item.ident.span();
             let written = item.ident.to_string();
-            opts.written.push(written.clone());
-            if !options.contains(&written.as_str()) {
-                let hint = did_you_mean(&written, options.iter().copied())
+            let Some(&opt) = options.iter().find(|o| o.name() == written) else {
+                opts.unknown = true;
+                let names = || options.iter().map(|o| o.name());
+                let hint = did_you_mean(&written, names())
                     .map_or(String::new(), |s| format!("did you mean `{s}`? "));
                 errors.push(syn::Error::new(
                     span,
                     format!(
                         "unknown option `{written}` for {}; {hint}valid options are: {}",
                         kind.attr(),
-                        options.join(", ")
+                        names().collect::<Vec<_>>().join(", ")
                     ),
                 ));
                 continue;
-            }
-            match (written.as_str(), item.value) {
-                ("ttl", Value::Expr(e)) => match parse_ttl(&e) {
+            };
+            opts.written.push(opt);
+            match (opt, item.value) {
+                (Opt::Ttl, Value::Expr(e)) => match parse_ttl(&e) {
                     Ok(ttl) => opts.ttl.set(span, ttl, errors),
                     Err(err) => errors.push(err),
                 },
-                ("l1", Value::Expr(e)) => match parse_l1(&e) {
+                (Opt::L1, Value::Expr(e)) => match parse_l1(&e) {
                     Ok(on) => opts.l1.set(span, on, errors),
                     Err(err) => errors.push(err),
                 },
-                ("l1_ttl", Value::Expr(e)) => match parse_l1_ttl(&e) {
+                (Opt::L1Ttl, Value::Expr(e)) => match parse_l1_ttl(&e) {
                     Ok(limit) => opts.l1_ttl.set(span, limit, errors),
                     Err(err) => errors.push(err),
                 },
-                ("key", Value::Expr(e)) => match string(&e, "key", "\"product:{id}\"") {
+                (Opt::Key, Value::Expr(e)) => match string(&e, "key", "\"product:{id}\"") {
                     Ok(s) => opts.key.set(span, s, errors),
                     Err(err) => errors.push(err),
                 },
-                ("name", Value::Expr(e)) => match string(&e, "name", "\"products::get\"") {
+                (Opt::Name, Value::Expr(e)) => match string(&e, "name", "\"products::get\"") {
                     Ok(s) if s.value().is_empty() => errors.push(syn::Error::new(s.span(), "`name` must not be empty; give a stable name, e.g. `name = \"products::get\"`, or leave it out to use the function's path")),
                     Ok(s) => opts.name.set(span, s, errors),
                     Err(err) => errors.push(err),
                 },
-                ("skip", Value::List(idents)) => opts.skip.set(span, idents, errors),
-                ("cache", Value::Expr(e)) => opts.cache.set(span, e, errors),
-                ("crate", Value::Expr(e)) => match e {
+                (Opt::Skip, Value::List(idents)) => opts.skip.set(span, idents, errors),
+                (Opt::Cache, Value::Expr(e)) => opts.cache.set(span, e, errors),
+                (Opt::Crate, Value::Expr(e)) => match e {
                     Expr::Path(p) if p.qself.is_none() && p.attrs.is_empty() => opts.krate.set(span, p.path, errors),
                     other => errors.push(syn::Error::new_spanned(
                         other,
                         "`crate` takes a path, e.g. `crate = my_cache` for a renamed dependency",
                     )),
                 },
-                ("cache_none", Value::Flag) => opts.cache_none.set(span, (), errors),
-                ("no_companions", Value::Flag) => opts.no_companions.set(span, (), errors),
-                ("before", Value::Flag) => opts.before.set(span, (), errors),
-                ("tags", Value::Expr(e)) => match strings(&e, "tags", "[\"products\", \"category:{cat}\"]") {
+                (Opt::CacheNone, Value::Flag) => opts.cache_none.set(span, (), errors),
+                (Opt::NoCompanions, Value::Flag) => opts.no_companions.set(span, (), errors),
+                (Opt::Before, Value::Flag) => opts.before.set(span, (), errors),
+                (Opt::Tags, Value::Expr(e)) => match strings(&e, "tags", "[\"products\", \"category:{cat}\"]") {
                     Ok(list) => opts.tags.set(span, list, errors),
                     Err(err) => errors.push(err),
                 },
-                ("keys", Value::Expr(e)) => match strings(&e, "keys", "[\"product:{id}\", \"product:slug:{slug}\"]") {
+                (Opt::Keys, Value::Expr(e)) => match strings(&e, "keys", "[\"product:{id}\", \"product:slug:{slug}\"]") {
                     Ok(list) => opts.keys.set(span, list, errors),
                     Err(err) => errors.push(err),
                 },
-                ("pattern", Value::Expr(e)) => match string(&e, "pattern", "\"products:list:*\"") {
+                (Opt::Pattern, Value::Expr(e)) => match string(&e, "pattern", "\"products:list:*\"") {
                     Ok(s) => opts.pattern.set(span, s, errors),
                     Err(err) => errors.push(err),
                 },
-                ("l1", _) => errors.push(syn::Error::new(span, format!("`l1` takes a value: {L1_HELP}"))),
-                (name @ ("ttl" | "l1_ttl" | "key" | "name" | "cache" | "crate" | "tags" | "keys" | "pattern"), _) => errors.push(syn::Error::new(
-                    span,
-                    format!("`{name}` takes a value, e.g. `{name} = {}`", example(name)),
-                )),
-                ("skip", _) => errors.push(syn::Error::new(
-                    span,
-                    "`skip` takes a list of parameters: `skip(db, pool)`",
-                )),
-                ("cache_none", _) => errors.push(syn::Error::new(
-                    span,
-                    "`cache_none` takes no value: write `cache_none` to also cache `None`, or leave it out",
-                )),
-                ("no_companions", _) => errors.push(syn::Error::new(
-                    span,
-                    "`no_companions` takes no value: write `no_companions` to generate no `_uncached` and \
-                     `_invalidate` functions, or leave it out",
-                )),
-                ("before", _) => errors.push(syn::Error::new(
-                    span,
-                    "`before` takes no value: write `before` to evict before the body runs, or leave it out \
-                     to evict after the body succeeds",
-                )),
-                (other, _) => unreachable!("`{other}` is in the list of options"),
+                (opt, _) => errors.push(syn::Error::new(span, opt.misuse())),
             }
         }
         Ok(opts)
@@ -308,21 +357,6 @@ impl Parse for Item {
             Value::Flag
         };
         Ok(Item { ident, value })
-    }
-}
-
-/// A value to show in "`name` takes a value, e.g. ..." messages.
-fn example(option: &str) -> &'static str {
-    match option {
-        "ttl" => "600",
-        "l1_ttl" => "\"5s\"",
-        "key" => "\"product:{id}\"",
-        "name" => "\"products::get\"",
-        "cache" => "self.cache",
-        "tags" => "[\"products\"]",
-        "keys" => "[\"product:{id}\"]",
-        "pattern" => "\"products:list:*\"",
-        _ => "my_cache",
     }
 }
 
@@ -713,7 +747,7 @@ mod tests {
             (o, messages)
         };
         let (o, m) = messages(Kind::Evict, quote!(keyz = ["a"], ttl = 5, skip(x)));
-        assert!(o.has_unknown(Kind::Evict));
+        assert!(o.has_unknown());
         assert_eq!(m.len(), 3, "{m:?}");
         assert!(m[0].contains("`keyz` for #[cache_evict]; did you mean `keys`?"));
         assert!(m[1].contains("unknown option `ttl`"));
@@ -862,9 +896,58 @@ mod tests {
             assert!(m[1].contains("did you mean `l1_ttl`?"), "{m:?}");
         }
         let (o, m) = parsed(Kind::Evict, quote!(key = "k", l1 = false, l1_ttl = 5));
-        assert!(o.has_unknown(Kind::Evict));
+        assert!(o.has_unknown());
         assert_eq!(m.len(), 2, "{m:?}");
         assert!(m[0].starts_with("unknown option `l1` for #[cache_evict]"));
         assert!(m[1].starts_with("unknown option `l1_ttl` for #[cache_evict]"));
+    }
+
+    /// The README's option table for `#[cached]` has one row per option in
+    /// [`Kind::options`], and none for an option the macro does not take.
+    #[test]
+    fn readme_option_table_matches_the_list() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md");
+        let readme = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+        let rows = readme_option_rows(&readme);
+        assert!(
+            !rows.is_empty(),
+            "no `| option | meaning |` table in the README"
+        );
+        let listed: Vec<&str> = Kind::Cached.options().iter().map(|o| o.name()).collect();
+        let missing: Vec<&&str> = listed.iter().filter(|o| !rows.contains(o)).collect();
+        let extra: Vec<&&str> = rows.iter().filter(|r| !listed.contains(r)).collect();
+        assert!(
+            missing.is_empty() && extra.is_empty(),
+            "the README's #[cached] option table has no row for {missing:?}, and rows for {extra:?} \
+             which #[cached] does not take"
+        );
+    }
+
+    /// The option each row of the README's `| option | meaning |` table
+    /// names: `ttl` for ``| `ttl = 600` |``, `skip` for ``| `skip(db, pool)` |``.
+    /// Rows that do not start with code (``| *(no `key`)* |``) name none.
+    fn readme_option_rows(readme: &str) -> Vec<&str> {
+        readme
+            .lines()
+            .skip_while(|l| l.trim() != "| option | meaning |")
+            .skip(1)
+            .take_while(|l| l.starts_with('|'))
+            .filter_map(|l| l.strip_prefix("| `"))
+            .map(|code| {
+                let end = code
+                    .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                    .unwrap_or(code.len());
+                &code[..end]
+            })
+            .collect()
+    }
+
+    #[test]
+    fn readme_rows_are_read_by_their_first_word() {
+        let table =
+            "intro\n| option | meaning |\n|---|---|\n| `ttl = 600` | x |\n| *(no `key`)* | y |\n\
+                     | `skip(db)` | z |\n| `cache_none` | w |\n\nafter\n| `other` | no |\n";
+        assert_eq!(readme_option_rows(table), ["ttl", "skip", "cache_none"]);
     }
 }

@@ -1,14 +1,15 @@
 //! Writing the tokens: the function with its body handed to the runtime.
 
+use crate::ast::Function;
 use crate::attr::{Kind, Options, Ttl};
 use crate::errors::Errors;
-use crate::validate::{self, KeyPlan, Plan, Rendered, L1};
+use crate::validate::{self, Key, Op, Plan, Rendered, Store, L1};
 use proc_macro2::{Delimiter, Group, Literal, Span, TokenStream, TokenTree};
-use quote::{format_ident, quote, quote_spanned};
+use quote::{format_ident, quote, quote_spanned, ToTokens};
 use syn::ext::IdentExt;
 use syn::spanned::Spanned;
 use syn::visit_mut::VisitMut;
-use syn::{AttrStyle, Block, FnArg, ItemFn, ReturnType, Stmt, TraitItemFn};
+use syn::{AttrStyle, Block, FnArg, ItemFn, Stmt, TraitItemFn};
 
 /// `#[cached(attr)] item`.
 pub(crate) fn cached(attr: TokenStream, item: TokenStream) -> TokenStream {
@@ -51,26 +52,17 @@ fn entry(kind: Kind, attr: TokenStream, item: TokenStream) -> TokenStream {
             return fallback(item, err);
         }
     };
+    let model = Function::new(&func);
     let mut errors = Errors::default();
     let plan = match Options::parse(kind, attr, &mut errors) {
-        Ok(opts) => validate::plan(kind, &opts, &func, &mut errors),
+        Ok(opts) => validate::plan(kind, &opts, &model, &mut errors),
         Err(syntax) => {
             errors.push(syntax);
             None
         }
     };
     match (errors.finish(), plan) {
-        (Ok(()), Some(plan)) => match kind {
-            Kind::Cached => {
-                let companions = plan
-                    .companions
-                    .as_ref()
-                    .map(|used| companions(&func, &plan, used));
-                let cached = expand(func, &plan);
-                quote!(#cached #companions)
-            }
-            Kind::Put | Kind::Evict => expand(func, &plan),
-        },
+        (Ok(()), Some(plan)) => expand(&model, &plan),
         (Err(e), _) => fallback(quote!(#func), e),
         (Ok(()), None) => unreachable!("validation failed without an error"),
     }
@@ -86,85 +78,85 @@ fn fallback(item: TokenStream, error: syn::Error) -> TokenStream {
 /// The function with the same signature and a new body: a `static` site, a
 /// `Call` with its key, the original body as an `async move` block, and one
 /// call to the runtime's `run` (`put` for `#[cache_put]`; an `Evict` and its
-/// `run` for `#[cache_evict]`). `tests/snapshots/*.rs` show the result.
-fn expand(func: ItemFn, plan: &Plan) -> TokenStream {
+/// `run` for `#[cache_evict]`); the companions after a `#[cached]` function.
+/// `tests/snapshots/*.rs` show the result.
+fn expand(func: &Function<'_>, plan: &Plan) -> TokenStream {
     let ItemFn {
         attrs,
         vis,
         sig,
         block,
-    } = func;
+    } = func.item;
     let krate = &plan.krate;
-    let name = &plan.name;
     // Everything generated code names lives in `__private`; one alias keeps
     // the expansion short. It is an item of the function's body, so a
     // `crate = path` resolves exactly as in the user's own code.
     let rt = quote!(__cache_rt);
-    let ttl = ttl(plan);
-    let l1 = l1(plan);
+    let site = site(plan);
     let cache = cache(plan);
     // `run`'s bound `Policy<Out>` fails when the value cannot be stored;
     // rustc reports it on the turbofish argument, on the method call and on
     // the `.await`. All three are located on the stored type's name in the
     // signature, so the error is reported there, once. Only the location
     // moves: names keep resolving as written by the macro.
-    let span = Span::call_site().located_at(plan.stored_span);
-    let policy_name = &plan.policy;
-    let policy = relocate(quote!(#rt::#policy_name), span);
-    let body = body(&sig, &block);
+    let span = Span::call_site().located_at(func.output.stored_span);
+    let body = body(func, block);
     let tags = plan.tags.iter().map(|t| {
         let t = format_args_of(t, false);
         quote!(.tag(#t))
     });
-    let (import, setup, run) = match &plan.evict {
-        None => {
-            let key = key(plan);
+    let (import, setup, run) = match &plan.op {
+        Op::Read { store, key, .. } => {
+            let key = key_call(key);
+            let policy_name = &store.policy;
+            let policy = relocate(quote!(#rt::#policy_name), span);
             let setup = quote! {
                 let __cache_call = #rt::Call::new(&__CACHE_SITE, #cache).#key #(#tags)*;
             };
-            if plan.kind == Kind::Cached {
-                // `probe(..).typed()` picks, at compile time, whether the
-                // memory store may keep a decoded copy of the value (it must
-                // be `Clone`); the probe has no bounds, so only `run` reports
-                // a value that cannot be stored.
-                let run =
-                    quote_spanned!(span=> __cache_call.run(#policy, __cache_typed, __cache_body));
-                let run = quote! {
-                    #body
-                    let __cache_typed = (&&#rt::probe(&#rt::#policy_name, &__cache_body)).typed();
-                    #run
-                };
-                (
-                    quote!(::{self as #rt, ViaBytes as _, ViaClone as _}),
-                    setup,
-                    run,
-                )
-            } else {
-                let run = quote_spanned!(span=> __cache_call.put(#policy, __cache_body));
-                (quote!(as #rt), setup, quote!(#body #run))
-            }
+            // `probe(..).typed()` picks, at compile time, whether the
+            // memory store may keep a decoded copy of the value (it must
+            // be `Clone`); the probe has no bounds, so only `run` reports
+            // a value that cannot be stored.
+            let run = quote_spanned!(span=> __cache_call.run(#policy, __cache_typed, __cache_body));
+            let run = quote! {
+                #body
+                let __cache_typed = (&&#rt::probe(&#rt::#policy_name, &__cache_body)).typed();
+                #run
+            };
+            (
+                quote!(::{self as #rt, ViaBytes as _, ViaClone as _}),
+                setup,
+                run,
+            )
         }
-        Some(evict) => {
+        Op::Put { store, key } => {
+            let key = format_args_of(key, false);
+            let policy_name = &store.policy;
+            let policy = relocate(quote!(#rt::#policy_name), span);
+            let setup = quote! {
+                let __cache_call = #rt::Call::new(&__CACHE_SITE, #cache).key_fmt(#key) #(#tags)*;
+            };
+            let run = quote_spanned!(span=> __cache_call.put(#policy, __cache_body));
+            (quote!(as #rt), setup, quote!(#body #run))
+        }
+        Op::Evict(evict) => {
             let keys = evict.keys.iter().map(|k| {
                 let k = format_args_of(k, false);
                 quote!(.key(#k))
-            });
-            let tags = evict.tags.iter().map(|t| {
-                let t = format_args_of(t, false);
-                quote!(.tag(#t))
             });
             let pattern = evict.pattern.iter().map(|p| {
                 let p = format_args_of(p, true);
                 quote!(.pattern(#p))
             });
             let before = evict.before;
+            let outcome = &evict.outcome;
             let setup = quote! {
                 let __cache_evict = #rt::Call::new(&__CACHE_SITE, #cache)
                     .evict() #(#keys)* #(#tags)* #(#pattern)*;
             };
             let run = quote! {
                 #body
-                __cache_evict.run(#rt::#policy_name, #before, __cache_body)
+                __cache_evict.run(#rt::#outcome, #before, __cache_body)
             };
             (quote!(as #rt), setup, run)
         }
@@ -180,24 +172,33 @@ fn expand(func: ItemFn, plan: &Plan) -> TokenStream {
     let (outer, inner): (Vec<_>, Vec<_>) = attrs
         .iter()
         .partition(|a| matches!(a.style, AttrStyle::Outer));
+    let companions = match &plan.op {
+        Op::Read {
+            store,
+            key,
+            companions: true,
+        } => Some(companions(func, plan, store, key)),
+        _ => None,
+    };
     quote! {
         #(#outer)*
         #vis #sig {
             #(#inner)*
             use #krate::__private #import;
-            static __CACHE_SITE: #rt::Site = #rt::Site::new(#name, #ttl) #l1;
+            static __CACHE_SITE: #rt::Site = #site;
             #setup
             #run_block
             #await_run
         }
+        #companions
     }
 }
 
 /// The body as an `async move` block, in `__cache_body`.
-fn body(sig: &syn::Signature, block: &Block) -> TokenStream {
-    let ret = match &sig.output {
-        ReturnType::Default => quote!(()),
-        ReturnType::Type(_, ty) => quote!(#ty),
+fn body(func: &Function<'_>, block: &Block) -> TokenStream {
+    let ret = match func.output.ty {
+        None => quote!(()),
+        Some(ty) => quote!(#ty),
     };
     // The typed `let` anchors the declared return type, so that a body of
     // another type is reported on the body's own tail. clippy's
@@ -207,7 +208,7 @@ fn body(sig: &syn::Signature, block: &Block) -> TokenStream {
     // allow is emitted for those bodies only, and other bodies keep the lint.
     // `let` cannot name an `impl Trait`, which only `#[cache_evict]` accepts.
     let allow = single_statement(block).then(|| quote!(#[allow(clippy::diverging_sub_expression)]));
-    let anchor = (!contains_impl_trait(&sig.output)).then(|| quote!(: #ret));
+    let anchor = func.output.impl_trait.is_none().then(|| quote!(: #ret));
     quote! {
         let __cache_body = async move {
             #allow
@@ -218,9 +219,23 @@ fn body(sig: &syn::Signature, block: &Block) -> TokenStream {
     }
 }
 
+/// The `static` site: `Site::new(name, ttl)`, with `.l1(..)` when not the
+/// default.
+fn site(plan: &Plan) -> TokenStream {
+    let name = &plan.name;
+    match &plan.op {
+        Op::Read { store, .. } | Op::Put { store, .. } => {
+            let ttl = ttl(store);
+            let l1 = l1(store);
+            quote!(__cache_rt::Site::new(#name, #ttl) #l1)
+        }
+        Op::Evict(_) => quote!(__cache_rt::Site::new(#name, __cache_rt::Ttl::Default)),
+    }
+}
+
 /// The site's TTL.
-fn ttl(plan: &Plan) -> TokenStream {
-    match plan.ttl {
+fn ttl(store: &Store) -> TokenStream {
+    match store.ttl {
         None | Some(Ttl::Default) => quote!(__cache_rt::Ttl::Default),
         Some(Ttl::Short) => quote!(__cache_rt::Ttl::Short),
         Some(Ttl::Long) => quote!(__cache_rt::Ttl::Long),
@@ -233,8 +248,8 @@ fn ttl(plan: &Plan) -> TokenStream {
 
 /// The site's L1 setting, if not the default: `.l1(L1::Off)` or
 /// `.l1(L1::MaxSecs(5))`.
-fn l1(plan: &Plan) -> Option<TokenStream> {
-    let l1 = match plan.l1 {
+fn l1(store: &Store) -> Option<TokenStream> {
+    let l1 = match store.l1 {
         L1::On => return None,
         L1::Off => quote!(__cache_rt::L1::Off),
         L1::MaxSecs(s) => {
@@ -256,7 +271,7 @@ fn cache(plan: &Plan) -> TokenStream {
 /// `format_args!` for a template; with `glob`, each value matches literally
 /// in a pattern.
 fn format_args_of(rendered: &Rendered, glob: bool) -> TokenStream {
-    let Rendered { fmt, args } = rendered;
+    let Rendered { fmt, args, .. } = rendered;
     if glob {
         quote!(::core::format_args!(#fmt #(, __cache_rt::glob_literal(&#args))*))
     } else {
@@ -264,14 +279,14 @@ fn format_args_of(rendered: &Rendered, glob: bool) -> TokenStream {
     }
 }
 
-/// The `Call` method that sets the key.
-fn key(plan: &Plan) -> TokenStream {
-    match &plan.key {
-        Some(KeyPlan::Template(rendered)) => {
+/// The `Call` method that sets the key of `#[cached]`.
+fn key_call(key: &Key) -> TokenStream {
+    match key {
+        Key::Template(rendered) => {
             let args = format_args_of(rendered, false);
             quote!(key_fmt(#args))
         }
-        Some(KeyPlan::Hashed { args }) => {
+        Key::Hashed { args } => {
             // One check per argument, spanned on it, so a non-Serialize
             // argument is reported on the parameter itself.
             // Sets are hashed as unordered collections (`key_set`).
@@ -287,19 +302,18 @@ fn key(plan: &Plan) -> TokenStream {
             });
             quote!(key_args(&(#(#checked,)*)))
         }
-        None => unreachable!("#[cache_evict] has no single key"),
     }
 }
 
 /// `{name}_uncached` and `{name}_invalidate`, next to a `#[cached]`
-/// function; `used` are the names the key and the cache expression use.
-fn companions(func: &ItemFn, plan: &Plan, used: &[String]) -> TokenStream {
+/// function.
+fn companions(func: &Function<'_>, plan: &Plan, store: &Store, key: &Key) -> TokenStream {
     let ItemFn {
         attrs,
         vis,
         sig,
         block,
-    } = func;
+    } = func.item;
     let krate = &plan.krate;
     let shown = sig.ident.unraw().to_string();
     let (outer, inner): (Vec<_>, Vec<_>) = attrs
@@ -318,12 +332,18 @@ fn companions(func: &ItemFn, plan: &Plan, used: &[String]) -> TokenStream {
     let uncached_doc = format!(
         " `{shown}` without the cache: runs the body every time, and reads or stores nothing."
     );
-    let body = body(sig, block);
+    let body = body(func, block);
     let has_docs = outer.iter().any(|a| a.path().is_ident("doc"));
     let separator = has_docs.then(|| quote!(#[doc = ""]));
 
-    // Same parameters; the ones the key does not use are renamed `_name`,
-    // and `mut` goes, as the companion neither reads nor changes them.
+    // Same parameters; the ones the key and the cache expression do not use
+    // are renamed `_name`, and `mut` goes, as the companion neither reads nor
+    // changes them.
+    let mut used = key.names();
+    if let Some(cache) = &plan.cache {
+        idents(cache.to_token_stream(), &mut used);
+    }
+    let used = &used;
     let mut invalidate = sig.clone();
     invalidate.ident = format_ident!("{}_invalidate", sig.ident, span = sig.ident.span());
     invalidate.output = syn::parse_quote!(-> ::core::result::Result<bool, #krate::CacheError>);
@@ -339,15 +359,12 @@ fn companions(func: &ItemFn, plan: &Plan, used: &[String]) -> TokenStream {
          one."
     );
     let cfgs = outer.iter().filter(|a| a.path().is_ident("cfg"));
-    let generic = sig
-        .generics
-        .type_params()
-        .next()
-        .map(|_| quote!(, clippy::extra_unused_type_parameters));
+    let generic =
+        (!func.type_params.is_empty()).then(|| quote!(, clippy::extra_unused_type_parameters));
     let name = &plan.name;
-    let ttl = ttl(plan);
+    let ttl = ttl(store);
     let cache = cache(plan);
-    let key = key(plan);
+    let key = key_call(key);
     quote! {
         #[doc = #uncached_doc]
         #separator
@@ -406,17 +423,15 @@ impl VisitMut for Unused<'_> {
     }
 }
 
-/// Whether the declared return type names an `impl Trait` anywhere.
-fn contains_impl_trait(output: &ReturnType) -> bool {
-    struct Find(bool);
-    impl syn::visit::Visit<'_> for Find {
-        fn visit_type_impl_trait(&mut self, _: &syn::TypeImplTrait) {
-            self.0 = true;
+/// Every identifier in `tokens`, into `out`.
+fn idents(tokens: TokenStream, out: &mut Vec<String>) {
+    for tt in tokens {
+        match tt {
+            TokenTree::Ident(i) => out.push(i.to_string()),
+            TokenTree::Group(g) => idents(g.stream(), out),
+            _ => {}
         }
     }
-    let mut find = Find(false);
-    syn::visit::Visit::visit_return_type(&mut find, output);
-    find.0
 }
 
 /// Whether `block` has at most one statement besides items: clippy treats

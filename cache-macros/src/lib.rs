@@ -2,6 +2,7 @@
 //! them from there (`use cache_runtime::cached;`): the generated code names
 //! `::cache_runtime`.
 
+mod ast;
 mod attr;
 mod errors;
 mod expand;

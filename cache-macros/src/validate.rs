@@ -1,40 +1,48 @@
 //! Checking the options against the function, producing a [`Plan`].
 
+use crate::ast::{Function, Output, Param, Shape};
 use crate::attr::{Kind, Options, Ttl};
 use crate::errors::{did_you_mean, Errors};
 use crate::key::{Part, Template};
 use proc_macro2::{Span, TokenStream};
 use quote::{format_ident, quote, quote_spanned, ToTokens};
 use syn::spanned::Spanned;
-use syn::visit::Visit;
-use syn::{
-    FnArg, GenericArgument, Ident, ItemFn, LitStr, Pat, Path, PathArguments, ReturnType, Signature,
-    Type,
-};
+use syn::{Ident, LitStr, Path, Type};
 
 /// Everything the expansion needs, already checked.
 pub(crate) struct Plan {
-    pub(crate) kind: Kind,
     pub(crate) krate: Path,
     /// An expression of type `&'static str`.
     pub(crate) name: TokenStream,
+    pub(crate) cache: Option<syn::Expr>,
+    /// The tags the entry is recorded under (`#[cached]`, `#[cache_put]`),
+    /// or whose entries are removed (`#[cache_evict]`).
+    pub(crate) tags: Vec<Rendered>,
+    pub(crate) op: Op,
+}
+
+/// What the function does with the cache.
+pub(crate) enum Op {
+    /// `#[cached]`: looks the key up, runs the body on a miss and stores.
+    Read {
+        store: Store,
+        key: Key,
+        /// The `_uncached` and `_invalidate` companions (not `no_companions`).
+        companions: bool,
+    },
+    /// `#[cache_put]`: runs the body and stores under a template key.
+    Put { store: Store, key: Rendered },
+    /// `#[cache_evict]`: runs the body and removes entries.
+    Evict(Evict),
+}
+
+/// How a result is stored (`#[cached]`, `#[cache_put]`).
+pub(crate) struct Store {
     pub(crate) ttl: Option<Ttl>,
     pub(crate) l1: L1,
-    /// `None` for `#[cache_evict]`, which has `evict` instead.
-    pub(crate) key: Option<KeyPlan>,
-    /// Tags the entry is recorded under (`#[cached]`, `#[cache_put]`).
-    pub(crate) tags: Vec<Rendered>,
-    /// For `#[cache_evict]`: `OkOnly` or `Always`, an `Outcome`. Otherwise
-    /// the `Policy` for what is stored.
+    /// The `Policy` for what is stored: `SomeOnly`, `SomeOrNone`, `OkOnly`,
+    /// `Always`.
     pub(crate) policy: Ident,
-    /// Where a return value that cannot be stored is reported.
-    pub(crate) stored_span: Span,
-    pub(crate) cache: Option<syn::Expr>,
-    /// What `#[cache_evict]` removes.
-    pub(crate) evict: Option<EvictPlan>,
-    /// For `#[cached]` unless `no_companions`: the names the `_invalidate`
-    /// companion uses (the others are renamed `_name` there).
-    pub(crate) companions: Option<Vec<String>>,
 }
 
 /// Whether the values are kept in the in-process L1, as the runtime's
@@ -51,18 +59,22 @@ pub(crate) enum L1 {
 pub(crate) struct Rendered {
     pub(crate) fmt: LitStr,
     pub(crate) args: Vec<TokenStream>,
+    /// The template, parsed once.
+    pub(crate) template: Template,
 }
 
 /// What `#[cache_evict]` removes, and when.
-pub(crate) struct EvictPlan {
+pub(crate) struct Evict {
     pub(crate) keys: Vec<Rendered>,
-    pub(crate) tags: Vec<Rendered>,
     /// Its arguments are wrapped in `glob_literal` by the expansion.
     pub(crate) pattern: Option<Rendered>,
     pub(crate) before: bool,
+    /// `OkOnly` (an `Err` is a failure) or `Always`, an `Outcome`.
+    pub(crate) outcome: Ident,
 }
 
-pub(crate) enum KeyPlan {
+/// The key of `#[cached]`.
+pub(crate) enum Key {
     /// `format_args!(fmt, args...)`.
     Template(Rendered),
     /// The named parameters, hashed in order; `true` marks a `HashSet` or
@@ -70,23 +82,127 @@ pub(crate) enum KeyPlan {
     Hashed { args: Vec<(Ident, bool)> },
 }
 
-/// A parameter as the key sees it.
-struct Param {
-    /// `id` in `id: u64`; `None` for `_` and for patterns.
-    name: Option<Ident>,
-    /// Every name a pattern parameter binds, usable in templates.
-    bindings: Vec<Ident>,
-    wildcard: bool,
-    pat: Box<Pat>,
-    /// Its type is a `HashSet` or `BTreeSet` (behind references).
-    set: bool,
+impl Key {
+    /// The names the key reads: the hashed parameters, or the first segment
+    /// of each placeholder.
+    pub(crate) fn names(&self) -> Vec<String> {
+        match self {
+            Key::Hashed { args } => args.iter().map(|(a, _)| a.to_string()).collect(),
+            Key::Template(rendered) => rendered
+                .template
+                .placeholders()
+                .map(|p| p[0].clone())
+                .collect(),
+        }
+    }
 }
 
-pub(crate) fn plan(kind: Kind, opts: &Options, func: &ItemFn, errors: &mut Errors) -> Option<Plan> {
-    let sig = &func.sig;
+pub(crate) fn plan(
+    kind: Kind,
+    opts: &Options,
+    func: &Function<'_>,
+    errors: &mut Errors,
+) -> Option<Plan> {
+    signature(kind, func, errors);
+
+    let names: Vec<String> = func
+        .params
+        .iter()
+        .filter_map(|p| p.name.as_ref())
+        .map(Ident::to_string)
+        .collect();
+    let listing = if names.is_empty() {
+        "the function has no named parameters".to_owned()
+    } else {
+        format!("parameters are: {}", names.join(", "))
+    };
+    let skipped = skipped(opts, &names, &listing, errors);
+
+    let ctx = Context {
+        has_self: func.receiver.is_some(),
+        params: &func.params,
+        listing: &listing,
+    };
+    // Tags are rendered like the key, but `skip` leaves arguments out of a
+    // hashed key only: a tag may name a skipped parameter.
+    let tags = templates(
+        opts.tags.get().into_iter().flatten(),
+        What::Tag,
+        &ctx,
+        errors,
+    );
+
+    let op = match kind {
+        Kind::Cached => {
+            let key = match opts.key.get() {
+                Some(lit) => {
+                    template_plan(lit, What::Key, &ctx, &skipped, errors).map(Key::Template)
+                }
+                None => hashed(&func.params, &skipped, errors),
+            };
+            let store = store(kind, opts, &func.output, errors);
+            match (key, store) {
+                (Some(key), Some(store)) => Some(Op::Read {
+                    store,
+                    key,
+                    companions: opts.no_companions.get().is_none(),
+                }),
+                _ => None,
+            }
+        }
+        Kind::Put => {
+            let key = match opts.key.get() {
+                Some(lit) => template_plan(lit, What::Key, &ctx, &skipped, errors),
+                // Written wrongly, or misspelt: reported already.
+                None if opts.key.is_written(opts) || opts.has_unknown() => None,
+                None => {
+                    errors.push(syn::Error::new(
+                        Span::call_site(),
+                        "#[cache_put] needs a `key` template, the key it writes: e.g. \
+                         `#[cache_put(key = \"product:{product.id}\")]`, rendering the same key as the \
+                         `#[cached]` function that reads it",
+                    ));
+                    None
+                }
+            };
+            let store = store(kind, opts, &func.output, errors);
+            match (key, store) {
+                (Some(key), Some(store)) => Some(Op::Put { store, key }),
+                _ => None,
+            }
+        }
+        Kind::Evict => evict(opts, func, &ctx, errors).map(Op::Evict),
+    };
+
+    let krate = opts
+        .krate
+        .get()
+        .cloned()
+        .unwrap_or_else(|| syn::parse_quote!(::cache_runtime));
+    let name = match opts.name.get() {
+        Some(lit) => lit.to_token_stream(),
+        None => {
+            let suffix = LitStr::new(&format!("::{}", func.sig().ident), Span::call_site());
+            quote!(::core::concat!(::core::module_path!(), #suffix))
+        }
+    };
+
+    Some(Plan {
+        krate,
+        name,
+        cache: opts.cache.get().cloned(),
+        tags: tags?,
+        op: op?,
+    })
+}
+
+/// What the signature itself rules out: the macro applied twice, `const`,
+/// `unsafe`, a foreign ABI, a `fn` that is not `async`.
+fn signature(kind: Kind, func: &Function<'_>, errors: &mut Errors) {
+    let sig = func.sig();
     let macro_name = kind.attr();
     // A second `#[cached]` below this one is still in the attributes.
-    for attr in &func.attrs {
+    for attr in &func.item.attrs {
         if attr
             .path()
             .segments
@@ -154,7 +270,7 @@ pub(crate) fn plan(kind: Kind, opts: &Options, func: &ItemFn, errors: &mut Error
         qualified = true;
     }
     if sig.asyncness.is_none() && !qualified {
-        let message = if from_async_trait(sig) {
+        let message = if func.rewritten_by_async_trait() {
             // async-trait expands first (it is on the enclosing trait or
             // impl): it leaves an `'async_trait` lifetime and a boxed future,
             // and gives `fn` the span of the `async` it removed.
@@ -164,7 +280,7 @@ pub(crate) fn plan(kind: Kind, opts: &Options, func: &ItemFn, errors: &mut Error
                  use native `async fn` in the trait instead (remove `#[async_trait]`; stable since Rust 1.75), \
                  or put {macro_name} on an inherent `async fn` that this method calls"
             )
-        } else if returns_boxed_future(&sig.output) {
+        } else if func.output.boxed_future {
             format!(
                 "{macro_name} works on `async fn` only: this `fn` returns a boxed future, whose body \
                  {macro_name} cannot wrap; write it as an `async fn` (in a trait, a native `async fn`)"
@@ -179,31 +295,10 @@ pub(crate) fn plan(kind: Kind, opts: &Options, func: &ItemFn, errors: &mut Error
         };
         errors.push(syn::Error::new(sig.fn_token.span(), message));
     }
+}
 
-    let has_self = sig.inputs.iter().any(|a| matches!(a, FnArg::Receiver(_)));
-    let params: Vec<Param> = sig
-        .inputs
-        .iter()
-        .filter_map(|a| match a {
-            FnArg::Typed(t) => Some(Param {
-                set: is_set(&t.ty),
-                ..param(&t.pat)
-            }),
-            FnArg::Receiver(_) => None,
-        })
-        .collect();
-    let names: Vec<String> = params
-        .iter()
-        .filter_map(|p| p.name.as_ref())
-        .map(Ident::to_string)
-        .collect();
-    let listing = if names.is_empty() {
-        "the function has no named parameters".to_owned()
-    } else {
-        format!("parameters are: {}", names.join(", "))
-    };
-
-    // skip(...) names parameters that exist, once each.
+/// The names in `skip(...)`, each checked to be a parameter, once.
+fn skipped(opts: &Options, names: &[String], listing: &str, errors: &mut Errors) -> Vec<String> {
     let mut skipped: Vec<String> = Vec::new();
     for ident in opts.skip.get().into_iter().flatten() {
         let name = ident.to_string();
@@ -225,148 +320,68 @@ pub(crate) fn plan(kind: Kind, opts: &Options, func: &ItemFn, errors: &mut Error
         }
         skipped.push(name);
     }
+    skipped
+}
 
-    let ctx = Context {
-        has_self,
-        params: &params,
-        listing: &listing,
-    };
-    // Tags are rendered like the key, but `skip` leaves arguments out of a
-    // hashed key only: a tag may name a skipped parameter.
-    let tags = templates(
-        opts.tags.get().into_iter().flatten(),
-        What::Tag,
-        &ctx,
+/// What `#[cache_evict]` removes: `key` and `keys`, a pattern, at least one
+/// of them or `tags`.
+fn evict(
+    opts: &Options,
+    func: &Function<'_>,
+    ctx: &Context<'_>,
+    errors: &mut Errors,
+) -> Option<Evict> {
+    let lits = opts.key.get().into_iter();
+    let keys = templates(
+        lits.chain(opts.keys.get().into_iter().flatten()),
+        What::Key,
+        ctx,
         errors,
     );
-    let key_template = |lit: &LitStr, errors: &mut Errors| {
-        template_plan(lit, What::Key, &ctx, &skipped, errors).map(KeyPlan::Template)
-    };
-
-    let (key, evict) = match kind {
-        Kind::Cached => {
-            let key = match opts.key.get() {
-                Some(lit) => key_template(lit, errors),
-                None => hashed(&params, &skipped, errors),
-            };
-            (key, None::<EvictPlan>)
+    let mut ok = keys.is_some();
+    let pattern = match opts.pattern.get() {
+        Some(lit) => {
+            let rendered = template_plan(lit, What::Pattern, ctx, &[], errors);
+            ok &= rendered.is_some();
+            rendered
         }
-        Kind::Put => {
-            let key = match opts.key.get() {
-                Some(lit) => key_template(lit, errors),
-                // Written wrongly, or misspelt: reported already.
-                None if opts.key.is_written(opts) || opts.has_unknown(kind) => None,
-                None => {
-                    errors.push(syn::Error::new(
-                        Span::call_site(),
-                        "#[cache_put] needs a `key` template, the key it writes: e.g. \
-                         `#[cache_put(key = \"product:{product.id}\")]`, rendering the same key as the \
-                         `#[cached]` function that reads it",
-                    ));
-                    None
-                }
-            };
-            (key, None)
-        }
-        Kind::Evict => {
-            let lits = opts.key.get().into_iter();
-            let keys = templates(
-                lits.chain(opts.keys.get().into_iter().flatten()),
-                What::Key,
-                &ctx,
-                errors,
-            );
-            let mut ok = keys.is_some();
-            let keys = keys.unwrap_or_default();
-            let pattern = match opts.pattern.get() {
-                Some(lit) => {
-                    let rendered = template_plan(lit, What::Pattern, &ctx, &[], errors);
-                    ok &= rendered.is_some();
-                    rendered
-                }
-                None => None,
-            };
-            // Written wrongly, or misspelt, one is reported already.
-            let written = opts.key.is_written(opts)
-                || opts.keys.is_written(opts)
-                || opts.tags.is_written(opts)
-                || opts.pattern.is_written(opts)
-                || opts.has_unknown(kind);
-            if !written {
-                errors.push(syn::Error::new(
-                    Span::call_site(),
-                    "#[cache_evict] has nothing to evict: give `key = \"product:{id}\"`, \
-                     `keys = [\"product:{id}\", \"product:slug:{slug}\"]`, `tags = [\"products\"]` \
-                     or `pattern = \"products:list:*\"` (they may be combined)",
-                ));
-                ok = false;
-            }
-            let evict = ok.then(|| EvictPlan {
-                keys,
-                tags: Vec::new(), // filled below
-                pattern,
-                before: opts.before.get().is_some(),
-            });
-            (None, evict)
-        }
+        None => None,
     };
-
-    let policy = match kind {
-        Kind::Evict => Some(outcome(&sig.output)),
-        Kind::Cached | Kind::Put => policy(kind, &sig.output, opts, errors),
+    // Written wrongly, or misspelt, one is reported already.
+    let written = opts.key.is_written(opts)
+        || opts.keys.is_written(opts)
+        || opts.tags.is_written(opts)
+        || opts.pattern.is_written(opts)
+        || opts.has_unknown();
+    if !written {
+        errors.push(syn::Error::new(
+            Span::call_site(),
+            "#[cache_evict] has nothing to evict: give `key = \"product:{id}\"`, \
+             `keys = [\"product:{id}\", \"product:slug:{slug}\"]`, `tags = [\"products\"]` \
+             or `pattern = \"products:list:*\"` (they may be combined)",
+        ));
+        ok = false;
+    }
+    let outcome = match func.output.shape {
+        Shape::Result => "OkOnly",
+        Shape::Option | Shape::Plain => "Always",
     };
+    ok.then(|| Evict {
+        keys: keys.unwrap_or_default(),
+        pattern,
+        before: opts.before.get().is_some(),
+        outcome: Ident::new(outcome, Span::call_site()),
+    })
+}
 
+/// How `#[cached]` and `#[cache_put]` store the result.
+fn store(kind: Kind, opts: &Options, output: &Output<'_>, errors: &mut Errors) -> Option<Store> {
+    let policy = policy(kind, output, opts, errors);
     let l1 = l1(opts, errors);
-
-    let krate = opts
-        .krate
-        .get()
-        .cloned()
-        .unwrap_or_else(|| syn::parse_quote!(::cache_runtime));
-    let name = match opts.name.get() {
-        Some(lit) => lit.to_token_stream(),
-        None => {
-            let suffix = LitStr::new(&format!("::{}", sig.ident), Span::call_site());
-            quote!(::core::concat!(::core::module_path!(), #suffix))
-        }
-    };
-
-    let tags = tags?;
-    let (key, tags, evict) = match kind {
-        Kind::Evict => (None, Vec::new(), Some(EvictPlan { tags, ..evict? })),
-        Kind::Cached | Kind::Put => (Some(key?), tags, None),
-    };
-    let companions = (kind == Kind::Cached && opts.no_companions.get().is_none()).then(|| {
-        // The names the `_invalidate` companion uses: the key's and the
-        // cache expression's.
-        let mut used: Vec<String> = match &key {
-            Some(KeyPlan::Hashed { args }) => args.iter().map(|(a, _)| a.to_string()).collect(),
-            _ => opts
-                .key
-                .get()
-                .and_then(|lit| Template::parse(&lit.value()).ok())
-                .map(|t| t.placeholders().map(|p| p[0].clone()).collect())
-                .unwrap_or_default(),
-        };
-        if let Some(cache) = opts.cache.get() {
-            idents(cache.to_token_stream(), &mut used);
-        }
-        used
-    });
-
-    Some(Plan {
-        kind,
-        krate,
-        name,
+    Some(Store {
         ttl: opts.ttl.get().copied(),
         l1,
-        key,
-        tags,
         policy: policy?,
-        stored_span: stored_span(sig),
-        cache: opts.cache.get().cloned(),
-        evict,
-        companions,
     })
 }
 
@@ -405,20 +420,9 @@ fn l1(opts: &Options, errors: &mut Errors) -> L1 {
     }
 }
 
-/// Every identifier in `tokens`, into `out`.
-fn idents(tokens: TokenStream, out: &mut Vec<String>) {
-    for tt in tokens {
-        match tt {
-            proc_macro2::TokenTree::Ident(i) => out.push(i.to_string()),
-            proc_macro2::TokenTree::Group(g) => idents(g.stream(), out),
-            _ => {}
-        }
-    }
-}
-
 /// The hashed key of `#[cached]` without a template: every named parameter
 /// but the skipped ones.
-fn hashed(params: &[Param], skipped: &[String], errors: &mut Errors) -> Option<KeyPlan> {
+fn hashed(params: &[Param], skipped: &[String], errors: &mut Errors) -> Option<Key> {
     let mut args = Vec::new();
     for p in params {
         match &p.name {
@@ -432,7 +436,7 @@ fn hashed(params: &[Param], skipped: &[String], errors: &mut Errors) -> Option<K
             )),
         }
     }
-    Some(KeyPlan::Hashed { args })
+    Some(Key::Hashed { args })
 }
 
 /// What a template renders, for messages.
@@ -476,43 +480,6 @@ fn templates<'l>(
         }
     }
     ok.then_some(out)
-}
-
-fn param(pat: &Pat) -> Param {
-    match pat {
-        Pat::Ident(p) if p.subpat.is_none() => Param {
-            name: Some(p.ident.clone()),
-            bindings: vec![p.ident.clone()],
-            wildcard: false,
-            pat: Box::new(pat.clone()),
-            set: false,
-        },
-        Pat::Wild(_) => Param {
-            name: None,
-            bindings: Vec::new(),
-            wildcard: true,
-            pat: Box::new(pat.clone()),
-            set: false,
-        },
-        other => {
-            struct Bindings(Vec<Ident>);
-            impl Visit<'_> for Bindings {
-                fn visit_pat_ident(&mut self, p: &syn::PatIdent) {
-                    self.0.push(p.ident.clone());
-                    syn::visit::visit_pat_ident(self, p);
-                }
-            }
-            let mut b = Bindings(Vec::new());
-            b.visit_pat(other);
-            Param {
-                name: None,
-                bindings: b.0,
-                wildcard: false,
-                pat: Box::new(other.clone()),
-                set: false,
-            }
-        }
-    }
 }
 
 fn template_plan(
@@ -636,40 +603,39 @@ fn template_plan(
     Some(Rendered {
         fmt: LitStr::new(&fmt, span),
         args,
+        template,
     })
 }
 
-/// Which results are stored, from the declared return type's last segment.
-fn policy(kind: Kind, output: &ReturnType, opts: &Options, errors: &mut Errors) -> Option<Ident> {
+/// Which results are stored, from the declared return type's shape.
+fn policy(kind: Kind, output: &Output<'_>, opts: &Options, errors: &mut Errors) -> Option<Ident> {
     let macro_name = kind.attr();
-    let ty = match output {
-        ReturnType::Default => None,
-        ReturnType::Type(_, ty) => Some(&**ty),
-    };
-    if let Some(Type::ImplTrait(t)) = ty {
-        errors.push(syn::Error::new_spanned(
-            t,
-            format!(
-                "{macro_name} cannot store an `impl Trait` return value: name a concrete type that \
-                 implements `Serialize` and `DeserializeOwned`"
-            ),
-        ));
-        return None;
-    }
-    // Nested, as in `Result<impl Display, E>`: the stored part must be named too.
-    if let Some(nested) = ty.and_then(|t| find_type(t, |t| matches!(t, Type::ImplTrait(_)))) {
-        errors.push(syn::Error::new_spanned(
-            nested,
-            format!(
-                "{macro_name} cannot store a value whose type contains `impl Trait`: name a concrete \
-                 type here that implements `Serialize` and `DeserializeOwned`"
-            ),
-        ));
-        return None;
+    match output.impl_trait {
+        Some(t) if matches!(output.ty, Some(Type::ImplTrait(_))) => {
+            errors.push(syn::Error::new_spanned(
+                t,
+                format!(
+                    "{macro_name} cannot store an `impl Trait` return value: name a concrete type that \
+                     implements `Serialize` and `DeserializeOwned`"
+                ),
+            ));
+            return None;
+        }
+        // Nested, as in `Result<impl Display, E>`: the stored part must be named too.
+        Some(nested) => {
+            errors.push(syn::Error::new_spanned(
+                nested,
+                format!(
+                    "{macro_name} cannot store a value whose type contains `impl Trait`: name a concrete \
+                     type here that implements `Serialize` and `DeserializeOwned`"
+                ),
+            ));
+            return None;
+        }
+        None => {}
     }
     // rustc would say "implementation of `Deserialize` is not general enough".
-    let borrowed = ty.and_then(|t| find_type(stored_type(t), |t| matches!(t, Type::Reference(_))));
-    if let Some(reference) = borrowed {
+    if let Some(reference) = output.borrowed {
         errors.push(syn::Error::new_spanned(
             reference,
             format!(
@@ -680,13 +646,9 @@ fn policy(kind: Kind, output: &ReturnType, opts: &Options, errors: &mut Errors) 
         ));
         return None;
     }
-    let last = ty.map(unwrap_group).and_then(|ty| match ty {
-        Type::Path(p) if p.qself.is_none() => p.path.segments.last().map(|s| s.ident.to_string()),
-        _ => None,
-    });
-    let name = match (last.as_deref(), opts.cache_none.get().is_some()) {
-        (Some("Option"), true) => "SomeOrNone",
-        (Some("Option"), false) => "SomeOnly",
+    let name = match (output.shape, opts.cache_none.get().is_some()) {
+        (Shape::Option, true) => "SomeOrNone",
+        (Shape::Option, false) => "SomeOnly",
         (_, true) => {
             errors.push(syn::Error::new(
                 opts.cache_none.span().unwrap_or_else(Span::call_site),
@@ -694,181 +656,10 @@ fn policy(kind: Kind, output: &ReturnType, opts: &Options, errors: &mut Errors) 
             ));
             return None;
         }
-        (Some("Result"), false) => "OkOnly",
-        _ => "Always",
+        (Shape::Result, false) => "OkOnly",
+        (Shape::Plain, false) => "Always",
     };
     Some(Ident::new(name, Span::call_site()))
-}
-
-/// For `#[cache_evict]`: `OkOnly` (an `Err` is a failure) for a `Result`,
-/// else `Always`.
-fn outcome(output: &ReturnType) -> Ident {
-    let is_result = match output {
-        ReturnType::Type(_, ty) => match unwrap_group(ty) {
-            Type::Path(p) if p.qself.is_none() => {
-                p.path.segments.last().is_some_and(|s| s.ident == "Result")
-            }
-            _ => false,
-        },
-        ReturnType::Default => false,
-    };
-    Ident::new(
-        if is_result { "OkOnly" } else { "Always" },
-        Span::call_site(),
-    )
-}
-
-/// The name of the stored type in the declared return type: `Report` in
-/// `-> Report`, `-> Result<Report, E>` and `-> Option<model::Report>`. One
-/// token, so that rustc's several reports of an unsatisfied `Serialize` bound
-/// on the stored value all land on it and are shown once.
-fn stored_span(sig: &Signature) -> Span {
-    match &sig.output {
-        ReturnType::Default => sig.ident.span(),
-        ReturnType::Type(_, ty) => name_span(ty, true),
-    }
-}
-
-/// `unwrap`: look inside `Option<T>` and `Result<T, E>`, as the policy does.
-fn name_span(ty: &Type, unwrap: bool) -> Span {
-    match ty {
-        Type::Paren(t) => name_span(&t.elem, unwrap),
-        Type::Group(t) => name_span(&t.elem, unwrap),
-        Type::Path(t) if t.qself.is_none() => match t.path.segments.last() {
-            Some(seg) => {
-                let inner = match &seg.arguments {
-                    PathArguments::AngleBracketed(a)
-                        if unwrap && (seg.ident == "Option" || seg.ident == "Result") =>
-                    {
-                        a.args.iter().find_map(|arg| match arg {
-                            GenericArgument::Type(t) => Some(t),
-                            _ => None,
-                        })
-                    }
-                    _ => None,
-                };
-                inner.map_or_else(|| seg.ident.span(), |t| name_span(t, false))
-            }
-            None => ty.span(),
-        },
-        _ => ty.span(),
-    }
-}
-
-/// Whether `sig` is an `async fn` that `#[async_trait]` has already
-/// rewritten: async-trait 0.1 adds an `'async_trait` lifetime and returns
-/// `Pin<Box<dyn Future<Output = T> + ...>>`. Should a release drop the
-/// lifetime, the boxed future alone still gets a message that names native
-/// `async fn` in traits.
-fn from_async_trait(sig: &Signature) -> bool {
-    sig.generics
-        .lifetimes()
-        .any(|l| l.lifetime.ident == "async_trait")
-        && returns_boxed_future(&sig.output)
-}
-
-/// `-> Pin<Box<dyn Future<..> + ..>>`, with any path prefixes.
-fn returns_boxed_future(output: &ReturnType) -> bool {
-    fn single_arg<'a>(ty: &'a Type, name: &str) -> Option<&'a Type> {
-        let Type::Path(p) = ty else { return None };
-        let seg = p.path.segments.last()?;
-        if seg.ident != name {
-            return None;
-        }
-        let PathArguments::AngleBracketed(args) = &seg.arguments else {
-            return None;
-        };
-        args.args.iter().find_map(|a| match a {
-            GenericArgument::Type(t) => Some(t),
-            _ => None,
-        })
-    }
-    let ReturnType::Type(_, ty) = output else {
-        return false;
-    };
-    let Some(Type::TraitObject(object)) = single_arg(ty, "Pin").and_then(|b| single_arg(b, "Box"))
-    else {
-        return false;
-    };
-    object.bounds.iter().any(|b| match b {
-        syn::TypeParamBound::Trait(t) => {
-            t.path.segments.last().is_some_and(|s| s.ident == "Future")
-        }
-        _ => false,
-    })
-}
-
-/// The first type in `ty`, itself included, that `pred` accepts.
-fn find_type(ty: &Type, pred: fn(&Type) -> bool) -> Option<&Type> {
-    struct Find<'a> {
-        pred: fn(&Type) -> bool,
-        found: Option<&'a Type>,
-    }
-    impl<'a> Visit<'a> for Find<'a> {
-        fn visit_type(&mut self, t: &'a Type) {
-            if self.found.is_none() {
-                if (self.pred)(t) {
-                    self.found = Some(t);
-                } else {
-                    syn::visit::visit_type(self, t);
-                }
-            }
-        }
-    }
-    let mut find = Find { pred, found: None };
-    find.visit_type(ty);
-    find.found
-}
-
-/// The stored part of a declared return type: `T` in `Option<T>` and
-/// `Result<T, E>` (the error is never stored), else the whole type.
-fn stored_type(ty: &Type) -> &Type {
-    match ty {
-        Type::Paren(t) => stored_type(&t.elem),
-        Type::Group(t) => stored_type(&t.elem),
-        Type::Path(p) if p.qself.is_none() => match p.path.segments.last() {
-            Some(seg) if seg.ident == "Option" || seg.ident == "Result" => match &seg.arguments {
-                PathArguments::AngleBracketed(a) => a
-                    .args
-                    .iter()
-                    .find_map(|arg| match arg {
-                        GenericArgument::Type(t) => Some(t),
-                        _ => None,
-                    })
-                    .unwrap_or(ty),
-                _ => ty,
-            },
-            _ => ty,
-        },
-        _ => ty,
-    }
-}
-
-/// Whether `ty` is a `HashSet` or `BTreeSet`, possibly behind references:
-/// their elements are hashed in no particular order, so that a `HashSet`
-/// (whose iteration order differs between processes) gives one key.
-fn is_set(ty: &Type) -> bool {
-    match ty {
-        Type::Reference(r) => is_set(&r.elem),
-        Type::Paren(p) => is_set(&p.elem),
-        Type::Group(g) => is_set(&g.elem),
-        Type::Path(p) if p.qself.is_none() => p
-            .path
-            .segments
-            .last()
-            .is_some_and(|s| s.ident == "HashSet" || s.ident == "BTreeSet"),
-        _ => false,
-    }
-}
-
-/// `ty` without invisible groups (a `$t:ty` from `macro_rules!`) and
-/// parentheses, so `Result` and `Option` are recognised however they arrive.
-fn unwrap_group(ty: &Type) -> &Type {
-    match ty {
-        Type::Paren(t) => unwrap_group(&t.elem),
-        Type::Group(t) => unwrap_group(&t.elem),
-        other => other,
-    }
 }
 
 #[cfg(test)]
