@@ -67,6 +67,7 @@ pub struct CacheBuilder {
     codec: CodecChoice,
     max_connections: usize,
     command_timeout: Duration,
+    evict_timeout: Duration,
     connect_timeout: Duration,
     max_value_size: usize,
     memory_capacity: u64,
@@ -105,6 +106,7 @@ impl CacheBuilder {
             codec: CodecChoice(CodecImpl::Json),
             max_connections: 1,
             command_timeout: Duration::from_millis(100),
+            evict_timeout: Duration::from_secs(2),
             connect_timeout: Duration::from_secs(1),
             max_value_size: 8 * 1024 * 1024,
             memory_capacity: 64 * 1024 * 1024,
@@ -239,6 +241,26 @@ impl CacheBuilder {
     /// ```
     pub fn command_timeout(mut self, timeout: Duration) -> Self {
         self.command_timeout = timeout;
+        self
+    }
+
+    /// The bound on one eviction of a `#[cache_evict]` function as a whole:
+    /// its keys, tags and pattern together (default 2 s; each command in it
+    /// still has [`command_timeout`](CacheBuilder::command_timeout)). When it
+    /// runs out, the rest of the eviction is abandoned: the function returns
+    /// its result, a warning is logged and an error counted, and what was not
+    /// removed yet stays until its TTL or the next eviction. Up to
+    /// `Duration::MAX`: no practical limit. The direct API's
+    /// [`clear_pattern`](crate::Cache::clear_pattern) and
+    /// [`invalidate_tags`](crate::Cache::invalidate_tags) are not bounded as a
+    /// whole: their caller chooses.
+    ///
+    /// ```
+    /// let b = cache_runtime::Cache::builder().evict_timeout(std::time::Duration::from_millis(500));
+    /// # drop(b);
+    /// ```
+    pub fn evict_timeout(mut self, timeout: Duration) -> Self {
+        self.evict_timeout = timeout;
         self
     }
 
@@ -378,6 +400,12 @@ impl CacheBuilder {
                 "must be greater than zero",
             ));
         }
+        if self.evict_timeout.is_zero() {
+            return Err(CacheError::config(
+                "evict_timeout",
+                "must be greater than zero",
+            ));
+        }
         if self.connect_timeout.is_zero() {
             return Err(CacheError::config(
                 "connect_timeout",
@@ -490,6 +518,7 @@ impl CacheBuilder {
             codec: self.codec.0,
             ttl: self.ttl,
             command_timeout: self.command_timeout,
+            evict_timeout: self.evict_timeout,
             max_value_size: self.max_value_size,
         };
         Ok(Cache {
@@ -892,6 +921,7 @@ mod tests {
         let b = CacheBuilder::new();
         assert_eq!(b.max_connections, 1);
         assert_eq!(b.command_timeout, Duration::from_millis(100));
+        assert_eq!(b.evict_timeout, Duration::from_secs(2));
         assert_eq!(b.connect_timeout, Duration::from_secs(1));
         assert_eq!(b.max_value_size, 8 * 1024 * 1024);
         assert_eq!(b.memory_capacity, 64 * 1024 * 1024);

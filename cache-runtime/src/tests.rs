@@ -741,3 +741,45 @@ async fn a_direct_read_of_undecodable_bytes_counts_once() {
     let stats = cache.stats();
     assert_eq!((stats.decode_failures, stats.misses, stats.hits), (1, 1, 0));
 }
+
+#[cfg(feature = "testing")]
+#[crate::cache_evict(keys = ["a", "b", "c", "d", "e"], cache = cache)]
+async fn evict_five(cache: &Cache) -> Result<(), String> {
+    let _ = cache;
+    Ok(())
+}
+
+/// An eviction of several keys, each under the command deadline, is bounded
+/// as a whole: past `evict_timeout` the rest is abandoned, counted, and the
+/// function returns.
+#[cfg(feature = "testing")]
+#[tokio::test(start_paused = true)]
+async fn an_eviction_has_one_bound() {
+    use crate::testing::MockBackend;
+    let mock = MockBackend::new();
+    for key in ["a", "b", "c", "d", "e"] {
+        mock.insert(key, &1, Duration::from_secs(600));
+    }
+    let cache = mock
+        .cache_builder()
+        .command_timeout(Duration::from_secs(10))
+        .evict_timeout(Duration::from_millis(2500))
+        .build()
+        .unwrap();
+    // Each command takes a second: every one is within its own deadline.
+    mock.delay(Duration::from_secs(1));
+    evict_five(&cache).await.unwrap();
+    mock.reset_faults();
+    let mut left = mock.keys();
+    left.sort();
+    assert_eq!(
+        left,
+        ["d", "e"],
+        "the deletes begun within 2.5 s went in, the rest did not"
+    );
+    assert_eq!(
+        cache.stats().errors,
+        1,
+        "the abandoned eviction is counted once"
+    );
+}

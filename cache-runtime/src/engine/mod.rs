@@ -58,6 +58,7 @@ pub(crate) struct Settings {
     pub(crate) codec: CodecImpl,
     pub(crate) ttl: TtlPresets,
     pub(crate) command_timeout: Duration,
+    pub(crate) evict_timeout: Duration,
     pub(crate) max_value_size: usize,
 }
 
@@ -66,6 +67,8 @@ pub(crate) struct Engine {
     pub(crate) codec: CodecImpl,
     pub(crate) ttl: TtlPresets,
     pub(crate) max_value_size: usize,
+    /// The bound on one `#[cache_evict]` eviction as a whole.
+    evict_timeout: Duration,
     pub(crate) counters: Counters,
     pub(crate) flights: Flights,
     pub(crate) l2: L2,
@@ -128,6 +131,7 @@ impl Engine {
             codec: settings.codec,
             ttl: settings.ttl,
             max_value_size: settings.max_value_size,
+            evict_timeout: settings.evict_timeout,
             counters: Counters::default(),
             flights: Flights::default(),
             l2: L2::new(tier, settings.command_timeout, l1.clone()),
@@ -395,8 +399,26 @@ impl Engine {
     }
 
     /// Eviction: removes `keys`, invalidates `tags`, clears `patterns` (all
-    /// full). Each step runs even if an earlier one failed.
+    /// full), within the eviction's one bound. Each step runs even if an
+    /// earlier one failed; when the bound runs out, the rest is abandoned.
     pub(crate) async fn evict(&self, keys: &[String], tags: &[String], patterns: &[String]) {
+        let steps = self.evict_steps(keys, tags, patterns);
+        if tokio::time::timeout(self.evict_timeout, steps)
+            .await
+            .is_err()
+        {
+            let what = keys.iter().chain(tags).chain(patterns);
+            let what = what.map(String::as_str).collect::<Vec<_>>().join(", ");
+            self.counters.error();
+            tracing::warn!(
+                targets = %what,
+                timeout = ?self.evict_timeout,
+                "eviction abandoned at its bound (evict_timeout); what it had not removed stays until its TTL"
+            );
+        }
+    }
+
+    async fn evict_steps(&self, keys: &[String], tags: &[String], patterns: &[String]) {
         for key in keys {
             let removed = self.l2.delete(key).await;
             self.forget(key);
