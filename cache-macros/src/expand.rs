@@ -54,18 +54,96 @@ fn entry(kind: Kind, attr: TokenStream, item: TokenStream) -> TokenStream {
     };
     let model = Function::new(&func);
     let mut errors = Errors::default();
-    let plan = match Options::parse(kind, attr, &mut errors) {
-        Ok(opts) => validate::plan(kind, &opts, &model, &mut errors),
+    let opts = Options::parse(kind, attr.clone(), &mut errors);
+    let plan = match &opts {
+        Ok(opts) => validate::plan(kind, opts, &model, &mut errors),
         Err(syntax) => {
-            errors.push(syntax);
+            errors.push(syntax.clone());
             None
         }
     };
     match (errors.finish(), plan) {
         (Ok(()), Some(plan)) => expand(&model, &plan),
-        (Err(e), _) => fallback(quote!(#func), e),
+        (Err(e), _) => {
+            let stubs = match kind {
+                Kind::Cached => stubs(&model, opts.as_ref().ok(), &attr),
+                Kind::Put | Kind::Evict => None,
+            };
+            fallback(quote!(#func #stubs), e)
+        }
         (Ok(()), None) => unreachable!("validation failed without an error"),
     }
+}
+
+/// On an error, stand-ins for the `_uncached` and `_invalidate` companions
+/// of a `#[cached]` function, with their signatures and a body that never
+/// runs, so that one mistake in the attribute is one error, not one more at
+/// every caller of a companion (thiserror's `fallback.rs` does the same for
+/// its impls). None when there would be no companions: `no_companions`, the
+/// attribute applied twice (the other one writes them), or inside
+/// `#[async_trait]`. `_uncached` is left out when the return type names an
+/// `impl Trait`, which a body that never returns cannot give a type.
+fn stubs(func: &Function<'_>, opts: Option<&Options>, attr: &TokenStream) -> Option<TokenStream> {
+    let no_companions = match opts {
+        Some(opts) => opts.no_companions.is_written(opts),
+        // A syntax error stopped parsing: look for the flag among the tokens.
+        None => attr
+            .clone()
+            .into_iter()
+            .any(|tt| matches!(&tt, TokenTree::Ident(i) if i == "no_companions")),
+    };
+    let twice = func.item.attrs.iter().any(|a| {
+        a.path()
+            .segments
+            .last()
+            .is_some_and(|s| s.ident == Kind::Cached.ident())
+    });
+    if no_companions || twice || func.rewritten_by_async_trait() {
+        return None;
+    }
+    let krate = opts
+        .and_then(|o| o.krate.get().cloned())
+        .unwrap_or_else(|| syn::parse_quote!(::cache_runtime));
+    let ItemFn {
+        attrs, vis, sig, ..
+    } = func.item;
+    let shown = sig.ident.unraw().to_string();
+    let doc = format!(
+        " Stands in for a companion of `{shown}` while its `#[cached]` attribute has an error."
+    );
+    let cfgs: Vec<_> = attrs.iter().filter(|a| a.path().is_ident("cfg")).collect();
+    // The signatures the companions have once the attribute is fixed:
+    // `async`, without the qualifiers the error may be about.
+    let mut base = sig.clone();
+    base.constness = None;
+    base.unsafety = None;
+    base.abi = None;
+    base.asyncness = Some(Default::default());
+    let uncached = func.output.impl_trait.is_none().then(|| {
+        let mut uncached = base.clone();
+        uncached.ident = format_ident!("{}_uncached", sig.ident, span = sig.ident.span());
+        quote! {
+            #[doc = #doc]
+            #(#cfgs)*
+            #[allow(dead_code, unused_variables, unused_mut)]
+            #vis #uncached {
+                ::core::unreachable!()
+            }
+        }
+    });
+    let mut invalidate = base;
+    invalidate.ident = format_ident!("{}_invalidate", sig.ident, span = sig.ident.span());
+    invalidate.output = syn::parse_quote!(-> ::core::result::Result<bool, #krate::CacheError>);
+    Some(quote! {
+        #uncached
+
+        #[doc = #doc]
+        #(#cfgs)*
+        #[allow(dead_code, unused_variables, unused_mut)]
+        #vis #invalidate {
+            ::core::unreachable!()
+        }
+    })
 }
 
 /// The user's item unchanged, so the rest of the crate and the IDE keep
@@ -461,4 +539,51 @@ fn relocate(tokens: TokenStream, span: Span) -> TokenStream {
             tt
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The functions `#[cached(attr)] item` expands to, by name.
+    fn fns(attr: TokenStream, item: TokenStream) -> Vec<String> {
+        let file: syn::File = syn::parse2(cached(attr, item)).unwrap();
+        file.items
+            .iter()
+            .filter_map(|i| match i {
+                syn::Item::Fn(f) => Some(f.sig.ident.to_string()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn stubs_stand_in_for_the_companions_on_an_error() {
+        let get = quote!(
+            async fn get(id: u64) -> u64 {
+                id
+            }
+        );
+        let all = ["get", "get_uncached", "get_invalidate"];
+        assert_eq!(fns(quote!(ttl = 0), get.clone()), all);
+        assert_eq!(fns(quote!(ttl = 60 key = "k"), get.clone()), all);
+        assert_eq!(fns(quote!(ttl = 0, no_companions), get.clone()), ["get"]);
+        // A syntax error: `no_companions` is still seen.
+        assert_eq!(fns(quote!(ttl = 0 no_companions), get.clone()), ["get"]);
+        // Applied twice: the inner attribute writes the companions.
+        let twice = quote!(
+            #[cached]
+            async fn get(id: u64) -> u64 {
+                id
+            }
+        );
+        assert_eq!(fns(quote!(), twice), ["get"]);
+        // A body that never returns cannot give an `impl Trait` a type.
+        let opaque = quote!(
+            async fn get() -> impl Display {
+                1
+            }
+        );
+        assert_eq!(fns(quote!(), opaque), ["get", "get_invalidate"]);
+    }
 }

@@ -6,7 +6,8 @@
 //! The `#[cached]` cases show the function alone; the `_uncached` and
 //! `_invalidate` companions generated next to it are shown by the
 //! `companions*` cases (and by every case with `no_companions`, which has
-//! none).
+//! none). The `error_*` cases show everything: the function as written, the
+//! stand-ins for its companions and the errors.
 //!
 //! After a deliberate change to the expansion, regenerate with
 //! `UPDATE_SNAPSHOTS=1 cargo test -p cache-macros` and read every diff.
