@@ -272,7 +272,7 @@ fn hashed_with_skip() {
 fn named_hashed_method() {
     check(
         "named_hashed_method",
-        quote!(name = "repo::get", ttl = "long"),
+        quote!(name = "repo::get", ttl = "long", skip(self)),
         quote! {
             async fn get(&self, id: u64, _: u8) -> Option<Item> {
                 self.items.get(&id).cloned()

@@ -6,6 +6,7 @@ use crate::errors::{did_you_mean, Errors};
 use crate::key::{Part, Template};
 use proc_macro2::{Span, TokenStream};
 use quote::{format_ident, quote, quote_spanned, ToTokens};
+use syn::ext::IdentExt;
 use syn::spanned::Spanned;
 use syn::{Ident, LitStr, Path, Type};
 
@@ -116,7 +117,7 @@ pub(crate) fn plan(
     } else {
         format!("parameters are: {}", names.join(", "))
     };
-    let skipped = skipped(opts, &names, &listing, errors);
+    let skipped = skipped(opts, func, &names, &listing, errors);
 
     let ctx = Context {
         has_self: func.receiver.is_some(),
@@ -136,9 +137,9 @@ pub(crate) fn plan(
         Kind::Cached => {
             let key = match opts.key.get() {
                 Some(lit) => {
-                    template_plan(lit, What::Key, &ctx, &skipped, errors).map(Key::Template)
+                    template_plan(lit, What::Key, &ctx, &skipped.names, errors).map(Key::Template)
                 }
-                None => hashed(&func.params, &skipped, errors),
+                None => hashed(func, &skipped, errors),
             };
             let store = store(kind, opts, &func.output, errors);
             match (key, store) {
@@ -152,7 +153,7 @@ pub(crate) fn plan(
         }
         Kind::Put => {
             let key = match opts.key.get() {
-                Some(lit) => template_plan(lit, What::Key, &ctx, &skipped, errors),
+                Some(lit) => template_plan(lit, What::Key, &ctx, &skipped.names, errors),
                 // Written wrongly, or misspelt: reported already.
                 None if opts.key.is_written(opts) || opts.has_unknown() => None,
                 None => {
@@ -297,20 +298,47 @@ fn signature(kind: Kind, func: &Function<'_>, errors: &mut Errors) {
     }
 }
 
-/// The names in `skip(...)`, each checked to be a parameter, once.
-fn skipped(opts: &Options, names: &[String], listing: &str, errors: &mut Errors) -> Vec<String> {
-    let mut skipped: Vec<String> = Vec::new();
+/// `skip(...)`: the parameters left out of a hashed key.
+struct Skipped {
+    /// The named parameters, each checked to be one, once.
+    names: Vec<String>,
+    /// `skip(self)`: the receiver is left out on purpose.
+    receiver: bool,
+}
+
+/// `skip(...)`, each name checked to be a parameter (or `self` of a method),
+/// once.
+fn skipped(
+    opts: &Options,
+    func: &Function<'_>,
+    names: &[String],
+    listing: &str,
+    errors: &mut Errors,
+) -> Skipped {
+    let mut skipped = Skipped {
+        names: Vec::new(),
+        receiver: false,
+    };
     for ident in opts.skip.get().into_iter().flatten() {
         let name = ident.to_string();
-        if name == "self" {
-            continue; // `self` is never hashed; accept it as written.
-        }
-        if skipped.contains(&name) {
+        let listed = if name == "self" {
+            std::mem::replace(&mut skipped.receiver, true)
+        } else {
+            skipped.names.contains(&name)
+        };
+        if listed {
             errors.push(syn::Error::new(
                 ident.span(),
                 format!("`{name}` is listed twice in `skip`; remove this one"),
             ));
-        } else if !names.contains(&name) {
+        } else if name == "self" && func.receiver.is_none() {
+            errors.push(syn::Error::new(
+                ident.span(),
+                format!(
+                    "`skip(self)` names no parameter: this function has no `self`; remove it ({listing})"
+                ),
+            ));
+        } else if name != "self" && !names.contains(&name) {
             let hint = did_you_mean(&name, names.iter().map(String::as_str))
                 .map_or(String::new(), |n| format!("did you mean `{n}`? "));
             errors.push(syn::Error::new(
@@ -318,7 +346,9 @@ fn skipped(opts: &Options, names: &[String], listing: &str, errors: &mut Errors)
                 format!("`skip({name})` names no parameter of this function; {hint}{listing}"),
             ));
         }
-        skipped.push(name);
+        if name != "self" {
+            skipped.names.push(name);
+        }
     }
     skipped
 }
@@ -421,12 +451,16 @@ fn l1(opts: &Options, errors: &mut Errors) -> L1 {
 }
 
 /// The hashed key of `#[cached]` without a template: every named parameter
-/// but the skipped ones.
-fn hashed(params: &[Param], skipped: &[String], errors: &mut Errors) -> Option<Key> {
+/// but the skipped ones. `self` is never hashed, so a method must say
+/// `skip(self)`: without it, every instance (every tenant) would share the
+/// method's entries without a word.
+fn hashed(func: &Function<'_>, skipped: &Skipped, errors: &mut Errors) -> Option<Key> {
     let mut args = Vec::new();
-    for p in params {
+    for p in &func.params {
         match &p.name {
-            Some(name) if !skipped.contains(&name.to_string()) => args.push((name.clone(), p.set)),
+            Some(name) if !skipped.names.contains(&name.to_string()) => {
+                args.push((name.clone(), p.set));
+            }
             Some(_) => {}
             None if p.wildcard => {}
             None => errors.push(syn::Error::new_spanned(
@@ -435,6 +469,22 @@ fn hashed(params: &[Param], skipped: &[String], errors: &mut Errors) -> Option<K
                  and destructure it in the body, or give a `key = \"...\"` template",
             )),
         }
+    }
+    if let (Some(receiver), false) = (func.receiver, skipped.receiver) {
+        let shown = func.sig().ident.unraw();
+        let placeholders: String = args
+            .iter()
+            .map(|(a, _)| format!(":{{{}}}", a.unraw()))
+            .collect();
+        errors.push(syn::Error::new_spanned(
+            receiver,
+            format!(
+                "a hashed key leaves `self` out, so every instance shares this method's entries (two \
+                 tenants would read each other's values); write `skip(self)` if the result does not \
+                 depend on `self`, or give a key template that names what it depends on, e.g. \
+                 `key = \"{shown}:{{self.tenant}}{placeholders}\"`"
+            ),
+        ));
     }
     Some(Key::Hashed { args })
 }
@@ -676,6 +726,65 @@ mod tests {
             Err(e) => e.into_iter().map(|e| e.to_string()).collect(),
         };
         (l1, messages)
+    }
+
+    /// The messages `#[cached(attr)] item` gives.
+    fn messages(attr: TokenStream, item: TokenStream) -> Vec<String> {
+        let item: syn::ItemFn = syn::parse2(item).unwrap();
+        let func = Function::new(&item);
+        let mut errors = Errors::default();
+        let opts = Options::parse(Kind::Cached, attr, &mut errors).unwrap();
+        let _ = plan(Kind::Cached, &opts, &func, &mut errors);
+        match errors.finish() {
+            Ok(()) => Vec::new(),
+            Err(e) => e.into_iter().map(|e| e.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn a_method_with_a_hashed_key_says_skip_self() {
+        let count = quote!(
+            async fn count(&self, category: &str, page: u32) -> usize {
+                self.n
+            }
+        );
+        let m = messages(quote!(ttl = 60), count.clone());
+        assert_eq!(m.len(), 1, "{m:?}");
+        assert!(
+            m[0].starts_with("a hashed key leaves `self` out, so every instance shares"),
+            "{m:?}"
+        );
+        assert!(
+            m[0].ends_with(
+                "write `skip(self)` if the result does not depend on `self`, or give a key template \
+                 that names what it depends on, e.g. `key = \"count:{self.tenant}:{category}:{page}\"`"
+            ),
+            "{m:?}"
+        );
+        assert!(messages(quote!(ttl = 60, skip(self)), count.clone()).is_empty());
+        assert!(messages(quote!(skip(page, self)), count.clone()).is_empty());
+        assert!(messages(quote!(key = "c:{self.n}:{category}"), count.clone()).is_empty());
+        assert_eq!(
+            messages(quote!(skip(self, self)), count),
+            ["`self` is listed twice in `skip`; remove this one"]
+        );
+        // Every receiver, `self: Arc<Self>` included.
+        for receiver in [quote!(self), quote!(&mut self), quote!(self: Arc<Self>)] {
+            let m = messages(
+                quote!(),
+                quote!(async fn f(#receiver, id: u64) -> u64 { id }),
+            );
+            assert_eq!(m.len(), 1, "{m:?}");
+            assert!(
+                m[0].contains("e.g. `key = \"f:{self.tenant}:{id}\"`"),
+                "{m:?}"
+            );
+        }
+        // A free function has no `self` to skip.
+        assert_eq!(
+            messages(quote!(skip(self)), quote!(async fn f(id: u64) -> u64 { id })),
+            ["`skip(self)` names no parameter: this function has no `self`; remove it (parameters are: id)"]
+        );
     }
 
     #[test]

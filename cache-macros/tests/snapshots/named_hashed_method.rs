@@ -1,4 +1,4 @@
-// #[cached(name = "repo::get", ttl = "long")]
+// #[cached(name = "repo::get", ttl = "long", skip(self))]
 // async fn get(&self, id: u64, _: u8) -> Option<Item> {
 //     self.items.get(&id).cloned()
 // }

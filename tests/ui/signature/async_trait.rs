@@ -10,7 +10,7 @@ struct Db;
 
 #[async_trait]
 impl Repo for Db {
-    #[cached(ttl = 60)]
+    #[cached(ttl = 60, skip(self))]
     async fn get(&self, id: u64) -> u64 {
         id
     }
