@@ -346,15 +346,29 @@ fn cache(plan: &Plan) -> TokenStream {
     }
 }
 
-/// `format_args!` for a template; with `glob`, each value matches literally
-/// in a pattern.
+/// `format_args!` for a template, each placeholder's value wrapped in
+/// `key_part`, which escapes its `%` and `:`, so that distinct values give
+/// distinct keys; with `glob` (a pattern), wrapped in `glob_literal` too, so
+/// that the value matches literally what a key template rendered for it.
+/// The wrappers are located on the template, where a value that is not
+/// `Display` is reported.
 fn format_args_of(rendered: &Rendered, glob: bool) -> TokenStream {
     let Rendered { fmt, args, .. } = rendered;
-    if glob {
-        quote!(::core::format_args!(#fmt #(, __cache_rt::glob_literal(&#args))*))
-    } else {
-        quote!(::core::format_args!(#fmt #(, #args)*))
-    }
+    let span = fmt.span();
+    let part = relocate(
+        quote!(__cache_rt::key_part::<dyn ::core::fmt::Display>),
+        span,
+    );
+    let args = args.iter().map(|arg| {
+        let value = quote_spanned!(span=> #part(&#arg));
+        if glob {
+            let literal = relocate(quote!(__cache_rt::glob_literal), span);
+            quote_spanned!(span=> #literal(&#value))
+        } else {
+            value
+        }
+    });
+    quote!(::core::format_args!(#fmt #(, #args)*))
 }
 
 /// The `Call` method that sets the key of `#[cached]`.

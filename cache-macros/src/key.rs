@@ -1,5 +1,9 @@
 //! Key templates: `"product:{id}"`, `"user:{user.id}"`, `"t:{self.tenant}"`.
 
+/// Rendered keys relative to the prefix that start with this belong to the
+/// runtime (the runtime's `key::RESERVED`).
+const RESERVED: &str = "__";
+
 /// A template, split into literal text and placeholders.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) struct Template {
@@ -70,6 +74,13 @@ impl Template {
         Ok(Template { parts })
     }
 
+    /// Whether the literal text starts with `__`: the runtime keeps its own
+    /// keys there (`{prefix}:__tag:...`, `{prefix}:__wb:...`). A placeholder
+    /// first is fine: the runtime escapes a value's leading `_`.
+    pub(crate) fn reserved(&self) -> bool {
+        matches!(self.parts.first(), Some(Part::Text(text)) if text.starts_with(RESERVED))
+    }
+
     pub(crate) fn placeholders(&self) -> impl Iterator<Item = &[String]> {
         self.parts.iter().filter_map(|p| match p {
             Part::Placeholder(path) => Some(path.as_slice()),
@@ -134,6 +145,15 @@ mod tests {
             Template::parse("plain").unwrap().parts,
             vec![Part::Text("plain".into())]
         );
+    }
+
+    #[test]
+    fn reserved_start() {
+        let reserved = |t: &str| Template::parse(t).unwrap().reserved();
+        assert!(reserved("__tag:x") && reserved("__{id}") && reserved("___"));
+        assert!(!reserved("_x:{id}") && !reserved("{id}:__x") && !reserved("x__"));
+        // `{{` is a literal brace, not the start of `__`.
+        assert!(!reserved("{{__}}") && !reserved("{a}__"));
     }
 
     #[test]

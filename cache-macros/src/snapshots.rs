@@ -515,6 +515,22 @@ fn cached_with_tags() {
 }
 
 #[test]
+fn template_placeholders() {
+    // Each placeholder's value is wrapped in `key_part`, which escapes `%`
+    // and `:`: `("1:2", "3")` and `("1", "2:3")` render apart.
+    check_as(
+        Show::CachedAll,
+        "template_placeholders",
+        quote!(ttl = 60, key = "pair:{a}:{b}", tags = ["left:{a}"]),
+        quote! {
+            async fn pair(a: &str, b: &str) -> String {
+                format!("{a}{b}")
+            }
+        },
+    );
+}
+
+#[test]
 fn cache_put() {
     check_as(
         Show::Put,

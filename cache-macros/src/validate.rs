@@ -568,6 +568,14 @@ fn template_plan(
     };
     let span = lit.span();
     let mut ok = true;
+    if template.reserved() {
+        errors.push(syn::Error::new(
+            span,
+            "keys starting with `__` are reserved for the library's own bookkeeping (`__tag:`, \
+             `__wb:`, ...); start the template with something else",
+        ));
+        ok = false;
+    }
     for path in template.placeholders() {
         let head = &path[0];
         let shown = path.join(".");

@@ -30,12 +30,22 @@ pub async fn delete_product(
             ::core::option::Option::None,
         )
         .evict()
-        .key(::core::format_args!("product:{}", id))
-        .key(::core::format_args!("product:slug:{}", slug))
+        .key(
+            ::core::format_args!(
+                "product:{}", __cache_rt::key_part:: < dyn ::core::fmt::Display > (& id)
+            ),
+        )
+        .key(
+            ::core::format_args!(
+                "product:slug:{}", __cache_rt::key_part:: < dyn ::core::fmt::Display > (&
+                slug)
+            ),
+        )
         .tag(::core::format_args!("products"))
         .pattern(
             ::core::format_args!(
-                "products:list:{}:*", __cache_rt::glob_literal(& category)
+                "products:list:{}:*", __cache_rt::glob_literal(& __cache_rt::key_part:: <
+                dyn ::core::fmt::Display > (& category))
             ),
         );
     {

@@ -14,7 +14,11 @@ async fn forget(&self, id: u64) {
             ::core::option::Option::Some(&(self.cache)),
         )
         .evict()
-        .key(::core::format_args!("product:{}", id));
+        .key(
+            ::core::format_args!(
+                "product:{}", __cache_rt::key_part:: < dyn ::core::fmt::Display > (& id)
+            ),
+        );
     {
         let __cache_body = async move {
             #[allow(clippy::diverging_sub_expression)]

@@ -17,8 +17,18 @@ pub async fn save_product(db: &Db, product: Product) -> Result<Product, DbError>
         __cache_rt::Ttl::Secs(3600),
     );
     let __cache_call = __cache_rt::Call::new(&__CACHE_SITE, ::core::option::Option::None)
-        .key_fmt(::core::format_args!("product:{}", product.id))
-        .tag(::core::format_args!("category:{}", product.category));
+        .key_fmt(
+            ::core::format_args!(
+                "product:{}", __cache_rt::key_part:: < dyn ::core::fmt::Display > (&
+                product.id)
+            ),
+        )
+        .tag(
+            ::core::format_args!(
+                "category:{}", __cache_rt::key_part:: < dyn ::core::fmt::Display > (&
+                product.category)
+            ),
+        );
     {
         let __cache_body = async move {
             let __cache_ret: Result<Product, DbError> = {

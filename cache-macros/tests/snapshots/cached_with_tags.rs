@@ -10,9 +10,18 @@ async fn product(id: u64, cat: &str) -> Option<Product> {
         __cache_rt::Ttl::Secs(600),
     );
     let __cache_call = __cache_rt::Call::new(&__CACHE_SITE, ::core::option::Option::None)
-        .key_fmt(::core::format_args!("product:{}", id))
+        .key_fmt(
+            ::core::format_args!(
+                "product:{}", __cache_rt::key_part:: < dyn ::core::fmt::Display > (& id)
+            ),
+        )
         .tag(::core::format_args!("products"))
-        .tag(::core::format_args!("category:{}", cat));
+        .tag(
+            ::core::format_args!(
+                "category:{}", __cache_rt::key_part:: < dyn ::core::fmt::Display > (&
+                cat)
+            ),
+        );
     {
         let __cache_body = async move {
             #[allow(clippy::diverging_sub_expression)]

@@ -23,7 +23,12 @@ pub(crate) async fn pair<T: Clone>(
             &__CACHE_SITE,
             ::core::option::Option::Some(&(self.cache)),
         )
-        .key_fmt(::core::format_args!("t:{}:{}", self.tenant, a));
+        .key_fmt(
+            ::core::format_args!(
+                "t:{}:{}", __cache_rt::key_part:: < dyn ::core::fmt::Display > (& self
+                .tenant), __cache_rt::key_part:: < dyn ::core::fmt::Display > (& a)
+            ),
+        );
     {
         let __cache_body = async move {
             #[allow(clippy::diverging_sub_expression)]
@@ -74,7 +79,12 @@ pub(crate) async fn pair_invalidate<T: Clone>(
         __cache_rt::Ttl::Default,
     );
     __cache_rt::Call::new(&__CACHE_SITE, ::core::option::Option::Some(&(self.cache)))
-        .key_fmt(::core::format_args!("t:{}:{}", self.tenant, a))
+        .key_fmt(
+            ::core::format_args!(
+                "t:{}:{}", __cache_rt::key_part:: < dyn ::core::fmt::Display > (& self
+                .tenant), __cache_rt::key_part:: < dyn ::core::fmt::Display > (& a)
+            ),
+        )
         .invalidate()
         .await
 }

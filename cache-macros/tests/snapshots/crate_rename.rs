@@ -10,7 +10,11 @@ pub async fn double(x: u64) -> u64 {
         __cache_rt::Ttl::Secs(60),
     );
     let __cache_call = __cache_rt::Call::new(&__CACHE_SITE, ::core::option::Option::None)
-        .key_fmt(::core::format_args!("double:{}", x));
+        .key_fmt(
+            ::core::format_args!(
+                "double:{}", __cache_rt::key_part:: < dyn ::core::fmt::Display > (& x)
+            ),
+        );
     {
         let __cache_body = async move {
             #[allow(clippy::diverging_sub_expression)]

@@ -16,7 +16,11 @@ pub(crate) async fn count(n: u32) -> u32 {
         __cache_rt::Ttl::Default,
     );
     let __cache_call = __cache_rt::Call::new(&__CACHE_SITE, ::core::option::Option::None)
-        .key_fmt(::core::format_args!("n:{}", n));
+        .key_fmt(
+            ::core::format_args!(
+                "n:{}", __cache_rt::key_part:: < dyn ::core::fmt::Display > (& n)
+            ),
+        );
     {
         let __cache_body = async move {
             #[allow(clippy::diverging_sub_expression)]

@@ -11,7 +11,11 @@ async fn rate_limit(user: u64) -> u32 {
         )
         .l1(__cache_rt::L1::Off);
     let __cache_call = __cache_rt::Call::new(&__CACHE_SITE, ::core::option::Option::None)
-        .key_fmt(::core::format_args!("rate:{}", user));
+        .key_fmt(
+            ::core::format_args!(
+                "rate:{}", __cache_rt::key_part:: < dyn ::core::fmt::Display > (& user)
+            ),
+        );
     {
         let __cache_body = async move {
             #[allow(clippy::diverging_sub_expression)]

@@ -11,7 +11,11 @@ async fn price(id: u64) -> u64 {
         )
         .l1(__cache_rt::L1::MaxSecs(5));
     let __cache_call = __cache_rt::Call::new(&__CACHE_SITE, ::core::option::Option::None)
-        .key_fmt(::core::format_args!("price:{}", id));
+        .key_fmt(
+            ::core::format_args!(
+                "price:{}", __cache_rt::key_part:: < dyn ::core::fmt::Display > (& id)
+            ),
+        );
     {
         let __cache_body = async move {
             #[allow(clippy::diverging_sub_expression)]
@@ -49,7 +53,11 @@ async fn price_invalidate(
         __cache_rt::Ttl::Secs(600),
     );
     __cache_rt::Call::new(&__CACHE_SITE, ::core::option::Option::None)
-        .key_fmt(::core::format_args!("price:{}", id))
+        .key_fmt(
+            ::core::format_args!(
+                "price:{}", __cache_rt::key_part:: < dyn ::core::fmt::Display > (& id)
+            ),
+        )
         .invalidate()
         .await
 }

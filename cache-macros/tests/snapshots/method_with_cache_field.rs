@@ -13,7 +13,12 @@ pub async fn user(&self, id: u64) -> User {
             &__CACHE_SITE,
             ::core::option::Option::Some(&(self.cache)),
         )
-        .key_fmt(::core::format_args!("t:{}:user:{}", self.tenant, id));
+        .key_fmt(
+            ::core::format_args!(
+                "t:{}:user:{}", __cache_rt::key_part:: < dyn ::core::fmt::Display > (&
+                self.tenant), __cache_rt::key_part:: < dyn ::core::fmt::Display > (& id)
+            ),
+        );
     {
         let __cache_body = async move {
             #[allow(clippy::diverging_sub_expression)]

@@ -14,7 +14,11 @@ async fn get_product(db: &Db, id: u64) -> Result<Product, DbError> {
         __cache_rt::Ttl::Secs(60),
     );
     let __cache_call = __cache_rt::Call::new(&__CACHE_SITE, ::core::option::Option::None)
-        .key_fmt(::core::format_args!("product:{}", id));
+        .key_fmt(
+            ::core::format_args!(
+                "product:{}", __cache_rt::key_part:: < dyn ::core::fmt::Display > (& id)
+            ),
+        );
     {
         let __cache_body = async move {
             let __cache_ret: Result<Product, DbError> = {

@@ -11,7 +11,11 @@ async fn orders(req: &Request) -> Vec<Order> {
     );
     let __cache_call = __cache_rt::Call::new(&__CACHE_SITE, ::core::option::Option::None)
         .key_fmt(
-            ::core::format_args!("order:{}:{}:{{literal}}", req.user.id, req.page.0),
+            ::core::format_args!(
+                "order:{}:{}:{{literal}}", __cache_rt::key_part:: < dyn
+                ::core::fmt::Display > (& req.user.id), __cache_rt::key_part:: < dyn
+                ::core::fmt::Display > (& req.page.0)
+            ),
         );
     {
         let __cache_body = async move {

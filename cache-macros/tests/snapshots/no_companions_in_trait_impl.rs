@@ -13,7 +13,11 @@ async fn price(&self, id: u64) -> u64 {
             &__CACHE_SITE,
             ::core::option::Option::Some(&(self.cache)),
         )
-        .key_fmt(::core::format_args!("price:{}", id));
+        .key_fmt(
+            ::core::format_args!(
+                "price:{}", __cache_rt::key_part:: < dyn ::core::fmt::Display > (& id)
+            ),
+        );
     {
         let __cache_body = async move {
             #[allow(clippy::diverging_sub_expression)]

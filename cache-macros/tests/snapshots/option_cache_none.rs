@@ -10,7 +10,11 @@ async fn find_user(id: u64) -> Option<User> {
         __cache_rt::Ttl::Secs(30),
     );
     let __cache_call = __cache_rt::Call::new(&__CACHE_SITE, ::core::option::Option::None)
-        .key_fmt(::core::format_args!("user:{}", id));
+        .key_fmt(
+            ::core::format_args!(
+                "user:{}", __cache_rt::key_part:: < dyn ::core::fmt::Display > (& id)
+            ),
+        );
     {
         let __cache_body = async move {
             #[allow(clippy::diverging_sub_expression)]

@@ -10,7 +10,12 @@ async fn session(token: &str) -> Option<Session> {
         __cache_rt::Ttl::Short,
     );
     let __cache_call = __cache_rt::Call::new(&__CACHE_SITE, ::core::option::Option::None)
-        .key_fmt(::core::format_args!("session:{}", token));
+        .key_fmt(
+            ::core::format_args!(
+                "session:{}", __cache_rt::key_part:: < dyn ::core::fmt::Display > (&
+                token)
+            ),
+        );
     {
         let __cache_body = async move {
             #[allow(clippy::diverging_sub_expression)]
