@@ -187,12 +187,18 @@ mod tests {
         assert_eq!(decode_schema::<u32>(&bytes, &codec, MAX, 0xAB).unwrap(), 7);
         assert!(matches!(
             decode_schema::<u32>(&bytes, &codec, MAX, 0xCD),
-            Err(DecodeError::OtherSchema { found: 0xAB, expected: 0xCD })
+            Err(DecodeError::OtherSchema {
+                found: 0xAB,
+                expected: 0xCD
+            })
         ));
         // Unknown on either side: no check.
         assert_eq!(decode_schema::<u32>(&bytes, &codec, MAX, 0).unwrap(), 7);
         let unknown = encode(&codec, &7u32, Duration::from_secs(1), MAX).unwrap();
-        assert_eq!(decode_schema::<u32>(&unknown, &codec, MAX, 0xCD).unwrap(), 7);
+        assert_eq!(
+            decode_schema::<u32>(&unknown, &codec, MAX, 0xCD).unwrap(),
+            7
+        );
     }
 
     #[test]
@@ -205,7 +211,10 @@ mod tests {
         v1.extend_from_slice(&v2[HEADER_LEN..]);
         let h = header(&v1, &codec, MAX).unwrap();
         assert_eq!((h.fingerprint, h.len), (0, 20));
-        assert_eq!(decode_schema::<String>(&v1, &codec, MAX, 0xCD).unwrap(), "old");
+        assert_eq!(
+            decode_schema::<String>(&v1, &codec, MAX, 0xCD).unwrap(),
+            "old"
+        );
         // A version 2 header cut short is no envelope.
         assert!(matches!(
             decode::<String>(&v2[..24], &codec, MAX),

@@ -221,7 +221,11 @@ mod tests {
     fn a_change_of_shape_changes_the_fingerprint() {
         let base = fingerprint::<v1::Product>();
         assert_ne!(base, 0);
-        assert_eq!(base, fingerprint::<same::Product>(), "the shape, not the path");
+        assert_eq!(
+            base,
+            fingerprint::<same::Product>(),
+            "the shape, not the path"
+        );
         for (what, other) in [
             ("added and removed fields", fingerprint::<v2::Product>()),
             ("a renamed field", fingerprint::<renamed::Product>()),
@@ -236,7 +240,11 @@ mod tests {
     fn nested_enums_are_traced_to_their_last_variant() {
         let fp = fingerprint::<WithEnums>();
         assert_ne!(fp, 0);
-        assert_ne!(fingerprint::<Kind>(), fingerprint::<KindMore>(), "an added variant");
+        assert_ne!(
+            fingerprint::<Kind>(),
+            fingerprint::<KindMore>(),
+            "an added variant"
+        );
         assert_ne!(fingerprint::<Kind>(), 0);
     }
 
@@ -252,7 +260,10 @@ mod tests {
         // Pinned: the same shape gives the same fingerprint in every
         // process, on every machine, in every release that keeps the
         // tracing format. A change here changes what stored values match.
-        assert_eq!(fingerprint::<(u32, String)>(), fingerprint::<(u32, String)>());
+        assert_eq!(
+            fingerprint::<(u32, String)>(),
+            fingerprint::<(u32, String)>()
+        );
         let pinned = fingerprint::<Vec<Option<u32>>>();
         assert_eq!(pinned, PINNED_VEC_OPTION_U32, "{pinned:#x}");
     }

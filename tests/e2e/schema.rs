@@ -35,8 +35,15 @@ async fn new_binary(cache: &Cache, calls: &Calls, id: u32) -> ProductV2 {
 
 async fn a_reshaped_type_reads_no_old_value(cache: Cache) {
     let (old, new) = (Calls::default(), Calls::default());
-    assert_eq!(old_binary(&cache, &old, 1).await, ProductV1 { a: 1, b: Some(7) });
-    assert_eq!(old_binary(&cache, &old, 1).await.b, Some(7), "a hit for the old type");
+    assert_eq!(
+        old_binary(&cache, &old, 1).await,
+        ProductV1 { a: 1, b: Some(7) }
+    );
+    assert_eq!(
+        old_binary(&cache, &old, 1).await.b,
+        Some(7),
+        "a hit for the old type"
+    );
     assert_eq!(old.get(), 1);
 
     // The new binary's first read is a miss: its body runs, and it overwrites.

@@ -281,7 +281,8 @@ impl Engine {
         typed: Option<Typed<Out>>,
     ) {
         let key = target.key.as_str();
-        let encoded = P::cacheable(out).and_then(|value| self.encode_quiet(key, value, target.ttl, target.schema));
+        let encoded = P::cacheable(out)
+            .and_then(|value| self.encode_quiet(key, value, target.ttl, target.schema));
         let mut store = fill.store;
         // A version older than the window may have been forgotten, so a
         // tagged result computed over a longer time is not stored.
