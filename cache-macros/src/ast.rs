@@ -19,6 +19,8 @@ pub(crate) struct Function<'a> {
     pub(crate) params: Vec<Param>,
     /// Type parameters, in order (lifetimes are erased at run time).
     pub(crate) type_params: Vec<Ident>,
+    /// Const parameters, in order.
+    pub(crate) const_params: Vec<Ident>,
     pub(crate) output: Output<'a>,
 }
 
@@ -87,11 +89,17 @@ impl<'a> Function<'a> {
             .type_params()
             .map(|t| t.ident.clone())
             .collect();
+        let const_params = sig
+            .generics
+            .const_params()
+            .map(|c| c.ident.clone())
+            .collect();
         Function {
             item,
             receiver,
             params,
             type_params,
+            const_params,
             output: Output::new(sig),
         }
     }
@@ -371,5 +379,6 @@ mod tests {
         assert_eq!(f.params[1].bindings.len(), 2);
         assert!(f.params[2].wildcard && f.params[3].set);
         assert_eq!(f.type_params, ["T", "U"]);
+        assert_eq!(f.const_params, ["N"]);
     }
 }

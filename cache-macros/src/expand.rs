@@ -371,14 +371,17 @@ fn format_args_of(rendered: &Rendered, glob: bool) -> TokenStream {
     quote!(::core::format_args!(#fmt #(, #args)*))
 }
 
-/// The `Call` method that sets the key of `#[cached]`.
+/// The `Call` method that sets the key of `#[cached]`: `key_fmt` for a
+/// template, `key_args` for the hashed arguments, `key_args_generic` when
+/// the function is generic (its type arguments' names and its const
+/// arguments are hashed too).
 fn key_call(key: &Key) -> TokenStream {
     match key {
         Key::Template(rendered) => {
             let args = format_args_of(rendered, false);
             quote!(key_fmt(#args))
         }
-        Key::Hashed { args } => {
+        Key::Hashed { args, generics } => {
             // One check per argument, spanned on it, so a non-Serialize
             // argument is reported on the parameter itself.
             // Sets are hashed as unordered collections (`key_set`).
@@ -392,7 +395,20 @@ fn key_call(key: &Key) -> TokenStream {
                 let wrap = relocate(wrap, span);
                 quote_spanned!(span=> #wrap(&#a))
             });
-            quote!(key_args(&(#(#checked,)*)))
+            if generics.is_empty() {
+                return quote!(key_args(&(#(#checked,)*)));
+            }
+            let types = &generics.types;
+            let consts = generics
+                .consts
+                .iter()
+                .map(|c| quote!(__cache_rt::key_arg(&#c)));
+            quote! {
+                key_args_generic(
+                    &[#(::core::any::type_name::<#types>()),*],
+                    &(#(#consts,)* #(#checked,)*),
+                )
+            }
         }
     }
 }
@@ -451,8 +467,9 @@ fn companions(func: &Function<'_>, plan: &Plan, store: &Store, key: &Key) -> Tok
          one."
     );
     let cfgs = outer.iter().filter(|a| a.path().is_ident("cfg"));
-    let generic =
-        (!func.type_params.is_empty()).then(|| quote!(, clippy::extra_unused_type_parameters));
+    // A template names no type parameter; a hashed key names them all.
+    let unused_types = !func.type_params.is_empty() && matches!(key, Key::Template(_));
+    let generic = unused_types.then(|| quote!(, clippy::extra_unused_type_parameters));
     let name = &plan.name;
     let ttl = ttl(store);
     let cache = cache(plan);

@@ -337,6 +337,26 @@ fn generic_and_lifetimes() {
 }
 
 #[test]
+fn generic_hashed_key() {
+    // `fetch::<User>(1)` and `fetch::<Order>(1)` get different keys: the
+    // type arguments' names are hashed with the arguments, the const
+    // arguments before them; `_invalidate` computes the same key.
+    check_as(
+        Show::CachedAll,
+        "generic_hashed_key",
+        quote!(ttl = 60, skip(db)),
+        quote! {
+            pub async fn fetch<'a, T, U: Clone, const N: usize>(db: &'a Db, id: u64) -> Result<T, DbError>
+            where
+                T: Serialize + DeserializeOwned,
+            {
+                db.fetch::<T, U, N>(id).await
+            }
+        },
+    );
+}
+
+#[test]
 fn multi_statement_body() {
     check(
         "multi_statement_body",

@@ -80,7 +80,25 @@ pub(crate) enum Key {
     Template(Rendered),
     /// The named parameters, hashed in order; `true` marks a `HashSet` or
     /// `BTreeSet` parameter, hashed as an unordered set.
-    Hashed { args: Vec<(Ident, bool)> },
+    Hashed {
+        args: Vec<(Ident, bool)>,
+        /// A generic function's type parameters, whose names are hashed
+        /// with the arguments, and its const parameters, hashed before them:
+        /// `fetch::<User>(1)` and `fetch::<Order>(1)` get different keys.
+        generics: Generics,
+    },
+}
+
+/// The generic parameters a hashed key depends on.
+pub(crate) struct Generics {
+    pub(crate) types: Vec<Ident>,
+    pub(crate) consts: Vec<Ident>,
+}
+
+impl Generics {
+    pub(crate) fn is_empty(&self) -> bool {
+        self.types.is_empty() && self.consts.is_empty()
+    }
 }
 
 impl Key {
@@ -88,7 +106,7 @@ impl Key {
     /// of each placeholder.
     pub(crate) fn names(&self) -> Vec<String> {
         match self {
-            Key::Hashed { args } => args.iter().map(|(a, _)| a.to_string()).collect(),
+            Key::Hashed { args, .. } => args.iter().map(|(a, _)| a.to_string()).collect(),
             Key::Template(rendered) => rendered
                 .template
                 .placeholders()
@@ -486,7 +504,11 @@ fn hashed(func: &Function<'_>, skipped: &Skipped, errors: &mut Errors) -> Option
             ),
         ));
     }
-    Some(Key::Hashed { args })
+    let generics = Generics {
+        types: func.type_params.clone(),
+        consts: func.const_params.clone(),
+    };
+    Some(Key::Hashed { args, generics })
 }
 
 /// What a template renders, for messages.
@@ -793,6 +815,49 @@ mod tests {
             messages(quote!(skip(self)), quote!(async fn f(id: u64) -> u64 { id })),
             ["`skip(self)` names no parameter: this function has no `self`; remove it (parameters are: id)"]
         );
+    }
+
+    /// The key `#[cached(attr)] item` plans.
+    fn key_of(attr: TokenStream, item: TokenStream) -> Key {
+        let item: syn::ItemFn = syn::parse2(item).unwrap();
+        let func = Function::new(&item);
+        let mut errors = Errors::default();
+        let opts = Options::parse(Kind::Cached, attr, &mut errors).unwrap();
+        match plan(Kind::Cached, &opts, &func, &mut errors).map(|p| p.op) {
+            Some(Op::Read { key, .. }) => key,
+            _ => panic!("no key: {:?}", errors.finish().err().map(|e| e.to_string())),
+        }
+    }
+
+    #[test]
+    fn a_generic_hashed_key_names_the_generic_parameters() {
+        let fetch = quote!(
+            async fn fetch<'a, T, const N: usize, U>(db: &'a Db, id: u64) -> T {
+                db.get(id)
+            }
+        );
+        let Key::Hashed { args, generics } = key_of(quote!(skip(db)), fetch.clone()) else {
+            panic!("not hashed");
+        };
+        assert_eq!(args.len(), 1);
+        assert_eq!(generics.types, ["T", "U"]);
+        assert_eq!(generics.consts, ["N"]);
+        let Key::Hashed { generics, .. } = key_of(
+            quote!(),
+            quote!(
+                async fn f(id: u64) -> u64 {
+                    id
+                }
+            ),
+        ) else {
+            panic!("not hashed");
+        };
+        assert!(generics.is_empty());
+        // With a template nothing changes: the template is the key.
+        assert!(matches!(
+            key_of(quote!(key = "f:{id}"), fetch),
+            Key::Template(_)
+        ));
     }
 
     #[test]

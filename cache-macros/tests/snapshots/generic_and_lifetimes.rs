@@ -16,7 +16,10 @@ where
         __cache_rt::Ttl::Default,
     );
     let __cache_call = __cache_rt::Call::new(&__CACHE_SITE, ::core::option::Option::None)
-        .key_args(&(__cache_rt::key_arg(&ids),));
+        .key_args_generic(
+            &[::core::any::type_name::<T>()],
+            &(__cache_rt::key_arg(&ids),),
+        );
     {
         let __cache_body = async move {
             #[allow(clippy::diverging_sub_expression)]

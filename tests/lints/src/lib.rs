@@ -247,6 +247,19 @@ where
     value
 }
 
+/// A type parameter in the body and the key only: each instantiation has
+/// its own entries.
+#[cached(ttl = 60)]
+pub async fn type_of<T>(id: u64) -> String {
+    format!("{}:{id}", std::any::type_name::<T>())
+}
+
+/// Const parameters are hashed too.
+#[cached(ttl = 60)]
+pub async fn times<const N: u64>(id: u64) -> u64 {
+    id * N
+}
+
 /// A generic parameter that is skipped.
 #[cached(skip(db))]
 pub async fn generic_skipped<D: fmt::Debug + Sync>(db: &D, id: u64) -> String {
@@ -567,6 +580,25 @@ mod tests {
         assert_eq!(cache.scope(service.title(5)).await, "acme:5");
         assert!(cache.exists("catalog:5").await.unwrap());
         assert_eq!(cache.stats().hits, 1);
+    }
+
+    #[tokio::test]
+    async fn generic_functions_key_by_their_generic_arguments() {
+        let cache = Cache::builder().memory().prefix("lints").build().unwrap();
+        cache
+            .scope(async {
+                assert_eq!(type_of::<u8>(1).await, "u8:1");
+                assert_eq!(type_of::<String>(1).await, "alloc::string::String:1");
+                assert_eq!(type_of::<u8>(1).await, "u8:1");
+                assert!(type_of_invalidate::<String>(1).await.unwrap());
+                assert!(!type_of_invalidate::<String>(1).await.unwrap());
+                assert!(type_of_invalidate::<u8>(1).await.unwrap());
+                assert_eq!(times::<2>(5).await, 10);
+                assert_eq!(times::<3>(5).await, 15);
+                assert_eq!(times::<2>(5).await, 10);
+            })
+            .await;
+        assert_eq!((cache.stats().hits, cache.stats().misses), (2, 4));
     }
 
     #[tokio::test]
