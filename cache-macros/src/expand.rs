@@ -351,7 +351,9 @@ fn cache(plan: &Plan) -> TokenStream {
 /// distinct keys; with `glob` (a pattern), wrapped in `glob_literal` too, so
 /// that the value matches literally what a key template rendered for it.
 /// The wrappers are located on the template, where a value that is not
-/// `Display` is reported.
+/// `Display` is reported. `key_part` takes the value as `&dyn Display`: a
+/// value that is not `Display` is then one error, on the coercion, rather
+/// than one for `key_part`'s bound and a second for `format_args!`'s.
 fn format_args_of(rendered: &Rendered, glob: bool) -> TokenStream {
     let Rendered { fmt, args, .. } = rendered;
     let span = fmt.span();
