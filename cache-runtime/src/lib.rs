@@ -114,14 +114,35 @@ pub use stats::Stats;
 /// - `key = "product:{id}"`: the key is `{prefix}:product:42`. Placeholders
 ///   name parameters or their fields: `{user.id}`, `{pair.0}`,
 ///   `{self.tenant}`; `{{`/`}}` are literal braces. Values are rendered with
-///   `Display`.
+///   `Display`, `%` written `%25` and `:` written `%3A`, so that distinct
+///   values give distinct keys (`"pair:{a}:{b}"` renders `("1:2", "3")` as
+///   `pair:1%3A2:3` and `("1", "2:3")` as `pair:1:2%3A3`); values without `%`
+///   or `:` are unchanged. No template (`key`, `tags`, and `keys` / `pattern`
+///   of [`#[cache_evict]`](macro@cache_evict)) may start with `__`, the
+///   library's own namespace (`__tag:`, `__wb:`, ...): that is a compile
+///   error. A key that starts with `__` because of a value has its first `_`
+///   written `%5F`. A value whose `Display` fails gives no key: the call runs
+///   uncached.
 /// - Without `key`: `{prefix}:{name}:{hash}`, the hash covering every argument
-///   but `self` and those in `skip(...)` (see [`Cache::hashed_key`]).
+///   but those in `skip(...)` (see [`Cache::hashed_key`]). `self` is never
+///   hashed, so a method says `skip(self)` when its result does not depend
+///   on the instance; without it, a hashed key on a method is a compile
+///   error, since every instance (every tenant) would share its entries.
+///   Otherwise give a template naming what it depends on: `key =
+///   "t:{self.tenant}:{id}"`. A generic function's type arguments (their
+///   `core::any::type_name`) and const arguments are hashed too, so
+///   `fetch::<User>(1)` and `fetch::<Order>(1)` are different entries;
+///   `type_name` is not guaranteed stable between compiler versions, so after
+///   a toolchain upgrade generic functions may start new entries. With a
+///   `key` template the key is what the template renders, whatever the type
+///   arguments (the stored value's schema fingerprint then keeps one type's
+///   value from being read as another's: it is a miss).
 /// - `name = "..."`: the `{name}` of hashed keys (default: module path and
 ///   function name). Two functions sharing a name (methods of one name in
 ///   two impls of one module) would read each other's values: the second to
 ///   run is left uncached and an error is logged; give each its own `name`.
-/// - `skip(a, b)`: arguments left out of the hashed key (connections, pools).
+/// - `skip(a, b)`: arguments left out of the hashed key (connections, pools);
+///   `skip(self)` on a method whose result does not depend on the instance.
 /// - `cache = expr`: the [`Cache`] to use; otherwise the one of the enclosing
 ///   [`Cache::scope`], else the [installed](Cache::install) one, else none: the
 ///   body runs uncached and a warning is logged once per function.
@@ -211,7 +232,7 @@ pub use stats::Stats;
 ///     use cache_runtime::__private::{self as __cache_rt, ViaBytes as _, ViaClone as _};
 ///     static __CACHE_SITE: __cache_rt::Site =
 ///         __cache_rt::Site::new(concat!(module_path!(), "::user_name"), __cache_rt::Ttl::Secs(600));
-///     let __cache_call = __cache_rt::Call::new(&__CACHE_SITE, None).key_fmt(format_args!("user:{}:name", id));
+///     let __cache_call = __cache_rt::Call::new(&__CACHE_SITE, None).key_fmt(format_args!("user:{}:name", __cache_rt::key_part::<dyn core::fmt::Display>(&id)));
 ///     {
 ///         let __cache_body = async move {
 ///             let __cache_ret: Option<String> = { Some(format!("user {id}")) };
@@ -246,7 +267,7 @@ pub use stats::Stats;
 ///     static __CACHE_SITE: __cache_rt::Site =
 ///         __cache_rt::Site::companion(concat!(module_path!(), "::user_name"), __cache_rt::Ttl::Secs(600));
 ///     __cache_rt::Call::new(&__CACHE_SITE, None)
-///         .key_fmt(format_args!("user:{}:name", id))
+///         .key_fmt(format_args!("user:{}:name", __cache_rt::key_part::<dyn core::fmt::Display>(&id)))
 ///         .invalidate()
 ///         .await
 /// }
@@ -316,7 +337,7 @@ pub use cache_macros::cached;
 ///     static __CACHE_SITE: __cache_rt::Site =
 ///         __cache_rt::Site::new(concat!(module_path!(), "::save_product"), __cache_rt::Ttl::Secs(3600));
 ///     let __cache_call = __cache_rt::Call::new(&__CACHE_SITE, None)
-///         .key_fmt(format_args!("product:{}", product.id));
+///         .key_fmt(format_args!("product:{}", __cache_rt::key_part::<dyn core::fmt::Display>(&product.id)));
 ///     {
 ///         let __cache_body = async move {
 ///             let __cache_ret: Result<Product, String> = { Ok(product) };
@@ -399,7 +420,7 @@ pub use cache_macros::cache_put;
 ///         __cache_rt::Site::new(concat!(module_path!(), "::delete_product"), __cache_rt::Ttl::Default);
 ///     let __cache_evict = __cache_rt::Call::new(&__CACHE_SITE, None)
 ///         .evict()
-///         .key(format_args!("product:{}", id));
+///         .key(format_args!("product:{}", __cache_rt::key_part::<dyn core::fmt::Display>(&id)));
 ///     {
 ///         let __cache_body = async move {
 ///             let __cache_ret: Result<(), String> = { Ok(()) };
@@ -413,7 +434,9 @@ pub use cache_macros::cache_put;
 /// ```
 ///
 /// A pattern's placeholders are wrapped: `.pattern(format_args!("products:list:{}:*",
-/// __cache_rt::glob_literal(&category)))`.
+/// __cache_rt::glob_literal(&__cache_rt::key_part::<dyn core::fmt::Display>(&category))))`:
+/// escaped as a key template's are, then as a glob, so the pattern matches what
+/// a key template rendered for the same value.
 pub use cache_macros::cache_evict;
 
 /// Object-safe serde, used by the [`Codec`] trait.
