@@ -141,7 +141,7 @@ impl RedisBackend {
     }
 
     /// Turns client tracking on for every shared connection, in `OPTIN`
-    /// mode: from here on, Redis tells this process of any change to a key
+    /// and `NOLOOP` mode: from here on, Redis tells this process of any change to a key
     /// it reads on them with [`opt_in`] first, until a connection drops
     /// (reported as a `Disconnection` push).
     pub(crate) async fn track(&self) -> Result<(), BackendError> {
@@ -154,6 +154,10 @@ impl RedisBackend {
                 .arg("TRACKING")
                 .arg("ON")
                 .arg("OPTIN")
+                // Not told of its own changes: it forgets those itself, at
+                // once (read-your-writes), and a fill's own write would
+                // otherwise refuse the next read's install.
+                .arg("NOLOOP")
                 .query_async::<()>(&mut conn)
                 .await?;
         }

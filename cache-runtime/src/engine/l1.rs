@@ -19,8 +19,8 @@
 //!   that overtook the read's reply bumps the generation, so the older value
 //!   is never installed.
 //! - This process's own writes and removals forget the key locally before
-//!   they return (read-your-writes), instead of waiting for their own
-//!   invalidation to come back.
+//!   they return (read-your-writes), and Redis does not report them back
+//!   (`NOLOOP`): a walk reports each key it removes, so it is forgotten too.
 //! - When a connection drops (killed, Redis restarted, failed over), the
 //!   client reports it as a `Disconnection` push: the L1 is flushed and
 //!   stays disarmed (no installs, so nothing to serve) until tracking is on
