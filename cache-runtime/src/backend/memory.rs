@@ -1,6 +1,6 @@
 //! The embedded in-process store, on `moka`.
 
-use super::glob;
+use super::{glob, WriteKind};
 use bytes::Bytes;
 use std::any::Any;
 use std::collections::HashMap;
@@ -251,10 +251,10 @@ impl MemoryBackend {
         ttl: Duration,
         how: super::TaggedWrite<'_>,
     ) -> bool {
-        match (how.tags.is_empty(), how.if_absent) {
-            (false, _) => self.set_tagged(key, bytes, typed, ttl, how),
-            (true, true) => self.set_if_absent(key, bytes, typed, ttl),
-            (true, false) => {
+        match how.kind() {
+            WriteKind::Tagged => self.set_tagged(key, bytes, typed, ttl, how),
+            WriteKind::IfAbsent => self.set_if_absent(key, bytes, typed, ttl),
+            WriteKind::Plain => {
                 self.set(key, bytes, typed, ttl);
                 true
             }

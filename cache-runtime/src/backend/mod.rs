@@ -297,6 +297,28 @@ pub(crate) struct TaggedWrite<'a> {
     pub(crate) if_absent: bool,
 }
 
+/// Which command a [`TaggedWrite`] is, for every tier alike.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum WriteKind {
+    /// Under tags (and maybe checked against versions, maybe if absent).
+    Tagged,
+    /// Untagged, only into an empty key.
+    IfAbsent,
+    /// Untagged, replacing what is there.
+    Plain,
+}
+
+impl TaggedWrite<'_> {
+    /// The one rule every tier dispatches a write by.
+    pub(crate) fn kind(&self) -> WriteKind {
+        match (self.tags.is_empty(), self.if_absent) {
+            (false, _) => WriteKind::Tagged,
+            (true, true) => WriteKind::IfAbsent,
+            (true, false) => WriteKind::Plain,
+        }
+    }
+}
+
 impl TaggedWrite<'static> {
     /// A read-through's write without tags.
     pub(crate) fn untagged(if_absent: bool) -> Self {

@@ -2,7 +2,7 @@
 //! connecting lazily and reconnecting by itself.
 
 use super::tier::{Caps, Tier, Walk};
-use super::{memory::TypedValue, TaggedLookup, TaggedWrite};
+use super::{memory::TypedValue, TaggedLookup, TaggedWrite, WriteKind};
 use crate::write_behind::Version;
 use crate::BackendError;
 use bytes::Bytes;
@@ -564,13 +564,13 @@ impl Tier for RedisBackend {
         ttl: Duration,
         how: TaggedWrite<'_>,
     ) -> Result<bool, BackendError> {
-        match (how.tags.is_empty(), how.if_absent) {
-            (false, _) => {
+        match how.kind() {
+            WriteKind::Tagged => {
                 self.set_tagged(key, &bytes, ttl, how.tags, how.expected, how.if_absent)
                     .await
             }
-            (true, true) => self.set_if_absent(key, &bytes, ttl).await,
-            (true, false) => self.set(key, &bytes, ttl).await.map(|()| true),
+            WriteKind::IfAbsent => self.set_if_absent(key, &bytes, ttl).await,
+            WriteKind::Plain => self.set(key, &bytes, ttl).await.map(|()| true),
         }
     }
 

@@ -3,7 +3,7 @@
 
 use super::memory::{MemoryBackend, TypedValue};
 use super::redis::RedisBackend;
-use super::{Backend, TaggedLookup, TaggedWrite};
+use super::{Backend, TaggedLookup, TaggedWrite, WriteKind};
 use crate::engine::Guard;
 use crate::write_behind::Version;
 use crate::BackendError;
@@ -178,13 +178,13 @@ impl Tier for Custom {
         how: TaggedWrite<'_>,
     ) -> Result<bool, BackendError> {
         let b = &self.0;
-        match (how.tags.is_empty(), how.if_absent) {
-            (false, _) => {
+        match how.kind() {
+            WriteKind::Tagged => {
                 b.set_tagged(key, bytes, ttl, how.tags, how.expected, how.if_absent)
                     .await
             }
-            (true, true) => b.set_if_absent(key, bytes, ttl).await,
-            (true, false) => b.set(key, bytes, ttl).await.map(|()| true),
+            WriteKind::IfAbsent => b.set_if_absent(key, bytes, ttl).await,
+            WriteKind::Plain => b.set(key, bytes, ttl).await.map(|()| true),
         }
     }
 
