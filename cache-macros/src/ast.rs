@@ -21,6 +21,10 @@ pub(crate) struct Function<'a> {
     pub(crate) type_params: Vec<Ident>,
     /// Const parameters, in order.
     pub(crate) const_params: Vec<Ident>,
+    /// The function is known to sit in an `impl` or a trait: it has a
+    /// receiver, or its signature names `Self`. Its key then depends on
+    /// `Self`, whose parameters (`impl<T> Repo<T>`) the macro cannot see.
+    pub(crate) in_impl: bool,
     pub(crate) output: Output<'a>,
 }
 
@@ -100,6 +104,7 @@ impl<'a> Function<'a> {
             params,
             type_params,
             const_params,
+            in_impl: receiver.is_some() || names_self(sig),
             output: Output::new(sig),
         }
     }
@@ -120,6 +125,20 @@ impl<'a> Function<'a> {
             .any(|l| l.lifetime.ident == "async_trait")
             && self.output.boxed_future
     }
+}
+
+/// Whether the signature (parameters, return type, where clause) names
+/// `Self`, as a type or a path prefix (`Self::Id`).
+fn names_self(sig: &Signature) -> bool {
+    struct Finder(bool);
+    impl Visit<'_> for Finder {
+        fn visit_ident(&mut self, ident: &Ident) {
+            self.0 |= ident == "Self";
+        }
+    }
+    let mut finder = Finder(false);
+    finder.visit_signature(sig);
+    finder.0
 }
 
 impl<'a> Output<'a> {
@@ -380,5 +399,27 @@ mod tests {
         assert!(f.params[2].wildcard && f.params[3].set);
         assert_eq!(f.type_params, ["T", "U"]);
         assert_eq!(f.const_params, ["N"]);
+        assert!(f.in_impl);
+    }
+
+    #[test]
+    fn a_signature_naming_self_sits_in_an_impl() {
+        let in_impl = |item: ItemFn| Function::new(&item).in_impl;
+        assert!(in_impl(parse_quote!(
+            async fn load(id: u64) -> Option<Self> {}
+        )));
+        assert!(in_impl(parse_quote!(
+            async fn load(id: Self::Id) -> u8 {}
+        )));
+        assert!(in_impl(parse_quote!(
+            async fn load<T>(id: T) -> u8
+            where
+                T: Into<Self>,
+            {
+            }
+        )));
+        assert!(!in_impl(parse_quote!(
+            async fn load(id: u64) -> Option<User> {}
+        )));
     }
 }

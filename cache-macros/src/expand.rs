@@ -400,7 +400,10 @@ fn key_call(key: &Key) -> TokenStream {
             if generics.is_empty() {
                 return quote!(key_args(&(#(#checked,)*)));
             }
-            let types = &generics.types;
+            let self_type = generics.self_type.then(|| quote!(Self));
+            let types = self_type
+                .into_iter()
+                .chain(generics.types.iter().map(ToTokens::to_token_stream));
             let consts = generics
                 .consts
                 .iter()

@@ -91,13 +91,16 @@ pub(crate) enum Key {
 
 /// The generic parameters a hashed key depends on.
 pub(crate) struct Generics {
+    /// `Self`'s name is hashed first: a method of `impl<T> Repo<T>` gets
+    /// one key per `T`, and two types' methods never share a key.
+    pub(crate) self_type: bool,
     pub(crate) types: Vec<Ident>,
     pub(crate) consts: Vec<Ident>,
 }
 
 impl Generics {
     pub(crate) fn is_empty(&self) -> bool {
-        self.types.is_empty() && self.consts.is_empty()
+        !self.self_type && self.types.is_empty() && self.consts.is_empty()
     }
 }
 
@@ -505,6 +508,7 @@ fn hashed(func: &Function<'_>, skipped: &Skipped, errors: &mut Errors) -> Option
         ));
     }
     let generics = Generics {
+        self_type: func.in_impl,
         types: func.type_params.clone(),
         consts: func.const_params.clone(),
     };
@@ -853,6 +857,19 @@ mod tests {
             panic!("not hashed");
         };
         assert!(generics.is_empty());
+        // A method hashes `Self` too (`impl<T> Repo<T>`), even when skipped.
+        let Key::Hashed { args, generics } = key_of(
+            quote!(skip(self)),
+            quote!(
+                async fn get(&self, id: u64) -> u64 {
+                    id
+                }
+            ),
+        ) else {
+            panic!("not hashed");
+        };
+        assert_eq!(args.len(), 1);
+        assert!(generics.self_type && !generics.is_empty());
         // With a template nothing changes: the template is the key.
         assert!(matches!(
             key_of(quote!(key = "f:{id}"), fetch),

@@ -10,7 +10,10 @@ async fn get(&self, id: u64, _: u8) -> Option<Item> {
         __cache_rt::Ttl::Long,
     );
     let __cache_call = __cache_rt::Call::new(&__CACHE_SITE, ::core::option::Option::None)
-        .key_args(&(__cache_rt::key_arg(&id),));
+        .key_args_generic(
+            &[::core::any::type_name::<Self>()],
+            &(__cache_rt::key_arg(&id),),
+        );
     {
         let __cache_body = async move {
             #[allow(clippy::diverging_sub_expression)]

@@ -260,6 +260,40 @@ pub async fn times<const N: u64>(id: u64) -> u64 {
     id * N
 }
 
+/// A method of a generic impl: the macro cannot see `T`, so it hashes
+/// `Self`'s name, and each `Table<T>` has its own entries.
+#[derive(Debug)]
+pub struct Table<T>(std::marker::PhantomData<T>);
+
+impl<T: Send + Sync> Table<T> {
+    /// A new handle.
+    pub fn new() -> Self {
+        Table(std::marker::PhantomData)
+    }
+
+    /// The type's name with the id; hashed under `Self`'s name.
+    #[cached(ttl = 60, skip(self))]
+    pub async fn row(&self, id: u64) -> String {
+        format!("{}:{id}", std::any::type_name::<T>())
+    }
+
+    /// An associated function whose signature names `Self` (here in its
+    /// where clause; `-> Option<Self>` is the common case).
+    #[cached(ttl = 60)]
+    pub async fn named(id: u64) -> Option<String>
+    where
+        Self: Sized,
+    {
+        Some(format!("{}:{id}", std::any::type_name::<Self>()))
+    }
+}
+
+impl<T: Send + Sync> Default for Table<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 /// A generic parameter that is skipped.
 #[cached(skip(db))]
 pub async fn generic_skipped<D: fmt::Debug + Sync>(db: &D, id: u64) -> String {
@@ -599,6 +633,35 @@ mod tests {
             })
             .await;
         assert_eq!((cache.stats().hits, cache.stats().misses), (2, 4));
+    }
+
+    #[tokio::test]
+    async fn methods_of_a_generic_impl_key_by_its_arguments() {
+        let cache = Cache::builder().memory().prefix("lints").build().unwrap();
+        cache
+            .scope(async {
+                let (bytes, words) = (Table::<u8>::new(), Table::<String>::new());
+                assert_eq!(bytes.row(1).await, "u8:1");
+                assert_eq!(words.row(1).await, "alloc::string::String:1");
+                assert_eq!(bytes.row(1).await, "u8:1");
+                assert!(words.row_invalidate(1).await.unwrap());
+                assert!(!words.row_invalidate(1).await.unwrap());
+                let named = Table::<u8>::named(2).await;
+                assert!(
+                    named.as_deref().unwrap().ends_with("Table<u8>:2"),
+                    "{named:?}"
+                );
+                let other = Table::<String>::named(2).await;
+                assert!(
+                    other
+                        .as_deref()
+                        .unwrap()
+                        .ends_with("Table<alloc::string::String>:2"),
+                    "{other:?}"
+                );
+            })
+            .await;
+        assert_eq!((cache.stats().hits, cache.stats().misses), (1, 4));
     }
 
     #[tokio::test]
