@@ -1,5 +1,7 @@
 //! Test support for the caching library: real `redis-server` processes on
-//! free loopback ports, plus a tiny synchronous RESP2 client for assertions.
+//! free loopback ports, plus a tiny synchronous RESP2 client for assertions,
+//! and a [`FaultProxy`] to put between a client and a server to make the
+//! network go silent, drop connections or slow down.
 //!
 //! Every [`RedisServer`] runs in its own temporary directory with persistence
 //! switched off, listens on `127.0.0.1` only, and is killed (and its directory
@@ -24,8 +26,10 @@
 
 #![warn(missing_docs, missing_debug_implementations)]
 
+mod proxy;
 mod resp;
 mod server;
 
+pub use proxy::{FaultProxy, ProxyMode};
 pub use resp::Reply;
 pub use server::{free_port, unused_url, RedisServer};
