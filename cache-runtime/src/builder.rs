@@ -4,7 +4,7 @@ use crate::backend::memory::MemoryBackend;
 use crate::backend::redis::{PushHandler, RedisBackend, RedisSettings};
 use crate::backend::{Backend, Custom, Store, Tier};
 use crate::codec::{Codec, CodecImpl};
-use crate::engine::{Engine, Settings, TtlPresets, L1};
+use crate::engine::{BreakerSettings, Engine, Settings, TtlPresets, L1};
 use crate::{envelope, Cache, CacheError};
 use std::fmt;
 use std::sync::Arc;
@@ -74,6 +74,7 @@ pub struct CacheBuilder {
     l1_capacity: Option<u64>,
     db: Option<i64>,
     password: Option<Secret>,
+    breaker: BreakerSettings,
 }
 
 #[derive(Clone)]
@@ -113,6 +114,7 @@ impl CacheBuilder {
             l1_capacity: None,
             db: None,
             password: None,
+            breaker: BreakerSettings::default(),
         }
     }
 
@@ -264,6 +266,56 @@ impl CacheBuilder {
         self
     }
 
+    /// Failures in a row (timeouts, dropped or refused connections, failed
+    /// authentication) that open the circuit breaker in front of Redis or a
+    /// custom backend (default 5; error replies such as `OOM` do not count).
+    ///
+    /// While it is open, no command waits on the backend: `#[cached]` calls
+    /// go to the L1 and their body at once, writes and evictions are
+    /// skipped (logged and counted, as in an outage), and the direct API
+    /// returns an error for which
+    /// [`CacheError::is_circuit_open`](crate::CacheError::is_circuit_open)
+    /// holds. After [`breaker_cooldown`](CacheBuilder::breaker_cooldown), one
+    /// command goes through as a probe; if it succeeds, the breaker closes.
+    /// The opening is logged as a warning, the closing at info level, and
+    /// both show in [`Stats`](crate::Stats). The memory store has no
+    /// breaker: it cannot fail.
+    ///
+    /// ```
+    /// let b = cache_runtime::Cache::builder().redis("redis://127.0.0.1").breaker_threshold(3);
+    /// # drop(b);
+    /// ```
+    pub fn breaker_threshold(mut self, failures: u32) -> Self {
+        self.breaker.threshold = Some(failures);
+        self
+    }
+
+    /// How long the circuit breaker stays open before one probe goes
+    /// through (default 500 ms). See
+    /// [`breaker_threshold`](CacheBuilder::breaker_threshold).
+    ///
+    /// ```
+    /// let b = cache_runtime::Cache::builder().breaker_cooldown(std::time::Duration::from_secs(2));
+    /// # drop(b);
+    /// ```
+    pub fn breaker_cooldown(mut self, cooldown: Duration) -> Self {
+        self.breaker.cooldown = cooldown;
+        self
+    }
+
+    /// No circuit breaker: every command tries the backend and waits up to
+    /// [`command_timeout`](CacheBuilder::command_timeout), however many
+    /// failed before it.
+    ///
+    /// ```
+    /// let b = cache_runtime::Cache::builder().without_breaker();
+    /// # drop(b);
+    /// ```
+    pub fn without_breaker(mut self) -> Self {
+        self.breaker.threshold = None;
+        self
+    }
+
     /// How long one attempt to connect to Redis may take (default 1 s).
     /// Connecting happens in the background of the first commands, which are
     /// still bounded by [`command_timeout`](CacheBuilder::command_timeout).
@@ -406,6 +458,18 @@ impl CacheBuilder {
                 "must be greater than zero",
             ));
         }
+        if self.breaker.threshold == Some(0) {
+            return Err(CacheError::config(
+                "breaker_threshold",
+                "must be at least 1 (use without_breaker for none)",
+            ));
+        }
+        if self.breaker.cooldown.is_zero() {
+            return Err(CacheError::config(
+                "breaker_cooldown",
+                "must be greater than zero",
+            ));
+        }
         if self.connect_timeout.is_zero() {
             return Err(CacheError::config(
                 "connect_timeout",
@@ -520,6 +584,7 @@ impl CacheBuilder {
             command_timeout: self.command_timeout,
             evict_timeout: self.evict_timeout,
             max_value_size: self.max_value_size,
+            breaker: self.breaker,
         };
         Ok(Cache {
             engine: Arc::new_cyclic(|me| Engine::new(settings, tier, l1, me.clone())),

@@ -202,6 +202,10 @@ impl Cache {
             stats.l1_flushes = l1.flushes();
             stats.l1_invalidations = l1.invalidations();
         }
+        let breaker = self.engine.l2.guard().breaker();
+        stats.breaker_open = breaker.is_open();
+        stats.breaker_opens = breaker.opens();
+        stats.breaker_skips = breaker.skips();
         stats
     }
 

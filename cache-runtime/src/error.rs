@@ -64,6 +64,11 @@ pub enum BackendError {
     /// connection, an error reply, ...).
     #[error(transparent)]
     Redis(#[from] redis::RedisError),
+    /// The circuit breaker is open: the backend failed several times in a
+    /// row, so commands skip it without a round trip until a probe, at most
+    /// this long from now, finds it answering again.
+    #[error("circuit breaker open after repeated backend failures; the next probe is in at most {0:?}")]
+    CircuitOpen(Duration),
     /// The backend does not implement this feature (`"tags"`, ...).
     #[error("this backend does not support {0}")]
     Unsupported(&'static str),
@@ -149,6 +154,29 @@ impl CacheError {
         }
     }
 
+    /// Whether the backend was skipped because the circuit breaker is open
+    /// (see [`CacheBuilder::breaker_threshold`](crate::CacheBuilder::breaker_threshold)).
+    ///
+    /// ```
+    /// use cache_runtime::{BackendError, CacheError, Operation};
+    /// use std::time::Duration;
+    /// let e = CacheError::Backend {
+    ///     op: Operation::Get,
+    ///     key: "cache:k".into(),
+    ///     source: BackendError::CircuitOpen(Duration::from_millis(300)),
+    /// };
+    /// assert!(e.is_circuit_open() && !e.is_timeout());
+    /// ```
+    pub fn is_circuit_open(&self) -> bool {
+        matches!(
+            self,
+            CacheError::Backend {
+                source: BackendError::CircuitOpen(_),
+                ..
+            }
+        )
+    }
+
     /// Whether the error is a timeout of the backend.
     ///
     /// ```
@@ -166,7 +194,9 @@ impl CacheError {
             CacheError::Backend { source, .. } => match source {
                 BackendError::Timeout(_) => true,
                 BackendError::Redis(e) => e.is_timeout(),
-                BackendError::Other(_) | BackendError::Unsupported(_) => false,
+                BackendError::Other(_)
+                | BackendError::Unsupported(_)
+                | BackendError::CircuitOpen(_) => false,
             },
             _ => false,
         }

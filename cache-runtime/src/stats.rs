@@ -4,7 +4,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 /// A snapshot of a cache's counters, from [`Cache::stats`](crate::Cache::stats).
 ///
-/// Every lookup counts once, as a hit, a miss or an error: lookups through
+/// Every lookup counts once, as a hit, a miss, an error or a breaker skip: lookups through
 /// `#[cached]` functions and through [`Cache::get`](crate::Cache::get). A
 /// lookup that failed (the backend down, a missed deadline) is an error
 /// only, so an outage does not lower the hit rate. A caller that waited for
@@ -48,6 +48,16 @@ pub struct Stats {
     pub errors: u64,
     /// Stored values that could not be decoded (each also counts as a miss).
     pub decode_failures: u64,
+    /// Whether the circuit breaker in front of the backend is open now
+    /// (see [`CacheBuilder::breaker_threshold`](crate::CacheBuilder::breaker_threshold)).
+    pub breaker_open: bool,
+    /// Times the circuit breaker opened.
+    pub breaker_opens: u64,
+    /// Commands the open breaker refused without a round trip: lookups,
+    /// writes and evictions that went without the backend. A lookup the
+    /// breaker refused is in neither [`misses`](Stats::misses) nor
+    /// [`errors`](Stats::errors).
+    pub breaker_skips: u64,
 }
 
 impl Stats {
@@ -105,6 +115,9 @@ impl Counters {
             misses: self.misses.load(Relaxed),
             errors: self.errors.load(Relaxed),
             decode_failures: self.decode_failures.load(Relaxed),
+            breaker_open: false,
+            breaker_opens: 0,
+            breaker_skips: 0,
         }
     }
 }

@@ -11,10 +11,13 @@ use std::time::Duration;
 struct Flaky {
     down: AtomicBool,
     value: std::sync::Mutex<Option<Bytes>>,
+    /// Commands that reached the backend.
+    commands: AtomicUsize,
 }
 
 impl Flaky {
     fn check(&self) -> Result<(), BackendError> {
+        self.commands.fetch_add(1, Ordering::SeqCst);
         if self.down.load(Ordering::SeqCst) {
             Err(BackendError::Other("connection refused".into()))
         } else {
@@ -118,7 +121,12 @@ async fn value() -> u32 {
 #[test]
 fn an_outage_is_warned_about_once_and_its_end_reported() {
     let flaky = Arc::new(Flaky::default());
-    let cache = Cache::builder().backend(flaky.clone()).build().unwrap();
+    // The breaker would open within the outage; its own test is below.
+    let cache = Cache::builder()
+        .backend(flaky.clone())
+        .without_breaker()
+        .build()
+        .unwrap();
     let logs = LevelCounter::default();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -162,6 +170,81 @@ fn an_outage_is_warned_about_once_and_its_end_reported() {
             assert_eq!(after.errors, before.errors + 1);
             assert_eq!(after.misses, before.misses, "a failed get is no miss");
             assert_eq!(logs.warn.load(Ordering::SeqCst), 2);
+        });
+    });
+}
+
+static BREAKER_BODY_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+#[cached(ttl = 60, key = "b")]
+async fn breaker_value() -> u32 {
+    BREAKER_BODY_RUNS.fetch_add(1, Ordering::SeqCst);
+    8
+}
+
+#[test]
+fn the_breaker_opens_skips_the_backend_probes_and_closes() {
+    let flaky = Arc::new(Flaky::default());
+    let cache = Cache::builder()
+        .backend(flaky.clone())
+        .breaker_threshold(3)
+        .breaker_cooldown(Duration::from_secs(1))
+        .build()
+        .unwrap();
+    let logs = LevelCounter::default();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .start_paused(true)
+        .build()
+        .unwrap();
+    tracing::subscriber::with_default(logs.clone(), || {
+        rt.block_on(async {
+            flaky.down.store(true, Ordering::SeqCst);
+            // Each call's lookup fails; the third failure opens the breaker.
+            for _ in 0..3 {
+                assert_eq!(cache.scope(breaker_value()).await, 8);
+            }
+            let stats = cache.stats();
+            assert!(stats.breaker_open);
+            assert_eq!((stats.breaker_opens, stats.errors), (1, 3));
+            let reached = flaky.commands.load(Ordering::SeqCst);
+            // Open: calls run their bodies without touching the backend.
+            for _ in 0..10 {
+                assert_eq!(cache.scope(breaker_value()).await, 8);
+            }
+            assert_eq!(flaky.commands.load(Ordering::SeqCst), reached, "no command while open");
+            assert_eq!(BREAKER_BODY_RUNS.load(Ordering::SeqCst), 13);
+            let stats = cache.stats();
+            assert_eq!(stats.errors, 3, "skips are not errors");
+            assert_eq!(stats.misses, 0, "nor misses");
+            assert!(stats.breaker_skips >= 10, "{stats:?}");
+            // The direct API says why, and walks are refused too.
+            let err = cache.get::<u32>("b").await.unwrap_err();
+            assert!(err.is_circuit_open(), "{err}");
+            assert!(err.to_string().contains("circuit breaker open"), "{err}");
+            let err = cache.clear_pattern("*").await.unwrap_err();
+            assert!(err.is_circuit_open(), "{err}");
+            assert_eq!(flaky.commands.load(Ordering::SeqCst), reached);
+            let opened = logs.text.lock().unwrap().matches("circuit breaker open").count();
+            assert_eq!(opened, 1, "the opening is logged once");
+
+            // After the cool-down one probe goes through; it fails: still open.
+            tokio::time::advance(Duration::from_secs(1)).await;
+            cache.scope(breaker_value()).await;
+            assert_eq!(flaky.commands.load(Ordering::SeqCst), reached + 1);
+            assert!(cache.stats().breaker_open);
+
+            // The backend is back: the next probe closes it.
+            flaky.down.store(false, Ordering::SeqCst);
+            tokio::time::advance(Duration::from_secs(1)).await;
+            let infos = logs.info.load(Ordering::SeqCst);
+            cache.scope(breaker_value()).await; // probe (a miss), then stored
+            cache.scope(breaker_value()).await; // a hit
+            let stats = cache.stats();
+            assert!(!stats.breaker_open);
+            assert_eq!((stats.breaker_opens, stats.hits), (1, 1));
+            assert!(logs.info.load(Ordering::SeqCst) > infos, "the closing is logged");
+            assert!(logs.text.lock().unwrap().contains("circuit breaker closed"));
         });
     });
 }

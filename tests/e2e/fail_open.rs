@@ -27,6 +27,12 @@ fn cache_at(url: String) -> Cache {
         .expect("build never connects, so it cannot fail here")
 }
 
+/// Lookups that went without Redis: failed, or skipped by the open breaker.
+fn without_redis(cache: &Cache) -> u64 {
+    let stats = cache.stats();
+    stats.errors + stats.breaker_skips
+}
+
 /// Calls `item(id)` and checks the result and the time it took.
 async fn call_bounded(cache: &Cache, calls: &Calls, id: u64) {
     let started = Instant::now();
@@ -48,7 +54,12 @@ async fn nothing_listening_every_call_succeeds() {
         20,
         "nothing can be cached, so every call runs the body"
     );
-    assert!(cache.stats().errors >= 20, "{:?}", cache.stats());
+    assert!(without_redis(&cache) >= 20, "{:?}", cache.stats());
+    // Five refused connections in a row opened the breaker: the other
+    // lookups did not try (but a probe after each 500 ms cool-down).
+    let stats = cache.stats();
+    assert!(stats.breaker_open && stats.breaker_opens == 1, "{stats:?}");
+    assert!((5..20).contains(&stats.errors), "{stats:?}");
     // The direct API reports the failure instead.
     let err = cache.get::<u64>("item:1").await.unwrap_err();
     assert!(
@@ -56,6 +67,7 @@ async fn nothing_listening_every_call_succeeds() {
             .contains("cache get of `cache:item:1` failed"),
         "{err}"
     );
+    assert!(err.is_circuit_open(), "{err}");
 }
 
 #[tokio::test]
@@ -72,7 +84,7 @@ async fn server_killed_mid_test_then_restarted() {
         call_bounded(&cache, &calls, 1).await;
     }
     assert_eq!(calls.get(), 11, "Redis down: the body runs every time");
-    assert!(cache.stats().errors >= 10);
+    assert!(without_redis(&cache) >= 10, "{:?}", cache.stats());
 
     // Once Redis is back (empty: it keeps nothing), caching resumes.
     server.restart();
@@ -110,7 +122,7 @@ async fn a_hung_server_costs_one_deadline() {
         6,
         "every lookup timed out, so every call ran the body"
     );
-    assert!(cache.stats().errors >= 5);
+    assert!(without_redis(&cache) >= 5, "{:?}", cache.stats());
 }
 
 #[tokio::test]

@@ -2,6 +2,7 @@
 //! L1 (Redis, the memory store, a user's backend), walks included, goes
 //! through [`L2`], whose [`Guard`] bounds it with the deadline.
 
+use super::breaker::{Breaker, BreakerSettings};
 use super::L1;
 use crate::backend::memory::{MemoryBackend, TypedValue};
 use crate::backend::{Caps, Store, TaggedLookup, TaggedWrite, Tier, Walk};
@@ -24,21 +25,39 @@ pub(crate) fn deadline_after(start: Instant, timeout: Duration) -> Instant {
         .unwrap_or_else(|| start + FAR_FUTURE)
 }
 
-/// The bound on every L2 command: the deadline today; the breaker and the
-/// command metrics join it here. It also tells the L1 when a command finds
-/// the connection gone: the client reconnects on such an error, and the new
-/// connection does not report changes until tracking is on again.
+/// The bound on every L2 command: the circuit breaker, then the deadline
+/// (the command metrics join them here). It also tells the L1 when a
+/// command finds the connection gone: the client reconnects on such an
+/// error, and the new connection does not report changes until tracking is
+/// on again; and when the breaker opens, since invalidations may be lost
+/// while the tier does not answer.
 #[derive(Debug)]
 pub(crate) struct Guard {
     timeout: Duration,
-    /// In-process tiers cannot stall: no timer is armed for them.
+    /// In-process tiers cannot stall: no timer is armed for them, and no
+    /// breaker stands in front of them.
     local: bool,
     l1: Option<Arc<L1>>,
+    breaker: Breaker,
 }
 
 impl Guard {
-    pub(crate) fn new(timeout: Duration, local: bool, l1: Option<Arc<L1>>) -> Self {
-        Guard { timeout, local, l1 }
+    pub(crate) fn new(
+        timeout: Duration,
+        local: bool,
+        l1: Option<Arc<L1>>,
+        breaker: BreakerSettings,
+    ) -> Self {
+        Guard {
+            timeout,
+            local,
+            l1,
+            breaker: Breaker::new(breaker),
+        }
+    }
+
+    pub(crate) fn breaker(&self) -> &Breaker {
+        &self.breaker
     }
 
     /// The command timeout.
@@ -60,12 +79,18 @@ impl Guard {
         if self.local {
             return command.await;
         }
+        let pass = self.breaker.admit()?;
         let result = match tokio::time::timeout_at(deadline, command).await {
             Ok(result) => result,
             Err(_) => Err(BackendError::Timeout(self.timeout)),
         };
-        if let (Err(BackendError::Redis(e)), Some(l1)) = (&result, &self.l1) {
-            if e.is_io_error() || e.is_unrecoverable_error() {
+        let opened = pass.done(&result);
+        if let (Err(e), Some(l1)) = (&result, &self.l1) {
+            let lost = match e {
+                BackendError::Redis(e) => e.is_io_error() || e.is_unrecoverable_error(),
+                _ => false,
+            };
+            if lost || opened {
                 l1.connection_lost();
             }
         }
@@ -106,10 +131,15 @@ pub(crate) struct L2 {
 }
 
 impl L2 {
-    pub(crate) fn new(tier: Store, timeout: Duration, l1: Option<Arc<L1>>) -> Self {
+    pub(crate) fn new(
+        tier: Store,
+        timeout: Duration,
+        l1: Option<Arc<L1>>,
+        breaker: BreakerSettings,
+    ) -> Self {
         let caps = tier.caps();
         L2 {
-            guard: Guard::new(timeout, caps.local, l1),
+            guard: Guard::new(timeout, caps.local, l1, breaker),
             caps,
             tier,
         }

@@ -10,10 +10,12 @@
 //!               behind one guarded choke point (l2.rs)
 //! ```
 
+mod breaker;
 mod l1;
 mod l2;
 mod read;
 
+pub(crate) use breaker::BreakerSettings;
 pub(crate) use l1::L1;
 pub(crate) use l2::{deadline_after, Guard, L2};
 pub(crate) use read::{get_or_compute, Tagging, Target};
@@ -60,6 +62,7 @@ pub(crate) struct Settings {
     pub(crate) command_timeout: Duration,
     pub(crate) evict_timeout: Duration,
     pub(crate) max_value_size: usize,
+    pub(crate) breaker: BreakerSettings,
 }
 
 pub(crate) struct Engine {
@@ -134,7 +137,7 @@ impl Engine {
             evict_timeout: settings.evict_timeout,
             counters: Counters::default(),
             flights: Flights::default(),
-            l2: L2::new(tier, settings.command_timeout, l1.clone()),
+            l2: L2::new(tier, settings.command_timeout, l1.clone(), settings.breaker),
             l1,
             degraded: AtomicBool::new(false),
             me,
@@ -196,7 +199,10 @@ impl Engine {
     }
 
     pub(crate) fn failed(&self, op: Operation, key: &str, source: BackendError) -> CacheError {
-        self.counters.error();
+        // A command the open breaker refused is counted by the breaker.
+        if !matches!(source, BackendError::CircuitOpen(_)) {
+            self.counters.error();
+        }
         CacheError::Backend {
             op,
             key: key.to_owned(),
@@ -205,6 +211,10 @@ impl Engine {
     }
 
     pub(crate) fn fail_open(&self, op: Operation, key: &str, error: &BackendError) {
+        if let BackendError::CircuitOpen(_) = error {
+            // Counted by the breaker, which logged its opening.
+            return;
+        }
         self.counters.error();
         if self.degraded.swap(true, Ordering::Relaxed) {
             tracing::debug!(%op, key, %error, "cache backend still failing; running the body uncached");

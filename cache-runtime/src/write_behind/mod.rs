@@ -1127,7 +1127,7 @@ where
 /// refused connection, a server busy loading or asking to try again.
 pub(crate) fn is_transient(error: &BackendError) -> bool {
     match error {
-        BackendError::Timeout(_) => true,
+        BackendError::Timeout(_) | BackendError::CircuitOpen(_) => true,
         BackendError::Redis(e) => {
             e.is_timeout()
                 || e.is_io_error()
