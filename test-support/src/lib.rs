@@ -14,6 +14,11 @@
 //! silently skipping the test. Set `REDIS_SERVER_BIN` to use a binary that is
 //! not on `PATH`.
 //!
+//! [`RedisServer::start_tls`] starts a server that speaks only TLS, with a
+//! test CA and server and client certificates generated for it (and an
+//! unrelated CA, for tests of untrusted certificates);
+//! [`RedisServer::start_tls_with`] asks clients for certificates too.
+//!
 //! ```no_run
 //! use cache_test_support::{RedisServer, Reply};
 //!
@@ -29,7 +34,9 @@
 mod proxy;
 mod resp;
 mod server;
+mod tls;
 
 pub use proxy::{FaultProxy, ProxyMode};
 pub use resp::Reply;
 pub use server::{free_port, unused_url, RedisServer};
+pub use tls::ClientAuth;

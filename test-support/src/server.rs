@@ -1,8 +1,9 @@
 //! Spawning and controlling `redis-server` processes.
 
 use std::ffi::OsString;
+use std::fmt;
 use std::fs::{self, OpenOptions};
-use std::io::{self, BufReader, Write};
+use std::io::{self, BufReader, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -12,6 +13,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::resp::{self, Reply};
+use crate::tls::{ClientAuth, TlsFiles};
 
 /// Environment variable naming the `redis-server` binary to run instead of
 /// the one found on `PATH`.
@@ -33,6 +35,12 @@ const LOG_FILE: &str = "redis.log";
 /// Captures stdout/stderr, where redis reports errors it hits before the log
 /// file is open (for example a bad command-line option).
 const OUTPUT_FILE: &str = "redis-server.out";
+/// The Unix socket of a TLS server, through which [`RedisServer::cmd`] and
+/// the readiness probe speak plain RESP.
+const SOCKET_FILE: &str = "redis.sock";
+/// Longest socket path that fits in `sun_path` on every Unix (104 bytes on
+/// macOS and the BSDs, 108 on Linux, each with the terminating NUL).
+const MAX_SOCKET_PATH: usize = 103;
 const NOT_INSTALLED: &str = "redis-server is not installed: install it with `apt-get install redis-server` (Debian/Ubuntu) or `brew install redis`, then run the tests again";
 
 /// A `redis-server` process owned by a test.
@@ -42,6 +50,9 @@ const NOT_INSTALLED: &str = "redis-server is not installed: install it with `apt
 /// `--appendonly no`). Dropping the value kills the process, prints the
 /// server's log to stderr if the thread is panicking, and removes the
 /// directory.
+///
+/// A server started with [`RedisServer::start_tls`] speaks only TLS on its
+/// port, with certificates made for it at start; see there.
 ///
 /// ```no_run
 /// use cache_test_support::RedisServer;
@@ -55,6 +66,7 @@ pub struct RedisServer {
     port: u16,
     binary: Binary,
     extra_args: Vec<String>,
+    tls: Option<Tls>,
     // Wrapped so `is_running` can reap an exited child through `&self`.
     child: Mutex<Option<Child>>,
     // Declared last so it is removed after `Drop::drop` has killed the child.
@@ -101,18 +113,95 @@ impl RedisServer {
     #[track_caller]
     #[must_use = "dropping the server kills it immediately"]
     pub fn start_with(extra_args: &[&str]) -> RedisServer {
+        RedisServer::launch_new(extra_args, None)
+    }
+
+    /// Starts a server that speaks only TLS, on a free port, and waits
+    /// until it answers `PING`. Clients need not present a certificate
+    /// ([`ClientAuth::No`]); see [`RedisServer::start_tls_with`] for mutual
+    /// TLS.
+    ///
+    /// Certificates are generated for each server, in the `tls/` folder of
+    /// its directory: a test CA ([`RedisServer::ca_file`]), a server
+    /// certificate for `127.0.0.1` and `localhost` signed by it, a client
+    /// certificate and key signed by it, and an unrelated CA with a client
+    /// certificate of its own, for tests of untrusted certificates. They
+    /// stay the same across [`RedisServer::restart`].
+    ///
+    /// The plain TCP port is off (`--port 0`). [`RedisServer::cmd`] and its
+    /// siblings still work: they use a Unix socket in the server's
+    /// directory, which speaks plain RESP.
+    ///
+    /// # Panics
+    ///
+    /// As [`RedisServer::start`]; also if the certificates cannot be
+    /// written or the temp dir's path is too long for a Unix socket (set
+    /// `TMPDIR` to a shorter one).
+    ///
+    /// ```no_run
+    /// use cache_test_support::{RedisServer, Reply};
+    ///
+    /// let server = RedisServer::start_tls();
+    /// assert!(server.url().starts_with("rediss://127.0.0.1:"));
+    /// assert_eq!(server.cmd(&["PING"]), Reply::Status("PONG".into()));
+    /// // Hand `server.url()` and `server.ca_file()` to the code under test.
+    /// ```
+    #[track_caller]
+    #[must_use = "dropping the server kills it immediately"]
+    pub fn start_tls() -> RedisServer {
+        RedisServer::start_tls_with(ClientAuth::No, &[])
+    }
+
+    /// Like [`RedisServer::start_tls`], asking clients for certificates as
+    /// `client_auth` says, with extra command-line arguments appended after
+    /// the defaults, one argv entry each.
+    ///
+    /// # Panics
+    ///
+    /// As [`RedisServer::start_tls`].
+    ///
+    /// ```no_run
+    /// use cache_test_support::{ClientAuth, RedisServer};
+    ///
+    /// let server = RedisServer::start_tls_with(ClientAuth::Required, &["--maxmemory", "10mb"]);
+    /// assert_eq!(server.client_auth(), Some(ClientAuth::Required));
+    /// ```
+    #[track_caller]
+    #[must_use = "dropping the server kills it immediately"]
+    pub fn start_tls_with(client_auth: ClientAuth, extra_args: &[&str]) -> RedisServer {
+        RedisServer::launch_new(extra_args, Some(client_auth))
+    }
+
+    #[track_caller]
+    fn launch_new(extra_args: &[&str], client_auth: Option<ClientAuth>) -> RedisServer {
         let binary = Binary::from_env();
         let extra_args: Vec<String> = extra_args.iter().map(ToString::to_string).collect();
         let dir = TempDir::create();
+        let tls = client_auth.map(|client_auth| {
+            let socket = dir.path().join(SOCKET_FILE);
+            if socket.as_os_str().len() > MAX_SOCKET_PATH {
+                panic!(
+                    "the Unix socket path {} is longer than {MAX_SOCKET_PATH} bytes: \
+                     set TMPDIR to a shorter directory",
+                    socket.display()
+                );
+            }
+            Tls {
+                files: TlsFiles::generate(dir.path()),
+                client_auth,
+                socket,
+            }
+        });
         let mut last_output = String::new();
         for _ in 0..START_ATTEMPTS {
             let port = free_port();
-            match launch(&binary, port, dir.path(), &extra_args) {
+            match launch(&binary, port, dir.path(), &extra_args, tls.as_ref()) {
                 Launch::Ready(child) => {
                     return RedisServer {
                         port,
                         binary,
                         extra_args,
+                        tls,
                         child: Mutex::new(Some(child)),
                         dir,
                     }
@@ -140,17 +229,159 @@ impl RedisServer {
         self.port
     }
 
-    /// A connection URL for database 0: `redis://127.0.0.1:{port}/0`.
+    /// A connection URL for database 0: `redis://127.0.0.1:{port}/0`, or
+    /// `rediss://127.0.0.1:{port}/0` for a TLS server.
     ///
     /// ```no_run
     /// use cache_test_support::RedisServer;
     ///
     /// let server = RedisServer::start();
     /// assert_eq!(server.url(), format!("redis://127.0.0.1:{}/0", server.port()));
+    /// let tls = RedisServer::start_tls();
+    /// assert_eq!(tls.url(), format!("rediss://127.0.0.1:{}/0", tls.port()));
     /// ```
     #[must_use]
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/0", self.port)
+        let scheme = if self.tls.is_some() {
+            "rediss"
+        } else {
+            "redis"
+        };
+        format!("{scheme}://127.0.0.1:{}/0", self.port)
+    }
+
+    /// How the server asks clients for certificates, or `None` if it does
+    /// not speak TLS.
+    ///
+    /// ```no_run
+    /// use cache_test_support::{ClientAuth, RedisServer};
+    ///
+    /// assert_eq!(RedisServer::start().client_auth(), None);
+    /// assert_eq!(RedisServer::start_tls().client_auth(), Some(ClientAuth::No));
+    /// ```
+    #[must_use]
+    pub fn client_auth(&self) -> Option<ClientAuth> {
+        self.tls.as_ref().map(|tls| tls.client_auth)
+    }
+
+    /// The PEM file of the test CA that signed the server's certificate and
+    /// [`RedisServer::client_cert_file`]: what a client must trust.
+    ///
+    /// # Panics
+    ///
+    /// Panics if the server was not started with TLS.
+    ///
+    /// ```no_run
+    /// use cache_test_support::RedisServer;
+    ///
+    /// let server = RedisServer::start_tls();
+    /// let ca = std::fs::read_to_string(server.ca_file()).unwrap();
+    /// assert!(ca.starts_with("-----BEGIN CERTIFICATE-----"));
+    /// ```
+    #[track_caller]
+    #[must_use]
+    pub fn ca_file(&self) -> &Path {
+        &self.tls_files().ca
+    }
+
+    /// The PEM file of a client certificate signed by the test CA, which
+    /// the server accepts under [`ClientAuth::Optional`] and
+    /// [`ClientAuth::Required`].
+    ///
+    /// # Panics
+    ///
+    /// Panics if the server was not started with TLS.
+    ///
+    /// ```no_run
+    /// use cache_test_support::{ClientAuth, RedisServer};
+    ///
+    /// let server = RedisServer::start_tls_with(ClientAuth::Required, &[]);
+    /// assert!(server.client_cert_file().exists());
+    /// ```
+    #[track_caller]
+    #[must_use]
+    pub fn client_cert_file(&self) -> &Path {
+        &self.tls_files().client_cert
+    }
+
+    /// The PEM file of the private key of [`RedisServer::client_cert_file`]
+    /// (PKCS#8).
+    ///
+    /// # Panics
+    ///
+    /// Panics if the server was not started with TLS.
+    ///
+    /// ```no_run
+    /// use cache_test_support::{ClientAuth, RedisServer};
+    ///
+    /// let server = RedisServer::start_tls_with(ClientAuth::Required, &[]);
+    /// assert!(server.client_key_file().exists());
+    /// ```
+    #[track_caller]
+    #[must_use]
+    pub fn client_key_file(&self) -> &Path {
+        &self.tls_files().client_key
+    }
+
+    /// The PEM file of a CA unrelated to the server: a client that trusts
+    /// only this CA must reject the server's certificate.
+    ///
+    /// # Panics
+    ///
+    /// Panics if the server was not started with TLS.
+    ///
+    /// ```no_run
+    /// use cache_test_support::RedisServer;
+    ///
+    /// let server = RedisServer::start_tls();
+    /// assert_ne!(
+    ///     std::fs::read(server.other_ca_file()).unwrap(),
+    ///     std::fs::read(server.ca_file()).unwrap()
+    /// );
+    /// ```
+    #[track_caller]
+    #[must_use]
+    pub fn other_ca_file(&self) -> &Path {
+        &self.tls_files().other_ca
+    }
+
+    /// The PEM file of a client certificate signed by
+    /// [`RedisServer::other_ca_file`], which the server rejects under
+    /// [`ClientAuth::Optional`] and [`ClientAuth::Required`].
+    ///
+    /// # Panics
+    ///
+    /// Panics if the server was not started with TLS.
+    ///
+    /// ```no_run
+    /// use cache_test_support::{ClientAuth, RedisServer};
+    ///
+    /// let server = RedisServer::start_tls_with(ClientAuth::Required, &[]);
+    /// assert!(server.other_client_cert_file().exists());
+    /// ```
+    #[track_caller]
+    #[must_use]
+    pub fn other_client_cert_file(&self) -> &Path {
+        &self.tls_files().other_client_cert
+    }
+
+    /// The PEM file of the private key of
+    /// [`RedisServer::other_client_cert_file`] (PKCS#8).
+    ///
+    /// # Panics
+    ///
+    /// Panics if the server was not started with TLS.
+    ///
+    /// ```no_run
+    /// use cache_test_support::{ClientAuth, RedisServer};
+    ///
+    /// let server = RedisServer::start_tls_with(ClientAuth::Required, &[]);
+    /// assert!(server.other_client_key_file().exists());
+    /// ```
+    #[track_caller]
+    #[must_use]
+    pub fn other_client_key_file(&self) -> &Path {
+        &self.tls_files().other_client_key
     }
 
     /// The server's socket address, `127.0.0.1:{port}`.
@@ -264,7 +495,8 @@ impl RedisServer {
         self.kill();
         let deadline = Instant::now() + RESTART_BIND_PATIENCE;
         loop {
-            match launch(&self.binary, self.port, self.dir.path(), &self.extra_args) {
+            let (dir, tls) = (self.dir.path(), self.tls.as_ref());
+            match launch(&self.binary, self.port, dir, &self.extra_args, tls) {
                 Launch::Ready(child) => {
                     *self.child.get_mut().unwrap_or_else(PoisonError::into_inner) = Some(child);
                     return;
@@ -298,6 +530,9 @@ impl RedisServer {
     }
 
     /// Sends one command on a fresh connection and returns the reply.
+    ///
+    /// For a TLS server the connection goes through the server's Unix
+    /// socket, in plain RESP, so it works whatever [`ClientAuth`] says.
     ///
     /// Error replies are returned as [`Reply::Error`], not panics. Each call
     /// uses its own connection, so state tied to a connection (`MULTI`,
@@ -338,7 +573,7 @@ impl RedisServer {
     #[track_caller]
     pub fn cmd_bytes(&self, args: &[&[u8]]) -> Reply {
         assert!(!args.is_empty(), "cmd needs at least the command name");
-        match round_trip(self.addr(), &[args], CMD_TIMEOUT) {
+        match round_trip(&self.endpoint(), &[args], CMD_TIMEOUT) {
             Ok(mut replies) => replies.remove(0),
             Err(err) => {
                 let shown: Vec<String> = args
@@ -347,7 +582,7 @@ impl RedisServer {
                     .collect();
                 panic!(
                     "redis command {shown:?} to {} failed: {err} (server running: {})",
-                    self.addr(),
+                    self.endpoint(),
                     self.is_running()
                 )
             }
@@ -381,13 +616,30 @@ impl RedisServer {
             .map(|args| args.iter().map(|a| a.as_bytes()).collect())
             .collect();
         let borrowed: Vec<&[&[u8]]> = owned.iter().map(Vec::as_slice).collect();
-        round_trip(self.addr(), &borrowed, CMD_TIMEOUT).unwrap_or_else(|err| {
+        round_trip(&self.endpoint(), &borrowed, CMD_TIMEOUT).unwrap_or_else(|err| {
             panic!(
                 "redis pipeline {commands:?} to {} failed: {err} (server running: {})",
-                self.addr(),
+                self.endpoint(),
                 self.is_running()
             )
         })
+    }
+
+    /// Where [`RedisServer::cmd`] connects.
+    fn endpoint(&self) -> Endpoint {
+        endpoint(self.port, self.tls.as_ref())
+    }
+
+    #[track_caller]
+    fn tls_files(&self) -> &TlsFiles {
+        match &self.tls {
+            Some(tls) => &tls.files,
+            None => panic!(
+                "the server on port {} does not speak TLS: start it with \
+                 RedisServer::start_tls to get certificate files",
+                self.port
+            ),
+        }
     }
 
     fn lock_child(&self) -> std::sync::MutexGuard<'_, Option<Child>> {
@@ -458,6 +710,39 @@ pub fn unused_url() -> String {
     format!("redis://127.0.0.1:{}/0", free_port())
 }
 
+/// The TLS setup of a server.
+#[derive(Debug)]
+struct Tls {
+    files: TlsFiles,
+    client_auth: ClientAuth,
+    /// The plain-RESP Unix socket (`--unixsocket`).
+    socket: PathBuf,
+}
+
+/// Where plain RESP reaches a server.
+#[derive(Debug)]
+enum Endpoint {
+    Tcp(SocketAddr),
+    Unix(PathBuf),
+}
+
+impl fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Endpoint::Tcp(addr) => write!(f, "{addr}"),
+            Endpoint::Unix(path) => write!(f, "unix:{}", path.display()),
+        }
+    }
+}
+
+/// The plain port of a plain server, the Unix socket of a TLS one.
+fn endpoint(port: u16, tls: Option<&Tls>) -> Endpoint {
+    match tls {
+        Some(tls) => Endpoint::Unix(tls.socket.clone()),
+        None => Endpoint::Tcp(SocketAddr::from((Ipv4Addr::LOCALHOST, port))),
+    }
+}
+
 /// The program to run, and whether it came from `REDIS_SERVER_BIN`.
 #[derive(Debug, Clone)]
 struct Binary {
@@ -501,7 +786,13 @@ enum Launch {
 /// Spawns one server on `port` and waits until it answers. Panics on every
 /// failure except a port that is already in use.
 #[track_caller]
-fn launch(binary: &Binary, port: u16, dir: &Path, extra_args: &[String]) -> Launch {
+fn launch(
+    binary: &Binary,
+    port: u16,
+    dir: &Path,
+    extra_args: &[String],
+    tls: Option<&Tls>,
+) -> Launch {
     let log_path = dir.join(LOG_FILE);
     let output_path = dir.join(OUTPUT_FILE);
     // Only the output of this attempt matters: the files are appended to.
@@ -523,9 +814,27 @@ fn launch(binary: &Binary, port: u16, dir: &Path, extra_args: &[String]) -> Laun
     };
 
     let mut command = Command::new(&binary.program);
+    match tls {
+        None => {
+            command.arg("--port").arg(port.to_string());
+        }
+        Some(tls) => {
+            command
+                .args(["--port", "0", "--tls-port"])
+                .arg(port.to_string())
+                .arg("--tls-cert-file")
+                .arg(&tls.files.server_cert)
+                .arg("--tls-key-file")
+                .arg(&tls.files.server_key)
+                .arg("--tls-ca-cert-file")
+                .arg(&tls.files.ca)
+                .args(["--tls-auth-clients", tls.client_auth.arg()])
+                .arg("--unixsocket")
+                .arg(&tls.socket)
+                .args(["--unixsocketperm", "700"]);
+        }
+    }
     command
-        .arg("--port")
-        .arg(port.to_string())
         .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
         .arg("--dir")
         .arg(dir)
@@ -566,7 +875,7 @@ fn launch(binary: &Binary, port: u16, dir: &Path, extra_args: &[String]) -> Laun
             Ok(None) => {}
             Err(err) => panic!("cannot check on redis-server: {err}"),
         }
-        if is_ready(port, child.id()) {
+        if is_ready(&endpoint(port, tls), child.id()) {
             return Launch::Ready(child);
         }
         if Instant::now() >= deadline {
@@ -582,11 +891,11 @@ fn launch(binary: &Binary, port: u16, dir: &Path, extra_args: &[String]) -> Laun
     }
 }
 
-/// Whether the server on `port` answers `PING` and is the process `pid`
+/// Whether the server at `endpoint` answers `PING` and is the process `pid`
 /// (and not some other server that grabbed the port first).
-fn is_ready(port: u16, pid: u32) -> bool {
-    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-    let Ok(replies) = round_trip(addr, &[&[b"PING"], &[b"INFO", b"server"]], PROBE_TIMEOUT) else {
+fn is_ready(endpoint: &Endpoint, pid: u32) -> bool {
+    let probe: [&[&[u8]]; 2] = [&[b"PING"], &[b"INFO", b"server"]];
+    let Ok(replies) = round_trip(endpoint, &probe, PROBE_TIMEOUT) else {
         return false;
     };
     replies[0] == Reply::Status("PONG".into()) && info_pid(&replies[1]) == Some(pid)
@@ -605,13 +914,33 @@ fn info_pid(info: &Reply) -> Option<u32> {
 
 /// Sends `commands` on one new connection and reads one reply per command.
 fn round_trip(
-    addr: SocketAddr,
+    endpoint: &Endpoint,
     commands: &[&[&[u8]]],
     timeout: Duration,
 ) -> io::Result<Vec<Reply>> {
-    let mut stream = TcpStream::connect_timeout(&addr, timeout)?;
-    stream.set_read_timeout(Some(timeout))?;
-    stream.set_write_timeout(Some(timeout))?;
+    match endpoint {
+        Endpoint::Tcp(addr) => {
+            let stream = TcpStream::connect_timeout(addr, timeout)?;
+            stream.set_read_timeout(Some(timeout))?;
+            stream.set_write_timeout(Some(timeout))?;
+            exchange(stream, commands)
+        }
+        #[cfg(unix)]
+        Endpoint::Unix(path) => {
+            let stream = std::os::unix::net::UnixStream::connect(path)?;
+            stream.set_read_timeout(Some(timeout))?;
+            stream.set_write_timeout(Some(timeout))?;
+            exchange(stream, commands)
+        }
+        #[cfg(not(unix))]
+        Endpoint::Unix(path) => Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            format!("{}: Unix sockets need a Unix system", path.display()),
+        )),
+    }
+}
+
+fn exchange<S: Read + Write>(mut stream: S, commands: &[&[&[u8]]]) -> io::Result<Vec<Reply>> {
     let mut request = Vec::new();
     for command in commands {
         resp::encode_command(command, &mut request);
@@ -640,11 +969,11 @@ fn read_lossy(path: &Path, start: u64) -> String {
 
 /// A directory under the system temp dir, removed on drop.
 #[derive(Debug)]
-struct TempDir(PathBuf);
+pub(crate) struct TempDir(PathBuf);
 
 impl TempDir {
     #[track_caller]
-    fn create() -> TempDir {
+    pub(crate) fn create() -> TempDir {
         static COUNTER: AtomicU64 = AtomicU64::new(0);
         let name = format!(
             "cache-test-support-redis-{}-{}",
@@ -662,7 +991,7 @@ impl TempDir {
         TempDir(path)
     }
 
-    fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.0
     }
 }
@@ -694,7 +1023,7 @@ mod tests {
         };
         let dir = TempDir::create();
         let msg = panic_message(|| {
-            launch(&binary, free_port(), dir.path(), &[]);
+            launch(&binary, free_port(), dir.path(), &[], None);
         });
         assert_eq!(msg, NOT_INSTALLED);
     }
@@ -707,7 +1036,7 @@ mod tests {
         };
         let dir = TempDir::create();
         let msg = panic_message(|| {
-            launch(&binary, free_port(), dir.path(), &[]);
+            launch(&binary, free_port(), dir.path(), &[], None);
         });
         assert!(msg.contains("REDIS_SERVER_BIN"), "{msg}");
         assert!(msg.contains("/nonexistent/redis-server"), "{msg}");
