@@ -212,7 +212,11 @@ fn the_breaker_opens_skips_the_backend_probes_and_closes() {
             for _ in 0..10 {
                 assert_eq!(cache.scope(breaker_value()).await, 8);
             }
-            assert_eq!(flaky.commands.load(Ordering::SeqCst), reached, "no command while open");
+            assert_eq!(
+                flaky.commands.load(Ordering::SeqCst),
+                reached,
+                "no command while open"
+            );
             assert_eq!(BREAKER_BODY_RUNS.load(Ordering::SeqCst), 13);
             let stats = cache.stats();
             assert_eq!(stats.errors, 3, "skips are not errors");
@@ -225,7 +229,12 @@ fn the_breaker_opens_skips_the_backend_probes_and_closes() {
             let err = cache.clear_pattern("*").await.unwrap_err();
             assert!(err.is_circuit_open(), "{err}");
             assert_eq!(flaky.commands.load(Ordering::SeqCst), reached);
-            let opened = logs.text.lock().unwrap().matches("circuit breaker open").count();
+            let opened = logs
+                .text
+                .lock()
+                .unwrap()
+                .matches("circuit breaker open")
+                .count();
             assert_eq!(opened, 1, "the opening is logged once");
 
             // After the cool-down one probe goes through; it fails: still open.
@@ -243,7 +252,10 @@ fn the_breaker_opens_skips_the_backend_probes_and_closes() {
             let stats = cache.stats();
             assert!(!stats.breaker_open);
             assert_eq!((stats.breaker_opens, stats.hits), (1, 1));
-            assert!(logs.info.load(Ordering::SeqCst) > infos, "the closing is logged");
+            assert!(
+                logs.info.load(Ordering::SeqCst) > infos,
+                "the closing is logged"
+            );
             assert!(logs.text.lock().unwrap().contains("circuit breaker closed"));
         });
     });

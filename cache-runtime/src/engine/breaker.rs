@@ -305,7 +305,10 @@ mod tests {
             redis::ErrorKind::Server(redis::ServerErrorKind::ResponseError),
             "OOM command not allowed",
         ));
-        let _ = b.admit().unwrap().done(&Err::<(), _>(BackendError::Redis(oom)));
+        let _ = b
+            .admit()
+            .unwrap()
+            .done(&Err::<(), _>(BackendError::Redis(oom)));
         assert!(!b.is_open());
         let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
         let opened = b
