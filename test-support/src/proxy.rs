@@ -22,7 +22,7 @@ const TICK: Duration = Duration::from_millis(20);
 const ACCEPT_POLL: Duration = Duration::from_millis(5);
 /// Connect timeout for the upstream side of a new connection.
 const UPSTREAM_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
-/// Largest chunk read (and then forwarded, discarded or held) at once.
+/// Largest chunk read (and then forwarded or held) at once.
 const CHUNK_SIZE: usize = 16 * 1024;
 
 /// What a [`FaultProxy`] does with the bytes of its connections.
@@ -40,10 +40,12 @@ const CHUNK_SIZE: usize = 16 * 1024;
 pub enum ProxyMode {
     /// Forwards bytes both ways as soon as they arrive.
     Pass,
-    /// Keeps connections open and accepts new ones, reads and discards the
-    /// bytes of both sides and forwards nothing, not even a side closing its
-    /// connection: each side sees silence, as with a network path that
-    /// drops every packet.
+    /// Keeps connections open and accepts new ones, and forwards nothing,
+    /// not even a side closing its connection: each side sees silence, as
+    /// with a network path that drops every packet. What a side sent is
+    /// held, not lost (as TCP keeps it for retransmission), and arrives in
+    /// order once the mode forwards again; a stream is never cut short in
+    /// the middle.
     Blackhole,
     /// Closes every connection, and each new one right after accepting it:
     /// a client's connect succeeds and its next read sees end of file (or a
@@ -579,16 +581,21 @@ fn pump(conn: &Conn, shared: &Shared, direction: Direction) {
             }
             return;
         }
-        let mut mode = shared.mode();
+        let Some(mut mode) = out_of_blackhole(conn, shared) else {
+            return;
+        };
         if let ProxyMode::Delay(delay) = mode {
             if !hold(conn, shared, delay) {
                 return;
             }
             // The mode may have changed while the chunk was held.
-            mode = shared.mode();
+            let Some(now) = out_of_blackhole(conn, shared) else {
+                return;
+            };
+            mode = now;
         }
         match mode {
-            ProxyMode::Blackhole => {}
+            ProxyMode::Blackhole => unreachable!("waited out above"),
             ProxyMode::Refuse => {
                 conn.close(shared);
                 return;
@@ -604,6 +611,24 @@ fn pump(conn: &Conn, shared: &Shared, direction: Direction) {
                 }
             }
         }
+    }
+}
+
+/// The mode once it is not [`ProxyMode::Blackhole`]: a chunk read in a
+/// blackhole is held, not dropped, as TCP keeps unacknowledged bytes for
+/// retransmission, and it is delivered in order if the path comes back
+/// (reading stops meanwhile, so the sender's buffers fill up as they would).
+/// `None` if the connection closed meanwhile.
+fn out_of_blackhole(conn: &Conn, shared: &Shared) -> Option<ProxyMode> {
+    loop {
+        if conn.is_closed(shared) {
+            return None;
+        }
+        let mode = shared.mode();
+        if mode != ProxyMode::Blackhole {
+            return Some(mode);
+        }
+        thread::sleep(TICK);
     }
 }
 
@@ -794,17 +819,23 @@ mod tests {
         assert_times_out(open.cmd(&["SET", "lost", "1"], SILENCE));
         let mut new = Client::connect(&proxy);
         assert_times_out(new.cmd(&["PING"], SILENCE));
-        // The SET was discarded, not merely delayed on its way.
+        // The SET is held on its way, not delivered.
         assert!(server.cmd(&["GET", "lost"]).is_nil());
         // Silence is not a closed connection: both are still open.
         wait_until("2 connections open", || proxy.open_connections() == 2);
         assert_eq!(proxy.accepted_connections(), 2);
 
-        // Back to pass on the same connection: the blackholed SET stays
-        // lost, so the first reply is the PONG of the next command.
+        // Back to pass: what was held arrives in order, as TCP would
+        // retransmit it. The SET reaches the server, and its late reply is
+        // the first one the open connection reads.
         proxy.pass();
-        assert_eq!(open.cmd(&["PING"], PATIENCE).unwrap(), pong());
-        assert!(server.cmd(&["GET", "lost"]).is_nil());
+        wait_until("the held SET delivered", || {
+            server.cmd(&["GET", "lost"]).as_string().as_deref() == Some("1")
+        });
+        assert_eq!(
+            open.cmd(&["PING"], PATIENCE).unwrap(),
+            Reply::Status("OK".into())
+        );
         assert_eq!(new.cmd(&["PING"], PATIENCE).unwrap(), pong());
         assert_eq!(ping_new(&proxy, PATIENCE).unwrap(), pong());
     }
