@@ -7,6 +7,7 @@ use crate::codec::{Codec, CodecImpl};
 use crate::engine::{BreakerSettings, Engine, Settings, TtlPresets, L1};
 use crate::{envelope, Cache, CacheError};
 use std::fmt;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -74,6 +75,11 @@ pub struct CacheBuilder {
     l1_capacity: Option<u64>,
     db: Option<i64>,
     password: Option<Secret>,
+    username: Option<String>,
+    tls_ca_file: Option<PathBuf>,
+    tls_client_cert: Option<(PathBuf, PathBuf)>,
+    health_check_interval: Option<Duration>,
+    retry_on_timeout: bool,
     breaker: BreakerSettings,
 }
 
@@ -114,6 +120,11 @@ impl CacheBuilder {
             l1_capacity: None,
             db: None,
             password: None,
+            username: None,
+            tls_ca_file: None,
+            tls_client_cert: None,
+            health_check_interval: None,
+            retry_on_timeout: false,
             breaker: BreakerSettings::default(),
         }
     }
@@ -411,6 +422,91 @@ impl CacheBuilder {
         self
     }
 
+    /// The Redis ACL user, overriding the URL's
+    /// (`redis://user:password@host`); with [`password`](CacheBuilder::password)
+    /// it authenticates as that user (`AUTH user password`). The README's
+    /// "Failure and security" section gives the least-privilege ACL line a
+    /// deployment needs.
+    ///
+    /// ```
+    /// let b = cache_runtime::Cache::builder()
+    ///     .redis("redis://127.0.0.1")
+    ///     .username("cache")
+    ///     .password("s3cret");
+    /// # drop(b);
+    /// ```
+    pub fn username(mut self, username: impl Into<String>) -> Self {
+        self.username = Some(username.into());
+        self
+    }
+
+    /// A PEM file of the certificate authorities to trust for a `rediss://`
+    /// URL, instead of the system's (feature `tls`): for a Redis whose
+    /// certificate a private CA signed. Read by [`build`](CacheBuilder::build).
+    ///
+    /// ```
+    /// let b = cache_runtime::Cache::builder()
+    ///     .redis("rediss://redis.internal:6380")
+    ///     .tls_ca_file("/etc/redis/ca.pem");
+    /// # drop(b);
+    /// ```
+    pub fn tls_ca_file(mut self, path: impl AsRef<Path>) -> Self {
+        self.tls_ca_file = Some(path.as_ref().to_owned());
+        self
+    }
+
+    /// A client certificate and its private key (PEM files), presented to a
+    /// Redis that asks for one (`tls-auth-clients yes`: mutual TLS; feature
+    /// `tls`). Read by [`build`](CacheBuilder::build).
+    ///
+    /// ```
+    /// let b = cache_runtime::Cache::builder()
+    ///     .redis("rediss://redis.internal:6380")
+    ///     .tls_ca_file("/etc/redis/ca.pem")
+    ///     .tls_client_cert_files("/etc/redis/client.pem", "/etc/redis/client.key");
+    /// # drop(b);
+    /// ```
+    pub fn tls_client_cert_files(mut self, cert: impl AsRef<Path>, key: impl AsRef<Path>) -> Self {
+        self.tls_client_cert = Some((cert.as_ref().to_owned(), key.as_ref().to_owned()));
+        self
+    }
+
+    /// A PING on every connection to Redis at this interval (default: none;
+    /// 30 s is a common choice): it finds a connection gone silent before a
+    /// caller does and replaces it, and it feeds the circuit breaker, so
+    /// that while the breaker is open the probe is a PING rather than a
+    /// caller's lookup. With an L1, its connections are also checked each
+    /// second whatever this says.
+    ///
+    /// ```
+    /// let b = cache_runtime::Cache::builder()
+    ///     .redis("redis://127.0.0.1")
+    ///     .health_check_interval(std::time::Duration::from_secs(30));
+    /// # drop(b);
+    /// ```
+    pub fn health_check_interval(mut self, interval: Duration) -> Self {
+        self.health_check_interval = Some(interval);
+        self
+    }
+
+    /// Gives a lookup (`GET`, `EXISTS`: reads, safe to repeat) that fails
+    /// with a timeout or a dropped connection one more try, on the next
+    /// connection, if time is left before its deadline; the first try then
+    /// gets half of the [`command_timeout`](CacheBuilder::command_timeout).
+    /// Never a retry past the deadline, never of a write. Default off.
+    ///
+    /// ```
+    /// let b = cache_runtime::Cache::builder()
+    ///     .redis("redis://127.0.0.1")
+    ///     .max_connections(2)
+    ///     .retry_on_timeout(true);
+    /// # drop(b);
+    /// ```
+    pub fn retry_on_timeout(mut self, retry: bool) -> Self {
+        self.retry_on_timeout = retry;
+        self
+    }
+
     /// Checks the settings and makes the cache. Does no I/O.
     ///
     /// # Errors
@@ -534,24 +630,8 @@ impl CacheBuilder {
                 }
                 Store::Custom(custom)
             }
-            BackendChoice::Redis(url) => {
-                let mut info = redis::IntoConnectionInfo::into_connection_info(url.0.as_str()).map_err(|_| {
-                    CacheError::config(
-                        "redis",
-                        "not a valid Redis URL; expected redis://[[user]:password@]host[:port][/db] or unix:///path",
-                    )
-                })?;
-                let mut settings = info.redis_settings().clone();
-                if let Some(db) = self.db {
-                    if db < 0 {
-                        return Err(CacheError::config("db", "must not be negative"));
-                    }
-                    settings = settings.set_db(db);
-                }
-                if let Some(password) = &self.password {
-                    settings = settings.set_password(&password.0);
-                }
-                info = info.set_redis_settings(settings);
+            BackendChoice::Redis(ref url) => {
+                let (info, tls) = self.connection_info(&url.0)?;
                 let push = self.l1_capacity.map(|capacity| {
                     let cache = Arc::new(L1::new(capacity));
                     l1 = Some(Arc::clone(&cache));
@@ -559,6 +639,7 @@ impl CacheBuilder {
                 });
                 let backend = RedisBackend::new(RedisSettings {
                     info,
+                    tls,
                     connections: self.max_connections,
                     connect_timeout: self.connect_timeout,
                     push,
@@ -589,6 +670,118 @@ impl CacheBuilder {
         Ok(Cache {
             engine: Arc::new_cyclic(|me| Engine::new(settings, tier, l1, me.clone())),
         })
+    }
+}
+
+impl CacheBuilder {
+    /// The connection settings of a Redis URL, with the builder's
+    /// overrides (database, user, password) and TLS files applied. Errors
+    /// name the setting and never repeat the URL or the password.
+    fn connection_info(
+        &self,
+        url: &str,
+    ) -> Result<(redis::ConnectionInfo, Option<TlsFiles>), CacheError> {
+        let scheme = url.split_once("://").map_or("", |(s, _)| s);
+        let tls = scheme.eq_ignore_ascii_case("rediss");
+        if tls && !cfg!(feature = "tls") {
+            return Err(CacheError::config(
+                "redis",
+                "a rediss:// URL needs cache-runtime's `tls` feature",
+            ));
+        }
+        if !tls {
+            let setting = if self.tls_ca_file.is_some() {
+                Some("tls_ca_file")
+            } else if self.tls_client_cert.is_some() {
+                Some("tls_client_cert_files")
+            } else {
+                None
+            };
+            if let Some(setting) = setting {
+                return Err(CacheError::config(
+                    setting,
+                    "TLS files need a rediss:// URL; this one is not TLS",
+                ));
+            }
+        }
+        if tls && url.contains('#') && !cfg!(feature = "tls-insecure") {
+            return Err(CacheError::config(
+                "redis",
+                "certificate checks can be turned off (`#insecure`) only with cache-runtime's \
+                 `tls-insecure` feature; trust a private CA with tls_ca_file instead",
+            ));
+        }
+        let mut info = redis::IntoConnectionInfo::into_connection_info(url).map_err(|_| {
+            CacheError::config(
+                "redis",
+                "not a valid Redis URL; expected redis[s]://[[user]:password@]host[:port][/db] or unix:///path",
+            )
+        })?;
+        let mut settings = info.redis_settings().clone();
+        if let Some(db) = self.db {
+            if db < 0 {
+                return Err(CacheError::config("db", "must not be negative"));
+            }
+            settings = settings.set_db(db);
+        }
+        if let Some(username) = &self.username {
+            if username.is_empty() {
+                return Err(CacheError::config("username", "must not be empty"));
+            }
+            settings = settings.set_username(username);
+        }
+        if let Some(password) = &self.password {
+            settings = settings.set_password(&password.0);
+        }
+        info = info.set_redis_settings(settings);
+        let files = if tls { TlsFiles::read(self)? } else { None };
+        Ok((info, files))
+    }
+}
+
+/// The TLS files of a `rediss://` connection, read at build time.
+#[cfg(feature = "tls")]
+pub(crate) type TlsFiles = redis::TlsCertificates;
+#[cfg(not(feature = "tls"))]
+pub(crate) type TlsFiles = std::convert::Infallible;
+
+trait ReadTls: Sized {
+    fn read(builder: &CacheBuilder) -> Result<Option<Self>, CacheError>;
+}
+
+#[cfg(feature = "tls")]
+impl ReadTls for redis::TlsCertificates {
+    fn read(builder: &CacheBuilder) -> Result<Option<Self>, CacheError> {
+        let read = |setting: &'static str, path: &Path| {
+            std::fs::read(path).map_err(|e| {
+                CacheError::config(setting, format!("cannot read `{}`: {e}", path.display()))
+            })
+        };
+        let root_cert = match &builder.tls_ca_file {
+            Some(path) => Some(read("tls_ca_file", path)?),
+            None => None,
+        };
+        let client_tls = match &builder.tls_client_cert {
+            Some((cert, key)) => Some(redis::ClientTlsConfig {
+                client_cert: read("tls_client_cert_files", cert)?,
+                client_key: read("tls_client_cert_files", key)?,
+            }),
+            None => None,
+        };
+        if root_cert.is_none() && client_tls.is_none() {
+            return Ok(None);
+        }
+        Ok(Some(redis::TlsCertificates {
+            client_tls,
+            root_cert,
+        }))
+    }
+}
+
+#[cfg(not(feature = "tls"))]
+impl ReadTls for std::convert::Infallible {
+    fn read(_: &CacheBuilder) -> Result<Option<Self>, CacheError> {
+        Ok(None)
     }
 }
 

@@ -63,11 +63,25 @@ pub enum BackendError {
     /// An error reported by the Redis client (connection refused, dropped
     /// connection, an error reply, ...).
     #[error(transparent)]
-    Redis(#[from] redis::RedisError),
+    Redis(redis::RedisError),
+    /// The server refused this client: authentication failed, a TLS
+    /// handshake failed, or its ACL denies a command. `reason` says which
+    /// and names the setting to check; neither it nor `source` ever holds
+    /// the password.
+    #[error("{reason}: {source}")]
+    Refused {
+        /// What was refused, and the setting to check.
+        reason: &'static str,
+        /// The client's error.
+        #[source]
+        source: redis::RedisError,
+    },
     /// The circuit breaker is open: the backend failed several times in a
     /// row, so commands skip it without a round trip until a probe, at most
     /// this long from now, finds it answering again.
-    #[error("circuit breaker open after repeated backend failures; the next probe is in at most {0:?}")]
+    #[error(
+        "circuit breaker open after repeated backend failures; the next probe is in at most {0:?}"
+    )]
     CircuitOpen(Duration),
     /// The backend does not implement this feature (`"tags"`, ...).
     #[error("this backend does not support {0}")]
@@ -76,6 +90,70 @@ pub enum BackendError {
     #[error("{0}")]
     Other(Box<dyn std::error::Error + Send + Sync>),
 }
+
+impl From<redis::RedisError> for BackendError {
+    fn from(error: redis::RedisError) -> Self {
+        match refusal(&error) {
+            Some(reason) => BackendError::Refused {
+                reason,
+                source: error,
+            },
+            None => BackendError::Redis(error),
+        }
+    }
+}
+
+/// Why the server refused this client, if it did, with the setting to check.
+fn refusal(error: &redis::RedisError) -> Option<&'static str> {
+    use redis::{ErrorKind, ServerErrorKind};
+    match error.kind() {
+        ErrorKind::AuthenticationFailed => return Some(AUTH_FAILED),
+        ErrorKind::Server(ServerErrorKind::NoPerm) => return Some(NO_PERMISSION),
+        _ => {}
+    }
+    match error.code() {
+        Some("WRONGPASS" | "NOAUTH") => return Some(AUTH_FAILED),
+        Some("NOPERM") => return Some(NO_PERMISSION),
+        _ => {}
+    }
+    // A TLS failure comes as an I/O error wrapping rustls's; its text is
+    // the stable part of it.
+    if !error.is_io_error() {
+        return None;
+    }
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(inner) = source {
+        text.push_str(&inner.to_string());
+        source = inner.source();
+    }
+    let reason = if text.contains("UnknownIssuer") || text.contains("BadSignature") {
+        "TLS handshake failed: untrusted certificate (no trusted CA signed the server's; \
+         check `tls_ca_file`)"
+    } else if text.contains("NotValidForName") {
+        "TLS handshake failed: the server's certificate does not name this host (check the host \
+         in `redis`)"
+    } else if text.contains("Expired") || text.contains("NotValidYet") {
+        "TLS handshake failed: the server's certificate is expired or not valid yet"
+    } else if text.contains("CertificateRequired")
+        || text.contains("received fatal alert")
+        || text.contains("BadCertificate")
+        || text.contains("UnknownCA")
+    {
+        "TLS handshake failed: the server refused this client's certificate or wants one \
+         (check `tls_client_cert_files`)"
+    } else if text.contains("InvalidContentType") || text.contains("CorruptMessage") {
+        "TLS handshake failed: the server does not speak TLS on this port (check `redis`)"
+    } else {
+        return None;
+    };
+    Some(reason)
+}
+
+const AUTH_FAILED: &str = "authentication failed: wrong password or unknown user (check \
+                           `password` and `username`, or the URL's credentials)";
+const NO_PERMISSION: &str = "permission denied by the server's ACL (check the ACL rules of \
+                             `username`: the README lists the commands and keys the cache needs)";
 
 /// The error of the direct API ([`Cache::get`](crate::Cache::get),
 /// [`Cache::set`](crate::Cache::set), ...) and of building a [`Cache`](crate::Cache).
@@ -194,6 +272,7 @@ impl CacheError {
             CacheError::Backend { source, .. } => match source {
                 BackendError::Timeout(_) => true,
                 BackendError::Redis(e) => e.is_timeout(),
+                BackendError::Refused { .. } => false,
                 BackendError::Other(_)
                 | BackendError::Unsupported(_)
                 | BackendError::CircuitOpen(_) => false,

@@ -53,11 +53,42 @@ impl std::fmt::Debug for RedisBackend {
 /// Settings the Redis backend needs from the builder.
 pub(crate) struct RedisSettings {
     pub(crate) info: redis::ConnectionInfo,
+    /// A CA and a client certificate for `rediss://`, read by the builder.
+    pub(crate) tls: Option<crate::builder::TlsFiles>,
     pub(crate) connections: usize,
     pub(crate) connect_timeout: Duration,
     /// With a handler, the shared connections speak RESP3 and hand it every
     /// push message, for an L1 kept coherent by client tracking.
     pub(crate) push: Option<PushHandler>,
+}
+
+/// A client for `info`, with the TLS files if there are any.
+fn open_client(
+    info: redis::ConnectionInfo,
+    tls: Option<&crate::builder::TlsFiles>,
+) -> Result<redis::Client, redis::RedisError> {
+    #[cfg(feature = "tls")]
+    {
+        install_crypto_provider();
+        if let Some(files) = tls {
+            return redis::Client::build_with_tls(info, files.clone());
+        }
+    }
+    #[cfg(not(feature = "tls"))]
+    if let Some(never) = tls {
+        match *never {}
+    }
+    redis::Client::open(info)
+}
+
+/// rustls needs a process-wide crypto provider; unless the application
+/// installed one, ring is (the only one this crate's features enable).
+#[cfg(feature = "tls")]
+fn install_crypto_provider() {
+    if rustls::crypto::CryptoProvider::get_default().is_none() {
+        // Another thread may install one first; either is fine.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    }
 }
 
 impl RedisBackend {
@@ -68,7 +99,9 @@ impl RedisBackend {
             settings.info.addr(),
             settings.info.redis_settings().db()
         );
-        let client = redis::Client::open(settings.info.clone())?;
+        let tls = settings.tls;
+        let open = |info: redis::ConnectionInfo| open_client(info, tls.as_ref());
+        let client = open(settings.info.clone())?;
         let mut config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(settings.connect_timeout))
             // The runtime bounds every command with its own deadline (and
@@ -91,7 +124,7 @@ impl RedisBackend {
                     .redis_settings()
                     .clone()
                     .set_protocol(redis::ProtocolVersion::RESP3);
-                redis::Client::open(settings.info.set_redis_settings(redis))?
+                open(settings.info.set_redis_settings(redis))?
             }
             None => client.clone(),
         };

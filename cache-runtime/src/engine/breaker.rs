@@ -232,6 +232,9 @@ pub(crate) fn is_outage(error: &BackendError) -> bool {
                 || e.is_timeout()
                 || e.is_unrecoverable_error()
         }
+        // A server that refuses every connection (authentication, TLS) is
+        // as good as down; an ACL that refuses one command is an answer.
+        BackendError::Refused { source, .. } => source.code() != Some("NOPERM"),
         BackendError::Other(_) => true,
         BackendError::Unsupported(_) | BackendError::CircuitOpen(_) => false,
     }

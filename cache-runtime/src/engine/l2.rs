@@ -87,7 +87,9 @@ impl Guard {
         let opened = pass.done(&result);
         if let (Err(e), Some(l1)) = (&result, &self.l1) {
             let lost = match e {
-                BackendError::Redis(e) => e.is_io_error() || e.is_unrecoverable_error(),
+                BackendError::Redis(e) | BackendError::Refused { source: e, .. } => {
+                    e.is_io_error() || e.is_unrecoverable_error()
+                }
                 _ => false,
             };
             if lost || opened {

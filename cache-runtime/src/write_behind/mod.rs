@@ -1138,6 +1138,8 @@ pub(crate) fn is_transient(error: &BackendError) -> bool {
                     redis::RetryMethod::WaitAndRetry | redis::RetryMethod::RetryImmediately
                 )
         }
+        // Fixed by a change of settings or certificates: kept for then.
+        BackendError::Refused { source, .. } => source.code() != Some("NOPERM"),
         BackendError::Unsupported(_) | BackendError::Other(_) => false,
     }
 }
