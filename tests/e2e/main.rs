@@ -16,5 +16,6 @@ mod put_evict;
 mod races;
 mod read_through;
 mod schema;
+mod security;
 mod tags;
 mod write_behind;
