@@ -733,6 +733,9 @@ impl CacheBuilder {
         if let Some(password) = &self.password {
             settings = settings.set_password(&password.0);
         }
+        // No `CLIENT SETINFO` on connect: one command fewer for the ACL
+        // rules to allow (Redis 7.0 does not know it), one round trip fewer.
+        settings = settings.set_skip_set_lib_name();
         info = info.set_redis_settings(settings);
         let files = if tls { TlsFiles::read(self)? } else { None };
         Ok((info, files))

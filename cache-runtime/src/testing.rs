@@ -313,7 +313,12 @@ impl MockBackend {
         Self::build(self.shared.prefix.clone(), CodecImpl::from_codec(codec))
     }
 
-    /// A cache on this mock with the builder's defaults (100 ms deadline, ...).
+    /// A cache on this mock with the builder's defaults (100 ms deadline, ...)
+    /// but no circuit breaker, so that every call reaches the mock and its
+    /// log shows every operation, however many failures you inject. To test
+    /// your code with the breaker, start from
+    /// [`cache_builder`](MockBackend::cache_builder) and set
+    /// [`breaker_threshold`](crate::CacheBuilder::breaker_threshold).
     ///
     /// ```
     /// let cache = cache_runtime::testing::MockBackend::new().cache();
@@ -321,13 +326,15 @@ impl MockBackend {
     /// ```
     pub fn cache(&self) -> Cache {
         self.cache_builder()
+            .without_breaker()
             .build()
             .expect("the mock's settings are valid")
     }
 
     /// A builder already set to this mock, its prefix and its codec, for
     /// tests that need other options (a shorter deadline, ...). Changing the
-    /// prefix there makes the mock's keys full keys.
+    /// prefix there makes the mock's keys full keys. Its circuit breaker is
+    /// on, as on every builder: five injected failures in a row open it.
     ///
     /// ```
     /// use std::time::Duration;

@@ -146,3 +146,201 @@ async fn an_unknown_user_says_so() {
     assert!(shown.contains("username"), "{shown}");
     assert!(!shown.contains("pw-of-nobody"), "{shown}");
 }
+
+/// The least-privilege ACL rules the README gives for a cache whose prefix
+/// is `acl`: keys under the prefix only, no channels, and exactly the
+/// commands the library sends (connection setup, reads, writes, scripts,
+/// scans, client tracking for the L1, streams for write-behind).
+const ACL_RULES: &[&str] = &[
+    "resetkeys",
+    "~acl:*",
+    "resetchannels",
+    "-@all",
+    "+hello",
+    "+auth",
+    "+ping",
+    "+select",
+    "+client|id",
+    "+client|tracking",
+    "+client|caching",
+    "+client|unblock",
+    "+get",
+    "+set",
+    "+exists",
+    "+unlink",
+    "+scan",
+    "+zrange",
+    "+zscore",
+    "+zadd",
+    "+zrem",
+    "+rename",
+    "+pexpire",
+    "+pttl",
+    "+time",
+    "+evalsha",
+    "+script|load",
+    "+multi",
+    "+exec",
+    "+xadd",
+    "+xack",
+    "+xdel",
+    "+xrange",
+    "+xreadgroup",
+    "+xautoclaim",
+    "+xpending",
+    "+xinfo|consumers",
+    "+xgroup|create",
+    "+xgroup|delconsumer",
+];
+
+#[cached(ttl = 60, key = "product:{id}", tags = ["products"])]
+async fn acl_product(calls: &Calls, id: u64) -> u64 {
+    calls.hit();
+    id * 10
+}
+
+#[cache_runtime::cache_evict(keys = ["product:{id}"], tags = ["products"], pattern = "list:*")]
+async fn acl_evict(id: u64) {
+    let _ = id;
+}
+
+/// A sink that keeps what it is given.
+#[derive(Clone, Default)]
+struct Kept(std::sync::Arc<std::sync::Mutex<Vec<(String, u64)>>>);
+
+impl cache_runtime::write_behind::Sink<u64> for Kept {
+    async fn write(
+        &self,
+        batch: Vec<cache_runtime::write_behind::Item<u64>>,
+    ) -> Result<(), cache_runtime::write_behind::SinkError> {
+        let mut kept = self.0.lock().unwrap();
+        kept.extend(batch.into_iter().map(|i| (i.key, i.value)));
+        Ok(())
+    }
+}
+
+/// What the README shows, on `cache` (prefix `acl`): read-through with a
+/// tag, L1 hits, the direct API, eviction by key, tag and pattern, and a
+/// write-behind log flushed and shut down.
+async fn everything(cache: &Cache) {
+    let calls = Calls::default();
+    assert_eq!(cache.scope(acl_product(&calls, 1)).await, 10);
+    assert_eq!(cache.scope(acl_product(&calls, 1)).await, 10);
+    assert_eq!(cache.scope(acl_product(&calls, 1)).await, 10);
+    assert_eq!(calls.get(), 1);
+    assert!(cache.stats().l1_hits >= 1, "{:?}", cache.stats());
+    cache.set("list:1", &vec![1u64], TTL).await.unwrap();
+    cache
+        .set_tagged("product:2", &20u64, TTL, &["products"])
+        .await
+        .unwrap();
+    assert!(cache.exists("product:2").await.unwrap());
+    assert_eq!(cache.get::<u64>("product:2").await.unwrap(), Some(20));
+    cache.scope(acl_evict(1)).await;
+    assert!(!cache.exists("product:1").await.unwrap());
+    assert!(!cache.exists("product:2").await.unwrap(), "tag invalidated");
+    assert!(!cache.exists("list:1").await.unwrap(), "pattern cleared");
+    cache.set("list:2", &2u8, TTL).await.unwrap();
+    assert_eq!(cache.clear_pattern("list:*").await.unwrap(), 1);
+    cache
+        .set_tagged("product:3", &30u64, TTL, &["products"])
+        .await
+        .unwrap();
+    assert_eq!(cache.invalidate_tags(&["products"]).await.unwrap(), 1);
+    assert!(cache.delete("nothing").await.is_ok());
+    // A tag's expired members are pruned by the next tagged write.
+    for (key, ttl) in [("product:4", TTL), ("product:5", Duration::from_millis(1))] {
+        cache.set_tagged(key, &4u64, ttl, &["short"]).await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    cache
+        .set_tagged("product:6", &6u64, TTL, &["short"])
+        .await
+        .unwrap();
+
+    let kept = Kept::default();
+    let wb = cache
+        .write_behind::<u64, _>("orders", kept.clone())
+        .interval(Duration::from_millis(20))
+        .start()
+        .unwrap();
+    wb.write("order:1", &5).await.unwrap();
+    wb.flush().await.unwrap();
+    wb.shutdown().await.unwrap();
+    assert_eq!(
+        kept.0.lock().unwrap().as_slice(),
+        [("order:1".to_owned(), 5)]
+    );
+    let stats = cache.stats();
+    assert_eq!(stats.errors, 0, "{stats:?}");
+}
+
+#[tokio::test]
+async fn everything_works_under_the_least_privilege_acl_and_nothing_else_is_reachable() {
+    let server = RedisServer::start();
+    let mut setuser = vec!["ACL", "SETUSER", "cache", "reset", "on", ">acl-secret"];
+    setuser.extend_from_slice(ACL_RULES);
+    assert_eq!(server.cmd(&setuser).as_string().as_deref(), Some("OK"));
+    server.cmd(&["SET", "elsewhere", "private"]);
+    let cache = builder(&server.url())
+        .username("cache")
+        .password("acl-secret")
+        .prefix("acl")
+        .l1_capacity(1 << 20)
+        .build()
+        .unwrap();
+    everything(&cache).await;
+    let log = server.cmd(&["ACL", "LOG"]);
+    assert!(log.as_array().is_empty(), "denied: {log:?}");
+
+    // Outside the prefix: refused by the server, and said so.
+    let other = builder(&server.url())
+        .username("cache")
+        .password("acl-secret")
+        .prefix("elsewhere-prefix")
+        .build()
+        .unwrap();
+    let err = other.get::<String>("x").await.unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("permission denied by the server's ACL"),
+        "{err}"
+    );
+    assert_eq!(
+        server.cmd(&["GET", "elsewhere"]).as_string().as_deref(),
+        Some("private")
+    );
+}
+
+#[tokio::test]
+async fn the_acl_rules_allow_exactly_the_commands_the_library_sends() {
+    // The same workload as the default user on a fresh server: what it
+    // ran, by Redis's own command statistics (scripts' commands included).
+    let server = RedisServer::start();
+    server.cmd(&["CONFIG", "RESETSTAT"]);
+    let cache = builder(&server.url())
+        .prefix("acl")
+        .l1_capacity(1 << 20)
+        .build()
+        .unwrap();
+    everything(&cache).await;
+    let info = server.cmd(&["INFO", "commandstats"]).as_string().unwrap();
+    let mut sent: Vec<String> = info
+        .lines()
+        .filter_map(|l| l.strip_prefix("cmdstat_")?.split_once(':'))
+        .map(|(name, _)| name.to_owned())
+        // This test's own commands.
+        .filter(|name| name != "info" && name != "config|resetstat")
+        .collect();
+    sent.sort();
+    let mut allowed: Vec<String> = ACL_RULES
+        .iter()
+        .filter_map(|r| r.strip_prefix('+'))
+        // Sent only with a password (AUTH), a database other than 0
+        // (SELECT), or once a second by the L1's heartbeat (PING).
+        .filter(|c| !["auth", "select", "ping"].contains(c))
+        .map(str::to_owned)
+        .collect();
+    allowed.sort();
+    assert_eq!(sent, allowed, "the README's ACL line and the commands sent");
+}
