@@ -17,3 +17,58 @@ pub fn l1_holds(cache: &crate::Cache, key: &str) -> bool {
         .as_ref()
         .is_some_and(|l1| l1.store.exists(&engine.full(key)))
 }
+
+/// A codec as the cache holds it (built-ins dispatched statically, others
+/// boxed), for the fuzz harness of the benches (`--bin fuzz`) only.
+#[doc(hidden)]
+pub struct FuzzCodec(crate::codec::CodecImpl);
+
+/// `codec` as a cache built with `.codec(codec)` holds it: for the fuzz
+/// harness only.
+#[doc(hidden)]
+pub fn fuzz_codec<C: crate::Codec>(codec: C) -> FuzzCodec {
+    FuzzCodec(crate::codec::CodecImpl::from_codec(codec))
+}
+
+/// `T`'s schema fingerprint, as a read or a write of `T` records and checks
+/// it (0: unknown): for the fuzz harness only.
+#[doc(hidden)]
+pub fn fuzz_schema<T: serde::de::DeserializeOwned>() -> u64 {
+    crate::schema::fingerprint::<T>()
+}
+
+/// Stored bytes for `value` exactly as a write makes them (envelope, then
+/// the codec's bytes), with schema fingerprint `schema`: for the fuzz
+/// harness's seeds only.
+#[doc(hidden)]
+pub fn fuzz_encode_envelope<T: serde::Serialize + ?Sized>(
+    value: &T,
+    codec: &FuzzCodec,
+    ttl: std::time::Duration,
+    max_value_size: usize,
+    schema: u64,
+) -> Result<Vec<u8>, String> {
+    crate::envelope::encode_schema(&codec.0, value, ttl, max_value_size, schema)
+}
+
+/// What a read does with stored bytes (size check, header, schema check for
+/// the reader's fingerprint `schema`, 0: none, then the codec), `None` for
+/// every refusal: for the fuzz harness only.
+#[doc(hidden)]
+pub fn fuzz_decode_envelope<T: serde::de::DeserializeOwned>(
+    bytes: &[u8],
+    codec: &FuzzCodec,
+    max_value_size: usize,
+    schema: u64,
+) -> Option<T> {
+    crate::envelope::decode_schema(bytes, &codec.0, max_value_size, schema).ok()
+}
+
+/// The full key `{prefix}:{rendered template}` as a `#[cached(key = "...")]`
+/// call renders it (placeholders wrapped in [`key_part`] by the caller; the
+/// reserved-namespace rule applied), `None` if a `Display` failed: for the
+/// fuzz harness only.
+#[doc(hidden)]
+pub fn fuzz_render_key(prefix: &str, args: std::fmt::Arguments<'_>) -> Option<String> {
+    crate::key::templated(prefix, args)
+}
