@@ -9,6 +9,7 @@ mod config;
 mod corrupt;
 mod direct_api;
 mod fail_open;
+mod faults;
 mod keys;
 mod l1;
 mod methods_and_scope;
