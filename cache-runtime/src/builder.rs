@@ -554,6 +554,12 @@ impl CacheBuilder {
                 "must be greater than zero",
             ));
         }
+        if self.health_check_interval.is_some_and(|d| d.is_zero()) {
+            return Err(CacheError::config(
+                "health_check_interval",
+                "must be greater than zero",
+            ));
+        }
         if self.breaker.threshold == Some(0) {
             return Err(CacheError::config(
                 "breaker_threshold",
@@ -666,10 +672,14 @@ impl CacheBuilder {
             evict_timeout: self.evict_timeout,
             max_value_size: self.max_value_size,
             breaker: self.breaker,
+            health_check_interval: self.health_check_interval,
         };
-        Ok(Cache {
-            engine: Arc::new_cyclic(|me| Engine::new(settings, tier, l1, me.clone())),
-        })
+        let engine = Arc::new_cyclic(|me| Engine::new(settings, tier, l1, me.clone()));
+        // Outside a runtime, the first command starts them.
+        if tokio::runtime::Handle::try_current().is_ok() {
+            engine.start_health_checks();
+        }
+        Ok(Cache { engine })
     }
 }
 
@@ -790,10 +800,15 @@ impl ReadTls for std::convert::Infallible {
 
 /// The environment variables [`Cache::from_env`] reads, and the builder
 /// setting each one maps to.
-const ENV_SETTINGS: [(&str, &str); 9] = [
+const ENV_SETTINGS: [(&str, &str); 14] = [
     ("REDIS_URL", "redis"),
     ("REDIS_DB", "db"),
     ("REDIS_PASSWORD", "password"),
+    ("REDIS_USERNAME", "username"),
+    ("REDIS_TLS_CA_FILE", "tls_ca_file"),
+    ("REDIS_TLS_CERT_FILE", "tls_client_cert_files"),
+    ("REDIS_TLS_KEY_FILE", "tls_client_cert_files"),
+    ("REDIS_HEALTH_CHECK_INTERVAL", "health_check_interval"),
     ("REDIS_MAX_CONNECTIONS", "max_connections"),
     ("CACHE_PREFIX", "prefix"),
     ("CACHE_L1_CAPACITY", "l1_capacity"),
@@ -810,12 +825,18 @@ impl Cache {
     /// | `REDIS_URL` | Redis to use; unset or empty: the memory store | memory store |
     /// | `REDIS_DB` | database number, overriding the URL's | the URL's |
     /// | `REDIS_PASSWORD` | password, overriding the URL's | the URL's |
+    /// | `REDIS_USERNAME` | ACL user, overriding the URL's | the URL's |
+    /// | `REDIS_TLS_CA_FILE` | CA certificates (PEM) to trust for `rediss://` ([`tls_ca_file`](CacheBuilder::tls_ca_file)) | the system's |
+    /// | `REDIS_TLS_CERT_FILE` / `REDIS_TLS_KEY_FILE` | client certificate and key (PEM), both or neither | none |
+    /// | `REDIS_HEALTH_CHECK_INTERVAL` | seconds between health checks ([`health_check_interval`](CacheBuilder::health_check_interval)) | none |
     /// | `REDIS_MAX_CONNECTIONS` | multiplexed connections, at most 64 | 1 |
     /// | `CACHE_PREFIX` | key prefix | `cache` |
     /// | `CACHE_L1_CAPACITY` | bytes of L1 in front of Redis ([`l1_capacity`](CacheBuilder::l1_capacity)) | no L1 |
     /// | `CACHE_TTL_SHORT` / `_DEFAULT` / `_LONG` | TTL presets, seconds | 300 / 3600 / 86400 |
     ///
-    /// `REDIS_DB` and `REDIS_PASSWORD` apply only with `REDIS_URL`.
+    /// `REDIS_DB`, `REDIS_PASSWORD`, `REDIS_USERNAME` and the TLS files
+    /// apply only with `REDIS_URL`. When `REDIS_TLS_CERT_FILE` and
+    /// `REDIS_TLS_KEY_FILE` disagree, the error names the one at fault.
     ///
     /// # Errors
     ///
@@ -865,6 +886,31 @@ impl Cache {
             if let Some(password) = var("REDIS_PASSWORD")? {
                 b = b.password(password);
             }
+            if let Some(username) = var("REDIS_USERNAME")? {
+                b = b.username(username);
+            }
+            if let Some(ca) = var("REDIS_TLS_CA_FILE")? {
+                b = b.tls_ca_file(ca);
+            }
+            match (var("REDIS_TLS_CERT_FILE")?, var("REDIS_TLS_KEY_FILE")?) {
+                (Some(cert), Some(key)) => b = b.tls_client_cert_files(cert, key),
+                (None, None) => {}
+                (Some(_), None) => {
+                    return Err(CacheError::config(
+                        "REDIS_TLS_KEY_FILE",
+                        "must be set with REDIS_TLS_CERT_FILE (the client certificate's key)",
+                    ))
+                }
+                (None, Some(_)) => {
+                    return Err(CacheError::config(
+                        "REDIS_TLS_CERT_FILE",
+                        "must be set with REDIS_TLS_KEY_FILE (the key's certificate)",
+                    ))
+                }
+            }
+        }
+        if let Some(secs) = number("REDIS_HEALTH_CHECK_INTERVAL")? {
+            b = b.health_check_interval(Duration::from_secs(secs));
         }
         if let Some(n) = number("REDIS_MAX_CONNECTIONS")? {
             b = b.max_connections(usize::try_from(n).unwrap_or(usize::MAX));
@@ -1101,6 +1147,86 @@ mod tests {
         assert_eq!(
             setting_of(from(&[("CACHE_L1_CAPACITY", "lots")]).unwrap_err()),
             "CACHE_L1_CAPACITY"
+        );
+    }
+
+    #[test]
+    fn security_and_failure_settings_are_checked_and_named() {
+        let redis = || Cache::builder().redis("redis://127.0.0.1:1/0");
+        let setting = |b: CacheBuilder| setting_of(b.build().unwrap_err());
+        assert_eq!(setting(redis().breaker_threshold(0)), "breaker_threshold");
+        assert_eq!(
+            setting(redis().breaker_cooldown(Duration::ZERO)),
+            "breaker_cooldown"
+        );
+        assert_eq!(
+            setting(redis().health_check_interval(Duration::ZERO)),
+            "health_check_interval"
+        );
+        assert_eq!(setting(redis().username("")), "username");
+        // TLS files need a TLS URL; a file that cannot be read is named.
+        assert_eq!(setting(redis().tls_ca_file("/ca.pem")), "tls_ca_file");
+        assert_eq!(
+            setting(redis().tls_client_cert_files("/c.pem", "/k.pem")),
+            "tls_client_cert_files"
+        );
+        let tls = || Cache::builder().redis("rediss://127.0.0.1:1/0");
+        let err = tls()
+            .tls_ca_file("/nonexistent/ca.pem")
+            .build()
+            .unwrap_err();
+        assert!(err.to_string().contains("/nonexistent/ca.pem"), "{err}");
+        assert_eq!(setting_of(err), "tls_ca_file");
+        // Certificate checks stay on unless asked for by feature and URL.
+        if !cfg!(feature = "tls-insecure") {
+            let err = Cache::builder()
+                .redis("rediss://:pw@127.0.0.1:1/#insecure")
+                .build()
+                .unwrap_err();
+            assert!(!err.to_string().contains("pw"), "{err}");
+            assert_eq!(setting_of(err), "redis");
+        }
+        // A TLS URL builds (connecting happens later).
+        if cfg!(feature = "tls") {
+            tls().build().unwrap();
+        } else {
+            assert_eq!(setting(tls()), "redis");
+        }
+    }
+
+    #[test]
+    fn security_settings_come_from_the_environment() {
+        let cache = from(&[
+            ("REDIS_URL", "redis://127.0.0.1:1/0"),
+            ("REDIS_USERNAME", "app"),
+            ("REDIS_HEALTH_CHECK_INTERVAL", "30"),
+        ])
+        .unwrap();
+        assert_eq!(
+            cache.engine.health_check_interval(),
+            Some(Duration::from_secs(30))
+        );
+        let url = [("REDIS_URL", "rediss://127.0.0.1:1/0")];
+        let with = |extra: &[(&'static str, &'static str)]| {
+            let mut vars = url.to_vec();
+            vars.extend_from_slice(extra);
+            from(&vars).unwrap_err()
+        };
+        assert_eq!(
+            setting_of(with(&[("REDIS_TLS_CERT_FILE", "/c.pem")])),
+            "REDIS_TLS_KEY_FILE"
+        );
+        assert_eq!(
+            setting_of(with(&[("REDIS_TLS_KEY_FILE", "/k.pem")])),
+            "REDIS_TLS_CERT_FILE"
+        );
+        assert_eq!(
+            setting_of(with(&[("REDIS_TLS_CA_FILE", "/nonexistent/ca.pem")])),
+            "REDIS_TLS_CA_FILE"
+        );
+        assert_eq!(
+            setting_of(with(&[("REDIS_HEALTH_CHECK_INTERVAL", "soon")])),
+            "REDIS_HEALTH_CHECK_INTERVAL"
         );
     }
 

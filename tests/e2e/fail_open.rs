@@ -177,3 +177,58 @@ async fn walks_over_a_hung_server_fail_instead_of_hanging() {
         "answers again"
     );
 }
+
+/// Polls `done` every 10 ms for up to `patience`.
+async fn eventually(what: &str, patience: Duration, mut done: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !done() {
+        assert!(
+            started.elapsed() < patience,
+            "{what}: not within {patience:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test]
+async fn health_checks_replace_a_silent_connection_and_drive_the_breaker_with_no_caller() {
+    let server = RedisServer::start();
+    let proxy = cache_test_support::FaultProxy::start(server.addr());
+    let cache = Cache::builder()
+        .redis(proxy.url())
+        .command_timeout(DEADLINE)
+        .health_check_interval(Duration::from_millis(100))
+        .build()
+        .unwrap();
+    let calls = Calls::default();
+    call_bounded(&cache, &calls, 1).await;
+    assert_eq!(proxy.accepted_connections(), 1);
+
+    // The path goes silent: no caller from here on. The checks' PINGs get
+    // no reply; each silent connection is replaced by a new one, and the
+    // failures open the breaker.
+    proxy.blackhole();
+    eventually("a replacement connection", Duration::from_secs(5), || {
+        proxy.accepted_connections() >= 2
+    })
+    .await;
+    eventually("the breaker opened", Duration::from_secs(5), || {
+        cache.stats().breaker_open
+    })
+    .await;
+    // The checks' failures open it; they are no caller's errors.
+    assert_eq!(cache.stats().errors, 0, "{:?}", cache.stats());
+
+    // The path is back: a check is the probe, and closes the breaker
+    // before any caller comes.
+    proxy.pass();
+    eventually("the breaker closed", Duration::from_secs(5), || {
+        !cache.stats().breaker_open
+    })
+    .await;
+    let before = cache.stats();
+    call_bounded(&cache, &calls, 1).await;
+    let after = cache.stats();
+    assert_eq!(after.hits, before.hits + 1, "an L2 hit at once: {after:?}");
+    assert_eq!(calls.get(), 1);
+}

@@ -5,13 +5,13 @@ use super::tier::{Caps, Tier, Walk};
 use super::{memory::TypedValue, TaggedLookup, TaggedWrite, WriteKind};
 use crate::write_behind::Version;
 use crate::BackendError;
+use arc_swap::ArcSwapOption;
 use bytes::Bytes;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::OnceCell;
 
 /// Where the invalidations of Redis's client tracking go: called on the
 /// connection's own task, for every push message (invalidations and the
@@ -32,7 +32,9 @@ pub(crate) struct RedisBackend {
     /// For the shared connections: the same, on RESP3 when tracking.
     shared: redis::Client,
     config: ConnectionManagerConfig,
-    connections: Box<[OnceCell<ConnectionManager>]>,
+    /// Each made on first use; replaced (emptied, to be made again) when a
+    /// health check finds it silent.
+    connections: Box<[ArcSwapOption<ConnectionManager>]>,
     next: AtomicUsize,
     /// Where the shared connections' push messages go, when they report
     /// changes (client tracking); also told of a connection found untracked.
@@ -129,7 +131,7 @@ impl RedisBackend {
             None => client.clone(),
         };
         let connections = (0..settings.connections.max(1))
-            .map(|_| OnceCell::new())
+            .map(|_| ArcSwapOption::empty())
             .collect();
         Ok(RedisBackend {
             client,
@@ -160,17 +162,35 @@ impl RedisBackend {
 
     async fn manager(
         &self,
-        cell: &OnceCell<ConnectionManager>,
+        slot: &ArcSwapOption<ConnectionManager>,
     ) -> Result<ConnectionManager, BackendError> {
-        if let Some(conn) = cell.get() {
-            return Ok(conn.clone());
+        if let Some(conn) = &*slot.load() {
+            return Ok(ConnectionManager::clone(conn));
         }
-        let conn = cell
-            .get_or_try_init(|| async {
-                ConnectionManager::new_lazy_with_config(self.shared.clone(), self.config.clone())
-            })
-            .await?;
-        Ok(conn.clone())
+        let fresh = Arc::new(ConnectionManager::new_lazy_with_config(
+            self.shared.clone(),
+            self.config.clone(),
+        )?);
+        // Another caller may have made one meanwhile: use the first.
+        let before = slot.compare_and_swap(&None::<Arc<ConnectionManager>>, Some(fresh.clone()));
+        Ok(match &*before {
+            Some(existing) => ConnectionManager::clone(existing),
+            None => ConnectionManager::clone(&fresh),
+        })
+    }
+
+    /// Drops the connection of `slot`, to be made again on next use: it
+    /// went silent without an error, which the client does not notice. A
+    /// new connection reports no changes until tracking is on again, so
+    /// the L1 is told, as for a dropped connection.
+    fn replace(&self, slot: &ArcSwapOption<ConnectionManager>) {
+        slot.store(None);
+        if let Some(push) = &self.push {
+            push(redis::PushInfo {
+                kind: redis::PushKind::Disconnection,
+                data: Vec::new(),
+            });
+        }
     }
 
     /// Turns client tracking on for every shared connection, in `OPTIN`
@@ -181,8 +201,8 @@ impl RedisBackend {
         if self.push.is_none() {
             return Err(BackendError::Unsupported("invalidations"));
         }
-        for cell in &*self.connections {
-            let mut conn = self.manager(cell).await?;
+        for slot in &*self.connections {
+            let mut conn = self.manager(slot).await?;
             redis::cmd("CLIENT")
                 .arg("TRACKING")
                 .arg("ON")
@@ -197,14 +217,27 @@ impl RedisBackend {
         Ok(())
     }
 
-    /// A round trip on every shared connection: the heartbeat that notices
-    /// a connection gone silent.
-    pub(crate) async fn ping(&self) -> Result<(), BackendError> {
-        for cell in &*self.connections {
-            let mut conn = self.manager(cell).await?;
-            redis::cmd("PING").query_async::<()>(&mut conn).await?;
+    /// A round trip on every shared connection, each ending at `deadline`:
+    /// the health check. A connection that gives no reply in time is
+    /// replaced (an error reply or a dropped connection the client handles
+    /// itself, by reconnecting).
+    pub(crate) async fn ping(&self, deadline: tokio::time::Instant) -> Result<(), BackendError> {
+        let mut result = Ok(());
+        for slot in &*self.connections {
+            let mut conn = self.manager(slot).await?;
+            let ping = redis::cmd("PING");
+            match tokio::time::timeout_at(deadline, ping.query_async::<()>(&mut conn)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => result = Err(e.into()),
+                Err(_) => {
+                    tracing::debug!(address = %self.address, "a connection gave no reply to a health check; replacing it");
+                    self.replace(slot);
+                    let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                    result = Err(BackendError::Timeout(left));
+                }
+            }
         }
-        Ok(())
+        result
     }
 
     /// Runs a read pipeline that starts with [`opt_in`]. Redis refuses the
@@ -627,8 +660,8 @@ impl Tier for RedisBackend {
         RedisBackend::track(self).await
     }
 
-    async fn ping(&self) -> Result<(), BackendError> {
-        RedisBackend::ping(self).await
+    async fn ping(&self, deadline: tokio::time::Instant) -> Result<(), BackendError> {
+        RedisBackend::ping(self, deadline).await
     }
 
     fn stream_client(&self) -> Option<redis::Client> {

@@ -97,8 +97,14 @@ pub(crate) trait Tier: Send + Sync {
     /// Asks to be told of changes to the keys read from now on (only with
     /// [`Caps::invalidations`]).
     fn track(&self) -> impl Future<Output = Result<(), BackendError>> + Send;
-    /// A round trip on every connection (the L1's heartbeat).
-    fn ping(&self) -> impl Future<Output = Result<(), BackendError>> + Send {
+    /// A round trip on every connection, each ending at `deadline` (the
+    /// health check); a connection that does not answer in time is
+    /// replaced.
+    fn ping(
+        &self,
+        deadline: tokio::time::Instant,
+    ) -> impl Future<Output = Result<(), BackendError>> + Send {
+        let _ = deadline;
         std::future::ready(Ok(()))
     }
 
@@ -370,8 +376,8 @@ impl Tier for Store {
         each!(self, t => Tier::track(t).await)
     }
 
-    async fn ping(&self) -> Result<(), BackendError> {
-        each!(self, t => Tier::ping(t).await)
+    async fn ping(&self, deadline: tokio::time::Instant) -> Result<(), BackendError> {
+        each!(self, t => Tier::ping(t, deadline).await)
     }
 
     fn stream_client(&self) -> Option<redis::Client> {

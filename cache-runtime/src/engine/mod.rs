@@ -63,6 +63,7 @@ pub(crate) struct Settings {
     pub(crate) evict_timeout: Duration,
     pub(crate) max_value_size: usize,
     pub(crate) breaker: BreakerSettings,
+    pub(crate) health_check_interval: Option<Duration>,
 }
 
 pub(crate) struct Engine {
@@ -82,7 +83,10 @@ pub(crate) struct Engine {
     degraded: AtomicBool,
     /// This engine, for the L1's heartbeat task (which must not keep it alive).
     me: Weak<Engine>,
+    /// Whether the background task ([`heartbeat`]) runs.
     heartbeat: AtomicBool,
+    health_check_interval: Option<Duration>,
+    breaker_cooldown: Duration,
 }
 
 /// How often the L1's heartbeat checks the connections that bring its
@@ -90,23 +94,42 @@ pub(crate) struct Engine {
 /// silent (a dropped flow with no reset) is noticed within about twice this.
 const HEARTBEAT: Duration = Duration::from_secs(1);
 
-/// While the L1 is armed, a round trip on every shared connection each
-/// [`HEARTBEAT`]; a check that fails or gets no reply in time flushes the
-/// L1 and disarms it. Ends with the engine.
+/// The engine's one background task, while there is a reason for it: with
+/// an armed L1, a round trip on every shared connection each [`HEARTBEAT`]
+/// (a check that fails or gets no reply in time flushes the L1 and disarms
+/// it); with `health_check_interval`, the same round trip at that interval,
+/// and, while the circuit breaker is open, as its probe once the cool-down
+/// is over, so that no caller's lookup has to be the probe. A connection
+/// that gives no reply is replaced by the tier. Ends with the engine.
 async fn heartbeat(me: Weak<Engine>) {
+    let mut last_check = tokio::time::Instant::now();
     loop {
-        tokio::time::sleep(HEARTBEAT).await;
-        let Some(engine) = me.upgrade() else { return };
-        let Some(l1) = engine.l1.as_deref() else {
-            return;
+        let tick = match me.upgrade() {
+            Some(engine) => engine.heartbeat_tick(),
+            None => return,
         };
-        if !l1.is_armed() {
+        tokio::time::sleep(tick).await;
+        let Some(engine) = me.upgrade() else { return };
+        let l1 = engine.l1.as_deref().filter(|l1| l1.is_armed());
+        let health = engine.health_check_interval;
+        let due = l1.is_some()
+            || health.is_some_and(|every| last_check.elapsed() >= every)
+            || (health.is_some() && engine.l2.guard().breaker().is_open());
+        if !due {
             continue;
         }
-        let deadline = deadline_after(tokio::time::Instant::now(), HEARTBEAT);
-        if let Err(error) = engine.l2.ping(deadline).await {
-            tracing::debug!(%error, "L1 heartbeat failed");
-            l1.connection_lost();
+        last_check = tokio::time::Instant::now();
+        let deadline = deadline_after(last_check, HEARTBEAT.min(tick));
+        match engine.l2.ping(deadline).await {
+            Ok(()) => engine.recovered(),
+            // Not sent: the breaker is open and its cool-down not over.
+            Err(BackendError::CircuitOpen(_)) => {}
+            Err(error) => {
+                tracing::debug!(%error, "health check failed");
+                if let Some(l1) = l1 {
+                    l1.connection_lost();
+                }
+            }
         }
     }
 }
@@ -142,6 +165,34 @@ impl Engine {
             degraded: AtomicBool::new(false),
             me,
             heartbeat: AtomicBool::new(false),
+            health_check_interval: settings.health_check_interval,
+            breaker_cooldown: settings.breaker.cooldown,
+        }
+    }
+
+    #[cfg(test)]
+    pub(crate) fn health_check_interval(&self) -> Option<Duration> {
+        self.health_check_interval
+    }
+
+    /// How long the background task sleeps between looks at what is due.
+    fn heartbeat_tick(&self) -> Duration {
+        let mut tick = HEARTBEAT;
+        if let Some(every) = self.health_check_interval {
+            tick = tick.min(every).min(self.breaker_cooldown);
+        }
+        tick.max(Duration::from_millis(1))
+    }
+
+    /// Starts the background task if the settings call for health checks
+    /// (the L1 starts it when it arms). Needs a tokio runtime.
+    pub(crate) fn start_health_checks(&self) {
+        if self.health_check_interval.is_some()
+            && !self.l2.caps().local
+            && !self.heartbeat.load(Ordering::Relaxed)
+            && !self.heartbeat.swap(true, Ordering::Relaxed)
+        {
+            tokio::spawn(heartbeat(self.me.clone()));
         }
     }
 
@@ -211,6 +262,7 @@ impl Engine {
     }
 
     pub(crate) fn fail_open(&self, op: Operation, key: &str, error: &BackendError) {
+        self.start_health_checks();
         if let BackendError::CircuitOpen(_) = error {
             // Counted by the breaker, which logged its opening.
             return;
@@ -227,6 +279,7 @@ impl Engine {
     }
 
     pub(crate) fn recovered(&self) {
+        self.start_health_checks();
         if self.degraded.load(Ordering::Relaxed) && self.degraded.swap(false, Ordering::Relaxed) {
             tracing::info!(backend = self.l2.kind(), "cache backend recovered");
         }
