@@ -299,3 +299,45 @@ fn mock_with_deadline_ms(ms: u64) -> (MockBackend, cache_runtime::Cache) {
         .unwrap();
     (mock, cache)
 }
+
+#[tokio::test(start_paused = true)]
+async fn retry_on_timeout_gives_a_read_a_second_try_within_its_deadline() {
+    let mock = MockBackend::new();
+    mock.insert("k", &5u32, Duration::from_secs(60));
+    let plain = mock.cache();
+    let retrying = mock
+        .cache_builder()
+        .without_breaker()
+        .retry_on_timeout(true)
+        .build()
+        .unwrap();
+
+    // A failed first try: an error without the setting, a value with it.
+    mock.fail_next(1);
+    assert!(plain.get::<u32>("k").await.is_err());
+    mock.fail_next(1);
+    assert_eq!(retrying.get::<u32>("k").await.unwrap(), Some(5));
+    mock.fail_next(1);
+    assert!(retrying.exists("k").await.unwrap());
+    // Writes are never retried.
+    mock.fail_next(1);
+    assert!(retrying
+        .set("k", &6u32, Duration::from_secs(60))
+        .await
+        .is_err());
+
+    // A stalled backend: both tries together end at the deadline (100 ms),
+    // not past it.
+    mock.delay(Duration::from_secs(10));
+    let started = tokio::time::Instant::now();
+    let err = retrying.get::<u32>("k").await.unwrap_err();
+    assert!(err.is_timeout(), "{err}");
+    assert_eq!(started.elapsed(), Duration::from_millis(100));
+    let reads = mock
+        .operations()
+        .iter()
+        .rev()
+        .take_while(|op| matches!(op, Op::Get { .. }))
+        .count();
+    assert_eq!(reads, 2, "two tries: {:?}", mock.operations());
+}

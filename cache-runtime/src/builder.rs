@@ -673,6 +673,7 @@ impl CacheBuilder {
             max_value_size: self.max_value_size,
             breaker: self.breaker,
             health_check_interval: self.health_check_interval,
+            retry_on_timeout: self.retry_on_timeout,
         };
         let engine = Arc::new_cyclic(|me| Engine::new(settings, tier, l1, me.clone()));
         // Outside a runtime, the first command starts them.

@@ -130,6 +130,8 @@ pub(crate) struct L2 {
     tier: Store,
     guard: Guard,
     caps: Caps,
+    /// `retry_on_timeout`: reads get a second try within their deadline.
+    retry: bool,
 }
 
 impl L2 {
@@ -138,13 +140,55 @@ impl L2 {
         timeout: Duration,
         l1: Option<Arc<L1>>,
         breaker: BreakerSettings,
+        retry: bool,
     ) -> Self {
         let caps = tier.caps();
         L2 {
             guard: Guard::new(timeout, caps.local, l1, breaker),
             caps,
             tier,
+            retry: retry && !caps.local,
         }
+    }
+
+    /// Whether reads get a second try ([`L2::read_retrying`]).
+    pub(crate) fn retries(&self) -> bool {
+        self.retry
+    }
+
+    /// A read (safe to repeat) with a second try: the first gets half the
+    /// time left before `deadline`; if it times out or finds its connection
+    /// dropped, and time is left, the read runs again (on the next
+    /// connection, round-robin) until `deadline`. Never past it.
+    pub(crate) async fn read_retrying<T, F, Fut>(
+        &self,
+        deadline: Instant,
+        read: F,
+    ) -> Result<T, BackendError>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<T, BackendError>>,
+    {
+        let now = Instant::now();
+        let half = now + deadline.saturating_duration_since(now) / 2;
+        match self.guard.until(half, read()).await {
+            Err(e) if super::breaker::is_outage(&e) && Instant::now() < deadline => {
+                tracing::debug!(error = %e, "read failed; trying once more within its deadline");
+                self.guard.until(deadline, read()).await
+            }
+            other => other,
+        }
+    }
+
+    /// [`get`](L2::get), with a second try under `retry_on_timeout`.
+    pub(crate) async fn get_retrying(
+        &self,
+        key: &str,
+        deadline: Instant,
+        track: bool,
+    ) -> Result<Option<Bytes>, BackendError> {
+        self.read_retrying(deadline, || self.tier.get(key, track))
+            .await
     }
 
     pub(crate) fn guard(&self) -> &Guard {
@@ -222,6 +266,11 @@ impl L2 {
         if !self.caps.tags {
             return Err(BackendError::Unsupported("tags"));
         }
+        if self.retry {
+            return self
+                .read_retrying(deadline, || self.tier.get_tagged(key, tags, track))
+                .await;
+        }
         self.guard
             .until(deadline, self.tier.get_tagged(key, tags, track))
             .await
@@ -250,6 +299,10 @@ impl L2 {
     }
 
     pub(crate) async fn exists(&self, key: &str) -> Result<bool, BackendError> {
+        if self.retry {
+            let deadline = self.guard.deadline();
+            return self.read_retrying(deadline, || self.tier.exists(key)).await;
+        }
         self.guard.command(self.tier.exists(key)).await
     }
 

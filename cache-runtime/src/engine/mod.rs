@@ -64,6 +64,7 @@ pub(crate) struct Settings {
     pub(crate) max_value_size: usize,
     pub(crate) breaker: BreakerSettings,
     pub(crate) health_check_interval: Option<Duration>,
+    pub(crate) retry_on_timeout: bool,
 }
 
 pub(crate) struct Engine {
@@ -160,7 +161,13 @@ impl Engine {
             evict_timeout: settings.evict_timeout,
             counters: Counters::default(),
             flights: Flights::default(),
-            l2: L2::new(tier, settings.command_timeout, l1.clone(), settings.breaker),
+            l2: L2::new(
+                tier,
+                settings.command_timeout,
+                l1.clone(),
+                settings.breaker,
+                settings.retry_on_timeout,
+            ),
             l1,
             degraded: AtomicBool::new(false),
             me,
@@ -306,10 +313,12 @@ impl Engine {
         }
         let deadline = self.l2.guard().deadline();
         let ticket = self.ticket(full, deadline).await;
-        let found = self
-            .l2
-            .get(full, deadline, ticket.is_some())
-            .await
+        let found = if self.l2.retries() {
+            self.l2.get_retrying(full, deadline, ticket.is_some()).await
+        } else {
+            self.l2.get(full, deadline, ticket.is_some()).await
+        };
+        let found = found
             // An error, like a failed lookup of a #[cached] call, not a miss.
             .map_err(|e| self.failed(Operation::Get, full, e))?;
         let value = found.and_then(|bytes| {

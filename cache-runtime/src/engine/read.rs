@@ -206,6 +206,10 @@ impl Engine {
                     versions = Some(v);
                     found
                 }),
+            // Boxed: only with `retry_on_timeout`, whose future is larger.
+            None if self.l2.retries() => {
+                Box::pin(self.l2.get_retrying(key, deadline, ticket.is_some())).await
+            }
             None => self.l2.get(key, deadline, ticket.is_some()).await,
         };
         let mut fill = Fill {
