@@ -104,3 +104,40 @@ async fn memory_store_clear_pattern_matches_the_same_way() {
     assert_eq!(cache.clear_pattern("products:list:*").await.unwrap(), 0);
     assert!(cache.exists("products:item:7").await.unwrap());
 }
+
+#[tokio::test]
+async fn a_pattern_that_matches_everything_leaves_the_librarys_own_keys() {
+    let (server, cache) = redis_cache("own");
+    cache
+        .set_tagged("product:1", &1u8, SHORT * 1000, &["products"])
+        .await
+        .unwrap();
+    cache.set("list:1", &1u8, SHORT * 1000).await.unwrap();
+    // A write-behind log with an entry its sink has not taken yet.
+    #[derive(Clone)]
+    struct Never;
+    impl cache_runtime::write_behind::Sink<u8> for Never {
+        async fn write(
+            &self,
+            _: Vec<cache_runtime::write_behind::Item<u8>>,
+        ) -> Result<(), cache_runtime::write_behind::SinkError> {
+            Err("the database is down".into())
+        }
+    }
+    let wb = cache
+        .write_behind::<u8, _>("orders", Never)
+        .start()
+        .unwrap();
+    wb.write("order:1", &1).await.unwrap();
+    let own = keys(&server, "own:__*");
+    assert!(own.len() >= 2, "a tag record and a log: {own:?}");
+
+    // `*`, `_*`, `?_*`: each would match the library's keys, none removes them.
+    for pattern in ["*", "_*", "?_*"] {
+        cache.clear_pattern(pattern).await.unwrap();
+    }
+    assert_eq!(keys(&server, "own:__*"), own, "the library's keys stay");
+    assert!(!cache.exists("product:1").await.unwrap());
+    assert!(!cache.exists("list:1").await.unwrap());
+    drop(wb);
+}

@@ -348,7 +348,7 @@ impl RedisBackend {
         let mut cursor: u64 = 0;
         let mut removed = 0;
         loop {
-            let (next, keys): (u64, Vec<Bytes>) = walk
+            let (next, mut keys): (u64, Vec<Bytes>) = walk
                 .step(
                     redis::cmd("SCAN")
                         .arg(cursor)
@@ -359,6 +359,7 @@ impl RedisBackend {
                         .query_async(&mut conn),
                 )
                 .await?;
+            keys.retain(|key| walk.may_clear(key));
             for batch in keys.chunks(SCAN_BATCH) {
                 let mut unlink = redis::cmd("UNLINK");
                 for key in batch {

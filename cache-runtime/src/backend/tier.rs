@@ -38,6 +38,16 @@ pub(crate) struct Caps {
 pub(crate) struct Walk<'a> {
     pub(crate) guard: &'a Guard,
     pub(crate) removed: &'a (dyn Fn(&[u8]) + Sync),
+    /// `{prefix}:__`: the library's own keys (tags, write-behind logs),
+    /// which a pattern clear leaves alone whatever its pattern matches.
+    pub(crate) reserved: &'a [u8],
+}
+
+impl Walk<'_> {
+    /// Whether a pattern clear may remove `key`.
+    pub(crate) fn may_clear(&self, key: &[u8]) -> bool {
+        !key.starts_with(self.reserved)
+    }
 }
 
 impl Walk<'_> {

@@ -310,11 +310,13 @@ impl L2 {
     pub(crate) async fn clear_pattern(
         &self,
         pattern: &str,
+        reserved: &str,
         removed: &(dyn Fn(&[u8]) + Sync),
     ) -> Result<u64, BackendError> {
         let walk = Walk {
             guard: &self.guard,
             removed,
+            reserved: reserved.as_bytes(),
         };
         self.tier.clear_pattern(pattern, &walk).await
     }
@@ -331,6 +333,7 @@ impl L2 {
         let walk = Walk {
             guard: &self.guard,
             removed,
+            reserved: &[],
         };
         self.tier.invalidate_tags(tags, &walk).await
     }

@@ -375,8 +375,9 @@ impl Engine {
     }
 
     pub(crate) async fn clear_pattern(&self, pattern: &str) -> Result<u64, BackendError> {
+        let reserved = key::full(&self.prefix, key::RESERVED);
         self.l2
-            .clear_pattern(pattern, &|key| self.forget_bytes(key))
+            .clear_pattern(pattern, &reserved, &|key| self.forget_bytes(key))
             .await
     }
 
