@@ -293,6 +293,18 @@ impl Engine {
     }
 }
 
+/// See [`Engine::forgetting`].
+struct Forgetting<'a> {
+    engine: &'a Engine,
+    key: &'a str,
+}
+
+impl Drop for Forgetting<'_> {
+    fn drop(&mut self) {
+        self.engine.forget(self.key);
+    }
+}
+
 /// The direct API, on full keys.
 impl Engine {
     pub(crate) async fn get<T: DeserializeOwned>(
@@ -362,9 +374,18 @@ impl Engine {
     }
 
     pub(crate) async fn delete(&self, full: &str) -> Result<bool, CacheError> {
+        let _forget = self.forgetting(full);
         let removed = self.l2.delete(full).await;
-        self.forget(full);
         removed.map_err(|e| self.failed(Operation::Delete, full, e))
+    }
+
+    /// Forgets `key` in the L1 now and again when dropped: after a removal
+    /// even when its caller gives up on it (an eviction's bound, a dropped
+    /// future) once the command may have reached Redis, which does not tell
+    /// this process of its own change.
+    fn forgetting<'a>(&'a self, key: &'a str) -> Forgetting<'a> {
+        self.forget(key);
+        Forgetting { engine: self, key }
     }
 
     pub(crate) async fn exists(&self, full: &str) -> Result<bool, CacheError> {
@@ -493,8 +514,9 @@ impl Engine {
 
     async fn evict_steps(&self, keys: &[String], tags: &[String], patterns: &[String]) {
         for key in keys {
+            let forget = self.forgetting(key);
             let removed = self.l2.delete(key).await;
-            self.forget(key);
+            drop(forget);
             if let Err(e) = removed {
                 self.fail_open(Operation::Delete, key, &e);
             }
