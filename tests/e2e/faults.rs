@@ -450,7 +450,7 @@ async fn sigstop_opens_the_breaker_and_sigcont_brings_hits_back() {
     const TEST: &str = "SIGSTOP";
     let server = RedisServer::start();
     let cache = cache_at(&server.url(), "faults-stop");
-    let load = Load::start(&[cache.clone()]);
+    let load = Load::start(std::slice::from_ref(&cache));
     let outage = through_an_outage(
         &cache,
         &load,
@@ -474,7 +474,7 @@ async fn client_pause_opens_the_breaker_and_its_end_brings_hits_back() {
     const PAUSED: Duration = Duration::from_millis(2000);
     let server = RedisServer::start();
     let cache = cache_at(&server.url(), "faults-pause");
-    let load = Load::start(&[cache.clone()]);
+    let load = Load::start(std::slice::from_ref(&cache));
     let paused_at = std::cell::Cell::new(None);
     let outage = through_an_outage(
         &cache,
@@ -508,7 +508,7 @@ async fn through_the_proxy(test: &str, prefix: &str, fault: impl FnOnce(&FaultPr
     let server = RedisServer::start();
     let proxy = FaultProxy::start(server.addr());
     let cache = cache_at(&proxy.url(), prefix);
-    let load = Load::start(&[cache.clone()]);
+    let load = Load::start(std::slice::from_ref(&cache));
     let outage = through_an_outage(
         &cache,
         &load,
@@ -574,7 +574,7 @@ async fn client_kill_mid_load() {
     const ROUNDS: usize = 4;
     let server = RedisServer::start();
     let cache = cache_at(&server.url(), "faults-client-kill");
-    let load = Load::start(&[cache.clone()]);
+    let load = Load::start(std::slice::from_ref(&cache));
     warm(&cache).await;
     let mut killed = Vec::new();
     let mut reconnects = Vec::new();
@@ -728,7 +728,7 @@ async fn maxmemory_noeviction_reads_served_writes_fail_open() {
     }
 
     // And under load: stored keys hit, the others fail open.
-    let load = Load::start(&[cache.clone()]);
+    let load = Load::start(std::slice::from_ref(&cache));
     tokio::time::sleep(Duration::from_millis(1000)).await;
     let tally = load.finish().await;
     let stats = cache.stats();

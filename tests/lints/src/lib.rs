@@ -267,6 +267,7 @@ pub struct Table<T>(std::marker::PhantomData<T>);
 
 impl<T: Send + Sync> Table<T> {
     /// A new handle.
+    #[must_use]
     pub fn new() -> Self {
         Table(std::marker::PhantomData)
     }
