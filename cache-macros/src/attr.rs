@@ -2,6 +2,7 @@
 //! into a plain [`Options`] struct.
 
 use crate::errors::{did_you_mean, Errors};
+use crate::key::RESERVED;
 use proc_macro2::Span;
 use quote::ToTokens;
 use syn::ext::IdentExt;
@@ -294,6 +295,7 @@ impl Options {
                 },
                 (Opt::Name, Value::Expr(e)) => match string(&e, "name", "\"products::get\"") {
                     Ok(s) if s.value().is_empty() => errors.push(syn::Error::new(s.span(), "`name` must not be empty; give a stable name, e.g. `name = \"products::get\"`, or leave it out to use the function's path")),
+                    Ok(s) if s.value().starts_with(RESERVED) => errors.push(reserved_name(&s)),
                     Ok(s) => opts.name.set(span, s, errors),
                     Err(err) => errors.push(err),
                 },
@@ -367,6 +369,26 @@ fn ungroup(e: &Expr) -> &Expr {
         Expr::Group(g) => ungroup(&g.expr),
         other => other,
     }
+}
+
+/// A `name` that starts with `__`: its hashed keys, `{prefix}:{name}:{hash}`,
+/// would land in the runtime's own namespace.
+fn reserved_name(name: &LitStr) -> syn::Error {
+    let value = name.value();
+    let trimmed = value.trim_start_matches('_');
+    let fixed = if trimmed.is_empty() {
+        "products::get"
+    } else {
+        trimmed
+    };
+    syn::Error::new(
+        name.span(),
+        format!(
+            "`name` must not start with `__`: hashed keys are `{{prefix}}:{{name}}:{{hash}}`, and keys \
+             starting with `__` are reserved for the library's own bookkeeping (`__tag:`, `__wb:`, ...); \
+             write e.g. `name = \"{fixed}\"`"
+        ),
+    )
 }
 
 fn string(e: &Expr, option: &str, example: &str) -> syn::Result<LitStr> {

@@ -1,8 +1,9 @@
 //! Key templates: `"product:{id}"`, `"user:{user.id}"`, `"t:{self.tenant}"`.
 
 /// Rendered keys relative to the prefix that start with this belong to the
-/// runtime (the runtime's `key::RESERVED`).
-const RESERVED: &str = "__";
+/// runtime (the runtime's `key::RESERVED`): no template and no `name` may
+/// start with it.
+pub(crate) const RESERVED: &str = "__";
 
 /// A template, split into literal text and placeholders.
 #[derive(Debug, PartialEq, Eq)]
