@@ -348,21 +348,30 @@ fn cache(plan: &Plan) -> TokenStream {
 
 /// `format_args!` for a template, each placeholder's value wrapped in
 /// `key_part`, which escapes its `%` and `:`, so that distinct values give
-/// distinct keys; with `glob` (a pattern), wrapped in `glob_literal` too, so
-/// that the value matches literally what a key template rendered for it.
-/// The wrappers are located on the template, where a value that is not
-/// `Display` is reported. `key_part` takes the value as `&dyn Display`: a
-/// value that is not `Display` is then one error, on the coercion, rather
-/// than one for `key_part`'s bound and a second for `format_args!`'s.
+/// distinct keys; in a template whose literal text has other ASCII
+/// punctuation, `.escaping(..)` those too, with the set computed here and
+/// made a mask at compile time. With `glob` (a pattern), wrapped in
+/// `glob_literal` too, so that the value matches literally what a key
+/// template rendered for it. The wrappers are located on the template,
+/// where a value that is not `Display` is reported. `key_part` takes the
+/// value as `&dyn Display`: a value that is not `Display` is then one
+/// error, on the coercion, rather than one for `key_part`'s bound and a
+/// second for `format_args!`'s.
 fn format_args_of(rendered: &Rendered, glob: bool) -> TokenStream {
-    let Rendered { fmt, args, .. } = rendered;
+    let Rendered {
+        fmt, args, escaped, ..
+    } = rendered;
     let span = fmt.span();
     let part = relocate(
         quote!(__cache_rt::key_part::<dyn ::core::fmt::Display>),
         span,
     );
+    let escaping = (escaped != ":").then(|| {
+        let set = syn::LitStr::new(escaped, span);
+        quote!(.escaping(const { __cache_rt::KeyPart::mask(#set) }))
+    });
     let args = args.iter().map(|arg| {
-        let value = quote_spanned!(span=> #part(&#arg));
+        let value = quote_spanned!(span=> #part(&#arg) #escaping);
         if glob {
             let literal = relocate(quote!(__cache_rt::glob_literal), span);
             quote_spanned!(span=> #literal(&#value))

@@ -551,6 +551,42 @@ fn template_placeholders() {
 }
 
 #[test]
+fn template_other_separators() {
+    // A template with other ASCII punctuation than `:` escapes that in its
+    // values too (`-` here, as `%2D`), with a mask computed at compile
+    // time: `("1", "2-3")` and `("1-2", "3")` render apart. The tag has
+    // its own literal text, so its own set.
+    check_as(
+        Show::CachedAll,
+        "template_other_separators",
+        quote!(
+            ttl = 60,
+            key = "pair:{a}-{b}",
+            tags = ["left_{a}", "plain:{b}"]
+        ),
+        quote! {
+            async fn pair(a: &str, b: &str) -> String {
+                format!("{a}{b}")
+            }
+        },
+    );
+}
+
+#[test]
+fn cache_evict_other_separators() {
+    // The pattern escapes its values as the key template it targets does:
+    // its glob syntax (`*`) is no key text, its `-` is.
+    check_as(
+        Show::Evict,
+        "cache_evict_other_separators",
+        quote!(key = "pair:{a}-{b}", pattern = "pair:{a}-*"),
+        quote! {
+            async fn forget_pairs(a: &str, b: &str) {}
+        },
+    );
+}
+
+#[test]
 fn cache_put() {
     check_as(
         Show::Put,

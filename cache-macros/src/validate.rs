@@ -62,6 +62,9 @@ pub(crate) struct Rendered {
     pub(crate) args: Vec<TokenStream>,
     /// The template, parsed once.
     pub(crate) template: Template,
+    /// What a placeholder's value has percent-encoded besides `%`
+    /// ([`Template::escaped`]): `":"` for most templates.
+    pub(crate) escaped: String,
 }
 
 /// What `#[cache_evict]` removes, and when.
@@ -602,6 +605,22 @@ fn template_plan(
         ));
         ok = false;
     }
+    let unseparated = template.unseparated();
+    if let Some(&first) = unseparated.first() {
+        let names: Vec<String> = template.placeholders().map(|p| p.join(".")).collect();
+        let (a, b) = (&names[first], &names[first + 1]);
+        errors.push(syn::Error::new(
+            span,
+            format!(
+                "placeholders `{{{a}}}` and `{{{b}}}` have nothing between them but letters, digits or \
+                 non-ASCII characters, which a value may contain too, so two different pairs of values \
+                 would render one {noun}; separate them with an ASCII character such as `:`, which a \
+                 value then has escaped: `{}`",
+                template.with_colon_after(&unseparated)
+            ),
+        ));
+        ok = false;
+    }
     for path in template.placeholders() {
         let head = &path[0];
         let shown = path.join(".");
@@ -687,6 +706,7 @@ fn template_plan(
     Some(Rendered {
         fmt: LitStr::new(&fmt, span),
         args,
+        escaped: template.escaped(what == What::Pattern),
         template,
     })
 }

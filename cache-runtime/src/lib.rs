@@ -114,10 +114,17 @@ pub use stats::Stats;
 /// - `key = "product:{id}"`: the key is `{prefix}:product:42`. Placeholders
 ///   name parameters or their fields: `{user.id}`, `{pair.0}`,
 ///   `{self.tenant}`; `{{`/`}}` are literal braces. Values are rendered with
-///   `Display`, `%` written `%25` and `:` written `%3A`, so that distinct
-///   values give distinct keys (`"pair:{a}:{b}"` renders `("1:2", "3")` as
-///   `pair:1%3A2:3` and `("1", "2:3")` as `pair:1:2%3A3`); values without `%`
-///   or `:` are unchanged. No template (`key`, `tags`, and `keys` / `pattern`
+///   `Display`, `%` written `%25` and `:` written `%3A`, and so is every
+///   other ASCII character but a letter or digit that the template's own
+///   text contains (`%` and its hex code: `-` is `%2D`): a value then never
+///   contains a separator of its template, so distinct values give distinct
+///   keys (`"pair:{a}:{b}"` renders `("1:2", "3")` as `pair:1%3A2:3` and
+///   `("1", "2:3")` as `pair:1:2%3A3`; `"pair:{a}-{b}"` renders `("1", "2-3")`
+///   as `pair:1-2%2D3`). Ids and slugs without such characters are
+///   unchanged, as is the template's own text. Two placeholders with
+///   nothing between them but letters, digits or non-ASCII characters
+///   (`"{a}{b}"`, `"{a}x{b}"`) are a compile error: no escaping could keep
+///   their values apart. No template (`key`, `tags`, and `keys` / `pattern`
 ///   of [`#[cache_evict]`](macro@cache_evict)) may start with `__`, the
 ///   library's own namespace (`__tag:`, `__wb:`, ...): that is a compile
 ///   error. A key that starts with `__` because of a value has its first `_`
@@ -400,8 +407,11 @@ pub use cache_macros::cache_put;
 ///   under these tags (see [`Cache::invalidate_tags`]).
 /// - `pattern = "products:list:{category}:*"`: removes the keys under the
 ///   cache's prefix matching the Redis glob pattern, in batches (see
-///   [`Cache::clear_pattern`]). A placeholder's value matches literally: its
-///   `*`, `?`, `[` and `]` are escaped.
+///   [`Cache::clear_pattern`]). A placeholder's value matches literally: it
+///   is escaped as in a key template with the pattern's text (its glob
+///   syntax, `*`, `?` and `[...]`, left out: `"pair:{a}-*"` escapes as
+///   `"pair:{a}-{b}"` does), then its `*`, `?`, `[`, `]` and `\` are
+///   escaped for the glob.
 /// - `before`: evict before the body runs, whatever it returns; without it,
 ///   eviction follows a body that succeeded: anything but an `Err`.
 /// - `name`, `cache`, `crate`: as in [`#[cached]`](macro@cached).

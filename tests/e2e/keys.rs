@@ -1,7 +1,7 @@
 //! Keys: templates with fields, hashed keys, their stability.
 
 use crate::support::*;
-use cache_runtime::{cached, Cache};
+use cache_runtime::{cache_evict, cached, Cache};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
@@ -181,4 +181,40 @@ async fn set_arguments_are_hashed_in_no_order() {
         )
         .unwrap();
     assert_eq!(keys(&server, "*"), [key]);
+}
+
+#[cached(ttl = 60, key = "pair:{a}-{b}", tags = ["pairs_{a}"])]
+async fn dashed(calls: &Calls, a: &str, b: &str) -> String {
+    calls.hit();
+    format!("{a}|{b}")
+}
+
+#[cache_evict(pattern = "pair:{a}-*")]
+async fn forget_dashed(a: &str) {}
+
+#[tokio::test]
+async fn any_separator_keeps_placeholder_values_apart() {
+    let (server, cache) = redis_cache("app");
+    let calls = Calls::default();
+    cache
+        .scope(async {
+            assert_eq!(dashed(&calls, "1", "2-3").await, "1|2-3");
+            // The same text once the values are put in: without escaping
+            // the `-`, this call would read the first one's value.
+            assert_eq!(dashed(&calls, "1-2", "3").await, "1-2|3");
+            assert_eq!(calls.get(), 2);
+        })
+        .await;
+    let mut stored = keys(&server, "app:pair:*");
+    stored.sort();
+    assert_eq!(stored, ["app:pair:1%2D2-3", "app:pair:1-2%2D3"]);
+    // A tag template escapes the punctuation of its own text (`_`).
+    let mut tags = keys(&server, "app:__tag:*");
+    tags.sort();
+    assert_eq!(tags, ["app:__tag:pairs_1", "app:__tag:pairs_1-2"]);
+
+    // The pattern escapes its value as the key template did, so it
+    // removes the entries of `a = "1-2"` only.
+    cache.scope(forget_dashed("1-2")).await;
+    assert_eq!(keys(&server, "app:pair:*"), ["app:pair:1-2%2D3"]);
 }

@@ -13,8 +13,10 @@ async fn orders(req: &Request) -> Vec<Order> {
         .key_fmt(
             ::core::format_args!(
                 "order:{}:{}:{{literal}}", __cache_rt::key_part:: < dyn
-                ::core::fmt::Display > (& req.user.id), __cache_rt::key_part:: < dyn
-                ::core::fmt::Display > (& req.page.0)
+                ::core::fmt::Display > (& req.user.id).escaping(const {
+                __cache_rt::KeyPart::mask(":{}") }), __cache_rt::key_part:: < dyn
+                ::core::fmt::Display > (& req.page.0).escaping(const {
+                __cache_rt::KeyPart::mask(":{}") })
             ),
         );
     {

@@ -41,45 +41,131 @@ pub(crate) fn templated(prefix: &str, args: fmt::Arguments<'_>) -> Option<String
 pub(crate) const RESERVED: &str = "__";
 
 /// A placeholder's value as it goes into a key: its `Display`, with `%`
-/// written `%25` and `:` written `%3A`, so that distinct values give distinct
-/// keys (`pair:{a}:{b}` renders `("1:2", "3")` and `("1", "2:3")` apart) and
-/// ids and slugs stay as they are.
+/// written `%25` and `:` written `%3A`, so that distinct values give
+/// distinct keys in a template whose literal text has no other ASCII
+/// punctuation (`pair:{a}:{b}` renders `("1:2", "3")` and `("1", "2:3")`
+/// apart), and ids and slugs stay as they are.
+///
+/// A template with other separators escapes those too
+/// ([`KeyPart::escaping`]): the rule is that a value has `%`, `:` and every
+/// ASCII character other than a letter or digit that occurs in the
+/// template's literal text percent-encoded (`%` and two upper-case hex
+/// digits). The macro rejects two placeholders with no such character
+/// between them, so the first separator after a value is never part of it,
+/// and a rendered key has exactly one reading.
 ///
 /// ```
-/// use cache_runtime::__private::key_part;
+/// use cache_runtime::__private::{key_part, KeyPart};
 /// assert_eq!(key_part(&"1:2").to_string(), "1%3A2");
 /// assert_eq!(key_part(&"100%").to_string(), "100%25");
 /// assert_eq!(key_part(&"lamp-42").to_string(), "lamp-42");
+/// // `pair:{a}-{b}`: the `-` of a value is escaped as well.
+/// let dash = KeyPart::mask("-:");
+/// assert_eq!(key_part(&"lamp-42").escaping(dash).to_string(), "lamp%2D42");
 /// ```
 pub fn key_part<T: fmt::Display + ?Sized>(value: &T) -> KeyPart<'_, T> {
-    KeyPart(value)
-}
-
-/// See [`key_part`].
-pub struct KeyPart<'a, T: ?Sized>(&'a T);
-
-impl<T: fmt::Display + ?Sized> fmt::Display for KeyPart<'_, T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(Escaper(f), "{}", self.0)
+    KeyPart {
+        value,
+        escaped: COLON,
     }
 }
 
-/// Writes through to `f` with `%` and `:` percent-encoded, without buffering.
-struct Escaper<'a, 'b>(&'a mut fmt::Formatter<'b>);
+/// See [`key_part`].
+pub struct KeyPart<'a, T: ?Sized> {
+    value: &'a T,
+    /// Bit `b` set: the ASCII byte `b` is percent-encoded.
+    escaped: u128,
+}
+
+/// What [`key_part`] escapes: `%` and `:`.
+const COLON: u128 = bit(b'%') | bit(b':');
+
+const fn bit(byte: u8) -> u128 {
+    1 << byte
+}
+
+impl<T: ?Sized> KeyPart<'_, T> {
+    /// The value with the characters of `escaped` (a [`KeyPart::mask`])
+    /// percent-encoded, and `%` always, instead of `%` and `:`.
+    ///
+    /// ```
+    /// use cache_runtime::__private::{key_part, KeyPart};
+    /// let part = key_part(&"a_b:c").escaping(KeyPart::mask(":_"));
+    /// assert_eq!(part.to_string(), "a%5Fb%3Ac");
+    /// ```
+    pub const fn escaping(self, escaped: u128) -> Self {
+        KeyPart {
+            value: self.value,
+            escaped: escaped | bit(b'%'),
+        }
+    }
+}
+
+impl KeyPart<'static, str> {
+    /// The set of `chars`' ASCII characters and `%`, for
+    /// [`KeyPart::escaping`]; computed at compile time in the expansion
+    /// (`const { KeyPart::mask("-:") }`), so a call pays one bit test per
+    /// byte of a value.
+    ///
+    /// ```
+    /// use cache_runtime::__private::KeyPart;
+    /// assert_eq!(KeyPart::mask(""), KeyPart::mask("%"));
+    /// assert_ne!(KeyPart::mask("-"), KeyPart::mask(":"));
+    /// ```
+    pub const fn mask(chars: &str) -> u128 {
+        let bytes = chars.as_bytes();
+        let mut mask = bit(b'%');
+        let mut i = 0;
+        while i < bytes.len() {
+            if bytes[i].is_ascii() {
+                mask |= bit(bytes[i]);
+            }
+            i += 1;
+        }
+        mask
+    }
+}
+
+impl<T: fmt::Display + ?Sized> fmt::Display for KeyPart<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            Escaper {
+                out: f,
+                escaped: self.escaped
+            },
+            "{}",
+            self.value
+        )
+    }
+}
+
+/// Writes through to `out` with the bytes of `escaped` percent-encoded,
+/// without buffering.
+struct Escaper<'a, 'b> {
+    out: &'a mut fmt::Formatter<'b>,
+    escaped: u128,
+}
 
 impl fmt::Write for Escaper<'_, '_> {
     fn write_str(&mut self, s: &str) -> fmt::Result {
-        let mut rest = s;
-        while let Some(at) = rest.find([':', '%']) {
-            self.0.write_str(&rest[..at])?;
-            self.0.write_str(if rest.as_bytes()[at] == b':' {
-                "%3A"
-            } else {
-                "%25"
-            })?;
-            rest = &rest[at + 1..];
+        const HEX: &[u8; 16] = b"0123456789ABCDEF";
+        let mut from = 0;
+        for (at, &byte) in s.as_bytes().iter().enumerate() {
+            // Bytes of multi-byte characters are >= 0x80: never escaped, and
+            // `at` of an ASCII byte is a character boundary.
+            if byte < 0x80 && self.escaped & bit(byte) != 0 {
+                self.out.write_str(&s[from..at])?;
+                let code = [
+                    b'%',
+                    HEX[usize::from(byte >> 4)],
+                    HEX[usize::from(byte & 0xF)],
+                ];
+                self.out
+                    .write_str(std::str::from_utf8(&code).map_err(|_| fmt::Error)?)?;
+                from = at + 1;
+            }
         }
-        self.0.write_str(rest)
+        self.out.write_str(&s[from..])
     }
 }
 
@@ -159,6 +245,31 @@ mod tests {
             "a literal %3A is not a colon"
         );
         assert_eq!(pair("lamp-42", "eu_west"), "p:pair:lamp-42:eu_west");
+    }
+
+    fn dashed(a: &str, b: &str) -> String {
+        let escaped = KeyPart::mask("-:");
+        let (a, b) = (key_part(a).escaping(escaped), key_part(b).escaping(escaped));
+        templated("p", format_args!("pair:{a}-{b}")).unwrap()
+    }
+
+    #[test]
+    fn every_separator_of_the_template_is_escaped_in_values() {
+        assert_eq!(dashed("1", "2-3"), "p:pair:1-2%2D3");
+        assert_eq!(dashed("1-2", "3"), "p:pair:1%2D2-3");
+        assert_eq!(dashed("a:b%", "ż-🐢"), "p:pair:a%3Ab%25-ż%2D🐢");
+        assert_eq!(dashed("lamp_42", "eu"), "p:pair:lamp_42-eu");
+        // Exactly the set and `%`, with each byte's code.
+        let set = KeyPart::mask(" {}");
+        for byte in 0u8..0x80 {
+            let text = char::from(byte).to_string();
+            let shown = key_part(text.as_str()).escaping(set).to_string();
+            if matches!(byte, b' ' | b'{' | b'}' | b'%') {
+                assert_eq!(shown, format!("%{byte:02X}"));
+            } else {
+                assert_eq!(shown, text);
+            }
+        }
     }
 
     #[test]
