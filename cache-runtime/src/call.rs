@@ -461,8 +461,14 @@ impl<'s> Evict<'s> {
     /// placeholders' values wrapped in [`glob_literal`]).
     pub fn pattern(mut self, rendered: fmt::Arguments<'_>) -> Self {
         if let Some(cache) = &self.cache {
-            let relative = rendered.to_string();
-            self.patterns.push(key::pattern(cache.prefix(), &relative));
+            match key::pattern_rendered(cache.prefix(), rendered) {
+                Some(pattern) => self.patterns.push(pattern),
+                // A truncated pattern could match more than was meant.
+                None => tracing::error!(
+                    function = self.site.name,
+                    "an eviction pattern's Display failed; that pattern is not cleared"
+                ),
+            }
         }
         self
     }
@@ -528,10 +534,32 @@ pub fn glob_literal<T: fmt::Display + ?Sized>(value: &T) -> GlobLiteral<'_, T> {
 pub struct GlobLiteral<'a, T: ?Sized>(&'a T);
 
 impl<T: fmt::Display + ?Sized> fmt::Display for GlobLiteral<'_, T> {
+    /// A failing `Display` of the value fails this one too (no panic).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut escaped = String::new();
-        crate::backend::glob::escape_into(&self.0.to_string(), &mut escaped);
-        f.write_str(&escaped)
+        use fmt::Write as _;
+        write!(
+            GlobEscaper {
+                out: f,
+                piece: String::new()
+            },
+            "{}",
+            self.0
+        )
+    }
+}
+
+/// Writes through to `out` with glob characters escaped, one piece at a time
+/// (`piece` is reused).
+struct GlobEscaper<'a, 'b> {
+    out: &'a mut fmt::Formatter<'b>,
+    piece: String,
+}
+
+impl fmt::Write for GlobEscaper<'_, '_> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        self.piece.clear();
+        crate::backend::glob::escape_into(s, &mut self.piece);
+        self.out.write_str(&self.piece)
     }
 }
 
@@ -753,8 +781,51 @@ pub fn probe<P, F: Future>(_policy: &P, _future: &F) -> Probe<P, F::Output> {
 
 #[cfg(test)]
 mod tests {
-    use super::key_arg;
-    use crate::key;
+    use super::{glob_literal, key_arg, Call, Site, Ttl};
+    use crate::key::{self, key_part};
+    use crate::Cache;
+    use std::fmt;
+
+    /// Writes part of itself, then fails.
+    struct Broken;
+
+    impl fmt::Display for Broken {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("part")?;
+            Err(fmt::Error)
+        }
+    }
+
+    #[test]
+    fn a_failing_display_skips_that_eviction_target() {
+        static SITE: Site = Site::new("m::evict", Ttl::Default);
+        let cache = Cache::builder().memory().prefix("p").build().unwrap();
+        let evict = Call::new(&SITE, Some(&cache))
+            .evict()
+            .pattern(format_args!("a:{}:*", glob_literal(&key_part(&Broken))))
+            .pattern(format_args!("b:{}:*", glob_literal(&key_part(&"x*y"))))
+            .key(format_args!("c:{}", key_part(&Broken)))
+            .tag(format_args!("d:{}", key_part(&Broken)));
+        assert_eq!(evict.patterns, ["p:b:x\\*y:*"], "no truncated `p:a:part`");
+        assert!(evict.keys.is_empty() && evict.tags.is_empty());
+    }
+
+    #[test]
+    fn glob_literal_escapes_every_piece() {
+        struct Pieces;
+        impl fmt::Display for Pieces {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a*")?;
+                f.write_str("[b]?")?;
+                f.write_str("\\c")
+            }
+        }
+        assert_eq!(glob_literal(&Pieces).to_string(), "a\\*\\[b\\]\\?\\\\c");
+        let mut out = String::new();
+        assert!(
+            fmt::Write::write_fmt(&mut out, format_args!("{}", glob_literal(&Broken))).is_err()
+        );
+    }
 
     #[test]
     fn key_parts_hash_like_the_arguments() {

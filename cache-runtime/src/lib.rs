@@ -417,7 +417,10 @@ pub use cache_macros::cache_put;
 /// - `name`, `cache`, `crate`: as in [`#[cached]`](macro@cached).
 ///
 /// A failing cache is logged and counted, never reported to the caller: the
-/// function's result is returned as the body produced it.
+/// function's result is returned as the body produced it. A placeholder
+/// whose `Display` fails leaves out the key, tag or pattern it is in (never
+/// a truncated one, which could match more), with an error logged; the
+/// others are evicted.
 ///
 /// # What it expands to
 ///

@@ -218,3 +218,29 @@ async fn any_separator_keeps_placeholder_values_apart() {
     cache.scope(forget_dashed("1-2")).await;
     assert_eq!(keys(&server, "app:pair:*"), ["app:pair:1-2%2D3"]);
 }
+
+/// A `Display` that writes part of the value, then fails.
+struct Failing;
+
+impl std::fmt::Display for Failing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("1")?;
+        Err(std::fmt::Error)
+    }
+}
+
+#[cache_evict(pattern = "pair:{a}-*")]
+async fn forget_failing(calls: &Calls, a: &Failing) {
+    calls.hit();
+}
+
+#[tokio::test]
+async fn a_failing_display_in_a_pattern_skips_it_without_a_panic() {
+    let (server, cache) = redis_cache("app");
+    let calls = Calls::default();
+    cache.scope(dashed(&calls, "1", "2")).await;
+    cache.scope(forget_failing(&calls, &Failing)).await;
+    assert_eq!(calls.get(), 2, "the body ran");
+    // Not the truncated `pair:1-*`, which would have matched this key.
+    assert_eq!(keys(&server, "app:pair:*"), ["app:pair:1-2"]);
+}

@@ -213,6 +213,16 @@ pub(crate) fn pattern(prefix: &str, pattern: &str) -> String {
     out
 }
 
+/// [`pattern`] from a rendered template, rendered straight into the string;
+/// `None` if a placeholder's `Display` failed (no truncated pattern is used).
+pub(crate) fn pattern_rendered(prefix: &str, args: fmt::Arguments<'_>) -> Option<String> {
+    let mut out = String::with_capacity(prefix.len() + 1 + args.as_str().map_or(32, str::len));
+    glob::escape_into(prefix, &mut out);
+    out.push(':');
+    out.write_fmt(args).ok()?;
+    Some(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -298,6 +308,14 @@ mod tests {
         assert_eq!(
             tag_rendered("p", format_args!("t:{}", key_part(&Broken))),
             None
+        );
+        assert_eq!(
+            pattern_rendered("p", format_args!("t:{}:*", key_part(&Broken))),
+            None
+        );
+        assert_eq!(
+            pattern_rendered("p*", format_args!("t:{}:*", key_part(&"x"))).as_deref(),
+            Some("p\\*:t:x:*")
         );
     }
 
