@@ -1,5 +1,8 @@
 //! Schema fingerprints: a value written for one shape of a type is never
 //! read as another shape, with either codec.
+//!
+//! The two versions of each type have one serde name, as the old and the
+//! new binary's type would: only the shape tells them apart.
 
 use crate::support::*;
 use cache_runtime::{cached, BincodeCodec, Cache};
@@ -7,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 /// The type as the old binary had it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename = "Product")]
 struct ProductV1 {
     a: u32,
     b: Option<u32>,
@@ -15,6 +19,7 @@ struct ProductV1 {
 /// The type as the new binary has it: `b` removed, `c` added with a
 /// default, so the old JSON would still deserialize (as `c = 0`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename = "Product")]
 struct ProductV2 {
     a: u32,
     #[serde(default)]
@@ -69,11 +74,13 @@ async fn json_values_of_another_shape_are_misses() {
 /// For bincode, a renamed field: the same bytes, so the old value would be
 /// read as the new type with the old field's value.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename = "Price")]
 struct PriceV1 {
     cents: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename = "Price")]
 struct PriceV2 {
     tax_cents: u64,
 }
