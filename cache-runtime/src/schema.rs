@@ -17,7 +17,9 @@
 
 use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
+use std::cell::RefCell;
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{OnceLock, PoisonError, RwLock};
 
 /// Enum variants are found one trace at a time; a type whose tracing needs
@@ -25,9 +27,58 @@ use std::sync::{OnceLock, PoisonError, RwLock};
 const MAX_ROUNDS: usize = 1024;
 
 /// `T`'s fingerprint, traced once per process and type (`0` if unknown).
+///
+/// What a call pays: a lookup in this thread's table, keyed by the address
+/// of `T`'s type name (no lock, no string hashing). A thread's first call
+/// for a type reads the process-wide table, under a read lock; the first
+/// call in the process traces the type, outside any lock.
 pub(crate) fn fingerprint<T: DeserializeOwned>() -> u64 {
-    static TRACED: OnceLock<RwLock<HashMap<&'static str, u64>>> = OnceLock::new();
     let name = std::any::type_name::<T>();
+    let id = (name.as_ptr() as usize, name.len());
+    // `try_with`: a call from a thread-local's destructor skips the table.
+    if let Ok(Some(fp)) = SEEN.try_with(|seen| seen.borrow().get(&id).copied()) {
+        return fp;
+    }
+    let fp = shared::<T>(name);
+    let _ = SEEN.try_with(|seen| seen.borrow_mut().insert(id, fp));
+    fp
+}
+
+thread_local! {
+    /// This thread's copy of the fingerprints it has used, by the address
+    /// and length of the type's name (one type's name may have several
+    /// addresses: each gets its entry).
+    static SEEN: RefCell<HashMap<(usize, usize), u64, BuildHasherDefault<AddressHasher>>> =
+        RefCell::default();
+}
+
+/// Hashes the addresses of [`SEEN`] with a multiply and a rotate: they are
+/// not chosen by anyone, so nothing stronger is needed.
+#[derive(Default)]
+struct AddressHasher(u64);
+
+impl Hasher for AddressHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+    fn write_usize(&mut self, n: usize) {
+        self.write_u64(n as u64);
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// The process-wide table, by type name: each type is traced once.
+fn shared<T: DeserializeOwned>(name: &'static str) -> u64 {
+    static TRACED: OnceLock<RwLock<HashMap<&'static str, u64>>> = OnceLock::new();
+    #[cfg(test)]
+    tests::SHARED_LOOKUPS.with(|n| n.set(n.get() + 1));
     let traced = TRACED.get_or_init(Default::default);
     if let Some(&fp) = traced
         .read()
@@ -45,9 +96,9 @@ pub(crate) fn fingerprint<T: DeserializeOwned>() -> u64 {
     fp
 }
 
-/// Per site: the last type seen and its fingerprint, so a call pays a
-/// pointer compare, not a map lookup (a generic function's site sees several
-/// types; the map answers for the others).
+/// Per site: the first type seen and its fingerprint, so a call pays a
+/// pointer compare, not a lookup. A generic function's site sees several
+/// types: [`fingerprint`] answers for the others.
 pub(crate) struct SiteSchema(OnceLock<(&'static str, u64)>);
 
 impl SiteSchema {
@@ -355,8 +406,32 @@ mod guard {
 
 #[cfg(test)]
 mod tests {
-    use super::fingerprint;
+    use super::{fingerprint, SiteSchema};
     use serde::Deserialize;
+    use std::cell::Cell;
+
+    thread_local! {
+        /// How often this thread has read the process-wide table.
+        pub(super) static SHARED_LOOKUPS: Cell<usize> = const { Cell::new(0) };
+    }
+
+    #[test]
+    fn a_thread_reads_the_shared_table_once_per_type() {
+        let expected = fingerprint::<v1::Product>();
+        let on_a_new_thread = move || {
+            let site = SiteSchema::new();
+            for _ in 0..3 {
+                // A generic site's first type, then its second; the
+                // direct API's lookup.
+                assert_eq!(site.of::<v1::Product>(), expected);
+                assert_ne!(site.of::<v2::Product>(), expected);
+                assert_eq!(fingerprint::<v1::Product>(), expected);
+            }
+            SHARED_LOOKUPS.with(Cell::get)
+        };
+        let lookups = std::thread::spawn(on_a_new_thread).join().unwrap();
+        assert_eq!(lookups, 2, "once for each of the two types, then never");
+    }
 
     mod v1 {
         #[derive(serde::Deserialize)]
