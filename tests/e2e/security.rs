@@ -343,4 +343,17 @@ async fn the_acl_rules_allow_exactly_the_commands_the_library_sends() {
         .collect();
     allowed.sort();
     assert_eq!(sent, allowed, "the README's ACL line and the commands sent");
+
+    // The README shows these rules, for the prefix `cache`.
+    let readme = include_str!("../../README.md");
+    let line = readme
+        .lines()
+        .find(|l| l.starts_with("ACL SETUSER cache on >PASSWORD "))
+        .expect("the README's ACL line");
+    let shown: Vec<&str> = line.split(' ').skip(5).collect();
+    let rules: Vec<String> = ACL_RULES
+        .iter()
+        .map(|r| r.replace("~acl:", "~cache:"))
+        .collect();
+    assert_eq!(shown, rules, "the README's ACL line");
 }
