@@ -5,7 +5,9 @@ use serde::Serialize;
 use std::fmt;
 use std::sync::Arc;
 
-/// An error from a [`Codec`]: the message of the underlying format library.
+/// An error from a [`Codec`]: the message of the underlying format library,
+/// cut to its first [`MAX_MESSAGE_CHARS`](CodecError::MAX_MESSAGE_CHARS)
+/// characters.
 ///
 /// ```
 /// use cache_runtime::CodecError;
@@ -19,15 +21,66 @@ pub struct CodecError {
 }
 
 impl CodecError {
-    /// An error with this message.
+    /// The most characters of a message an error keeps; a longer one is cut
+    /// there (on a character boundary) and ends in `…`.
+    ///
+    /// Format libraries quote the input in their messages: `serde_json`
+    /// reading a string as another type writes `invalid type: string "..."`
+    /// with the whole string, escaped (up to six bytes per byte of input).
+    /// That message is built inside the library and cannot be avoided, but an
+    /// error kept in a log line or a `Result` holds at most this much of it.
+    pub const MAX_MESSAGE_CHARS: usize = 256;
+
+    /// An error with this message, cut to
+    /// [`MAX_MESSAGE_CHARS`](Self::MAX_MESSAGE_CHARS) characters.
     ///
     /// ```
-    /// let e = cache_runtime::CodecError::new("bad tag");
+    /// use cache_runtime::CodecError;
+    /// let e = CodecError::new("bad tag");
     /// assert_eq!(e.message(), "bad tag");
+    ///
+    /// let long = CodecError::new(format_args!("invalid type: string {:?}", "x".repeat(1000)));
+    /// assert_eq!(long.message().chars().count(), CodecError::MAX_MESSAGE_CHARS + 1);
+    /// assert!(long.message().ends_with('…'));
     /// ```
     pub fn new(message: impl fmt::Display) -> Self {
+        /// Keeps the first `MAX_MESSAGE_CHARS` characters written, then
+        /// fails the write, which stops the formatting.
+        struct Capped {
+            message: String,
+            room: usize,
+            cut: bool,
+        }
+        impl fmt::Write for Capped {
+            fn write_str(&mut self, s: &str) -> fmt::Result {
+                match s.char_indices().nth(self.room) {
+                    None => {
+                        self.message.push_str(s);
+                        self.room -= s.chars().count();
+                        Ok(())
+                    }
+                    Some((end, _)) => {
+                        self.message.push_str(&s[..end]);
+                        self.room = 0;
+                        self.cut = true;
+                        Err(fmt::Error)
+                    }
+                }
+            }
+        }
+        let mut capped = Capped {
+            message: String::new(),
+            room: Self::MAX_MESSAGE_CHARS,
+            cut: false,
+        };
+        // An error here is the cut, or a `Display` that failed: either way the
+        // message is what was written.
+        let _ = fmt::write(&mut capped, format_args!("{message}"));
+        if capped.cut {
+            capped.message.push('…');
+        }
         CodecError {
-            message: message.to_string(),
+            message: capped.message,
         }
     }
 
@@ -185,26 +238,83 @@ mod bincode_impl {
         bincode::config::standard()
     }
 
+    /// The memory limits a decode can be given, powers of 4 from 64 KiB to
+    /// 1 GiB. The limit is a const generic of bincode's configuration, so
+    /// every tier is another copy of bincode's decoder for each type decoded,
+    /// at each of the two call sites below: eight tiers compile eight copies
+    /// (twice the code and build time of the four tiers of 64 KiB, 1 MiB,
+    /// 32 MiB and 1 GiB before). Powers of 4 are the coarsest steps that keep
+    /// the limit within 4x the need.
+    pub(super) const LIMITS: [usize; 8] = [
+        64 << 10,
+        256 << 10,
+        1 << 20,
+        4 << 20,
+        16 << 20,
+        64 << 20,
+        256 << 20,
+        1 << 30,
+    ];
+
+    /// Bytes a decode may claim per input byte. bincode counts every value
+    /// it reads at its size in memory: a `u64` or a string length read from
+    /// a one-byte varint claims 8, a `u128` 16, so valid data stays within
+    /// 16 per byte and 32 leaves room.
+    pub(super) const CLAIM_PER_BYTE: usize = 32;
+
+    /// The index in [`LIMITS`] of the limit for `len` input bytes: the
+    /// smallest tier of at least `CLAIM_PER_BYTE` x `len`, or the last (1 GiB,
+    /// then below the need) above 32 MiB of input. So the limit is at most
+    /// 64 KiB or 128 x `len`, whichever is larger, and nothing bincode
+    /// allocates for a claimed length is larger than the limit.
+    pub(super) fn tier(len: usize) -> usize {
+        let need = len.saturating_mul(CLAIM_PER_BYTE);
+        LIMITS
+            .iter()
+            .position(|&limit| need <= limit)
+            .unwrap_or(LIMITS.len() - 1)
+    }
+
     /// Runs `$decode` with a bincode configuration whose memory limit fits
-    /// `$len` input bytes: a decoded value may claim at most 32 bytes of
-    /// memory per input byte (at least 64 KiB), so a corrupt length prefix in
-    /// a tiny value cannot make bincode allocate hundreds of megabytes. The
-    /// limit is a const generic, hence the few fixed tiers.
+    /// `$len` input bytes ([`tier`]), so a corrupt length prefix cannot make
+    /// bincode allocate more than 64 KiB or 128 bytes per byte of the value: it
+    /// allocates a string's claimed length before reading the bytes, and only
+    /// the limit refuses a length the input cannot hold.
     macro_rules! with_limit_for {
         ($len:expr, |$config:ident| $decode:expr) => {{
-            let need = ($len).saturating_mul(32);
-            if need <= 64 << 10 {
-                let $config = bincode::config::standard().with_limit::<{ 64 << 10 }>();
-                $decode
-            } else if need <= 1 << 20 {
-                let $config = bincode::config::standard().with_limit::<{ 1 << 20 }>();
-                $decode
-            } else if need <= 32 << 20 {
-                let $config = bincode::config::standard().with_limit::<{ 32 << 20 }>();
-                $decode
-            } else {
-                let $config = bincode::config::standard().with_limit::<{ 1 << 30 }>();
-                $decode
+            match tier($len) {
+                0 => {
+                    let $config = bincode::config::standard().with_limit::<{ LIMITS[0] }>();
+                    $decode
+                }
+                1 => {
+                    let $config = bincode::config::standard().with_limit::<{ LIMITS[1] }>();
+                    $decode
+                }
+                2 => {
+                    let $config = bincode::config::standard().with_limit::<{ LIMITS[2] }>();
+                    $decode
+                }
+                3 => {
+                    let $config = bincode::config::standard().with_limit::<{ LIMITS[3] }>();
+                    $decode
+                }
+                4 => {
+                    let $config = bincode::config::standard().with_limit::<{ LIMITS[4] }>();
+                    $decode
+                }
+                5 => {
+                    let $config = bincode::config::standard().with_limit::<{ LIMITS[5] }>();
+                    $decode
+                }
+                6 => {
+                    let $config = bincode::config::standard().with_limit::<{ LIMITS[6] }>();
+                    $decode
+                }
+                _ => {
+                    let $config = bincode::config::standard().with_limit::<{ LIMITS[7] }>();
+                    $decode
+                }
             }
         }};
     }
@@ -358,6 +468,108 @@ impl CodecImpl {
                     Ok(())
                 })?;
                 slot.ok_or_else(|| CodecError::new("the codec produced no value"))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_long_codec_message_is_cut_on_a_char_boundary() {
+        let max = CodecError::MAX_MESSAGE_CHARS;
+        let short = "x".repeat(max);
+        assert_eq!(CodecError::new(&short).message(), short);
+        // Two-byte characters, the cut after an odd number of bytes.
+        let long = format!("a{}", "é".repeat(10 * max));
+        let e = CodecError::new(&long);
+        assert_eq!(e.message().chars().count(), max + 1);
+        assert!(e.message().ends_with('…'));
+        assert!(long.starts_with(e.message().trim_end_matches('…')));
+        // Written in many pieces, as `format_args!` does.
+        let e = CodecError::new(format_args!(
+            "{}{}{}",
+            "ab".repeat(100),
+            7,
+            "cd".repeat(100)
+        ));
+        assert_eq!(e.message().chars().count(), max + 1);
+        assert!(e.message().starts_with(&"ab".repeat(100)));
+    }
+
+    #[test]
+    fn a_json_message_quoting_the_whole_value_is_not_kept_whole() {
+        // A string of DEL characters read as a number: serde_json quotes the
+        // string `Debug`-escaped, six bytes per byte of input.
+        let json = format!("\"{}\"", "\u{7f}".repeat(100_000));
+        let e = CodecImpl::Json.decode::<u64>(json.as_bytes()).unwrap_err();
+        assert!(e.message().starts_with("invalid type: string"), "{e}");
+        assert!(e.message().len() < 4 * CodecError::MAX_MESSAGE_CHARS + 4);
+    }
+
+    #[cfg(feature = "bincode")]
+    #[test]
+    fn the_bincode_limit_is_at_most_128_bytes_per_input_byte() {
+        use bincode_impl::{tier, CLAIM_PER_BYTE, LIMITS};
+        let mut lens: Vec<usize> = vec![0, 1, 2, 28, 2047, 2048, 2049, usize::MAX];
+        for limit in LIMITS {
+            let n = limit / CLAIM_PER_BYTE;
+            lens.extend([n - 1, n, n + 1, n + n / 2]);
+        }
+        for len in lens {
+            let limit = LIMITS[tier(len)];
+            assert!(
+                limit <= (64 << 10).max(len.saturating_mul(128)),
+                "{len} bytes: limit {limit}"
+            );
+            // And the budget of 32 per byte, up to the last tier.
+            assert!(
+                limit >= len.saturating_mul(CLAIM_PER_BYTE).min(1 << 30),
+                "{len} bytes: limit {limit}"
+            );
+        }
+    }
+
+    #[cfg(feature = "bincode")]
+    #[test]
+    fn a_small_bincode_value_claiming_a_huge_string_is_refused_before_allocating() {
+        // A string length of 64 MiB (a 4-byte varint) and three bytes of text.
+        let mut bytes = vec![0xFC];
+        bytes.extend_from_slice(&(64u32 << 20).to_le_bytes());
+        bytes.extend_from_slice(b"abc");
+        // bincode refuses the claim against the limit (64 KiB here) before it
+        // allocates: without a limit the same bytes allocate 64 MiB, then fail
+        // on the missing text (`UnexpectedEnd`).
+        for e in [
+            CodecImpl::Bincode.decode::<String>(&bytes).unwrap_err(),
+            CodecImpl::Custom(Arc::new(BincodeCodec))
+                .decode::<String>(&bytes)
+                .unwrap_err(),
+        ] {
+            assert!(e.message().contains("LimitExceeded"), "{e}");
+        }
+        // Just inside the limit the claim is accepted, and the bytes are
+        // missing.
+        let mut bytes = vec![0xFC];
+        bytes.extend_from_slice(&((64u32 << 10) - 16).to_le_bytes());
+        let e = CodecImpl::Bincode.decode::<String>(&bytes).unwrap_err();
+        assert!(e.message().contains("UnexpectedEnd"), "{e}");
+    }
+
+    #[cfg(feature = "bincode")]
+    #[test]
+    fn bincode_values_claiming_16_bytes_per_byte_decode_in_every_tier() {
+        // `u128`s of one varint byte each: the most a valid value claims per
+        // input byte, around each tier's edge.
+        for limit in bincode_impl::LIMITS.into_iter().take(5) {
+            for n in [limit / 32 - 8, limit / 32 + 8] {
+                let value: Vec<u128> = (0..n as u128).map(|i| i % 200).collect();
+                let mut bytes = Vec::new();
+                CodecImpl::Bincode.encode(&value, &mut bytes).unwrap();
+                let back: Vec<u128> = CodecImpl::Bincode.decode(&bytes).unwrap();
+                assert_eq!(back, value, "{n} values");
             }
         }
     }
