@@ -84,19 +84,23 @@ where
             Err(undecodable) => undecodable,
         };
 
-        // 3. Single flight: one load per key in this process.
-        let leader = match engine.flights.join(&target.key) {
-            Join::Follower(follower) => {
-                // Boxed: the wait is the largest future here, and only
-                // coalesced callers pay for it.
-                if let Some(out) = Box::pin(engine.follow::<P, Out>(&target, follower)).await {
-                    return out;
+        // 3. Single flight: one load per key in this process. A follower
+        // whose leader had nothing to share (an error, a value not to cache,
+        // a cancelled call) joins again: one of the waiters leads the next
+        // load and the others wait for it, so a failing body runs one call
+        // at a time, not once per waiter at once. Each caller still gets
+        // the result of a load: its own, or one it may share.
+        let leader = loop {
+            match engine.flights.join(&target.key) {
+                Join::Follower(follower) => {
+                    // Boxed: the wait is the largest future here, and only
+                    // coalesced callers pay for it.
+                    if let Some(out) = Box::pin(engine.follow::<P, Out>(&target, follower)).await {
+                        return out;
+                    }
                 }
-                // The leader had nothing to share (an error, a value not to
-                // cache, a cancelled call): load without coalescing.
-                None
+                Join::Leader(leader) => break leader,
             }
-            Join::Leader(leader) => Some(leader),
         };
 
         // 4. The L2. Boxed, with its deadline: a network command's future is
@@ -104,9 +108,7 @@ where
         // machine (which each L1 hit moves) that much bigger.
         let fill = match Box::pin(engine.l2_lookup::<P, Out>(&target, typed, replace)).await {
             Ok((out, bytes)) => {
-                if let Some(leader) = leader {
-                    leader.finish(Some(bytes));
-                }
+                leader.finish(Some(bytes));
                 return out;
             }
             Err(fill) => fill,
@@ -116,7 +118,7 @@ where
         let out = body.as_mut().await;
 
         // 6. Store what the policy allows, and hand it to the followers.
-        Box::pin(engine.store::<P, Out>(&target, fill, leader, &out, typed)).await;
+        Box::pin(engine.store::<P, Out>(&target, fill, Some(leader), &out, typed)).await;
         out
     }
 }
