@@ -144,6 +144,12 @@ pub trait Policy<Out> {
     fn cacheable(out: &Out) -> Option<&Self::Value>;
     /// Rebuilds the function's output from a stored value.
     fn from_cached(value: Self::Value) -> Out;
+    /// Whether `out` is a failure (an `Err`): the callers waiting for it then
+    /// take turns running the body rather than all running it at once.
+    fn failed(out: &Out) -> bool {
+        let _ = out;
+        false
+    }
 }
 
 /// Any `T`: always stored.
@@ -176,6 +182,9 @@ impl<T: Serialize + DeserializeOwned, E> Policy<Result<T, E>> for OkOnly {
     }
     fn from_cached(value: T) -> Result<T, E> {
         Ok(value)
+    }
+    fn failed(out: &Result<T, E>) -> bool {
+        out.is_err()
     }
 }
 

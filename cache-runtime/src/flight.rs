@@ -9,12 +9,25 @@ use tokio::sync::watch;
 enum Slot {
     Pending,
     /// The leader's key, for the followers to check (flights are found by
-    /// hash), and the encoded value it found or stored, or `None` when it has
-    /// nothing to share (an `Err`, a `None`, an encoding failure).
+    /// hash), and what it shares.
     Done {
         key: Box<str>,
-        value: Option<Bytes>,
+        shared: Shared,
     },
+}
+
+/// What a follower gets from its leader.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Shared {
+    /// The encoded value the leader found or stored.
+    Value(Bytes),
+    /// Nothing to share (a `None` not stored, a value that could not be
+    /// encoded, a tagged value whose write was refused): load for yourself.
+    Nothing,
+    /// The load failed, or the leader went away, or it loaded another key
+    /// with the same hash: join again, so that one waiter leads the next
+    /// load and a failing body runs one call at a time.
+    Again,
 }
 
 /// One load in progress. Its channel is made only when a second caller
@@ -70,18 +83,18 @@ impl<S: BuildHasher> Flights<S> {
         }
     }
 
-    /// Ends the flight of `hash`, handing `value` to its followers if it has
-    /// any; with `None` for `value` (the leader went away), dropping the
-    /// channel releases them.
-    fn end(&self, hash: u64, key: &str, value: Option<Option<Bytes>>) {
+    /// Ends the flight of `hash`, handing `shared` to its followers if it
+    /// has any; with `None` (the leader went away), dropping the channel
+    /// tells them to join again.
+    fn end(&self, hash: u64, key: &str, shared: Option<Shared>) {
         let followers = match self.lock().find_entry(hash, |f| f.hash == hash) {
             Ok(flight) => flight.remove().0.followers,
             Err(_) => None,
         };
-        if let (Some(tx), Some(value)) = (followers, value) {
+        if let (Some(tx), Some(shared)) = (followers, shared) {
             tx.send_replace(Slot::Done {
                 key: key.into(),
-                value,
+                shared,
             });
         }
     }
@@ -92,7 +105,7 @@ impl<S: BuildHasher> Flights<S> {
 }
 
 /// The caller that performs the load. Dropping it unfinished (a panic, a
-/// cancelled future) releases the followers to load for themselves.
+/// cancelled future) tells the followers to join again.
 pub(crate) struct Leader<'a, S: BuildHasher = DefaultHashBuilder> {
     flights: &'a Flights<S>,
     key: &'a str,
@@ -101,10 +114,17 @@ pub(crate) struct Leader<'a, S: BuildHasher = DefaultHashBuilder> {
 }
 
 impl<S: BuildHasher> Leader<'_, S> {
-    /// Hands `value` to every follower and ends the flight.
+    /// Hands `value` (or nothing) to every follower and ends the flight.
     pub(crate) fn finish(mut self, value: Option<Bytes>) {
         self.done = true;
-        self.flights.end(self.hash, self.key, Some(value));
+        let shared = value.map_or(Shared::Nothing, Shared::Value);
+        self.flights.end(self.hash, self.key, Some(shared));
+    }
+
+    /// The load failed: the followers join again, one of them to lead.
+    pub(crate) fn fail(mut self) {
+        self.done = true;
+        self.flights.end(self.hash, self.key, Some(Shared::Again));
     }
 }
 
@@ -119,17 +139,17 @@ impl<S: BuildHasher> Drop for Leader<'_, S> {
 pub(crate) struct Follower(watch::Receiver<Slot>);
 
 impl Follower {
-    /// The leader's value for `key`, or `None` if it had none to share, went
-    /// away, or was loading another key with the same hash.
-    pub(crate) async fn wait(mut self, key: &str) -> Option<Bytes> {
-        let slot = self
-            .0
-            .wait_for(|s| matches!(s, Slot::Done { .. }))
-            .await
-            .ok()?;
+    /// What the leader shares for `key`.
+    pub(crate) async fn wait(mut self, key: &str) -> Shared {
+        let Ok(slot) = self.0.wait_for(|s| matches!(s, Slot::Done { .. })).await else {
+            return Shared::Again; // the leader went away
+        };
         match &*slot {
-            Slot::Done { key: theirs, value } if **theirs == *key => value.clone(),
-            _ => None,
+            Slot::Done {
+                key: theirs,
+                shared,
+            } if **theirs == *key => shared.clone(),
+            _ => Shared::Again,
         }
     }
 }
@@ -148,7 +168,10 @@ mod tests {
             panic!("second caller must follow")
         };
         leader.finish(Some(Bytes::from_static(b"v")));
-        assert_eq!(follower.wait("k").await.as_deref(), Some(&b"v"[..]));
+        assert_eq!(
+            follower.wait("k").await,
+            Shared::Value(Bytes::from_static(b"v"))
+        );
         assert!(matches!(flights.join("k"), Join::Leader(_)), "flight ended");
     }
 
@@ -160,8 +183,29 @@ mod tests {
             panic!("second caller must follow")
         };
         drop(leader);
-        assert_eq!(follower.wait("k").await, None);
+        assert_eq!(follower.wait("k").await, Shared::Again);
         assert!(matches!(flights.join("k"), Join::Leader(_)));
+    }
+
+    #[tokio::test]
+    async fn a_failed_load_sends_followers_back_and_nothing_lets_them_load() {
+        let flights: Flights = Flights::default();
+        let Join::Leader(leader) = flights.join("k") else {
+            panic!("first caller must lead")
+        };
+        let Join::Follower(follower) = flights.join("k") else {
+            panic!("second caller must follow")
+        };
+        leader.fail();
+        assert_eq!(follower.wait("k").await, Shared::Again);
+        let Join::Leader(leader) = flights.join("k") else {
+            panic!("the flight ended")
+        };
+        let Join::Follower(follower) = flights.join("k") else {
+            panic!("second caller must follow")
+        };
+        leader.finish(None);
+        assert_eq!(follower.wait("k").await, Shared::Nothing);
     }
 
     #[tokio::test]
@@ -195,8 +239,15 @@ mod tests {
             panic!("a colliding key joins the flight")
         };
         leader.finish(Some(Bytes::from_static(b"value of a")));
-        assert_eq!(same.wait("a").await.as_deref(), Some(&b"value of a"[..]));
-        assert_eq!(other.wait("b").await, None, "b must not get a's value");
+        assert_eq!(
+            same.wait("a").await,
+            Shared::Value(Bytes::from_static(b"value of a"))
+        );
+        assert_eq!(
+            other.wait("b").await,
+            Shared::Again,
+            "b must not get a's value"
+        );
         assert!(matches!(flights.join("b"), Join::Leader(_)), "flight ended");
     }
 }

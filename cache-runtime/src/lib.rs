@@ -175,10 +175,11 @@ pub use stats::Stats;
 ///   round trip. An L2 hit fills the L1; any change to the key in Redis
 ///   removes the copy (see [`CacheBuilder::l1_capacity`]).
 /// - Concurrent calls with one key share one lookup and one body run; if that
-///   run produces nothing to store (an `Err`), the waiting callers take
-///   turns: one of them runs the body while the others wait for it, so a
-///   failing body runs one call at a time, each caller getting its own
-///   result. A tagged value is handed to the waiting callers only once
+///   run fails (an `Err`, or the call is cancelled), the waiting callers
+///   take turns: one of them runs the body while the others wait for it, so
+///   a failing body runs one call at a time, each caller getting its own
+///   result (a `None` that is not stored lets each run the body at once).
+///   A tagged value is handed to the waiting callers only once
 ///   its write went in: if a tag was invalidated while the body ran, they
 ///   run the body themselves.
 /// - A backend failure or a missed deadline never reaches the caller: the body

@@ -4,7 +4,7 @@ use super::l1::Ticket;
 use super::{deadline_after, Engine};
 use crate::backend::{TaggedWrite, TAG_VERSION_WINDOW};
 use crate::call::{Policy, Typed, L1 as SiteL1};
-use crate::flight::{Follower, Join, Leader};
+use crate::flight::{Follower, Join, Leader, Shared};
 use crate::{Cache, Operation};
 use bytes::Bytes;
 use std::future::Future;
@@ -85,21 +85,24 @@ where
         };
 
         // 3. Single flight: one load per key in this process. A follower
-        // whose leader had nothing to share (an error, a value not to cache,
-        // a cancelled call) joins again: one of the waiters leads the next
-        // load and the others wait for it, so a failing body runs one call
-        // at a time, not once per waiter at once. Each caller still gets
-        // the result of a load: its own, or one it may share.
+        // whose leader failed (an `Err`, a cancelled call) joins again: one
+        // of the waiters leads the next load and the others wait for it, so
+        // a failing body runs one call at a time, not once per waiter at
+        // once; each caller still gets the result of a load. A follower
+        // whose leader had nothing else to share (a `None` not stored)
+        // loads for itself.
         let leader = loop {
             match engine.flights.join(&target.key) {
                 Join::Follower(follower) => {
                     // Boxed: the wait is the largest future here, and only
                     // coalesced callers pay for it.
-                    if let Some(out) = Box::pin(engine.follow::<P, Out>(&target, follower)).await {
-                        return out;
+                    match Box::pin(engine.follow::<P, Out>(&target, follower)).await {
+                        Ok(out) => return out,
+                        Err(true) => continue,
+                        Err(false) => break None,
                     }
                 }
-                Join::Leader(leader) => break leader,
+                Join::Leader(leader) => break Some(leader),
             }
         };
 
@@ -108,7 +111,9 @@ where
         // machine (which each L1 hit moves) that much bigger.
         let fill = match Box::pin(engine.l2_lookup::<P, Out>(&target, typed, replace)).await {
             Ok((out, bytes)) => {
-                leader.finish(Some(bytes));
+                if let Some(leader) = leader {
+                    leader.finish(Some(bytes));
+                }
                 return out;
             }
             Err(fill) => fill,
@@ -118,7 +123,7 @@ where
         let out = body.as_mut().await;
 
         // 6. Store what the policy allows, and hand it to the followers.
-        Box::pin(engine.store::<P, Out>(&target, fill, Some(leader), &out, typed)).await;
+        Box::pin(engine.store::<P, Out>(&target, fill, leader, &out, typed)).await;
         out
     }
 }
@@ -170,17 +175,24 @@ impl Engine {
         }
     }
 
-    /// Step 3, for a caller that found a load under way: its value.
+    /// Step 3, for a caller that found a load under way: its value, or
+    /// whether to join again (`true`) or load alone (`false`).
     async fn follow<P: Policy<Out>, Out>(
         &self,
         target: &Target,
         follower: Follower,
-    ) -> Option<Out> {
+    ) -> Result<Out, bool> {
         let key = target.key.as_str();
-        let bytes = follower.wait(key).await?;
-        let value = self.decode_counted::<P::Value>(key, &bytes, target.schema)?;
+        let bytes = match follower.wait(key).await {
+            Shared::Value(bytes) => bytes,
+            Shared::Again => return Err(true),
+            Shared::Nothing => return Err(false),
+        };
+        let value = self
+            .decode_counted::<P::Value>(key, &bytes, target.schema)
+            .ok_or(false)?;
         self.counters.hit();
-        Some(P::from_cached(value))
+        Ok(P::from_cached(value))
     }
 
     /// Step 4: an L2 hit (installed in the L1), or what the store needs.
@@ -303,6 +315,11 @@ impl Engine {
         // invalidation must not get the older value. The memory store is
         // written first, so that a caller arriving after the flight ends
         // finds the value there.
+        if P::failed(out) {
+            if let Some(leader) = leader.take() {
+                leader.fail();
+            }
+        }
         if !local && target.tagging.is_none() {
             if let Some(leader) = leader.take() {
                 leader.finish(encoded.clone());
