@@ -341,3 +341,85 @@ async fn retry_on_timeout_gives_a_read_a_second_try_within_its_deadline() {
         .count();
     assert_eq!(reads, 2, "two tries: {:?}", mock.operations());
 }
+
+#[cached(ttl = "1h", none_ttl = "30s", key = "user:{id}")]
+async fn find_user(calls: &AtomicUsize, id: u64) -> Option<String> {
+    calls.fetch_add(1, Ordering::SeqCst);
+    (id != 0).then(|| format!("user {id}"))
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stored_none_expires_after_none_ttl_and_some_after_ttl() {
+    let mock = MockBackend::new();
+    let cache = mock.cache();
+    let (absent, present) = (AtomicUsize::new(0), AtomicUsize::new(0));
+    let both = || async {
+        assert_eq!(find_user(&absent, 0).await, None);
+        assert_eq!(find_user(&present, 7).await.as_deref(), Some("user 7"));
+    };
+    cache.scope(both()).await;
+    cache.scope(both()).await;
+    let get = |key: &str, hit| Op::Get {
+        key: key.into(),
+        hit,
+    };
+    let stored = |key: &str, secs| Op::Set {
+        key: key.into(),
+        ttl: Duration::from_secs(secs),
+    };
+    assert_eq!(
+        mock.operations(),
+        [
+            get("user:0", false),
+            stored("user:0", 30),
+            get("user:7", false),
+            stored("user:7", 3600),
+            get("user:0", true),
+            get("user:7", true),
+        ],
+        "a stored None is a hit in the log, written with none_ttl"
+    );
+    assert_eq!(mock.get::<Option<String>>("user:0"), Some(None));
+    let s = cache.stats();
+    assert_eq!((s.hits, s.none_hits, s.misses), (2, 1, 2), "{s:?}");
+
+    tokio::time::advance(Duration::from_secs(29)).await;
+    cache.scope(both()).await;
+    assert_eq!(
+        absent.load(Ordering::SeqCst),
+        1,
+        "None still stored after 29 s"
+    );
+    tokio::time::advance(Duration::from_secs(2)).await;
+    assert_eq!(
+        mock.keys(),
+        ["user:7"],
+        "None expired after 31 s, Some did not"
+    );
+    cache.scope(both()).await;
+    assert_eq!(
+        absent.load(Ordering::SeqCst),
+        2,
+        "None recomputed after none_ttl"
+    );
+    assert_eq!(present.load(Ordering::SeqCst), 1, "Some still a hit");
+    assert_eq!(mock.remaining_ttl("user:0"), Some(Duration::from_secs(30)));
+    assert_eq!(cache.stats().none_hits, 2);
+}
+
+#[cache_runtime::cache_put(key = "user:{id}", ttl = "1h", none_ttl = "30s")]
+async fn save_user(id: u64, name: Option<String>) -> Option<String> {
+    let _ = id;
+    name
+}
+
+#[tokio::test]
+async fn a_put_writes_none_for_none_ttl() {
+    let mock = MockBackend::new();
+    let cache = mock.cache();
+    cache.scope(save_user(1, None)).await;
+    cache.scope(save_user(2, Some("b".into()))).await;
+    assert_eq!(mock.ttl_of("user:1"), Some(Duration::from_secs(30)));
+    assert_eq!(mock.ttl_of("user:2"), Some(Duration::from_secs(3600)));
+    assert_eq!(mock.get::<Option<String>>("user:1"), Some(None));
+}

@@ -53,9 +53,12 @@ impl Kind {
                 Cache,
                 Crate,
                 CacheNone,
+                NoneTtl,
                 NoCompanions,
             ],
-            Kind::Put => &[Key, Ttl, L1, L1Ttl, Tags, Name, Cache, Crate, CacheNone],
+            Kind::Put => &[
+                Key, Ttl, L1, L1Ttl, Tags, Name, Cache, Crate, CacheNone, NoneTtl,
+            ],
             Kind::Evict => &[Key, Keys, Tags, Pattern, Before, Name, Cache, Crate],
         }
     }
@@ -80,6 +83,7 @@ pub(crate) enum Opt {
     Cache,
     Crate,
     CacheNone,
+    NoneTtl,
     NoCompanions,
 }
 
@@ -100,6 +104,7 @@ impl Opt {
             Opt::Cache => "cache",
             Opt::Crate => "crate",
             Opt::CacheNone => "cache_none",
+            Opt::NoneTtl => "none_ttl",
             Opt::NoCompanions => "no_companions",
         }
     }
@@ -111,6 +116,7 @@ impl Opt {
         let example = match self {
             Opt::Ttl => "600",
             Opt::L1Ttl => "\"5s\"",
+            Opt::NoneTtl => "\"30s\"",
             Opt::Key => "\"product:{id}\"",
             Opt::Name => "\"products::get\"",
             Opt::Cache => "self.cache",
@@ -153,7 +159,8 @@ pub(crate) enum Ttl {
     Long,
 }
 
-/// An `l1_ttl` as written: at most this many seconds, never zero.
+/// An `l1_ttl` or `none_ttl` as written: at most this many seconds, never
+/// zero.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct L1Ttl {
     pub(crate) secs: u64,
@@ -210,6 +217,8 @@ pub(crate) struct Options {
     pub(crate) cache: Slot<Expr>,
     pub(crate) krate: Slot<Path>,
     pub(crate) cache_none: Slot<()>,
+    /// How long a stored `None` lives; implies `cache_none`.
+    pub(crate) none_ttl: Slot<L1Ttl>,
     pub(crate) tags: Slot<Vec<LitStr>>,
     pub(crate) no_companions: Slot<()>,
     pub(crate) keys: Slot<Vec<LitStr>>,
@@ -248,6 +257,7 @@ impl Options {
             cache: Slot::new(Opt::Cache),
             krate: Slot::new(Opt::Crate),
             cache_none: Slot::new(Opt::CacheNone),
+            none_ttl: Slot::new(Opt::NoneTtl),
             tags: Slot::new(Opt::Tags),
             no_companions: Slot::new(Opt::NoCompanions),
             keys: Slot::new(Opt::Keys),
@@ -262,6 +272,15 @@ impl Options {
             let written = item.ident.to_string();
             let Some(&opt) = options.iter().find(|o| o.name() == written) else {
                 opts.unknown = true;
+                if kind == Kind::Evict && written == Opt::NoneTtl.name() {
+                    errors.push(syn::Error::new(
+                        span,
+                        "`none_ttl` does not apply to #[cache_evict], which stores nothing; put it \
+                         on the #[cached] function that stores the `None`s, e.g. \
+                         `#[cached(ttl = \"1h\", none_ttl = \"30s\")]`",
+                    ));
+                    continue;
+                }
                 let names = || options.iter().map(|o| o.name());
                 let hint = did_you_mean(&written, names())
                     .map_or(String::new(), |s| format!("did you mean `{s}`? "));
@@ -285,8 +304,12 @@ impl Options {
                     Ok(on) => opts.l1.set(span, on, errors),
                     Err(err) => errors.push(err),
                 },
-                (Opt::L1Ttl, Value::Expr(e)) => match parse_l1_ttl(&e) {
+                (Opt::L1Ttl, Value::Expr(e)) => match unpreset_seconds(&e, &L1_TTL) {
                     Ok(limit) => opts.l1_ttl.set(span, limit, errors),
+                    Err(err) => errors.push(err),
+                },
+                (Opt::NoneTtl, Value::Expr(e)) => match unpreset_seconds(&e, &NONE_TTL) {
+                    Ok(ttl) => opts.none_ttl.set(span, ttl, errors),
                     Err(err) => errors.push(err),
                 },
                 (Opt::Key, Value::Expr(e)) => match string(&e, "key", "\"product:{id}\"") {
@@ -440,8 +463,8 @@ fn strings(e: &Expr, option: &str, example: &str) -> syn::Result<Vec<LitStr>> {
     }
 }
 
-/// How a seconds option (`ttl`, `l1_ttl`) is written, for its messages: both
-/// are parsed by [`seconds`], and differ only in their presets.
+/// How a seconds option (`ttl`, `l1_ttl`, `none_ttl`) is written, for its
+/// messages: all are parsed by [`seconds`], and differ only in their presets.
 struct SecondsOption {
     name: &'static str,
     /// The forms it takes, as the end of a message.
@@ -466,6 +489,13 @@ const L1_TTL: SecondsOption = SecondsOption {
     not_too_large: "write a shorter one, or leave `l1_ttl` out to keep the L1 copy as long as the entry",
 };
 
+const NONE_TTL: SecondsOption = SecondsOption {
+    name: "none_ttl",
+    help: "write seconds (`none_ttl = 30`) or a duration (`none_ttl = \"30s\"`, `\"10m\"`, `\"1h30m\"`)",
+    not_zero: "write at least one second (`none_ttl = 1`), or leave `none_ttl` out to store no `None`",
+    not_too_large: "write a shorter one, at most `ttl`",
+};
+
 const L1_HELP: &str = "write `l1 = false` to keep this function's values out of the in-process L1, or leave `l1` out to keep them there";
 
 fn parse_ttl(e: &Expr) -> syn::Result<Ttl> {
@@ -476,20 +506,21 @@ fn parse_ttl(e: &Expr) -> syn::Result<Ttl> {
 }
 
 /// Seconds as for `ttl`, but no preset: those are the cache's TTLs for
-/// entries in Redis, configured at run time.
-fn parse_l1_ttl(e: &Expr) -> syn::Result<L1Ttl> {
+/// entries in Redis, configured at run time (`l1_ttl`, `none_ttl`).
+fn unpreset_seconds(e: &Expr, option: &SecondsOption) -> syn::Result<L1Ttl> {
     if let Some((_, lit)) = preset(e) {
         return Err(syn::Error::new(
             lit.span(),
             format!(
-                "`l1_ttl` takes no preset: `{}` is one of the cache's TTLs for entries in Redis, \
+                "`{}` takes no preset: `{}` is one of the cache's TTLs for entries in Redis, \
                  set when the cache is built; {}",
+                option.name,
                 lit.to_token_stream(),
-                L1_TTL.help
+                option.help
             ),
         ));
     }
-    let secs = seconds(e, &L1_TTL)?;
+    let secs = seconds(e, option)?;
     Ok(L1Ttl {
         secs,
         span: ungroup(e).span(),
@@ -873,6 +904,31 @@ mod tests {
         let (_, m) = parsed(Kind::Cached, quote!(ttl = "50000d"));
         assert!(
             m[0].ends_with("or `ttl = \"long\"` for the cache's long preset"),
+            "{m:?}"
+        );
+    }
+
+    #[test]
+    fn none_ttl_is_seconds_without_preset() {
+        for kind in [Kind::Cached, Kind::Put] {
+            let (o, m) = parsed(kind, quote!(none_ttl = "30s"));
+            assert!(m.is_empty(), "{m:?}");
+            assert_eq!(o.none_ttl.get().map(|t| t.secs), Some(30));
+        }
+        let message = |tokens| {
+            let (o, m) = parsed(Kind::Cached, tokens);
+            assert!(o.none_ttl.get().is_none() && o.none_ttl.is_written(&o));
+            assert_eq!(m.len(), 1, "{m:?}");
+            m[0].clone()
+        };
+        assert!(message(quote!(none_ttl = 0)).starts_with("`none_ttl` must be greater than zero"));
+        assert!(message(quote!(none_ttl = "short")).starts_with("`none_ttl` takes no preset"));
+        assert!(message(quote!(none_ttl)).starts_with("`none_ttl` takes a value"));
+        let (o, m) = parsed(Kind::Evict, quote!(key = "k", none_ttl = 5));
+        assert!(o.has_unknown());
+        assert_eq!(m.len(), 1, "{m:?}");
+        assert!(
+            m[0].starts_with("`none_ttl` does not apply to #[cache_evict]"),
             "{m:?}"
         );
     }

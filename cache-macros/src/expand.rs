@@ -298,14 +298,18 @@ fn body(func: &Function<'_>, block: &Block) -> TokenStream {
 }
 
 /// The `static` site: `Site::new(name, ttl)`, with `.l1(..)` when not the
-/// default.
+/// default and `.none_ttl(secs)` with `none_ttl`.
 fn site(plan: &Plan) -> TokenStream {
     let name = &plan.name;
     match &plan.op {
         Op::Read { store, .. } | Op::Put { store, .. } => {
             let ttl = ttl(store);
             let l1 = l1(store);
-            quote!(__cache_rt::Site::new(#name, #ttl) #l1)
+            let none_ttl = store.none_ttl.map(|s| {
+                let s = Literal::u64_unsuffixed(s);
+                quote!(.none_ttl(#s))
+            });
+            quote!(__cache_rt::Site::new(#name, #ttl) #l1 #none_ttl)
         }
         Op::Evict(_) => quote!(__cache_rt::Site::new(#name, __cache_rt::Ttl::Default)),
     }

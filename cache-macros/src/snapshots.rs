@@ -230,6 +230,19 @@ fn option_cache_none() {
 }
 
 #[test]
+fn option_none_ttl() {
+    check(
+        "option_none_ttl",
+        quote!(ttl = "1h", none_ttl = "30s", key = "user:{id}"),
+        quote! {
+            async fn find_user(id: u64) -> Option<User> {
+                db::find_user(id).await
+            }
+        },
+    );
+}
+
+#[test]
 fn option_without_cache_none() {
     check(
         "option_without_cache_none",

@@ -40,6 +40,8 @@ pub(crate) enum Op {
 /// How a result is stored (`#[cached]`, `#[cache_put]`).
 pub(crate) struct Store {
     pub(crate) ttl: Option<Ttl>,
+    /// `none_ttl`, in seconds: how long a stored `None` lives.
+    pub(crate) none_ttl: Option<u64>,
     pub(crate) l1: L1,
     /// The `Policy` for what is stored: `SomeOnly`, `SomeOrNone`, `OkOnly`,
     /// `Always`.
@@ -432,8 +434,10 @@ fn evict(
 fn store(kind: Kind, opts: &Options, output: &Output<'_>, errors: &mut Errors) -> Option<Store> {
     let policy = policy(kind, output, opts, errors);
     let l1 = l1(opts, errors);
+    let none_ttl = none_ttl(opts, errors);
     Some(Store {
         ttl: opts.ttl.get().copied(),
+        none_ttl,
         l1,
         policy: policy?,
     })
@@ -472,6 +476,27 @@ fn l1(opts: &Options, errors: &mut Errors) -> L1 {
         }
         (_, None) => L1::On,
     }
+}
+
+/// `none_ttl`, checked against a `ttl` in seconds: a `None` is kept at most
+/// as long as a value (a preset is known only at run time). That it is on an
+/// `Option` function is checked with the policy.
+fn none_ttl(opts: &Options, errors: &mut Errors) -> Option<u64> {
+    let limit = opts.none_ttl.get()?;
+    if let Some(&Ttl::Secs(ttl)) = opts.ttl.get() {
+        if limit.secs > ttl {
+            errors.push(syn::Error::new(
+                limit.span,
+                format!(
+                    "`none_ttl` is {} seconds, longer than the `ttl` of {ttl} seconds: a `None` is \
+                     kept for a shorter time than a value, not a longer one; make it at most `ttl`, \
+                     or drop `none_ttl` and write `cache_none` to keep a `None` for `ttl`",
+                    limit.secs
+                ),
+            ));
+        }
+    }
+    Some(limit.secs)
 }
 
 /// The hashed key of `#[cached]` without a template: every named parameter
@@ -750,14 +775,26 @@ fn policy(kind: Kind, output: &Output<'_>, opts: &Options, errors: &mut Errors) 
         ));
         return None;
     }
-    let name = match (output.shape, opts.cache_none.get().is_some()) {
+    // `none_ttl` implies `cache_none`; both together are accepted.
+    let stores_none = opts.cache_none.get().is_some() || opts.none_ttl.get().is_some();
+    let name = match (output.shape, stores_none) {
         (Shape::Option, true) => "SomeOrNone",
         (Shape::Option, false) => "SomeOnly",
         (_, true) => {
-            errors.push(syn::Error::new(
-                opts.cache_none.span().unwrap_or_else(Span::call_site),
-                "`cache_none` applies only to functions returning `Option<T>`; remove it",
-            ));
+            if let Some(span) = opts.cache_none.span() {
+                errors.push(syn::Error::new(
+                    span,
+                    "`cache_none` applies only to functions returning `Option<T>`; remove it",
+                ));
+            }
+            if let Some(span) = opts.none_ttl.span() {
+                errors.push(syn::Error::new(
+                    span,
+                    "`none_ttl` is how long a stored `None` lives, and applies only to functions \
+                     returning `Option<T>`; remove it, or return `Option<T>` with `None` for \
+                     \"not found\"",
+                ));
+            }
             return None;
         }
         (Shape::Result, false) => "OkOnly",
@@ -914,6 +951,68 @@ mod tests {
             l1_of(quote!(ttl = "short", l1_ttl = "1d")),
             ok(L1::MaxSecs(86_400))
         );
+    }
+
+    /// The `none_ttl` and policy `#[cached(attr)] item` plans, or the messages.
+    fn none_ttl_of(
+        attr: TokenStream,
+        item: TokenStream,
+    ) -> Result<(Option<u64>, String), Vec<String>> {
+        let item: syn::ItemFn = syn::parse2(item).unwrap();
+        let func = Function::new(&item);
+        let mut errors = Errors::default();
+        let opts = Options::parse(Kind::Cached, attr, &mut errors).unwrap();
+        let plan = plan(Kind::Cached, &opts, &func, &mut errors);
+        if let Err(e) = errors.finish() {
+            return Err(e.into_iter().map(|e| e.to_string()).collect());
+        }
+        match plan.map(|p| p.op) {
+            Some(Op::Read { store, .. }) => Ok((store.none_ttl, store.policy.to_string())),
+            _ => panic!("no plan"),
+        }
+    }
+
+    #[test]
+    fn none_ttl_implies_cache_none_on_option_only() {
+        let find = quote!(
+            async fn find(id: u64) -> Option<u64> {
+                Some(id)
+            }
+        );
+        let ok = |secs| Ok((Some(secs), "SomeOrNone".to_owned()));
+        assert_eq!(
+            none_ttl_of(quote!(ttl = "1h", none_ttl = "30s"), find.clone()),
+            ok(30)
+        );
+        // Equal to `ttl`, with `cache_none` too, or against a preset: fine.
+        assert_eq!(
+            none_ttl_of(quote!(ttl = 30, none_ttl = 30, cache_none), find.clone()),
+            ok(30)
+        );
+        assert_eq!(
+            none_ttl_of(quote!(ttl = "short", none_ttl = "1d"), find.clone()),
+            ok(86_400)
+        );
+        assert_eq!(
+            none_ttl_of(quote!(ttl = "10m"), find.clone()),
+            Ok((None, "SomeOnly".to_owned()))
+        );
+        let m = none_ttl_of(quote!(ttl = "10m", none_ttl = "1h"), find).unwrap_err();
+        assert_eq!(m.len(), 1, "{m:?}");
+        assert!(
+            m[0].starts_with("`none_ttl` is 3600 seconds, longer than the `ttl` of 600 seconds")
+        );
+        let m = none_ttl_of(
+            quote!(none_ttl = 5, cache_none),
+            quote!(
+                async fn f() -> Result<u8, ()> {
+                    Ok(1)
+                }
+            ),
+        )
+        .unwrap_err();
+        assert_eq!(m.len(), 2, "{m:?}");
+        assert!(m[1].starts_with("`none_ttl` is how long a stored `None` lives, and applies only"));
     }
 
     #[test]

@@ -12,6 +12,7 @@ use std::future::Future;
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
 
 /// The TTL a `#[cached]` function asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,6 +45,8 @@ pub struct Site {
     name: &'static str,
     ttl: Ttl,
     l1: L1,
+    /// How long a stored `None` lives (`none_ttl`); `None`: as long as a value.
+    none_ttl: Option<Duration>,
     warned: AtomicBool,
     /// 0: not checked yet; 1: the only site hashing under `name`; 2: another
     /// site got there first (see [`Site::owns_name`]).
@@ -56,14 +59,21 @@ pub struct Site {
 impl Site {
     /// `name` is the stable name in hashed keys.
     pub const fn new(name: &'static str, ttl: Ttl) -> Self {
-        Site::with(name, ttl, L1::On, true)
+        Site::with(name, ttl, L1::On, None, true)
     }
 
-    const fn with(name: &'static str, ttl: Ttl, l1: L1, claims: bool) -> Self {
+    const fn with(
+        name: &'static str,
+        ttl: Ttl,
+        l1: L1,
+        none_ttl: Option<Duration>,
+        claims: bool,
+    ) -> Self {
         Site {
             name,
             ttl,
             l1,
+            none_ttl,
             warned: AtomicBool::new(false),
             name_state: AtomicU8::new(0),
             claims,
@@ -74,16 +84,33 @@ impl Site {
     /// A site that computes the keys of the function named `name` without
     /// claiming the name: for the `_invalidate` companion.
     pub const fn companion(name: &'static str, ttl: Ttl) -> Self {
-        Site::with(name, ttl, L1::On, false)
+        Site::with(name, ttl, L1::On, None, false)
     }
 
     /// The site with its L1 setting (`l1 = false`, `l1_ttl = ...`).
     pub const fn l1(self, l1: L1) -> Self {
         // Built anew: a site is only ever made in a `static`'s initializer,
         // where nothing has touched its cells yet.
-        let (name, ttl, claims) = (self.name, self.ttl, self.claims);
+        let (name, ttl, none_ttl, claims) = (self.name, self.ttl, self.none_ttl, self.claims);
         std::mem::forget(self);
-        Site::with(name, ttl, l1, claims)
+        Site::with(name, ttl, l1, none_ttl, claims)
+    }
+
+    /// The site with a TTL of its own for a stored `None`, in seconds
+    /// (`#[cached(none_ttl = "30s")]`, never zero; the macro checks): the
+    /// store step writes a value for which [`Policy::absent`] is true with
+    /// it instead of the site's TTL.
+    ///
+    /// ```
+    /// use cache_runtime::__private::{Site, Ttl};
+    /// static SITE: Site = Site::new("users::find", Ttl::Secs(3600)).none_ttl(30);
+    /// # let _ = &SITE;
+    /// ```
+    pub const fn none_ttl(self, secs: u64) -> Self {
+        // Built anew, as in `l1`.
+        let (name, ttl, l1, claims) = (self.name, self.ttl, self.l1, self.claims);
+        std::mem::forget(self);
+        Site::with(name, ttl, l1, Some(Duration::from_secs(secs)), claims)
     }
 
     /// Whether this site may hash keys under its name: two functions with
@@ -150,6 +177,20 @@ pub trait Policy<Out> {
         let _ = out;
         false
     }
+    /// Whether `out` is a stored absence (a `None` of [`SomeOrNone`]): it is
+    /// written with the site's `none_ttl` if it has one, and a hit that
+    /// finds it counts in [`Stats::none_hits`](crate::Stats::none_hits).
+    ///
+    /// ```
+    /// use cache_runtime::__private::{Policy, SomeOnly, SomeOrNone};
+    /// assert!(<SomeOrNone as Policy<Option<u8>>>::absent(&None));
+    /// assert!(!<SomeOrNone as Policy<Option<u8>>>::absent(&Some(1)));
+    /// assert!(!<SomeOnly as Policy<Option<u8>>>::absent(&None)); // not stored at all
+    /// ```
+    fn absent(out: &Out) -> bool {
+        let _ = out;
+        false
+    }
 }
 
 /// Any `T`: always stored.
@@ -205,6 +246,9 @@ impl<T: Serialize + DeserializeOwned> Policy<Option<T>> for SomeOrNone {
     }
     fn from_cached(value: Option<T>) -> Option<T> {
         value
+    }
+    fn absent(out: &Option<T>) -> bool {
+        out.is_none()
     }
 }
 
@@ -353,7 +397,8 @@ impl<'s> Call<'s> {
         let target = self.target(schema);
         async move {
             let out = body.await;
-            if let Some(target) = target {
+            if let Some(mut target) = target {
+                target.ttl = target.ttl_for::<P, _>(&out);
                 if let Some(value) = P::cacheable(&out) {
                     target.cache.engine.put(&target, value).await;
                 }
@@ -401,6 +446,7 @@ impl<'s> Call<'s> {
                     cache,
                     key,
                     ttl,
+                    none_ttl: self.site.none_ttl,
                     l1: self.site.l1,
                     schema,
                     tagging: self.tagging,

@@ -42,6 +42,26 @@ pub struct Stats {
     /// Keys Redis reported changed to the L1 (each removes a copy if there
     /// is one): a measure of the invalidation traffic this process receives.
     pub l1_invalidations: u64,
+    /// Of [`hits`](Stats::hits), those that found a stored `None`: a
+    /// `#[cached(cache_none)]` or `#[cached(none_ttl = "30s")]` function
+    /// whose body returned `None` for these arguments before. A stored
+    /// `None` is a hit, not a miss: the body does not run.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// #[cache_runtime::cached(ttl = "1h", none_ttl = "30s")]
+    /// async fn find(id: u64) -> Option<String> {
+    ///     None
+    /// }
+    /// let cache = cache_runtime::Cache::builder().build().unwrap();
+    /// cache.scope(find(1)).await; // a miss: the body runs, `None` is stored
+    /// cache.scope(find(1)).await; // a hit of the stored `None`
+    /// let s = cache.stats();
+    /// assert_eq!((s.misses, s.hits, s.none_hits), (1, 1, 1));
+    /// # }
+    /// ```
+    pub none_hits: u64,
     /// Lookups that found nothing usable (absent, expired or undecodable).
     pub misses: u64,
     /// Backend failures and timeouts, on any operation.
@@ -85,6 +105,7 @@ pub(crate) struct Counters {
     /// `l1_hits`, one atomic per hit; the snapshot adds them up.
     hits: AtomicU64,
     l1_hits: AtomicU64,
+    none_hits: AtomicU64,
     misses: AtomicU64,
     errors: AtomicU64,
     decode_failures: AtomicU64,
@@ -96,6 +117,9 @@ impl Counters {
     }
     pub(crate) fn l1_hit(&self) {
         self.l1_hits.fetch_add(1, Relaxed);
+    }
+    pub(crate) fn none_hit(&self) {
+        self.none_hits.fetch_add(1, Relaxed);
     }
     pub(crate) fn miss(&self) {
         self.misses.fetch_add(1, Relaxed);
@@ -112,6 +136,7 @@ impl Counters {
             l1_hits: self.l1_hits.load(Relaxed),
             l1_flushes: 0,
             l1_invalidations: 0,
+            none_hits: self.none_hits.load(Relaxed),
             misses: self.misses.load(Relaxed),
             errors: self.errors.load(Relaxed),
             decode_failures: self.decode_failures.load(Relaxed),

@@ -72,6 +72,39 @@ use tokio::time::Instant;
 pub enum Op {
     /// A lookup; `hit` if a live entry was there (even one that then failed
     /// to decode).
+    ///
+    /// A stored `None` (`cache_none`, `none_ttl`) is an entry like any other:
+    /// finding it is `hit: true`, the body does not run, and the cache counts
+    /// it in [`Stats::none_hits`](crate::Stats::none_hits); a miss is
+    /// `hit: false`. Its write is the [`Set`](Op::Set) with `none_ttl`:
+    ///
+    /// ```
+    /// use cache_runtime::cached;
+    /// use cache_runtime::testing::{MockBackend, Op};
+    /// use std::time::Duration;
+    ///
+    /// #[cached(ttl = "1h", none_ttl = "30s", key = "user:{id}")]
+    /// async fn find_user(id: u64) -> Option<String> {
+    ///     None // not in the database
+    /// }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let mock = MockBackend::new();
+    /// let cache = mock.cache();
+    /// cache.scope(async {
+    ///     find_user(9).await; // miss: the body runs, `None` is stored
+    ///     find_user(9).await; // hit of the stored `None`
+    /// }).await;
+    /// assert_eq!(mock.operations(), [
+    ///     Op::Get { key: "user:9".into(), hit: false },
+    ///     Op::Set { key: "user:9".into(), ttl: Duration::from_secs(30) },
+    ///     Op::Get { key: "user:9".into(), hit: true },
+    /// ]);
+    /// assert_eq!(mock.get::<Option<String>>("user:9"), Some(None)); // stored: a `None`
+    /// assert_eq!(cache.stats().none_hits, 1);
+    /// # }
+    /// ```
     Get {
         /// The key, relative to the prefix.
         key: String,

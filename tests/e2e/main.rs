@@ -13,6 +13,7 @@ mod faults;
 mod keys;
 mod l1;
 mod methods_and_scope;
+mod negative;
 mod put_evict;
 mod races;
 mod read_through;

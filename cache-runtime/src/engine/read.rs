@@ -16,12 +16,24 @@ pub(crate) struct Target {
     pub(crate) cache: Cache,
     pub(crate) key: String,
     pub(crate) ttl: Duration,
+    /// The TTL of a stored `None` (`none_ttl`), if not `ttl`.
+    pub(crate) none_ttl: Option<Duration>,
     /// The function's L1 setting.
     pub(crate) l1: SiteL1,
     /// The stored type's schema fingerprint (0: unknown).
     pub(crate) schema: u64,
     /// Boxed: most calls have no tags, and the state machine stays small.
     pub(crate) tagging: Option<Box<Tagging>>,
+}
+
+impl Target {
+    /// The TTL to write `out` with: `none_ttl` for a stored `None`.
+    pub(crate) fn ttl_for<P: Policy<Out>, Out>(&self, out: &Out) -> Duration {
+        match self.none_ttl {
+            Some(ttl) if P::absent(out) => ttl,
+            _ => self.ttl,
+        }
+    }
 }
 
 /// A tagged call's tag keys.
@@ -151,6 +163,7 @@ impl Engine {
             } else {
                 self.counters.hit();
             }
+            self.count_absent::<P, Out>(&out);
             Ok(out)
         };
         if let (Some(t), Some(any)) = (typed, entry.typed.get()) {
@@ -192,7 +205,18 @@ impl Engine {
             .decode_counted::<P::Value>(key, &bytes, target.schema)
             .ok_or(false)?;
         self.counters.hit();
-        Ok(P::from_cached(value))
+        let out = P::from_cached(value);
+        self.count_absent::<P, Out>(&out);
+        Ok(out)
+    }
+
+    /// Counts a hit that found a stored `None`. Constant `false`, so
+    /// nothing, for every policy but `SomeOrNone`.
+    #[inline(always)]
+    fn count_absent<P: Policy<Out>, Out>(&self, out: &Out) {
+        if P::absent(out) {
+            self.counters.none_hit();
+        }
     }
 
     /// Step 4: an L2 hit (installed in the L1), or what the store needs.
@@ -240,6 +264,7 @@ impl Engine {
                     self.counters.hit();
                     self.recovered();
                     let out = P::from_cached(value);
+                    self.count_absent::<P, Out>(&out);
                     if let Some(ticket) = ticket {
                         self.install_hit(target, ticket, &bytes, typed, &out);
                     }
@@ -299,8 +324,9 @@ impl Engine {
         typed: Option<Typed<Out>>,
     ) {
         let key = target.key.as_str();
-        let encoded = P::cacheable(out)
-            .and_then(|value| self.encode_quiet(key, value, target.ttl, target.schema));
+        let ttl = target.ttl_for::<P, Out>(out);
+        let encoded =
+            P::cacheable(out).and_then(|value| self.encode_quiet(key, value, ttl, target.schema));
         let mut store = fill.store;
         // A version older than the window may have been forgotten, so a
         // tagged result computed over a longer time is not stored.
@@ -346,7 +372,7 @@ impl Engine {
             };
             let written = self
                 .l2
-                .write(key, bytes, copy, target.ttl, how, fill.write_budget)
+                .write(key, bytes, copy, ttl, how, fill.write_budget)
                 .await;
             match written {
                 Ok(true) => {
