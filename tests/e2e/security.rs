@@ -204,6 +204,16 @@ async fn acl_evict(id: u64) {
     let _ = id;
 }
 
+#[cache_runtime::cache_put(ttl = 60, key = "product:{id}", tags = ["products"])]
+async fn acl_put(id: u64) -> u64 {
+    id * 100
+}
+
+#[cache_runtime::cache_put(ttl = 60, key = "plain:{id}")]
+async fn acl_put_plain(id: u64) -> u64 {
+    id
+}
+
 /// A sink that keeps what it is given.
 #[derive(Clone, Default)]
 struct Kept(std::sync::Arc<std::sync::Mutex<Vec<(String, u64)>>>);
@@ -229,6 +239,17 @@ async fn everything(cache: &Cache) {
     assert_eq!(cache.scope(acl_product(&calls, 1)).await, 10);
     assert_eq!(calls.get(), 1);
     assert!(cache.stats().l1_hits >= 1, "{:?}", cache.stats());
+    // Write-through, tagged and plain, and the companions.
+    assert_eq!(cache.scope(acl_put(1)).await, 100);
+    assert_eq!(cache.scope(acl_product(&calls, 1)).await, 100);
+    assert_eq!(cache.scope(acl_put_plain(7)).await, 7);
+    assert!(cache.exists("plain:7").await.unwrap());
+    assert_eq!(cache.scope(acl_product_uncached(&calls, 1)).await, 10);
+    assert!(cache
+        .scope(acl_product_invalidate(&calls, 1))
+        .await
+        .unwrap());
+    assert_eq!(cache.scope(acl_product(&calls, 1)).await, 10);
     cache.set("list:1", &vec![1u64], TTL).await.unwrap();
     cache
         .set_tagged("product:2", &20u64, TTL, &["products"])
