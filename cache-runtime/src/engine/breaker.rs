@@ -124,7 +124,13 @@ impl Breaker {
         Duration::from_nanos(self.now().saturating_sub(self.opened_at.load(Relaxed)))
     }
 
+    /// Opens it from `from`; `false` if it was not in that state (a late
+    /// failure of a command let through before it opened must not push
+    /// the cool-down back).
     fn open(&self, from: u8) -> bool {
+        if self.state.load(Relaxed) != from {
+            return false;
+        }
         self.opened_at.store(self.now(), Relaxed);
         self.state
             .compare_exchange(from, OPEN, Relaxed, Relaxed)
@@ -288,6 +294,22 @@ mod tests {
         let _ = b.admit().unwrap().done(&Ok(()));
         assert!(!b.is_open());
         let _ = b.admit().unwrap().done(&Ok(()));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_late_failure_does_not_push_the_cool_down_back() {
+        let b = breaker(1);
+        let late = b.admit().unwrap();
+        let _ = b.admit().unwrap().done(&timeout());
+        assert!(b.is_open());
+        tokio::time::advance(Duration::from_millis(900)).await;
+        // A command let through before the opening fails now.
+        let _ = late.done(&timeout());
+        tokio::time::advance(Duration::from_millis(100)).await;
+        assert!(
+            b.admit().is_ok(),
+            "the probe is due one cool-down after the opening"
+        );
     }
 
     #[tokio::test(start_paused = true)]
