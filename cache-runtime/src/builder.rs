@@ -715,7 +715,7 @@ impl CacheBuilder {
                 ));
             }
         }
-        if tls && url.contains('#') && !cfg!(feature = "tls-insecure") {
+        if tls && url.ends_with("#insecure") && !cfg!(feature = "tls-insecure") {
             return Err(CacheError::config(
                 "redis",
                 "certificate checks can be turned off (`#insecure`) only with cache-runtime's \

@@ -135,10 +135,15 @@ fn refusal(error: &redis::RedisError) -> Option<&'static str> {
          in `redis`)"
     } else if text.contains("Expired") || text.contains("NotValidYet") {
         "TLS handshake failed: the server's certificate is expired or not valid yet"
-    } else if text.contains("CertificateRequired")
-        || text.contains("received fatal alert")
-        || text.contains("BadCertificate")
-        || text.contains("UnknownCA")
+    } else if text.contains("received fatal alert")
+        && [
+            "CertificateRequired",
+            "BadCertificate",
+            "UnknownCA",
+            "CertificateUnknown",
+        ]
+        .iter()
+        .any(|alert| text.contains(alert))
     {
         "TLS handshake failed: the server refused this client's certificate or wants one \
          (check `tls_client_cert_files`)"

@@ -217,24 +217,33 @@ impl RedisBackend {
         Ok(())
     }
 
-    /// A round trip on every shared connection, each ending at `deadline`:
-    /// the health check. A connection that gives no reply in time is
-    /// replaced (an error reply or a dropped connection the client handles
-    /// itself, by reconnecting).
+    /// A round trip on every shared connection, all at once, each ending at
+    /// `deadline`: the health check. A connection that gives no reply in
+    /// time is replaced (an error reply or a dropped connection the client
+    /// handles itself, by reconnecting); one silent connection does not use
+    /// up the others' time.
     pub(crate) async fn ping(&self, deadline: tokio::time::Instant) -> Result<(), BackendError> {
-        let mut result = Ok(());
+        let mut pings = Vec::with_capacity(self.connections.len());
         for slot in &*self.connections {
             let mut conn = self.manager(slot).await?;
-            let ping = redis::cmd("PING");
-            match tokio::time::timeout_at(deadline, ping.query_async::<()>(&mut conn)).await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => result = Err(e.into()),
-                Err(_) => {
+            pings.push(tokio::spawn(async move {
+                let ping = redis::cmd("PING");
+                tokio::time::timeout_at(deadline, ping.query_async::<()>(&mut conn)).await
+            }));
+        }
+        let mut result = Ok(());
+        for (slot, ping) in self.connections.iter().zip(pings) {
+            match ping.await {
+                Ok(Ok(Ok(()))) => {}
+                Ok(Ok(Err(e))) => result = Err(e.into()),
+                Ok(Err(_)) => {
                     tracing::debug!(address = %self.address, "a connection gave no reply to a health check; replacing it");
                     self.replace(slot);
                     let left = deadline.saturating_duration_since(tokio::time::Instant::now());
                     result = Err(BackendError::Timeout(left));
                 }
+                // The runtime is shutting down.
+                Err(_) => result = Err(BackendError::Unsupported("a runtime to run on")),
             }
         }
         result

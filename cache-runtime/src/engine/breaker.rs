@@ -13,7 +13,10 @@
 //! after (a store only when a failure streak ends).
 
 use crate::BackendError;
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering::Relaxed};
+use std::sync::atomic::{
+    AtomicU32, AtomicU64, AtomicU8,
+    Ordering::{AcqRel, Acquire, Relaxed, Release},
+};
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -90,7 +93,8 @@ impl Breaker {
 
     #[cold]
     fn admit_slow(&self) -> Result<Pass<'_>, BackendError> {
-        let state = self.state.load(Relaxed);
+        // Acquire: the opening's time is seen with the state it set.
+        let state = self.state.load(Acquire);
         if state == CLOSED {
             return Ok(Pass {
                 breaker: self,
@@ -121,7 +125,7 @@ impl Breaker {
     }
 
     fn since_open(&self) -> Duration {
-        Duration::from_nanos(self.now().saturating_sub(self.opened_at.load(Relaxed)))
+        Duration::from_nanos(self.now().saturating_sub(self.opened_at.load(Acquire)))
     }
 
     /// Opens it from `from`; `false` if it was not in that state (a late
@@ -131,9 +135,9 @@ impl Breaker {
         if self.state.load(Relaxed) != from {
             return false;
         }
-        self.opened_at.store(self.now(), Relaxed);
+        self.opened_at.store(self.now(), Release);
         self.state
-            .compare_exchange(from, OPEN, Relaxed, Relaxed)
+            .compare_exchange(from, OPEN, AcqRel, Relaxed)
             .is_ok()
     }
 
@@ -218,10 +222,10 @@ impl Drop for Pass<'_> {
             let back = breaker.now().saturating_sub(
                 u64::try_from(breaker.settings.cooldown.as_nanos()).unwrap_or(u64::MAX),
             );
-            breaker.opened_at.store(back, Relaxed);
+            breaker.opened_at.store(back, Release);
             let _ = breaker
                 .state
-                .compare_exchange(HALF_OPEN, OPEN, Relaxed, Relaxed);
+                .compare_exchange(HALF_OPEN, OPEN, AcqRel, Relaxed);
         }
     }
 }
