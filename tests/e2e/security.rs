@@ -297,7 +297,8 @@ async fn everything(cache: &Cache) {
 }
 
 #[tokio::test]
-async fn everything_works_under_the_least_privilege_acl_and_values_outside_the_prefix_are_refused() {
+async fn everything_works_under_the_least_privilege_acl_and_values_outside_the_prefix_are_refused()
+{
     let server = RedisServer::start();
     let mut setuser = vec!["ACL", "SETUSER", "cache", "reset", "on", ">acl-secret"];
     setuser.extend_from_slice(ACL_RULES);
