@@ -232,3 +232,47 @@ async fn health_checks_replace_a_silent_connection_and_drive_the_breaker_with_no
     assert_eq!(after.hits, before.hits + 1, "an L2 hit at once: {after:?}");
     assert_eq!(calls.get(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_breaker_opening_flushes_the_l1() {
+    let server = RedisServer::start();
+    let proxy = cache_test_support::FaultProxy::start(server.addr());
+    let cache = Cache::builder()
+        .redis(proxy.url())
+        .command_timeout(DEADLINE)
+        .l1_capacity(1 << 20)
+        .build()
+        .unwrap();
+    let calls = Calls::default();
+    // Filled into the L1: the third call is answered from it.
+    for _ in 0..3 {
+        call_bounded(&cache, &calls, 1).await;
+    }
+    assert_eq!(cache.stats().l1_hits, 1, "{:?}", cache.stats());
+    let flushes = cache.stats().l1_flushes;
+
+    // Five lookups of other keys time out together (one deadline): the
+    // breaker opens and empties the L1, long before the heartbeat (a round
+    // trip a second, a second to answer) could notice the silence.
+    proxy.blackhole();
+    let lookups: Vec<_> = (10..15)
+        .map(|id| {
+            let cache = cache.clone();
+            tokio::spawn(async move { cache.scope(item(&Calls::default(), id)).await })
+        })
+        .collect();
+    for lookup in lookups {
+        assert_eq!(lookup.await.unwrap().unwrap() % 2, 0);
+    }
+    let stats = cache.stats();
+    assert!(stats.breaker_open, "{stats:?}");
+    assert!(
+        stats.l1_flushes > flushes,
+        "the opening flushed the L1: {stats:?}"
+    );
+    // The copy is gone: the next call runs the body.
+    call_bounded(&cache, &calls, 1).await;
+    assert_eq!(calls.get(), 2);
+    assert_eq!(cache.stats().l1_hits, 1);
+    proxy.pass();
+}

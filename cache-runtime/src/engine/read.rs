@@ -335,17 +335,19 @@ impl Engine {
             store = false;
         }
         let local = self.l2.caps().local;
+        // A failed load: the waiting callers take turns (one of them leads
+        // the next load) rather than each running the body at once.
+        if P::failed(out) {
+            if let Some(leader) = leader.take() {
+                leader.fail();
+            }
+        }
         // Waiting callers get an untagged value now, without waiting for a
         // network write. A tagged one waits for its write, which is refused
         // if a tag was invalidated meanwhile: a caller that came after that
         // invalidation must not get the older value. The memory store is
         // written first, so that a caller arriving after the flight ends
         // finds the value there.
-        if P::failed(out) {
-            if let Some(leader) = leader.take() {
-                leader.fail();
-            }
-        }
         if !local && target.tagging.is_none() {
             if let Some(leader) = leader.take() {
                 leader.finish(encoded.clone());
