@@ -748,7 +748,7 @@ impl CacheBuilder {
         // rules to allow (Redis 7.0 does not know it), one round trip fewer.
         settings = settings.set_skip_set_lib_name();
         info = info.set_redis_settings(settings);
-        let files = if tls { TlsFiles::read(self)? } else { None };
+        let files = if tls { read_tls_files(self)? } else { None };
         Ok((info, files))
     }
 }
@@ -759,44 +759,37 @@ pub(crate) type TlsFiles = redis::TlsCertificates;
 #[cfg(not(feature = "tls"))]
 pub(crate) type TlsFiles = std::convert::Infallible;
 
-trait ReadTls: Sized {
-    fn read(builder: &CacheBuilder) -> Result<Option<Self>, CacheError>;
-}
-
+/// The TLS files the builder names, read (none named: `None`).
 #[cfg(feature = "tls")]
-impl ReadTls for redis::TlsCertificates {
-    fn read(builder: &CacheBuilder) -> Result<Option<Self>, CacheError> {
-        let read = |setting: &'static str, path: &Path| {
-            std::fs::read(path).map_err(|e| {
-                CacheError::config(setting, format!("cannot read `{}`: {e}", path.display()))
-            })
-        };
-        let root_cert = match &builder.tls_ca_file {
-            Some(path) => Some(read("tls_ca_file", path)?),
-            None => None,
-        };
-        let client_tls = match &builder.tls_client_cert {
-            Some((cert, key)) => Some(redis::ClientTlsConfig {
-                client_cert: read("tls_client_cert_files", cert)?,
-                client_key: read("tls_client_cert_files", key)?,
-            }),
-            None => None,
-        };
-        if root_cert.is_none() && client_tls.is_none() {
-            return Ok(None);
-        }
-        Ok(Some(redis::TlsCertificates {
-            client_tls,
-            root_cert,
-        }))
+fn read_tls_files(builder: &CacheBuilder) -> Result<Option<TlsFiles>, CacheError> {
+    let read = |setting: &'static str, path: &Path| {
+        std::fs::read(path).map_err(|e| {
+            CacheError::config(setting, format!("cannot read `{}`: {e}", path.display()))
+        })
+    };
+    let root_cert = match &builder.tls_ca_file {
+        Some(path) => Some(read("tls_ca_file", path)?),
+        None => None,
+    };
+    let client_tls = match &builder.tls_client_cert {
+        Some((cert, key)) => Some(redis::ClientTlsConfig {
+            client_cert: read("tls_client_cert_files", cert)?,
+            client_key: read("tls_client_cert_files", key)?,
+        }),
+        None => None,
+    };
+    if root_cert.is_none() && client_tls.is_none() {
+        return Ok(None);
     }
+    Ok(Some(redis::TlsCertificates {
+        client_tls,
+        root_cert,
+    }))
 }
 
 #[cfg(not(feature = "tls"))]
-impl ReadTls for std::convert::Infallible {
-    fn read(_: &CacheBuilder) -> Result<Option<Self>, CacheError> {
-        Ok(None)
-    }
+fn read_tls_files(_: &CacheBuilder) -> Result<Option<TlsFiles>, CacheError> {
+    Ok(None)
 }
 
 /// The environment variables [`Cache::from_env`] reads, and the builder
