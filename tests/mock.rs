@@ -423,3 +423,247 @@ async fn a_put_writes_none_for_none_ttl() {
     assert_eq!(mock.ttl_of("user:2"), Some(Duration::from_secs(3600)));
     assert_eq!(mock.get::<Option<String>>("user:1"), Some(None));
 }
+
+// ----- the fill lock, two "processes" (caches) over one mock, paused time -----
+
+/// A report whose body takes `body` and fails if `fail`; each run counted.
+#[cached(ttl = 60, key = "report:{id}", cache = cache)]
+async fn report(
+    cache: &cache_runtime::Cache,
+    runs: &AtomicUsize,
+    id: u64,
+    body: Duration,
+    fail: bool,
+) -> Result<String, String> {
+    runs.fetch_add(1, Ordering::SeqCst);
+    tokio::time::sleep(body).await;
+    if fail {
+        return Err(format!("report {id} failed"));
+    }
+    Ok(format!("report {id}"))
+}
+
+const LEASE: Duration = Duration::from_secs(1);
+/// The longest pause between two reads of a waiter.
+const POLL: Duration = Duration::from_millis(50);
+
+/// A cache with the fill lock on, over `store`, as one process sees it.
+fn process(store: &MockBackend, wait: Duration) -> cache_runtime::Cache {
+    store
+        .cache_builder()
+        .without_breaker()
+        .fill_lock(true)
+        .lock_lease(LEASE)
+        .lock_wait(wait)
+        .build()
+        .unwrap()
+}
+
+fn count(store: &MockBackend, wanted: impl Fn(&Op) -> bool) -> usize {
+    store.operations().iter().filter(|op| wanted(op)).count()
+}
+
+#[tokio::test(start_paused = true)]
+async fn one_body_run_across_processes_with_the_lease_renewed_while_it_runs() {
+    let store = MockBackend::new();
+    let (a, b) = (
+        process(&store, Duration::from_secs(60)),
+        process(&store, Duration::from_secs(60)),
+    );
+    let runs = AtomicUsize::new(0);
+    let body = Duration::from_secs(10); // ten leases
+    let started = tokio::time::Instant::now();
+    let (from_a, from_b) = tokio::join!(report(&a, &runs, 1, body, false), async {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        report(&b, &runs, 1, body, false).await
+    });
+    assert_eq!(from_a.as_deref(), Ok("report 1"));
+    assert_eq!(from_b.as_deref(), Ok("report 1"));
+    assert_eq!(runs.load(Ordering::SeqCst), 1, "one body run in all");
+    // Renewed every third of the lease, always still held.
+    let renewed = count(&store, |op| matches!(op, Op::Renew { held: true, .. }));
+    assert!(renewed >= 25, "{renewed} renewals in ten leases");
+    assert_eq!(
+        count(&store, |op| matches!(op, Op::Renew { held: false, .. })),
+        0
+    );
+    assert_eq!(
+        count(&store, |op| matches!(op, Op::Lock { acquired: true, .. })),
+        1
+    );
+    // The waiter read the holder's value within one pause of its write.
+    assert!(started.elapsed() <= body + POLL, "{:?}", started.elapsed());
+    let (sa, sb) = (a.stats(), b.stats());
+    assert_eq!((sa.misses, sa.hits), (1, 0), "{sa:?}");
+    assert_eq!((sb.hits, sb.lock_waits, sb.misses), (1, 1, 0), "{sb:?}");
+    assert_eq!(store.get::<String>("report:1").as_deref(), Some("report 1"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_killed_holder_is_replaced_within_one_lease() {
+    let store = MockBackend::new();
+    let (a, b) = (
+        process(&store, Duration::from_secs(60)),
+        process(&store, Duration::from_secs(60)),
+    );
+    let runs = AtomicUsize::new(0);
+    let mut holder = Box::pin(report(&a, &runs, 2, Duration::from_secs(3600), false));
+    assert!(
+        tokio::time::timeout(Duration::from_millis(10), &mut holder)
+            .await
+            .is_err(),
+        "the holder is in its body"
+    );
+    // Killed: it neither renews nor gives the lock up.
+    std::mem::forget(holder);
+    let started = tokio::time::Instant::now();
+    let body = Duration::from_secs(2);
+    assert_eq!(
+        report(&b, &runs, 2, body, false).await.as_deref(),
+        Ok("report 2")
+    );
+    let waited = started.elapsed();
+    assert_eq!(
+        runs.load(Ordering::SeqCst),
+        2,
+        "the waiter ran the body after the holder died"
+    );
+    assert!(waited >= body, "{waited:?}");
+    assert!(waited <= LEASE + body + POLL, "{waited:?}");
+    assert_eq!(b.stats().lock_takeovers, 1, "{:?}", b.stats());
+    assert_eq!(store.get::<String>("report:2").as_deref(), Some("report 2"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_waiter_runs_the_body_itself_after_lock_wait() {
+    let store = MockBackend::new();
+    let wait = Duration::from_secs(2);
+    let (a, b) = (
+        process(&store, Duration::from_secs(60)),
+        process(&store, wait),
+    );
+    let runs = AtomicUsize::new(0);
+    let body = Duration::from_secs(10);
+    let (from_a, (from_b, waited)) = tokio::join!(report(&a, &runs, 3, body, false), async {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        let started = tokio::time::Instant::now();
+        let out = report(&b, &runs, 3, Duration::ZERO, false).await;
+        (out, started.elapsed())
+    });
+    assert_eq!(from_a.as_deref(), Ok("report 3"));
+    assert_eq!(from_b.as_deref(), Ok("report 3"));
+    assert_eq!(runs.load(Ordering::SeqCst), 2);
+    assert!(waited >= wait && waited <= wait + POLL, "{waited:?}");
+    let sb = b.stats();
+    assert_eq!((sb.lock_timeouts, sb.misses, sb.hits), (1, 1, 0), "{sb:?}");
+    // Its write found the holder's placeholder and kept it: the holder stored.
+    assert_eq!(count(&store, |op| matches!(op, Op::SetKept { .. })), 1);
+    assert_eq!(store.get::<String>("report:3").as_deref(), Some("report 3"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_holder_that_lost_its_lock_does_not_overwrite_the_newer_value() {
+    let store = MockBackend::new();
+    let (a, b) = (
+        process(&store, Duration::from_secs(60)),
+        process(&store, Duration::from_secs(60)),
+    );
+    let runs = AtomicUsize::new(0);
+    let (from_a, ()) = tokio::join!(report(&a, &runs, 4, Duration::from_secs(5), false), async {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        // A newer value, written while the holder's body runs.
+        b.set("report:4", &"newer", Duration::from_secs(60))
+            .await
+            .unwrap();
+    });
+    assert_eq!(
+        from_a.as_deref(),
+        Ok("report 4"),
+        "its caller still gets its value"
+    );
+    assert!(count(&store, |op| matches!(op, Op::Renew { held: false, .. })) >= 1);
+    assert_eq!(count(&store, |op| matches!(op, Op::SetRefused { .. })), 1);
+    assert_eq!(store.get::<String>("report:4").as_deref(), Some("newer"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_body_gives_the_lock_up_at_once() {
+    let store = MockBackend::new();
+    let (a, b) = (
+        process(&store, Duration::from_secs(60)),
+        process(&store, Duration::from_secs(60)),
+    );
+    let runs = AtomicUsize::new(0);
+    let body = Duration::from_secs(1);
+    let (from_a, (from_b, waited)) = tokio::join!(report(&a, &runs, 5, body, true), async {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        let started = tokio::time::Instant::now();
+        let out = report(&b, &runs, 5, body, false).await;
+        (out, started.elapsed())
+    });
+    assert_eq!(from_a, Err("report 5 failed".to_owned()), "its own error");
+    assert_eq!(from_b.as_deref(), Ok("report 5"));
+    assert_eq!(
+        count(&store, |op| matches!(op, Op::Unlock { held: true, .. })),
+        1
+    );
+    // The next caller took the lock when it was given up, not a lease later.
+    assert_eq!(b.stats().lock_takeovers, 1);
+    assert!(waited <= body * 2 + POLL, "{waited:?}");
+    assert_eq!(runs.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_cancelled_holder_gives_the_lock_up() {
+    let store = MockBackend::new();
+    let (a, b) = (
+        process(&store, Duration::from_secs(60)),
+        process(&store, Duration::from_secs(60)),
+    );
+    let runs = AtomicUsize::new(0);
+    let cancelled = tokio::time::timeout(
+        Duration::from_millis(100),
+        report(&a, &runs, 6, Duration::from_secs(60), false),
+    )
+    .await;
+    assert!(cancelled.is_err(), "cancelled in its body");
+    tokio::task::yield_now().await; // the release runs on a task of its own
+    assert_eq!(
+        count(&store, |op| matches!(op, Op::Unlock { held: true, .. })),
+        1
+    );
+    let started = tokio::time::Instant::now();
+    assert_eq!(
+        report(&b, &runs, 6, Duration::ZERO, false).await.as_deref(),
+        Ok("report 6")
+    );
+    assert_eq!(
+        started.elapsed(),
+        Duration::ZERO,
+        "the lock was free at once"
+    );
+    assert_eq!(b.stats().lock_takeovers, 0);
+}
+
+#[tokio::test]
+async fn the_mocks_cache_takes_no_lock_unless_asked() {
+    let store = MockBackend::new();
+    let cache = store.cache();
+    let runs = AtomicUsize::new(0);
+    report(&cache, &runs, 7, Duration::ZERO, false)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.operations(),
+        [
+            Op::Get {
+                key: "report:7".into(),
+                hit: false
+            },
+            Op::Set {
+                key: "report:7".into(),
+                ttl: Duration::from_secs(60)
+            },
+        ]
+    );
+}

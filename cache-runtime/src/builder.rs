@@ -81,6 +81,10 @@ pub struct CacheBuilder {
     health_check_interval: Option<Duration>,
     retry_on_timeout: bool,
     breaker: BreakerSettings,
+    /// `None`: on for Redis only.
+    fill_lock: Option<bool>,
+    lock_lease: Duration,
+    lock_wait: Option<Duration>,
 }
 
 #[derive(Clone)]
@@ -126,6 +130,9 @@ impl CacheBuilder {
             health_check_interval: None,
             retry_on_timeout: false,
             breaker: BreakerSettings::default(),
+            fill_lock: None,
+            lock_lease: crate::engine::DEFAULT_LEASE,
+            lock_wait: None,
         }
     }
 
@@ -507,6 +514,69 @@ impl CacheBuilder {
         self
     }
 
+    /// Whether a `#[cached]` miss takes the fill lock, so that one caller
+    /// across every process sharing the store runs the body while the
+    /// others wait for its value (default: on for Redis, off for other
+    /// backends; a function opts out with `#[cached(lock = false)]`).
+    ///
+    /// The lock is a placeholder at the entry's own key, leased for
+    /// [`lock_lease`](CacheBuilder::lock_lease) and renewed while the body
+    /// runs; the value is written over it with a compare-and-set, so a
+    /// holder that lost its lease overwrites nothing. A caller that finds
+    /// it waits up to [`lock_wait`](CacheBuilder::lock_wait) for the value,
+    /// then runs the body itself. With an L1, the holder's write wakes the
+    /// waiters through Redis's invalidations; without, they read again
+    /// after a pause from 5 ms growing to 50 ms (jittered). The memory store
+    /// needs no lock (its single flight is one); a custom [`Backend`](crate::Backend)
+    /// gets one only if it declares
+    /// [`compare_and_set`](crate::Capabilities::compare_and_set).
+    ///
+    /// ```
+    /// use cache_runtime::testing::MockBackend;
+    /// use std::time::Duration;
+    /// // Two "processes" sharing one store, the lock on in both.
+    /// let store = MockBackend::new();
+    /// let a = store.cache_builder().fill_lock(true).build().unwrap();
+    /// let b = store.cache_builder().fill_lock(true).lock_lease(Duration::from_secs(1)).build().unwrap();
+    /// # drop((a, b));
+    /// ```
+    pub fn fill_lock(mut self, on: bool) -> Self {
+        self.fill_lock = Some(on);
+        self
+    }
+
+    /// How long a fill lock lasts without renewal (default 3 s): a holder
+    /// renews it every third of this while its body runs, so it bounds how
+    /// long the waiters of a holder that died (killed, partitioned) wait
+    /// before one of them takes over, not how long a body may take.
+    ///
+    /// ```
+    /// let b = cache_runtime::Cache::builder()
+    ///     .redis("redis://127.0.0.1")
+    ///     .lock_lease(std::time::Duration::from_secs(5));
+    /// # drop(b);
+    /// ```
+    pub fn lock_lease(mut self, lease: Duration) -> Self {
+        self.lock_lease = lease;
+        self
+    }
+
+    /// How long a caller waits for another process's fill before it runs
+    /// the body itself (counted in [`Stats::lock_timeouts`](crate::Stats::lock_timeouts)).
+    /// Default: twice the [`lock_lease`](CacheBuilder::lock_lease), long
+    /// enough to outlast a holder that died and a successor's body.
+    ///
+    /// ```
+    /// let b = cache_runtime::Cache::builder()
+    ///     .redis("redis://127.0.0.1")
+    ///     .lock_wait(std::time::Duration::from_secs(10));
+    /// # drop(b);
+    /// ```
+    pub fn lock_wait(mut self, wait: Duration) -> Self {
+        self.lock_wait = Some(wait);
+        self
+    }
+
     /// Checks the settings and makes the cache. Does no I/O.
     ///
     /// # Errors
@@ -553,6 +623,20 @@ impl CacheBuilder {
                 "evict_timeout",
                 "must be greater than zero",
             ));
+        }
+        for (setting, d) in [
+            ("lock_lease", Some(self.lock_lease)),
+            ("lock_wait", self.lock_wait),
+        ] {
+            match d {
+                Some(d) if d.is_zero() => {
+                    return Err(CacheError::config(setting, "must be greater than zero"))
+                }
+                Some(d) if d > Duration::from_secs(86_400) => {
+                    return Err(CacheError::config(setting, "must be at most a day"))
+                }
+                _ => {}
+            }
         }
         if self.health_check_interval.is_some_and(|d| d.is_zero()) {
             return Err(CacheError::config(
@@ -664,6 +748,7 @@ impl CacheBuilder {
                 Store::Redis(Box::new(backend))
             }
         };
+        let lock = self.fill_lock.unwrap_or(matches!(tier, Store::Redis(_)));
         let settings = Settings {
             prefix: self.prefix,
             codec: self.codec.0,
@@ -674,6 +759,12 @@ impl CacheBuilder {
             breaker: self.breaker,
             health_check_interval: self.health_check_interval,
             retry_on_timeout: self.retry_on_timeout,
+            lock: lock.then(|| crate::engine::LockSettings {
+                lease: self.lock_lease,
+                wait: self
+                    .lock_wait
+                    .unwrap_or_else(|| crate::engine::LockSettings::wait_for(self.lock_lease)),
+            }),
         };
         let engine = Arc::new_cyclic(|me| Engine::new(settings, tier, l1, me.clone()));
         // Outside a runtime, the first command starts them.

@@ -39,14 +39,23 @@ pub enum L1 {
     MaxSecs(u64),
 }
 
+/// A site's options beside its name and TTL.
+#[derive(Debug, Clone, Copy)]
+struct Options {
+    l1: L1,
+    /// How long a stored `None` lives (`none_ttl`); `None`: as long as a value.
+    none_ttl: Option<Duration>,
+    /// Whether a miss takes the cross-process fill lock (`lock = false`
+    /// opts out).
+    lock: bool,
+}
+
 /// What the macro knows about one `#[cached]` function, in a `static`.
 #[derive(Debug)]
 pub struct Site {
     name: &'static str,
     ttl: Ttl,
-    l1: L1,
-    /// How long a stored `None` lives (`none_ttl`); `None`: as long as a value.
-    none_ttl: Option<Duration>,
+    options: Options,
     warned: AtomicBool,
     /// 0: not checked yet; 1: the only site hashing under `name`; 2: another
     /// site got there first (see [`Site::owns_name`]).
@@ -56,24 +65,25 @@ pub struct Site {
     schema: crate::schema::SiteSchema,
 }
 
+impl Options {
+    const DEFAULT: Options = Options {
+        l1: L1::On,
+        none_ttl: None,
+        lock: true,
+    };
+}
+
 impl Site {
     /// `name` is the stable name in hashed keys.
     pub const fn new(name: &'static str, ttl: Ttl) -> Self {
-        Site::with(name, ttl, L1::On, None, true)
+        Site::with(name, ttl, Options::DEFAULT, true)
     }
 
-    const fn with(
-        name: &'static str,
-        ttl: Ttl,
-        l1: L1,
-        none_ttl: Option<Duration>,
-        claims: bool,
-    ) -> Self {
+    const fn with(name: &'static str, ttl: Ttl, options: Options, claims: bool) -> Self {
         Site {
             name,
             ttl,
-            l1,
-            none_ttl,
+            options,
             warned: AtomicBool::new(false),
             name_state: AtomicU8::new(0),
             claims,
@@ -81,19 +91,25 @@ impl Site {
         }
     }
 
+    /// The same site with other options. Built anew: a site is only ever
+    /// made in a `static`'s initializer, where nothing has touched its
+    /// cells yet.
+    const fn rebuilt(self, options: Options) -> Self {
+        let (name, ttl, claims) = (self.name, self.ttl, self.claims);
+        std::mem::forget(self);
+        Site::with(name, ttl, options, claims)
+    }
+
     /// A site that computes the keys of the function named `name` without
     /// claiming the name: for the `_invalidate` companion.
     pub const fn companion(name: &'static str, ttl: Ttl) -> Self {
-        Site::with(name, ttl, L1::On, None, false)
+        Site::with(name, ttl, Options::DEFAULT, false)
     }
 
     /// The site with its L1 setting (`l1 = false`, `l1_ttl = ...`).
     pub const fn l1(self, l1: L1) -> Self {
-        // Built anew: a site is only ever made in a `static`'s initializer,
-        // where nothing has touched its cells yet.
-        let (name, ttl, none_ttl, claims) = (self.name, self.ttl, self.none_ttl, self.claims);
-        std::mem::forget(self);
-        Site::with(name, ttl, l1, none_ttl, claims)
+        let options = Options { l1, ..self.options };
+        self.rebuilt(options)
     }
 
     /// The site with a TTL of its own for a stored `None`, in seconds
@@ -107,10 +123,28 @@ impl Site {
     /// # let _ = &SITE;
     /// ```
     pub const fn none_ttl(self, secs: u64) -> Self {
-        // Built anew, as in `l1`.
-        let (name, ttl, l1, claims) = (self.name, self.ttl, self.l1, self.claims);
-        std::mem::forget(self);
-        Site::with(name, ttl, l1, Some(Duration::from_secs(secs)), claims)
+        let options = Options {
+            none_ttl: Some(Duration::from_secs(secs)),
+            ..self.options
+        };
+        self.rebuilt(options)
+    }
+
+    /// The site without the cross-process fill lock
+    /// (`#[cached(lock = false)]`): a miss runs the body in every process
+    /// that misses at once (still once per process).
+    ///
+    /// ```
+    /// use cache_runtime::__private::{Site, Ttl};
+    /// static SITE: Site = Site::new("feed::latest", Ttl::Secs(5)).without_lock();
+    /// # let _ = &SITE;
+    /// ```
+    pub const fn without_lock(self) -> Self {
+        let options = Options {
+            lock: false,
+            ..self.options
+        };
+        self.rebuilt(options)
     }
 
     /// Whether this site may hash keys under its name: two functions with
@@ -446,8 +480,9 @@ impl<'s> Call<'s> {
                     cache,
                     key,
                     ttl,
-                    none_ttl: self.site.none_ttl,
-                    l1: self.site.l1,
+                    none_ttl: self.site.options.none_ttl,
+                    l1: self.site.options.l1,
+                    lock: self.site.options.lock,
                     schema,
                     tagging: self.tagging,
                 })

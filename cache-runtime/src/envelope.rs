@@ -11,6 +11,11 @@
 //! 28      ..    the codec's bytes
 //! ```
 //!
+//! While a value is being computed under the fill lock, its key holds a
+//! placeholder instead: "CR", `L`, and the lock holder's 16-byte random
+//! token (19 bytes in all, shorter than any header, so a reader of an
+//! older version takes it for foreign bytes: a miss).
+//!
 //! The header is 28 bytes; with JSON the rest reads as plain JSON in
 //! `redis-cli GET`. The timestamps are written now so that later features
 //! (stale-while-revalidate, early refresh) can read values written today.
@@ -32,9 +37,50 @@ pub(crate) const HEADER_LEN: usize = 28;
 /// Version 1's header, without the fingerprint.
 const V1_HEADER_LEN: usize = 20;
 
+/// The placeholder's marker, where a value has its format version.
+const LOCK: u8 = b'L';
+/// The placeholder's length: magic, marker, token.
+pub(crate) const PLACEHOLDER_LEN: usize = 19;
+
+/// The fill lock's placeholder: held at an entry's key while one caller
+/// (in any process) computes its value. Each is unique: the token is
+/// random, so a holder can tell its own placeholder from a successor's.
+pub(crate) type Placeholder = [u8; PLACEHOLDER_LEN];
+
+/// A fresh placeholder with a random token.
+pub(crate) fn placeholder() -> Placeholder {
+    use std::hash::{BuildHasher, Hasher};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let mut out = [0u8; PLACEHOLDER_LEN];
+    out[..2].copy_from_slice(&MAGIC);
+    out[2] = LOCK;
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    // Two words from independently seeded hashers (each `RandomState` has
+    // its own random keys), over a counter and the clock.
+    for (i, chunk) in out[3..].chunks_mut(8).enumerate() {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u64(n);
+        h.write_u128(nanos);
+        h.write_usize(i);
+        chunk.copy_from_slice(&h.finish().to_be_bytes());
+    }
+    out
+}
+
+/// Whether `bytes` is a fill lock's placeholder, not a value.
+pub(crate) fn is_placeholder(bytes: &[u8]) -> bool {
+    bytes.len() == PLACEHOLDER_LEN && bytes[..2] == MAGIC && bytes[2] == LOCK
+}
+
 /// Why stored bytes were not accepted as a value (each one is a miss).
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum DecodeError {
+    #[error("a fill lock's placeholder: the value is being computed")]
+    Placeholder,
     #[error("value of {len} bytes exceeds the maximum of {max}")]
     TooLarge { len: usize, max: usize },
     #[error("not written by this library (no envelope)")]
@@ -116,6 +162,9 @@ pub(crate) fn header(
             len: bytes.len(),
             max: max_len,
         });
+    }
+    if is_placeholder(bytes) {
+        return Err(DecodeError::Placeholder);
     }
     if bytes.len() < V1_HEADER_LEN || bytes[..2] != MAGIC {
         return Err(DecodeError::NoEnvelope);
@@ -236,6 +285,23 @@ mod tests {
         );
         let v: Vec<u32> = decode(&bytes, &codec, MAX).unwrap();
         assert_eq!(v, [1, 2, 3]);
+    }
+
+    #[test]
+    fn placeholders_are_unique_and_never_a_value() {
+        let codec = CodecImpl::Json;
+        let (a, b) = (placeholder(), placeholder());
+        assert_ne!(a, b, "each placeholder has its own token");
+        assert!(is_placeholder(&a) && is_placeholder(&b));
+        assert!(matches!(
+            decode::<u32>(&a, &codec, MAX),
+            Err(DecodeError::Placeholder)
+        ));
+        let value = encode(&codec, &7u32, Duration::from_secs(1), MAX).unwrap();
+        assert!(!is_placeholder(&value));
+        // Shorter than any header: a reader that knows no placeholders
+        // takes it for foreign bytes.
+        const { assert!(PLACEHOLDER_LEN < V1_HEADER_LEN) };
     }
 
     #[test]

@@ -26,6 +26,8 @@ pub enum Operation {
     InvalidateTags,
     /// A write-behind write, or a check of what its flusher has delivered.
     WriteBehind,
+    /// Taking, renewing or giving up a fill lock.
+    Lock,
 }
 
 impl fmt::Display for Operation {
@@ -38,6 +40,7 @@ impl fmt::Display for Operation {
             Operation::ClearPattern => "clear_pattern",
             Operation::InvalidateTags => "invalidate_tags",
             Operation::WriteBehind => "write_behind",
+            Operation::Lock => "lock",
         })
     }
 }

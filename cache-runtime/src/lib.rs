@@ -69,7 +69,7 @@ pub mod write_behind;
 
 mod key;
 
-pub use backend::{Backend, BoxFuture, Capabilities, TaggedLookup, TAG_VERSION_WINDOW};
+pub use backend::{Backend, BoxFuture, Capabilities, Condition, TaggedLookup, TAG_VERSION_WINDOW};
 pub use builder::CacheBuilder;
 pub use cache::Cache;
 pub use call::{SetItems, UnorderedSet};

@@ -78,6 +78,16 @@ pub struct Stats {
     /// breaker refused is in neither [`misses`](Stats::misses) nor
     /// [`errors`](Stats::errors).
     pub breaker_skips: u64,
+    /// Lookups that found another process filling the key under the fill
+    /// lock (see [`CacheBuilder::fill_lock`](crate::CacheBuilder::fill_lock))
+    /// and got its value: each is also a hit, and ran no body.
+    pub lock_waits: u64,
+    /// Lookups that waited [`lock_wait`](crate::CacheBuilder::lock_wait) for
+    /// another process's fill without a value, and ran the body themselves.
+    pub lock_timeouts: u64,
+    /// Lookups that waited for another process's fill and then took the
+    /// lock themselves: the holder gave up, or died and its lease ran out.
+    pub lock_takeovers: u64,
 }
 
 impl Stats {
@@ -109,6 +119,9 @@ pub(crate) struct Counters {
     misses: AtomicU64,
     errors: AtomicU64,
     decode_failures: AtomicU64,
+    lock_waits: AtomicU64,
+    lock_timeouts: AtomicU64,
+    lock_takeovers: AtomicU64,
 }
 
 impl Counters {
@@ -130,6 +143,15 @@ impl Counters {
     pub(crate) fn decode_failure(&self) {
         self.decode_failures.fetch_add(1, Relaxed);
     }
+    pub(crate) fn lock_wait(&self) {
+        self.lock_waits.fetch_add(1, Relaxed);
+    }
+    pub(crate) fn lock_timeout(&self) {
+        self.lock_timeouts.fetch_add(1, Relaxed);
+    }
+    pub(crate) fn lock_takeover(&self) {
+        self.lock_takeovers.fetch_add(1, Relaxed);
+    }
     pub(crate) fn snapshot(&self) -> Stats {
         Stats {
             hits: self.hits.load(Relaxed) + self.l1_hits.load(Relaxed),
@@ -143,6 +165,9 @@ impl Counters {
             breaker_open: false,
             breaker_opens: 0,
             breaker_skips: 0,
+            lock_waits: self.lock_waits.load(Relaxed),
+            lock_timeouts: self.lock_timeouts.load(Relaxed),
+            lock_takeovers: self.lock_takeovers.load(Relaxed),
         }
     }
 }

@@ -47,7 +47,7 @@
 //! prefix (`"cache"` unless set with [`MockBackend::with_prefix`]), the same
 //! key space as [`Cache::get`](crate::Cache::get) and `#[cached(key = ...)]`.
 
-use crate::backend::{glob, Backend, BoxFuture};
+use crate::backend::{glob, Backend, BoxFuture, Condition};
 use crate::builder::CacheBuilder;
 use crate::codec::{Codec, CodecImpl};
 use crate::{envelope, BackendError, Cache, Operation};
@@ -158,6 +158,31 @@ pub enum Op {
         /// How many entries were removed.
         removed: u64,
     },
+    /// A fill lock taken or found taken (see
+    /// [`CacheBuilder::fill_lock`](crate::CacheBuilder::fill_lock)): the
+    /// key held nothing and now holds the lock's placeholder (`acquired`),
+    /// or held something already.
+    Lock {
+        /// The entry's key, relative to the prefix.
+        key: String,
+        /// Whether this caller took the lock.
+        acquired: bool,
+    },
+    /// A fill lock's lease renewed (`held`), or found lost.
+    Renew {
+        /// The entry's key, relative to the prefix.
+        key: String,
+        /// Whether the caller still held the lock.
+        held: bool,
+    },
+    /// A fill lock given up without a value (the body failed, or the call
+    /// was cancelled): `held` if it was still the caller's.
+    Unlock {
+        /// The entry's key, relative to the prefix.
+        key: String,
+        /// Whether the caller still held the lock.
+        held: bool,
+    },
     /// An operation that failed because of an injected fault.
     Failed {
         /// Which operation.
@@ -182,6 +207,9 @@ impl Op {
             | Op::Exists { key, .. }
             | Op::SetRefused { key }
             | Op::SetKept { key }
+            | Op::Lock { key, .. }
+            | Op::Renew { key, .. }
+            | Op::Unlock { key, .. }
             | Op::Failed { key, .. } => key,
             Op::ClearPattern { pattern, .. } => pattern,
             Op::InvalidateTag { tag, .. } => tag,
@@ -507,6 +535,8 @@ impl MockBackend {
             .map(|e| e.value.clone())?;
         match envelope::decode(&bytes, &self.shared.codec, usize::MAX) {
             Ok(v) => Some(v),
+            // A fill lock held: no value yet.
+            Err(envelope::DecodeError::Placeholder) => None,
             Err(e) => panic!(
                 "the value at `{key}` does not decode as {}: {e}",
                 std::any::type_name::<T>()
@@ -714,7 +744,9 @@ impl Backend for MockBackend {
                 .collect();
             let op = Op::Get {
                 key: rel.to_owned(),
-                hit: value.is_some(),
+                hit: value
+                    .as_deref()
+                    .is_some_and(|v| !envelope::is_placeholder(v)),
             };
             ((value, versions), op)
         })
@@ -727,16 +759,24 @@ impl Backend for MockBackend {
         ttl: Duration,
         tags: &'a [String],
         expected: Option<&'a [u64]>,
-        if_absent: bool,
+        condition: Condition<'a>,
     ) -> BoxFuture<'a, Result<bool, BackendError>> {
         self.run(Operation::Set, key, move |state, rel| {
-            if if_absent && state.live(key).is_some() {
-                return (
-                    false,
-                    Op::SetKept {
-                        key: rel.to_owned(),
+            let current = state.live(key).map(|e| &e.value[..]);
+            if !condition.admits(current) {
+                let rel = rel.to_owned();
+                let op = match condition {
+                    // A placeholder written where something was.
+                    Condition::Absent if envelope::is_placeholder(&value) => Op::Lock {
+                        key: rel,
+                        acquired: false,
                     },
-                );
+                    Condition::Absent => Op::SetKept { key: rel },
+                    // A holder whose lock was lost (expired, or replaced by
+                    // a write): the newer value stays.
+                    _ => Op::SetRefused { key: rel },
+                };
+                return (false, op);
             }
             let current = tags
                 .iter()
@@ -749,18 +789,23 @@ impl Backend for MockBackend {
                     },
                 );
             }
+            let op = if envelope::is_placeholder(&value) {
+                Op::Lock {
+                    key: rel.to_owned(),
+                    acquired: true,
+                }
+            } else {
+                Op::Set {
+                    key: rel.to_owned(),
+                    ttl,
+                }
+            };
             state.put(key, value, ttl);
             for tag in tags {
                 let entry = state.tags.entry(tag.clone()).or_default();
                 entry.keys.insert(key.to_owned());
             }
-            (
-                true,
-                Op::Set {
-                    key: rel.to_owned(),
-                    ttl,
-                },
-            )
+            (true, op)
         })
     }
 
@@ -810,7 +855,10 @@ impl Backend for MockBackend {
             let value = state.live(key).map(|e| e.value.clone());
             let op = Op::Get {
                 key: rel.to_owned(),
-                hit: value.is_some(),
+                // A fill lock's placeholder is no value.
+                hit: value
+                    .as_deref()
+                    .is_some_and(|v| !envelope::is_placeholder(v)),
             };
             (value, op)
         })
@@ -841,7 +889,55 @@ impl Backend for MockBackend {
         ttl: Duration,
     ) -> BoxFuture<'a, Result<bool, BackendError>> {
         // A tagged write with no tags and no versions to check.
-        self.set_tagged(key, value, ttl, &[], None, true)
+        self.set_tagged(key, value, ttl, &[], None, Condition::Absent)
+    }
+
+    fn set_if<'a>(
+        &'a self,
+        key: &'a str,
+        value: Bytes,
+        ttl: Duration,
+        condition: Condition<'a>,
+    ) -> BoxFuture<'a, Result<bool, BackendError>> {
+        self.set_tagged(key, value, ttl, &[], None, condition)
+    }
+
+    fn expire_if<'a>(
+        &'a self,
+        key: &'a str,
+        expected: &'a [u8],
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<bool, BackendError>> {
+        self.run(Operation::Set, key, move |state, rel| {
+            let held = state.live(key).is_some_and(|e| e.value == expected);
+            if held {
+                let value = state.entries.remove(key).map(|e| e.value);
+                state.put(key, value.unwrap_or_default(), ttl);
+            }
+            let op = Op::Renew {
+                key: rel.to_owned(),
+                held,
+            };
+            (held, op)
+        })
+    }
+
+    fn delete_if<'a>(
+        &'a self,
+        key: &'a str,
+        expected: &'a [u8],
+    ) -> BoxFuture<'a, Result<bool, BackendError>> {
+        self.run(Operation::Delete, key, move |state, rel| {
+            let held = state.live(key).is_some_and(|e| e.value == expected);
+            if held {
+                state.entries.remove(key);
+            }
+            let op = Op::Unlock {
+                key: rel.to_owned(),
+                held,
+            };
+            (held, op)
+        })
     }
 
     fn delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<bool, BackendError>> {
@@ -894,6 +990,7 @@ impl Backend for MockBackend {
         crate::Capabilities::NONE
             .with_tags()
             .with_atomic_set_if_absent()
+            .with_compare_and_set()
     }
 
     fn kind(&self) -> &'static str {

@@ -189,12 +189,12 @@ impl MemoryBackend {
         let super::TaggedWrite {
             tags,
             expected,
-            if_absent,
+            condition,
         } = cond;
         // Held across the insert: an invalidation cannot slip between the
         // version check and the write.
         let mut index = self.tags();
-        if if_absent && self.entries.contains_key(key) {
+        if !condition.admits(self.get(key).as_deref()) {
             return false;
         }
         if let Some(expected) = expected {
@@ -254,6 +254,12 @@ impl MemoryBackend {
         match how.kind() {
             WriteKind::Tagged => self.set_tagged(key, bytes, typed, ttl, how),
             WriteKind::IfAbsent => self.set_if_absent(key, bytes, typed, ttl),
+            WriteKind::IfHolds => {
+                let super::Condition::Holds(held) = how.condition else {
+                    unreachable!("IfHolds is the Holds condition")
+                };
+                self.set_if_holds(key, held, bytes, typed, ttl)
+            }
             WriteKind::Plain => {
                 self.set(key, bytes, typed, ttl);
                 true
@@ -277,6 +283,33 @@ impl MemoryBackend {
             .entry_by_ref(key)
             .or_insert_with(|| Arc::new(Entry::new(bytes, typed, ttl, serial, Box::default())))
             .is_fresh()
+    }
+
+    /// Compare-and-set, atomic for this key.
+    pub(crate) fn set_if_holds(
+        &self,
+        key: &str,
+        held: &[u8],
+        bytes: Bytes,
+        typed: Option<TypedValue>,
+        ttl: Duration,
+    ) -> bool {
+        use moka::ops::compute::Op;
+        let serial = self.serial.fetch_add(1, Ordering::Relaxed);
+        let result = self
+            .entries
+            .entry_by_ref(key)
+            .and_compute_with(|current| match current {
+                Some(entry) if entry.value().bytes == held => Op::Put(Arc::new(Entry::new(
+                    bytes,
+                    typed,
+                    ttl,
+                    serial,
+                    Box::default(),
+                ))),
+                _ => Op::Nop,
+            });
+        matches!(result, moka::ops::compute::CompResult::ReplacedWith(_))
     }
 
     fn insert(

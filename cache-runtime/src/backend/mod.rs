@@ -111,6 +111,66 @@ pub trait Backend: fmt::Debug + Send + Sync + 'static {
             self.set(key, value, ttl).await.map(|()| true)
         })
     }
+    /// Stores `value` at `key` for `ttl` if the key's current value meets
+    /// `condition`; `true` if it stored.
+    ///
+    /// The default handles [`Condition::Always`] and [`Condition::Absent`]
+    /// with [`set`](Backend::set) and [`set_if_absent`](Backend::set_if_absent),
+    /// and answers [`BackendError::Unsupported`] for [`Condition::Holds`]. A
+    /// backend that declares [`compare_and_set`](Capabilities::compare_and_set)
+    /// implements this, [`expire_if`](Backend::expire_if) and
+    /// [`delete_if`](Backend::delete_if), each in one atomic step: the
+    /// cross-process fill lock is built on them.
+    ///
+    /// # Errors
+    ///
+    /// When the store cannot be reached or answers with an error.
+    fn set_if<'a>(
+        &'a self,
+        key: &'a str,
+        value: Bytes,
+        ttl: Duration,
+        condition: Condition<'a>,
+    ) -> BoxFuture<'a, Result<bool, BackendError>> {
+        match condition {
+            Condition::Always => {
+                Box::pin(async move { self.set(key, value, ttl).await.map(|()| true) })
+            }
+            Condition::Absent => self.set_if_absent(key, value, ttl),
+            Condition::Holds(_) => {
+                Box::pin(async { Err(BackendError::Unsupported("compare-and-set")) })
+            }
+        }
+    }
+    /// Gives `key` a new `ttl` if it holds exactly `expected`; `true` if it did.
+    ///
+    /// # Errors
+    ///
+    /// When the store cannot be reached, answers with an error, or has no
+    /// compare-and-set (the default).
+    fn expire_if<'a>(
+        &'a self,
+        key: &'a str,
+        expected: &'a [u8],
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<bool, BackendError>> {
+        let _ = (key, expected, ttl);
+        Box::pin(async { Err(BackendError::Unsupported("compare-and-set")) })
+    }
+    /// Removes `key` if it holds exactly `expected`; `true` if it did.
+    ///
+    /// # Errors
+    ///
+    /// When the store cannot be reached, answers with an error, or has no
+    /// compare-and-set (the default).
+    fn delete_if<'a>(
+        &'a self,
+        key: &'a str,
+        expected: &'a [u8],
+    ) -> BoxFuture<'a, Result<bool, BackendError>> {
+        let _ = (key, expected);
+        Box::pin(async { Err(BackendError::Unsupported("compare-and-set")) })
+    }
     /// Removes `key`; `true` if it was present.
     ///
     /// # Errors
@@ -156,9 +216,9 @@ pub trait Backend: fmt::Debug + Send + Sync + 'static {
     /// `tags`, in one atomic step. With `expected` (versions from
     /// [`get_tagged`](Backend::get_tagged)), stores nothing and returns
     /// `false` if any tag was invalidated since: the value was computed
-    /// before that invalidation and must not outlive it. With `if_absent`,
-    /// also stores nothing (`false`) if `key` holds a value, as
-    /// [`set_if_absent`](Backend::set_if_absent).
+    /// before that invalidation and must not outlive it. It also stores
+    /// nothing (`false`) unless `key`'s current value meets `condition`, as
+    /// in [`set_if`](Backend::set_if).
     ///
     /// Bookkeeping must not outlive the entries it records: a tag's record
     /// of a key may last as long as the entry, and a tag's version at least
@@ -174,9 +234,9 @@ pub trait Backend: fmt::Debug + Send + Sync + 'static {
         ttl: Duration,
         tags: &'a [String],
         expected: Option<&'a [u64]>,
-        if_absent: bool,
+        condition: Condition<'a>,
     ) -> BoxFuture<'a, Result<bool, BackendError>> {
-        let _ = (key, value, ttl, tags, expected, if_absent);
+        let _ = (key, value, ttl, tags, expected, condition);
         Box::pin(async { Err(BackendError::Unsupported("tags")) })
     }
     /// Gives each of `tags` a new version (so writes computed before now are
@@ -204,7 +264,7 @@ pub trait Backend: fmt::Debug + Send + Sync + 'static {
     /// ```
     /// use cache_runtime::Capabilities;
     /// let caps = Capabilities::NONE.with_tags().with_atomic_set_if_absent();
-    /// assert!(caps.tags && caps.atomic_set_if_absent);
+    /// assert!(caps.tags && caps.atomic_set_if_absent && !caps.compare_and_set);
     /// ```
     fn capabilities(&self) -> Capabilities {
         Capabilities::NONE
@@ -233,6 +293,10 @@ pub struct Capabilities {
     /// [`set_if_absent`](Backend::set_if_absent) checks and writes in one
     /// atomic step.
     pub atomic_set_if_absent: bool,
+    /// [`set_if`](Backend::set_if) with [`Condition::Holds`],
+    /// [`expire_if`](Backend::expire_if) and [`delete_if`](Backend::delete_if)
+    /// are implemented, each atomic: the fill lock can be held in this store.
+    pub compare_and_set: bool,
 }
 
 impl Capabilities {
@@ -244,6 +308,7 @@ impl Capabilities {
     pub const NONE: Capabilities = Capabilities {
         tags: false,
         atomic_set_if_absent: false,
+        compare_and_set: false,
     };
 
     /// Also tags.
@@ -270,6 +335,59 @@ impl Capabilities {
     }
 }
 
+impl Capabilities {
+    /// Also compare-and-set ([`Backend::set_if`] with [`Condition::Holds`],
+    /// [`Backend::expire_if`], [`Backend::delete_if`]).
+    ///
+    /// ```
+    /// assert!(cache_runtime::Capabilities::NONE.with_compare_and_set().compare_and_set);
+    /// ```
+    #[must_use]
+    pub const fn with_compare_and_set(self) -> Self {
+        Capabilities {
+            compare_and_set: true,
+            ..self
+        }
+    }
+}
+
+/// What a conditional write ([`Backend::set_if`], [`Backend::set_tagged`])
+/// requires of the key's current value.
+///
+/// ```
+/// use cache_runtime::Condition;
+/// let token = b"lock:1234";
+/// assert_ne!(Condition::Holds(token), Condition::Absent);
+/// assert!(Condition::Holds(token).admits(Some(&token[..])));
+/// assert!(!Condition::Absent.admits(Some(&b"v"[..])));
+/// assert!(Condition::Always.admits(Some(&b"v"[..])));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Condition<'a> {
+    /// None: the write replaces whatever is there.
+    Always,
+    /// The key holds nothing.
+    Absent,
+    /// The key holds exactly these bytes (compare-and-set).
+    Holds(&'a [u8]),
+}
+
+impl Condition<'_> {
+    /// Whether a key holding `current` (`None`: nothing) meets the condition.
+    ///
+    /// ```
+    /// assert!(cache_runtime::Condition::Absent.admits(None));
+    /// ```
+    #[must_use]
+    pub fn admits(&self, current: Option<&[u8]>) -> bool {
+        match (self, current) {
+            (Condition::Always, _) | (Condition::Absent, None) => true,
+            (Condition::Absent, Some(_)) | (Condition::Holds(_), None) => false,
+            (Condition::Holds(expected), Some(current)) => *expected == current,
+        }
+    }
+}
+
 /// A fresh tag version in `[2^52, 2^53)`, for every backend that keeps
 /// tags: random, so a version forgotten after [`TAG_VERSION_WINDOW`] and set
 /// again does not repeat an old one.
@@ -288,13 +406,13 @@ pub(crate) fn new_version() -> u64 {
 }
 
 /// How a write goes in: under `tags` (none for an untagged write), refused
-/// if a tag's version differs from `expected`, and only into an empty key
-/// with `if_absent`. See [`Backend::set_tagged`].
+/// if a tag's version differs from `expected`, and only if the key's value
+/// meets `condition`. See [`Backend::set_tagged`].
 #[derive(Clone, Copy)]
 pub(crate) struct TaggedWrite<'a> {
     pub(crate) tags: &'a [String],
     pub(crate) expected: Option<&'a [u64]>,
-    pub(crate) if_absent: bool,
+    pub(crate) condition: Condition<'a>,
 }
 
 /// Which command a [`TaggedWrite`] is, for every tier alike.
@@ -304,6 +422,8 @@ pub(crate) enum WriteKind {
     Tagged,
     /// Untagged, only into an empty key.
     IfAbsent,
+    /// Untagged, only over the given bytes (the fill lock's placeholder).
+    IfHolds,
     /// Untagged, replacing what is there.
     Plain,
 }
@@ -311,21 +431,22 @@ pub(crate) enum WriteKind {
 impl TaggedWrite<'_> {
     /// The one rule every tier dispatches a write by.
     pub(crate) fn kind(&self) -> WriteKind {
-        match (self.tags.is_empty(), self.if_absent) {
+        match (self.tags.is_empty(), self.condition) {
             (false, _) => WriteKind::Tagged,
-            (true, true) => WriteKind::IfAbsent,
-            (true, false) => WriteKind::Plain,
+            (true, Condition::Absent) => WriteKind::IfAbsent,
+            (true, Condition::Holds(_)) => WriteKind::IfHolds,
+            (true, Condition::Always) => WriteKind::Plain,
         }
     }
 }
 
-impl TaggedWrite<'static> {
+impl<'a> TaggedWrite<'a> {
     /// A read-through's write without tags.
-    pub(crate) fn untagged(if_absent: bool) -> Self {
+    pub(crate) fn untagged(condition: Condition<'a>) -> Self {
         TaggedWrite {
             tags: &[],
             expected: None,
-            if_absent,
+            condition,
         }
     }
 }
@@ -336,7 +457,7 @@ impl<'a> TaggedWrite<'a> {
         TaggedWrite {
             tags,
             expected: None,
-            if_absent: false,
+            condition: Condition::Always,
         }
     }
 }

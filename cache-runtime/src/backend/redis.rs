@@ -2,7 +2,7 @@
 //! connecting lazily and reconnecting by itself.
 
 use super::tier::{Caps, Tier, Walk};
-use super::{memory::TypedValue, TaggedLookup, TaggedWrite, WriteKind};
+use super::{memory::TypedValue, Condition, TaggedLookup, TaggedWrite, WriteKind};
 use crate::write_behind::Version;
 use crate::BackendError;
 use arc_swap::ArcSwapOption;
@@ -333,6 +333,27 @@ impl RedisBackend {
         Ok(reply.is_some())
     }
 
+    /// Compare-and-set: stores `value` only over `held`.
+    pub(crate) async fn set_if_holds(
+        &self,
+        key: &str,
+        held: &[u8],
+        value: &[u8],
+        ttl: Duration,
+    ) -> Result<bool, BackendError> {
+        let mut conn = self.connection().await?;
+        let ms = super::millis(ttl).max(1);
+        let stored: i64 = scripts()
+            .set_if_holds
+            .key(key)
+            .arg(held)
+            .arg(value)
+            .arg(ms)
+            .invoke_async(&mut conn)
+            .await?;
+        Ok(stored == 1)
+    }
+
     pub(crate) async fn delete(&self, key: &str) -> Result<bool, BackendError> {
         let mut conn = self.connection().await?;
         let n: u64 = redis::cmd("UNLINK").arg(key).query_async(&mut conn).await?;
@@ -402,8 +423,9 @@ const VERSION_MEMBER: &str = "\0version";
 /// Stores an entry and records it under its tags, atomically.
 ///
 /// KEYS: the entry, then each tag's sorted set. ARGV: the value, the TTL in
-/// ms, `1` to store only if the entry is absent, `1` to check versions
-/// (then one expected version per tag).
+/// ms, the condition (`0` none, `1` the entry is absent, `2` the entry holds
+/// ARGV\[5\]), `1` to check versions, the bytes for condition `2` (else
+/// empty), then one expected version per tag.
 ///
 /// Each tag's set gets the key scored by its expiry, loses up to 64 expired
 /// members (so a tag that keeps being written does not keep dead keys), and
@@ -411,10 +433,11 @@ const VERSION_MEMBER: &str = "\0version";
 const SET_TAGGED: &str = r"
 local n = #KEYS - 1
 if ARGV[3] == '1' and redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+if ARGV[3] == '2' and redis.call('GET', KEYS[1]) ~= ARGV[5] then return 0 end
 if ARGV[4] == '1' then
   for i = 1, n do
     local v = redis.call('ZSCORE', KEYS[i + 1], '\0version') or '0'
-    if tostring(v) ~= ARGV[4 + i] then return 0 end
+    if tostring(v) ~= ARGV[5 + i] then return 0 end
   end
 end
 local ttl = tonumber(ARGV[2])
@@ -446,10 +469,45 @@ if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[2]) then redis.call('PEXPIRE', KE
 return moved
 ";
 
-fn scripts() -> &'static (redis::Script, redis::Script) {
-    static SCRIPTS: std::sync::OnceLock<(redis::Script, redis::Script)> =
-        std::sync::OnceLock::new();
-    SCRIPTS.get_or_init(|| (redis::Script::new(SET_TAGGED), redis::Script::new(BUMP_TAG)))
+/// Compare-and-set: stores ARGV[2] at KEYS[1] for ARGV[3] ms if it holds
+/// exactly ARGV[1].
+const SET_IF_HOLDS: &str = r"
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+return 1
+";
+
+/// Compare-and-expire: KEYS[1] lives ARGV[2] ms from now if it holds
+/// exactly ARGV[1].
+const EXPIRE_IF_HOLDS: &str = r"
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+";
+
+/// Compare-and-delete: removes KEYS[1] if it holds exactly ARGV[1].
+const DELETE_IF_HOLDS: &str = r"
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+return redis.call('UNLINK', KEYS[1])
+";
+
+/// The scripts, each hashed once (`EVALSHA`, loaded on first use).
+struct Scripts {
+    set_tagged: redis::Script,
+    bump_tag: redis::Script,
+    set_if_holds: redis::Script,
+    expire_if_holds: redis::Script,
+    delete_if_holds: redis::Script,
+}
+
+fn scripts() -> &'static Scripts {
+    static SCRIPTS: std::sync::OnceLock<Scripts> = std::sync::OnceLock::new();
+    SCRIPTS.get_or_init(|| Scripts {
+        set_tagged: redis::Script::new(SET_TAGGED),
+        bump_tag: redis::Script::new(BUMP_TAG),
+        set_if_holds: redis::Script::new(SET_IF_HOLDS),
+        expire_if_holds: redis::Script::new(EXPIRE_IF_HOLDS),
+        delete_if_holds: redis::Script::new(DELETE_IF_HOLDS),
+    })
 }
 
 /// A version as Redis prints a score: an integer below 2^53 prints exactly.
@@ -504,25 +562,26 @@ impl RedisBackend {
         ttl: Duration,
         tags: &[String],
         expected: Option<&[u64]>,
-        if_absent: bool,
+        condition: Condition<'_>,
     ) -> Result<bool, BackendError> {
         let mut conn = self.connection().await?;
         let ms = super::millis(ttl).max(1);
-        let mut call = scripts().0.key(key);
+        let mut call = scripts().set_tagged.key(key);
         for tag in tags {
             call.key(tag);
         }
-        call.arg(value).arg(ms).arg(u8::from(if_absent));
-        match expected {
-            Some(versions) => {
-                call.arg(1);
-                for v in versions {
-                    call.arg(v.to_string());
-                }
-            }
-            None => {
-                call.arg(0);
-            }
+        let (mode, held): (u8, &[u8]) = match condition {
+            Condition::Always => (0, b""),
+            Condition::Absent => (1, b""),
+            Condition::Holds(bytes) => (2, bytes),
+        };
+        call.arg(value)
+            .arg(ms)
+            .arg(mode)
+            .arg(u8::from(expected.is_some()))
+            .arg(held);
+        for v in expected.unwrap_or_default() {
+            call.arg(v.to_string());
         }
         let stored: i64 = call.invoke_async(&mut conn).await?;
         Ok(stored == 1)
@@ -542,7 +601,7 @@ impl RedisBackend {
             let moved: i64 = walk
                 .step(
                     scripts()
-                        .1
+                        .bump_tag
                         .key(tag)
                         .key(&aside)
                         .arg(version)
@@ -610,6 +669,7 @@ impl Tier for RedisBackend {
             invalidations: self.push.is_some(),
             local: false,
             streams: true,
+            compare_and_set: true,
         }
     }
 
@@ -642,16 +702,51 @@ impl Tier for RedisBackend {
     ) -> Result<bool, BackendError> {
         match how.kind() {
             WriteKind::Tagged => {
-                self.set_tagged(key, &bytes, ttl, how.tags, how.expected, how.if_absent)
+                self.set_tagged(key, &bytes, ttl, how.tags, how.expected, how.condition)
                     .await
             }
             WriteKind::IfAbsent => self.set_if_absent(key, &bytes, ttl).await,
+            WriteKind::IfHolds => {
+                let Condition::Holds(held) = how.condition else {
+                    unreachable!("IfHolds is the Holds condition")
+                };
+                self.set_if_holds(key, held, &bytes, ttl).await
+            }
             WriteKind::Plain => self.set(key, &bytes, ttl).await.map(|()| true),
         }
     }
 
     async fn delete(&self, key: &str) -> Result<bool, BackendError> {
         RedisBackend::delete(self, key).await
+    }
+
+    async fn expire_if(
+        &self,
+        key: &str,
+        expected: &[u8],
+        ttl: Duration,
+    ) -> Result<bool, BackendError> {
+        let mut conn = self.connection().await?;
+        let ms = super::millis(ttl).max(1);
+        let done: i64 = scripts()
+            .expire_if_holds
+            .key(key)
+            .arg(expected)
+            .arg(ms)
+            .invoke_async(&mut conn)
+            .await?;
+        Ok(done == 1)
+    }
+
+    async fn delete_if(&self, key: &str, expected: &[u8]) -> Result<bool, BackendError> {
+        let mut conn = self.connection().await?;
+        let done: i64 = scripts()
+            .delete_if_holds
+            .key(key)
+            .arg(expected)
+            .invoke_async(&mut conn)
+            .await?;
+        Ok(done == 1)
     }
 
     async fn exists(&self, key: &str) -> Result<bool, BackendError> {

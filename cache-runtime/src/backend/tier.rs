@@ -30,6 +30,9 @@ pub(crate) struct Caps {
     /// Durable streams read by consumer groups: the write-behind's log
     /// survives the process.
     pub(crate) streams: bool,
+    /// Atomic compare-and-set, -expire and -delete: the fill lock can live
+    /// here.
+    pub(crate) compare_and_set: bool,
 }
 
 /// The context of a walk (a pattern clear, a tag invalidation), which is
@@ -93,6 +96,27 @@ pub(crate) trait Tier: Send + Sync {
         how: TaggedWrite<'_>,
     ) -> impl Future<Output = Result<bool, BackendError>> + Send;
     fn delete(&self, key: &str) -> impl Future<Output = Result<bool, BackendError>> + Send;
+    /// A new `ttl` for `key` if it holds exactly `expected` (only with
+    /// [`Caps::compare_and_set`]).
+    fn expire_if(
+        &self,
+        key: &str,
+        expected: &[u8],
+        ttl: Duration,
+    ) -> impl Future<Output = Result<bool, BackendError>> + Send {
+        let _ = (key, expected, ttl);
+        std::future::ready(Err(BackendError::Unsupported("compare-and-set")))
+    }
+    /// Removes `key` if it holds exactly `expected` (only with
+    /// [`Caps::compare_and_set`]).
+    fn delete_if(
+        &self,
+        key: &str,
+        expected: &[u8],
+    ) -> impl Future<Output = Result<bool, BackendError>> + Send {
+        let _ = (key, expected);
+        std::future::ready(Err(BackendError::Unsupported("compare-and-set")))
+    }
     fn exists(&self, key: &str) -> impl Future<Output = Result<bool, BackendError>> + Send;
     fn clear_pattern(
         &self,
@@ -169,6 +193,7 @@ impl Tier for Custom {
             invalidations: false,
             local: self.0.is_local(),
             streams: false,
+            compare_and_set: declared.compare_and_set,
         }
     }
 
@@ -196,16 +221,30 @@ impl Tier for Custom {
         let b = &self.0;
         match how.kind() {
             WriteKind::Tagged => {
-                b.set_tagged(key, bytes, ttl, how.tags, how.expected, how.if_absent)
+                b.set_tagged(key, bytes, ttl, how.tags, how.expected, how.condition)
                     .await
             }
             WriteKind::IfAbsent => b.set_if_absent(key, bytes, ttl).await,
+            WriteKind::IfHolds => b.set_if(key, bytes, ttl, how.condition).await,
             WriteKind::Plain => b.set(key, bytes, ttl).await.map(|()| true),
         }
     }
 
     async fn delete(&self, key: &str) -> Result<bool, BackendError> {
         self.0.delete(key).await
+    }
+
+    async fn expire_if(
+        &self,
+        key: &str,
+        expected: &[u8],
+        ttl: Duration,
+    ) -> Result<bool, BackendError> {
+        self.0.expire_if(key, expected, ttl).await
+    }
+
+    async fn delete_if(&self, key: &str, expected: &[u8]) -> Result<bool, BackendError> {
+        self.0.delete_if(key, expected).await
     }
 
     async fn exists(&self, key: &str) -> Result<bool, BackendError> {
@@ -238,6 +277,8 @@ impl Tier for MemoryBackend {
             invalidations: false,
             local: true,
             streams: false,
+            // One process: its single flight is the lock.
+            compare_and_set: false,
         }
     }
 
@@ -368,6 +409,19 @@ impl Tier for Store {
 
     async fn delete(&self, key: &str) -> Result<bool, BackendError> {
         each!(self, t => Tier::delete(t, key).await)
+    }
+
+    async fn expire_if(
+        &self,
+        key: &str,
+        expected: &[u8],
+        ttl: Duration,
+    ) -> Result<bool, BackendError> {
+        each!(self, t => Tier::expire_if(t, key, expected, ttl).await)
+    }
+
+    async fn delete_if(&self, key: &str, expected: &[u8]) -> Result<bool, BackendError> {
+        each!(self, t => Tier::delete_if(t, key, expected).await)
     }
 
     async fn exists(&self, key: &str) -> Result<bool, BackendError> {

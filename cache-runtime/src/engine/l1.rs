@@ -35,7 +35,7 @@ use bytes::Bytes;
 use hashbrown::DefaultHashBuilder;
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
-use std::sync::{Mutex, MutexGuard, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -61,6 +61,75 @@ pub(crate) struct L1 {
     arming: tokio::sync::Mutex<Option<Instant>>,
     flushes: AtomicU64,
     invalidations: AtomicU64,
+    /// Callers waiting for another process's fill, woken by the key's
+    /// invalidation.
+    pub(crate) waiters: Waiters,
+}
+
+/// Callers of this process waiting for a key that another process is
+/// filling under the fill lock: their reads of the placeholder were
+/// tracked, so the holder's write comes back as an invalidation, which
+/// wakes them at once (the jittered poll is the fallback). At most one per
+/// key per engine (the single flight), so the table stays tiny, and an
+/// invalidation costs one atomic load while no one waits.
+#[derive(Default)]
+pub(crate) struct Waiters {
+    count: std::sync::atomic::AtomicUsize,
+    table: Mutex<Vec<Waiter>>,
+}
+
+/// A waiting key and how to wake its waiter.
+type Waiter = (Box<[u8]>, Arc<tokio::sync::Notify>);
+
+/// One registered waiter; unregistered on drop.
+pub(crate) struct Waiting<'a> {
+    waiters: &'a Waiters,
+    pub(crate) notify: Arc<tokio::sync::Notify>,
+}
+
+impl Waiters {
+    pub(crate) fn register(&self, key: &str) -> Waiting<'_> {
+        let notify = Arc::new(tokio::sync::Notify::new());
+        lock(&self.table).push((key.as_bytes().into(), notify.clone()));
+        self.count.fetch_add(1, SeqCst);
+        Waiting {
+            waiters: self,
+            notify,
+        }
+    }
+
+    /// `key` changed: its waiters read it again.
+    fn wake(&self, key: &[u8]) {
+        if self.count.load(SeqCst) == 0 {
+            return;
+        }
+        for (k, notify) in lock(&self.table).iter() {
+            if **k == *key {
+                // Stores a permit if the waiter is between two reads.
+                notify.notify_one();
+            }
+        }
+    }
+
+    /// Anything may have changed (a flush, a lost connection).
+    fn wake_all(&self) {
+        if self.count.load(SeqCst) == 0 {
+            return;
+        }
+        for (_, notify) in lock(&self.table).iter() {
+            notify.notify_one();
+        }
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        let mut table = lock(&self.waiters.table);
+        if let Some(at) = table.iter().position(|(_, n)| Arc::ptr_eq(n, &self.notify)) {
+            table.swap_remove(at);
+        }
+        self.waiters.count.fetch_sub(1, SeqCst);
+    }
 }
 
 /// What a fill saw before its read; it installs only if nothing moved since.
@@ -95,6 +164,7 @@ impl L1 {
             arming: tokio::sync::Mutex::new(None),
             flushes: AtomicU64::new(0),
             invalidations: AtomicU64::new(0),
+            waiters: Waiters::default(),
         }
     }
 
@@ -170,6 +240,7 @@ impl L1 {
         }
         self.store.clear();
         self.flushes.fetch_add(1, SeqCst);
+        self.waiters.wake_all();
     }
 
     /// A shared connection dropped or went silent: its invalidations may be
@@ -190,6 +261,7 @@ impl L1 {
                         if let redis::Value::BulkString(key) = key {
                             self.invalidations.fetch_add(1, SeqCst);
                             self.forget(&key);
+                            self.waiters.wake(&key);
                         }
                     }
                 }
@@ -317,6 +389,25 @@ mod tests {
         assert!(!l1.install("b", ticket, v("2"), None, TTL));
         assert!(l1.ticket("b").is_none(), "no fills while disarmed");
         assert_eq!(l1.flushes(), 1);
+    }
+
+    #[tokio::test]
+    async fn an_invalidation_wakes_the_keys_waiter_even_before_it_waits() {
+        let l1 = armed();
+        let waiting = l1.waiters.register("k");
+        let other = l1.waiters.register("other");
+        // Arrives between two reads: kept as a permit.
+        l1.on_push(invalidate(&["k"]));
+        tokio::time::timeout(Duration::from_secs(5), waiting.notify.notified())
+            .await
+            .expect("woken by the invalidation of its key");
+        let not_woken =
+            tokio::time::timeout(Duration::from_millis(20), other.notify.notified()).await;
+        assert!(not_woken.is_err(), "another key's waiter sleeps on");
+        drop(waiting);
+        drop(other);
+        assert_eq!(l1.waiters.count.load(SeqCst), 0);
+        assert!(lock(&l1.waiters.table).is_empty());
     }
 
     #[test]

@@ -298,6 +298,23 @@ impl L2 {
         self.guard.command(self.tier.delete(key)).await
     }
 
+    /// Compare-and-delete (the fill lock's release).
+    pub(crate) async fn delete_if(&self, key: &str, expected: &[u8]) -> Result<bool, BackendError> {
+        self.guard.command(self.tier.delete_if(key, expected)).await
+    }
+
+    /// Compare-and-expire (the fill lock's renewal).
+    pub(crate) async fn expire_if(
+        &self,
+        key: &str,
+        expected: &[u8],
+        ttl: Duration,
+    ) -> Result<bool, BackendError> {
+        self.guard
+            .command(self.tier.expire_if(key, expected, ttl))
+            .await
+    }
+
     pub(crate) async fn exists(&self, key: &str) -> Result<bool, BackendError> {
         if self.retry {
             let deadline = self.guard.deadline();

@@ -13,14 +13,16 @@
 mod breaker;
 mod l1;
 mod l2;
+mod lock;
 mod read;
 
 pub(crate) use breaker::BreakerSettings;
 pub(crate) use l1::L1;
 pub(crate) use l2::{deadline_after, Guard, L2};
+pub(crate) use lock::{LockSettings, DEFAULT_LEASE};
 pub(crate) use read::{get_or_compute, Tagging, Target};
 
-use crate::backend::{Store, TaggedWrite};
+use crate::backend::{Store, TaggedWrite, Tier as _};
 use crate::codec::CodecImpl;
 use crate::flight::Flights;
 use crate::stats::Counters;
@@ -65,6 +67,9 @@ pub(crate) struct Settings {
     pub(crate) breaker: BreakerSettings,
     pub(crate) health_check_interval: Option<Duration>,
     pub(crate) retry_on_timeout: bool,
+    /// The fill lock, if asked for (used only on a tier with
+    /// compare-and-set).
+    pub(crate) lock: Option<LockSettings>,
 }
 
 pub(crate) struct Engine {
@@ -88,6 +93,8 @@ pub(crate) struct Engine {
     heartbeat: AtomicBool,
     health_check_interval: Option<Duration>,
     breaker_cooldown: Duration,
+    /// The fill lock, when it is on and the tier can hold it.
+    pub(crate) lock: Option<LockSettings>,
 }
 
 /// How often the L1's heartbeat checks the connections that bring its
@@ -153,6 +160,10 @@ impl Engine {
         l1: Option<Arc<L1>>,
         me: Weak<Engine>,
     ) -> Self {
+        let caps = tier.caps();
+        let lock = settings
+            .lock
+            .filter(|_| caps.compare_and_set && !caps.local);
         Engine {
             prefix: settings.prefix,
             codec: settings.codec,
@@ -174,6 +185,7 @@ impl Engine {
             heartbeat: AtomicBool::new(false),
             health_check_interval: settings.health_check_interval,
             breaker_cooldown: settings.breaker.cooldown,
+            lock,
         }
     }
 
@@ -223,6 +235,8 @@ impl Engine {
     ) -> Option<T> {
         match envelope::decode_schema(bytes, &self.codec, self.max_value_size, schema) {
             Ok(v) => Some(v),
+            // A fill under way elsewhere: a miss, not a bad value.
+            Err(envelope::DecodeError::Placeholder) => None,
             Err(reason) => {
                 self.counters.decode_failure();
                 tracing::debug!(key, %reason, "stored value not usable; treating it as a miss");

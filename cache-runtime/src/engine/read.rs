@@ -1,11 +1,12 @@
 //! The read path behind `#[cached]`: one driver, one function per step.
 
 use super::l1::Ticket;
+use super::lock::{Held, Waited};
 use super::{deadline_after, Engine};
-use crate::backend::{TaggedWrite, TAG_VERSION_WINDOW};
+use crate::backend::{Condition, TaggedWrite, TAG_VERSION_WINDOW};
 use crate::call::{Policy, Typed, L1 as SiteL1};
 use crate::flight::{Follower, Join, Leader, Shared};
-use crate::{Cache, Operation};
+use crate::{envelope, Cache, Operation};
 use bytes::Bytes;
 use std::future::Future;
 use std::time::Duration;
@@ -20,6 +21,8 @@ pub(crate) struct Target {
     pub(crate) none_ttl: Option<Duration>,
     /// The function's L1 setting.
     pub(crate) l1: SiteL1,
+    /// Whether a miss takes the fill lock (if the cache has it on).
+    pub(crate) lock: bool,
     /// The stored type's schema fingerprint (0: unknown).
     pub(crate) schema: u64,
     /// Boxed: most calls have no tags, and the state machine stays small.
@@ -49,6 +52,8 @@ struct Fill {
     /// The lookup failed: skip the write too, so an outage costs one
     /// deadline, not two.
     store: bool,
+    /// The lookup found another caller's fill lock (not yet counted).
+    locked: bool,
     started: Instant,
     /// What is left of the deadline for the write, read after the lookup
     /// so the body's time stays out of it.
@@ -56,6 +61,16 @@ struct Fill {
     /// The tags' versions as the lookup read them: the write is refused if
     /// any tag is invalidated while the body runs.
     versions: Option<Vec<u64>>,
+}
+
+/// What the fill lock step ends with.
+enum Locked<'a, Out> {
+    /// Another process's value (and its bytes, for the followers here).
+    Value(Out, Bytes),
+    /// This caller holds the lock: it loads, and stores over its placeholder.
+    Held(Held<'a>),
+    /// This caller loads without the lock.
+    Without,
 }
 
 /// The read-through path behind `#[cached]`, one state machine from lookup
@@ -131,11 +146,32 @@ where
             Err(fill) => fill,
         };
 
-        // 5. The body.
-        let out = body.as_mut().await;
+        // 5. The fill lock, across processes: the value another process
+        // loaded, or this caller's turn to load (holding the lock, or not).
+        let mut fill = fill;
+        let held = if fill.locked || engine.lock.is_some() {
+            match Box::pin(engine.lock_step::<P, Out>(&target, typed, &mut fill)).await {
+                Locked::Value(out, bytes) => {
+                    if let Some(leader) = leader {
+                        leader.finish(Some(bytes));
+                    }
+                    return out;
+                }
+                Locked::Held(held) => Some(held),
+                Locked::Without => None,
+            }
+        } else {
+            None
+        };
 
-        // 6. Store what the policy allows, and hand it to the followers.
-        Box::pin(engine.store::<P, Out>(&target, fill, leader, &out, typed)).await;
+        // 6. The body, renewing the lock's lease while it runs.
+        let out = match (&held, engine.lock) {
+            (Some(held), Some(lock)) => engine.holding(held, lock.lease, body.as_mut()).await,
+            _ => body.as_mut().await,
+        };
+
+        // 7. Store what the policy allows, and hand it to the followers.
+        Box::pin(engine.store::<P, Out>(&target, fill, leader, held, &out, typed)).await;
         out
     }
 }
@@ -254,11 +290,17 @@ impl Engine {
             // Undecodable bytes in the memory store: counted already.
             replace,
             store: true,
+            locked: false,
             started,
             write_budget: Duration::ZERO,
             versions,
         };
         match found {
+            // Another caller is filling the key (step 5 waits for it).
+            Ok(Some(bytes)) if !replace && envelope::is_placeholder(&bytes) => {
+                self.recovered();
+                fill.locked = true;
+            }
             Ok(Some(bytes)) if !replace => {
                 if let Some(value) = self.decode_counted::<P::Value>(key, &bytes, target.schema) {
                     self.counters.hit();
@@ -293,6 +335,77 @@ impl Engine {
         Err(fill)
     }
 
+    /// Step 5: the fill lock. A caller that found the key empty takes the
+    /// lock; one that found it taken (or lost the race for it) waits for
+    /// the holder's value. Off for this call, or after a failed lookup or
+    /// undecodable bytes (which no lock guards), it loads without.
+    async fn lock_step<'a, P: Policy<Out>, Out>(
+        &'a self,
+        target: &'a Target,
+        typed: Option<Typed<Out>>,
+        fill: &mut Fill,
+    ) -> Locked<'a, Out> {
+        let key = target.key.as_str();
+        let settings = match self.lock {
+            Some(settings) if target.lock && fill.store && !fill.replace => settings,
+            _ => {
+                if fill.locked {
+                    // Taken, but not waited for: a miss like any other.
+                    self.counters.miss();
+                }
+                return Locked::Without;
+            }
+        };
+        if !fill.locked {
+            match self.try_lock(key, settings.lease).await {
+                Ok(Some(held)) => return Locked::Held(held),
+                Ok(None) => {} // taken meanwhile: wait for it
+                Err(e) => {
+                    self.fail_open(Operation::Lock, key, &e);
+                    fill.store = false;
+                    return Locked::Without;
+                }
+            }
+        }
+        let tags = target.tagging.as_ref().map(|t| &t.tags[..]);
+        let waited = self
+            .wait_for_fill(key, tags, &mut fill.versions, settings)
+            .await;
+        // A fresh budget for the write: the wait is no part of the lookup's.
+        fill.write_budget = self.l2.guard().timeout();
+        match waited {
+            Waited::Value(bytes, ticket) => {
+                let Some(value) = self.decode_counted::<P::Value>(key, &bytes, target.schema)
+                else {
+                    self.counters.miss();
+                    fill.replace = true;
+                    return Locked::Without;
+                };
+                self.counters.hit();
+                self.counters.lock_wait();
+                self.recovered();
+                let out = P::from_cached(value);
+                self.count_absent::<P, Out>(&out);
+                if let Some(ticket) = ticket {
+                    self.install_hit(target, ticket, &bytes, typed, &out);
+                }
+                Locked::Value(out, bytes)
+            }
+            Waited::Acquired(held) => {
+                self.counters.miss();
+                Locked::Held(held)
+            }
+            Waited::TimedOut => {
+                self.counters.miss();
+                Locked::Without
+            }
+            Waited::Failed => {
+                fill.store = false;
+                Locked::Without
+            }
+        }
+    }
+
     /// An L2 hit goes into the L1 with a decoded copy, for the entry's
     /// remaining lifetime in Redis, capped by the function's `l1_ttl`.
     fn install_hit<Out>(
@@ -320,6 +433,7 @@ impl Engine {
         target: &Target,
         fill: Fill,
         mut leader: Option<Leader<'_>>,
+        mut held: Option<Held<'_>>,
         out: &Out,
         typed: Option<Typed<Out>>,
     ) {
@@ -335,6 +449,14 @@ impl Engine {
             store = false;
         }
         let local = self.l2.caps().local;
+        // Nothing to store over the fill lock's placeholder: remove it
+        // before the waiters here learn of it, so that the next caller
+        // (here or elsewhere) takes the lock at once.
+        if !store || encoded.is_none() {
+            if let Some(held) = held.take() {
+                held.release().await;
+            }
+        }
         // A failed load: the waiting callers take turns (one of them leads
         // the next load) rather than each running the body at once.
         if P::failed(out) {
@@ -364,18 +486,36 @@ impl Engine {
                 (true, Some(t)) => (t.to_any)(out),
                 _ => None,
             };
+            // Over this caller's own placeholder, if it holds the lock;
+            // else into an empty key, unless it held undecodable bytes.
+            let condition = match (&held, fill.replace) {
+                (Some(held), _) => held.condition(),
+                (None, false) => Condition::Absent,
+                (None, true) => Condition::Always,
+            };
             let how = match &target.tagging {
                 Some(t) => TaggedWrite {
                     tags: &t.tags,
                     expected: fill.versions.as_deref(),
-                    if_absent: !fill.replace,
+                    condition,
                 },
-                None => TaggedWrite::untagged(!fill.replace),
+                None => TaggedWrite::untagged(condition),
             };
             let written = self
                 .l2
                 .write(key, bytes, copy, ttl, how, fill.write_budget)
                 .await;
+            // Replaced by this value; refused (the lock lost, or a tag
+            // invalidated meanwhile), the placeholder is removed if it is
+            // still this caller's; after an error, the lock removes it in
+            // the background.
+            if let (Ok(stored), Some(h)) = (&written, held.take()) {
+                if *stored {
+                    h.settle();
+                } else {
+                    h.release().await;
+                }
+            }
             match written {
                 Ok(true) => {
                     self.recovered();
