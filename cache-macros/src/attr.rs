@@ -46,6 +46,7 @@ impl Kind {
                 Ttl,
                 L1,
                 L1Ttl,
+                Lock,
                 Key,
                 Name,
                 Skip,
@@ -73,6 +74,7 @@ pub(crate) enum Opt {
     Ttl,
     L1,
     L1Ttl,
+    Lock,
     Key,
     Keys,
     Name,
@@ -94,6 +96,7 @@ impl Opt {
             Opt::Ttl => "ttl",
             Opt::L1 => "l1",
             Opt::L1Ttl => "l1_ttl",
+            Opt::Lock => "lock",
             Opt::Key => "key",
             Opt::Keys => "keys",
             Opt::Name => "name",
@@ -125,6 +128,7 @@ impl Opt {
             Opt::Keys => "[\"product:{id}\"]",
             Opt::Pattern => "\"products:list:*\"",
             Opt::L1 => return format!("`l1` takes a value: {L1_HELP}"),
+            Opt::Lock => return format!("`lock` takes a value: {LOCK_HELP}"),
             Opt::Skip => return "`skip` takes a list of parameters: `skip(db, pool)`".into(),
             Opt::CacheNone => {
                 return "`cache_none` takes no value: write `cache_none` to also cache `None`, or \
@@ -211,6 +215,8 @@ pub(crate) struct Options {
     /// `l1 = false` (`l1 = true` is the default).
     pub(crate) l1: Slot<bool>,
     pub(crate) l1_ttl: Slot<L1Ttl>,
+    /// `lock = false` (`lock = true` is the default).
+    pub(crate) lock: Slot<bool>,
     pub(crate) key: Slot<LitStr>,
     pub(crate) name: Slot<LitStr>,
     pub(crate) skip: Slot<Vec<Ident>>,
@@ -251,6 +257,7 @@ impl Options {
             ttl: Slot::new(Opt::Ttl),
             l1: Slot::new(Opt::L1),
             l1_ttl: Slot::new(Opt::L1Ttl),
+            lock: Slot::new(Opt::Lock),
             key: Slot::new(Opt::Key),
             name: Slot::new(Opt::Name),
             skip: Slot::new(Opt::Skip),
@@ -281,6 +288,15 @@ impl Options {
                     ));
                     continue;
                 }
+                if kind == Kind::Put && written == Opt::Lock.name() {
+                    errors.push(syn::Error::new(
+                        span,
+                        "`lock` does not apply to #[cache_put], which runs its body on every call: \
+                         there is no miss for callers to share; put it on the #[cached] function \
+                         that reads the key, e.g. `#[cached(lock = false)]`",
+                    ));
+                    continue;
+                }
                 let names = || options.iter().map(|o| o.name());
                 let hint = did_you_mean(&written, names())
                     .map_or(String::new(), |s| format!("did you mean `{s}`? "));
@@ -300,8 +316,12 @@ impl Options {
                     Ok(ttl) => opts.ttl.set(span, ttl, errors),
                     Err(err) => errors.push(err),
                 },
-                (Opt::L1, Value::Expr(e)) => match parse_l1(&e) {
+                (Opt::L1, Value::Expr(e)) => match parse_bool(&e, "l1", L1_HELP) {
                     Ok(on) => opts.l1.set(span, on, errors),
+                    Err(err) => errors.push(err),
+                },
+                (Opt::Lock, Value::Expr(e)) => match parse_bool(&e, "lock", LOCK_HELP) {
+                    Ok(on) => opts.lock.set(span, on, errors),
                     Err(err) => errors.push(err),
                 },
                 (Opt::L1Ttl, Value::Expr(e)) => match unpreset_seconds(&e, &L1_TTL) {
@@ -527,8 +547,11 @@ fn unpreset_seconds(e: &Expr, option: &SecondsOption) -> syn::Result<L1Ttl> {
     })
 }
 
-/// `l1 = false` or `l1 = true`.
-fn parse_l1(e: &Expr) -> syn::Result<bool> {
+/// `lock = false` or `lock = true`.
+const LOCK_HELP: &str = "write `lock = false` to let each process that misses run the body (no lock across processes), or leave `lock` out to keep the fill lock";
+
+/// `l1 = false` or `l1 = true` (`option`, with `help` for a wrong value).
+fn parse_bool(e: &Expr, option: &str, help: &str) -> syn::Result<bool> {
     match ungroup(e) {
         Expr::Lit(ExprLit {
             lit: Lit::Bool(b), ..
@@ -538,13 +561,13 @@ fn parse_l1(e: &Expr) -> syn::Result<bool> {
         }) if matches!(s.value().trim(), "true" | "false") => Err(syn::Error::new(
             s.span(),
             format!(
-                "`l1` takes a bool, not a string: write `l1 = {}`",
+                "`{option}` takes a bool, not a string: write `{option} = {}`",
                 s.value().trim()
             ),
         )),
         other => Err(syn::Error::new_spanned(
             other,
-            format!("`l1` takes `true` or `false`; {L1_HELP}"),
+            format!("`{option}` takes `true` or `false`; {help}"),
         )),
     }
 }
@@ -848,6 +871,28 @@ mod tests {
     }
 
     #[test]
+    fn lock_parses_on_cached_only() {
+        let (o, m) = parsed(Kind::Cached, quote!(lock = false));
+        assert!(m.is_empty(), "{m:?}");
+        assert_eq!(o.lock.get(), Some(&false));
+        let (_, m) = parsed(Kind::Cached, quote!(lock = "false"));
+        assert_eq!(
+            m,
+            ["`lock` takes a bool, not a string: write `lock = false`"]
+        );
+        let (_, m) = parsed(Kind::Cached, quote!(lock));
+        assert!(
+            m[0].starts_with("`lock` takes a value: write `lock = false`"),
+            "{m:?}"
+        );
+        let (_, m) = parsed(Kind::Put, quote!(lock = false));
+        assert!(
+            m[0].starts_with("`lock` does not apply to #[cache_put]"),
+            "{m:?}"
+        );
+    }
+
+    #[test]
     fn l1_options_parse() {
         for kind in [Kind::Cached, Kind::Put] {
             let (o, m) = parsed(kind, quote!(l1 = false));
@@ -966,7 +1011,10 @@ mod tests {
     #[test]
     fn l1_options_are_listed_where_they_apply() {
         for (kind, listed) in [
-            (Kind::Cached, "valid options are: ttl, l1, l1_ttl, key,"),
+            (
+                Kind::Cached,
+                "valid options are: ttl, l1, l1_ttl, lock, key,",
+            ),
             (Kind::Put, "valid options are: key, ttl, l1, l1_ttl, tags,"),
         ] {
             let (_, m) = parsed(kind, quote!(expiry = 60, l1ttl = 5));

@@ -298,7 +298,8 @@ fn body(func: &Function<'_>, block: &Block) -> TokenStream {
 }
 
 /// The `static` site: `Site::new(name, ttl)`, with `.l1(..)` when not the
-/// default and `.none_ttl(secs)` with `none_ttl`.
+/// default, `.none_ttl(secs)` with `none_ttl` and `.without_lock()` with
+/// `lock = false`.
 fn site(plan: &Plan) -> TokenStream {
     let name = &plan.name;
     match &plan.op {
@@ -309,7 +310,8 @@ fn site(plan: &Plan) -> TokenStream {
                 let s = Literal::u64_unsuffixed(s);
                 quote!(.none_ttl(#s))
             });
-            quote!(__cache_rt::Site::new(#name, #ttl) #l1 #none_ttl)
+            let lock = (!store.lock).then(|| quote!(.without_lock()));
+            quote!(__cache_rt::Site::new(#name, #ttl) #l1 #none_ttl #lock)
         }
         Op::Evict(_) => quote!(__cache_rt::Site::new(#name, __cache_rt::Ttl::Default)),
     }

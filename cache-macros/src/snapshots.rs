@@ -517,6 +517,19 @@ fn l1_off() {
 }
 
 #[test]
+fn lock_off() {
+    check(
+        "lock_off",
+        quote!(ttl = 5, key = "feed:{user}", lock = false),
+        quote! {
+            async fn feed(user: u64) -> Vec<u64> {
+                feeds::latest(user).await
+            }
+        },
+    );
+}
+
+#[test]
 fn l1_ttl_with_companions() {
     check_as(
         Show::CachedAll,

@@ -43,6 +43,8 @@ pub(crate) struct Store {
     /// `none_ttl`, in seconds: how long a stored `None` lives.
     pub(crate) none_ttl: Option<u64>,
     pub(crate) l1: L1,
+    /// Whether a miss takes the fill lock (`lock = false`: not).
+    pub(crate) lock: bool,
     /// The `Policy` for what is stored: `SomeOnly`, `SomeOrNone`, `OkOnly`,
     /// `Always`.
     pub(crate) policy: Ident,
@@ -439,6 +441,7 @@ fn store(kind: Kind, opts: &Options, output: &Output<'_>, errors: &mut Errors) -
         ttl: opts.ttl.get().copied(),
         none_ttl,
         l1,
+        lock: opts.lock.get().copied().unwrap_or(true),
         policy: policy?,
     })
 }

@@ -19,5 +19,6 @@ mod races;
 mod read_through;
 mod schema;
 mod security;
+mod stampede;
 mod tags;
 mod write_behind;
