@@ -2,8 +2,11 @@
 //! stampede benchmark: many tasks call one cold `#[cached]` key at once.
 //!
 //! ```text
-//! stampede-worker <redis url> <prefix> <id> <tasks> <body ms> <lease ms> <l1: 0|1>
+//! stampede-worker <redis url> <prefix> <id> <tasks> <body ms> <lease ms> <l1: 0|1> <lock: 0|1>
 //! ```
+//!
+//! The benchmark includes this file as a module and runs [`run`] in a
+//! child process of its own.
 //!
 //! It prints `ready` once its cache is built, waits for a line on standard
 //! input (so that every process starts at once), runs the tasks, and
@@ -39,19 +42,35 @@ fn arg<T: std::str::FromStr>(args: &[String], at: usize, what: &str) -> T {
         .unwrap_or_else(|| panic!("argument {at} ({what}) is missing or malformed: {args:?}"))
 }
 
-#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
-async fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let url: String = arg(&args, 1, "redis url");
-    let prefix: String = arg(&args, 2, "prefix");
-    let id: u64 = arg(&args, 3, "id");
-    let tasks: usize = arg(&args, 4, "tasks");
-    let body_ms: u64 = arg(&args, 5, "body ms");
-    let lease_ms: u64 = arg(&args, 6, "lease ms");
-    let l1: u8 = arg(&args, 7, "l1");
+#[allow(dead_code)] // in the benchmark, which has a `main` of its own
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    run(&args);
+}
+
+/// One worker, from its arguments (the program's name left out).
+pub fn run(args: &[String]) {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a runtime")
+        .block_on(work(args));
+}
+
+async fn work(args: &[String]) {
+    let url: String = arg(args, 0, "redis url");
+    let prefix: String = arg(args, 1, "prefix");
+    let id: u64 = arg(args, 2, "id");
+    let tasks: usize = arg(args, 3, "tasks");
+    let body_ms: u64 = arg(args, 4, "body ms");
+    let lease_ms: u64 = arg(args, 5, "lease ms");
+    let l1: u8 = arg(args, 6, "l1");
+    let lock: u8 = arg(args, 7, "lock");
     let mut builder = Cache::builder()
         .redis(url.as_str())
         .prefix(prefix)
+        .fill_lock(lock == 1)
         .lock_lease(Duration::from_millis(lease_ms))
         // Generous: the tests check that no caller needs it.
         .lock_wait(Duration::from_secs(30));

@@ -40,6 +40,7 @@ impl Worker {
                 plan.body_ms.to_string(),
                 plan.lease_ms.to_string(),
                 u8::from(plan.l1).to_string(),
+                "1".to_owned(), // the fill lock on
             ])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())

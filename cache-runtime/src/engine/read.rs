@@ -149,7 +149,10 @@ where
         // 5. The fill lock, across processes: the value another process
         // loaded, or this caller's turn to load (holding the lock, or not).
         let mut fill = fill;
-        let held = if fill.locked || engine.lock.is_some() {
+        // (Checked here, before the step's future is boxed: a failed
+        // lookup, the common miss during an outage, skips it for free.)
+        let lock = engine.lock.is_some() && target.lock && fill.store && !fill.replace;
+        let held = if fill.locked || lock {
             match Box::pin(engine.lock_step::<P, Out>(&target, typed, &mut fill)).await {
                 Locked::Value(out, bytes) => {
                     if let Some(leader) = leader {
