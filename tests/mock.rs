@@ -667,3 +667,180 @@ async fn the_mocks_cache_takes_no_lock_unless_asked() {
         ]
     );
 }
+
+// ----- stale-while-revalidate, stale-if-error (paused time) -----
+
+/// A rate that counts its loads; fails while `failing` is set.
+#[cached(ttl = 10, stale = 60, key = "rate:{id}")]
+async fn rate(
+    id: u64,
+    loads: Arc<AtomicUsize>,
+    failing: Arc<std::sync::atomic::AtomicBool>,
+) -> Result<String, String> {
+    let n = loads.fetch_add(1, Ordering::SeqCst) + 1;
+    if failing.load(Ordering::SeqCst) {
+        return Err(format!("load {n} of rate {id} failed"));
+    }
+    Ok(format!("rate {id}, load {n}"))
+}
+
+/// Lets the background refresh run (it is a task of its own).
+async fn settle() {
+    for _ in 0..10 {
+        tokio::task::yield_now().await;
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stale_value_is_served_while_one_refresh_runs_then_the_error_after_the_window() {
+    let mock = MockBackend::new();
+    let cache = mock.cache();
+    let loads = Arc::new(AtomicUsize::new(0));
+    let failing = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let call = || cache.scope(rate(1, loads.clone(), failing.clone()));
+
+    assert_eq!(call().await.as_deref(), Ok("rate 1, load 1"));
+    assert_eq!(
+        mock.ttl_of("rate:1"),
+        Some(Duration::from_secs(70)),
+        "kept ttl + stale"
+    );
+    tokio::time::advance(Duration::from_secs(5)).await;
+    assert_eq!(call().await.as_deref(), Ok("rate 1, load 1"), "fresh");
+    assert_eq!(cache.stats().stale_hits, 0);
+
+    // Past the TTL: the stale value at once, and one refresh behind it.
+    tokio::time::advance(Duration::from_secs(6)).await;
+    let (a, b) = tokio::join!(call(), call());
+    assert_eq!(
+        (a.as_deref(), b.as_deref()),
+        (Ok("rate 1, load 1"), Ok("rate 1, load 1"))
+    );
+    settle().await;
+    assert_eq!(
+        loads.load(Ordering::SeqCst),
+        2,
+        "one refresh for both stale hits"
+    );
+    assert_eq!(
+        call().await.as_deref(),
+        Ok("rate 1, load 2"),
+        "the refreshed value"
+    );
+    let s = cache.stats();
+    assert_eq!((s.stale_hits, s.refreshes), (2, 1), "{s:?}");
+
+    // The database fails: the stale value is served through the window.
+    failing.store(true, Ordering::SeqCst);
+    tokio::time::advance(Duration::from_secs(11)).await;
+    for _ in 0..3 {
+        assert_eq!(
+            call().await.as_deref(),
+            Ok("rate 1, load 2"),
+            "stale, not the error"
+        );
+        settle().await;
+        tokio::time::advance(Duration::from_secs(15)).await;
+    }
+    assert!(cache.stats().refresh_failures >= 1, "{:?}", cache.stats());
+    // 11 + 45 s after the refresh: 56 s, still in the window (10 + 60 s).
+    assert_eq!(call().await.as_deref(), Ok("rate 1, load 2"));
+    settle().await;
+    // The window ends: the entry is gone, and the caller gets the error.
+    tokio::time::advance(Duration::from_secs(15)).await;
+    let err = call().await.unwrap_err();
+    assert!(err.ends_with("of rate 1 failed"), "{err}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_refresh_does_not_overwrite_a_value_written_meanwhile() {
+    let mock = MockBackend::new();
+    let cache = mock.cache();
+    let loads = Arc::new(AtomicUsize::new(0));
+    let failing = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    cache
+        .scope(rate(2, loads.clone(), failing.clone()))
+        .await
+        .unwrap();
+    tokio::time::advance(Duration::from_secs(11)).await;
+    // Stale: a refresh starts; before it writes, a newer value goes in.
+    mock.delay(Duration::from_millis(50));
+    let stale = cache.scope(rate(2, loads.clone(), failing.clone())).await;
+    assert_eq!(stale.as_deref(), Ok("rate 2, load 1"));
+    mock.reset_faults();
+    mock.insert("rate:2", &"written meanwhile", Duration::from_secs(60));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(loads.load(Ordering::SeqCst), 2, "the refresh ran");
+    assert_eq!(
+        mock.get::<String>("rate:2").as_deref(),
+        Some("written meanwhile")
+    );
+    assert_eq!(cache.stats().refreshes, 0, "its write was refused");
+}
+
+#[tokio::test(start_paused = true)]
+async fn two_processes_refresh_a_stale_key_once() {
+    let store = MockBackend::new();
+    let (a, b) = (
+        process(&store, Duration::from_secs(60)),
+        process(&store, Duration::from_secs(60)),
+    );
+    let loads = Arc::new(AtomicUsize::new(0));
+    let failing = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    a.scope(rate(3, loads.clone(), failing.clone()))
+        .await
+        .unwrap();
+    tokio::time::advance(Duration::from_secs(11)).await;
+    store.delay(Duration::from_millis(10)); // the refreshes overlap
+    let (x, y) = tokio::join!(
+        a.scope(rate(3, loads.clone(), failing.clone())),
+        b.scope(rate(3, loads.clone(), failing.clone()))
+    );
+    assert_eq!(
+        (x.as_deref(), y.as_deref()),
+        (Ok("rate 3, load 1"), Ok("rate 3, load 1"))
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(loads.load(Ordering::SeqCst), 2, "one refresh across both");
+    assert_eq!(a.stats().refreshes + b.stats().refreshes, 1);
+    let locks = count(
+        &store,
+        |op| matches!(op, Op::Lock { key, acquired: true } if key == "__lock:rate:3"),
+    );
+    assert_eq!(locks, 1, "{:?}", store.operations());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_caller_that_loses_the_race_for_the_lock_counts_a_hit_not_a_miss() {
+    let store = MockBackend::new();
+    let (a, b) = (
+        process(&store, Duration::from_secs(60)),
+        process(&store, Duration::from_secs(60)),
+    );
+    let runs = AtomicUsize::new(0);
+    // Both lookups find nothing before either takes the lock.
+    store.delay(Duration::from_millis(10));
+    let (x, y) = tokio::join!(
+        report(&a, &runs, 8, Duration::from_secs(1), false),
+        report(&b, &runs, 8, Duration::from_secs(1), false)
+    );
+    assert_eq!(
+        (x.as_deref(), y.as_deref()),
+        (Ok("report 8"), Ok("report 8"))
+    );
+    assert_eq!(runs.load(Ordering::SeqCst), 1);
+    assert_eq!(
+        count(&store, |op| matches!(
+            op,
+            Op::Lock {
+                acquired: false,
+                ..
+            }
+        )),
+        1
+    );
+    // Whichever took the lock: one miss, and one hit for the other.
+    let mut seen = [a.stats(), b.stats()].map(|s| (s.misses, s.hits, s.lock_waits));
+    seen.sort();
+    assert_eq!(seen, [(0, 1, 1), (1, 0, 0)]);
+}

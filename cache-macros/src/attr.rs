@@ -47,6 +47,7 @@ impl Kind {
                 L1,
                 L1Ttl,
                 Lock,
+                Stale,
                 Key,
                 Name,
                 Skip,
@@ -75,6 +76,7 @@ pub(crate) enum Opt {
     L1,
     L1Ttl,
     Lock,
+    Stale,
     Key,
     Keys,
     Name,
@@ -97,6 +99,7 @@ impl Opt {
             Opt::L1 => "l1",
             Opt::L1Ttl => "l1_ttl",
             Opt::Lock => "lock",
+            Opt::Stale => "stale",
             Opt::Key => "key",
             Opt::Keys => "keys",
             Opt::Name => "name",
@@ -120,6 +123,7 @@ impl Opt {
             Opt::Ttl => "600",
             Opt::L1Ttl => "\"5s\"",
             Opt::NoneTtl => "\"30s\"",
+            Opt::Stale => "\"1h\"",
             Opt::Key => "\"product:{id}\"",
             Opt::Name => "\"products::get\"",
             Opt::Cache => "self.cache",
@@ -217,6 +221,8 @@ pub(crate) struct Options {
     pub(crate) l1_ttl: Slot<L1Ttl>,
     /// `lock = false` (`lock = true` is the default).
     pub(crate) lock: Slot<bool>,
+    /// How long a value is served stale past its TTL while it is refreshed.
+    pub(crate) stale: Slot<L1Ttl>,
     pub(crate) key: Slot<LitStr>,
     pub(crate) name: Slot<LitStr>,
     pub(crate) skip: Slot<Vec<Ident>>,
@@ -258,6 +264,7 @@ impl Options {
             l1: Slot::new(Opt::L1),
             l1_ttl: Slot::new(Opt::L1Ttl),
             lock: Slot::new(Opt::Lock),
+            stale: Slot::new(Opt::Stale),
             key: Slot::new(Opt::Key),
             name: Slot::new(Opt::Name),
             skip: Slot::new(Opt::Skip),
@@ -326,6 +333,10 @@ impl Options {
                 },
                 (Opt::L1Ttl, Value::Expr(e)) => match unpreset_seconds(&e, &L1_TTL) {
                     Ok(limit) => opts.l1_ttl.set(span, limit, errors),
+                    Err(err) => errors.push(err),
+                },
+                (Opt::Stale, Value::Expr(e)) => match unpreset_seconds(&e, &STALE) {
+                    Ok(window) => opts.stale.set(span, window, errors),
                     Err(err) => errors.push(err),
                 },
                 (Opt::NoneTtl, Value::Expr(e)) => match unpreset_seconds(&e, &NONE_TTL) {
@@ -514,6 +525,14 @@ const NONE_TTL: SecondsOption = SecondsOption {
     help: "write seconds (`none_ttl = 30`) or a duration (`none_ttl = \"30s\"`, `\"10m\"`, `\"1h30m\"`)",
     not_zero: "write at least one second (`none_ttl = 1`), or leave `none_ttl` out to store no `None`",
     not_too_large: "write a shorter one, at most `ttl`",
+};
+
+const STALE: SecondsOption = SecondsOption {
+    name: "stale",
+    help: "write seconds (`stale = 3600`) or a duration (`stale = \"1h\"`, `\"10m\"`, `\"1h30m\"`)",
+    not_zero:
+        "write at least one second (`stale = 1`), or leave `stale` out to serve no stale value",
+    not_too_large: "write a shorter one",
 };
 
 const L1_HELP: &str = "write `l1 = false` to keep this function's values out of the in-process L1, or leave `l1` out to keep them there";
@@ -1013,7 +1032,7 @@ mod tests {
         for (kind, listed) in [
             (
                 Kind::Cached,
-                "valid options are: ttl, l1, l1_ttl, lock, key,",
+                "valid options are: ttl, l1, l1_ttl, lock, stale, key,",
             ),
             (Kind::Put, "valid options are: key, ttl, l1, l1_ttl, tags,"),
         ] {

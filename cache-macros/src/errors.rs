@@ -11,6 +11,13 @@ impl Errors {
         }
     }
 
+    /// How many errors were pushed.
+    pub(crate) fn len(&self) -> usize {
+        self.0
+            .as_ref()
+            .map_or(0, |all| all.clone().into_iter().count())
+    }
+
     pub(crate) fn finish(self) -> Result<(), syn::Error> {
         self.0.map_or(Ok(()), Err)
     }

@@ -195,11 +195,33 @@ fn expand(func: &Function<'_>, plan: &Plan) -> TokenStream {
             // memory store may keep a decoded copy of the value (it must
             // be `Clone`); the probe has no bounds, so only `run` reports
             // a value that cannot be stored.
-            let run = quote_spanned!(span=> __cache_call.run(#policy, __cache_typed, __cache_body));
-            let run = quote! {
-                #body
-                let __cache_typed = (&&#rt::probe(&#rt::#policy_name, &__cache_body)).typed();
-                #run
+            let run = match store.stale {
+                None => {
+                    let run = quote_spanned!(span=> __cache_call.run(#policy, __cache_typed, __cache_body));
+                    quote! {
+                        #body
+                        let __cache_typed = (&&#rt::probe(&#rt::#policy_name, &__cache_body)).typed();
+                        #run
+                    }
+                }
+                // The body and the refresh are made by one closure, called
+                // once: on a miss for the body, after a stale hit for an
+                // owned future of the same result.
+                Some(_) => {
+                    let refresh = refresh(func, block);
+                    let run = quote_spanned!(span=> __cache_call.run_refreshing(#policy, __cache_typed, __cache_make));
+                    quote! {
+                        let __cache_make = move |__cache_want: #rt::Want| match __cache_want {
+                            #rt::Want::Body => {
+                                #body
+                                #rt::Made::Body(__cache_body)
+                            }
+                            #rt::Want::Refresh => #rt::Made::Refresh(#refresh),
+                        };
+                        let __cache_typed = (&&#rt::probe_make(&#rt::#policy_name, &__cache_make)).typed();
+                        #run
+                    }
+                }
             };
             (
                 quote!(::{self as #rt, ViaBytes as _, ViaClone as _}),
@@ -272,6 +294,65 @@ fn expand(func: &Function<'_>, plan: &Plan) -> TokenStream {
     }
 }
 
+/// The refresh of a `stale` function: a `'static` future of the body's
+/// result, owning copies of the arguments (an argument by reference is
+/// copied with `ToOwned`, the receiver `&self` with `Clone`). A method
+/// calls its `_uncached` companion (its body names `self`); a function
+/// runs its body, each borrowed argument lent from its copy.
+fn refresh(func: &Function<'_>, block: &Block) -> TokenStream {
+    let sig = func.sig();
+    let mut copies = Vec::new();
+    let mut args = Vec::new();
+    let mut lends = Vec::new();
+    for input in &sig.inputs {
+        let FnArg::Typed(t) = input else { continue };
+        let syn::Pat::Ident(p) = &*t.pat else {
+            continue;
+        };
+        let name = &p.ident;
+        match &*t.ty {
+            syn::Type::Reference(r) => {
+                let elem = &r.elem;
+                copies.push(quote!(let #name = ::std::borrow::ToOwned::to_owned(#name);));
+                args.push(quote!(::core::borrow::Borrow::borrow(&#name)));
+                lends.push(quote!(let #name: &#elem = ::core::borrow::Borrow::borrow(&#name);));
+            }
+            _ => args.push(quote!(#name)),
+        }
+    }
+    match func.receiver {
+        Some(receiver) => {
+            let uncached = format_ident!("{}_uncached", sig.ident, span = sig.ident.span());
+            let generics: Vec<_> = func.type_params.iter().chain(&func.const_params).collect();
+            let turbofish = (!generics.is_empty()).then(|| quote!(::<#(#generics),*>));
+            let (this, first) = if receiver.reference.is_some() {
+                // Spanned on the receiver: a `Self` that is not `Clone` is
+                // reported there.
+                let clone = quote_spanned!(receiver.span()=> ::core::clone::Clone::clone(self));
+                (quote!(let __cache_this = #clone;), quote!(&__cache_this))
+            } else {
+                (quote!(), quote!(self))
+            };
+            quote!({
+                #this
+                #(#copies)*
+                async move { Self::#uncached #turbofish(#first, #(#args),*).await }
+            })
+        }
+        None => {
+            let body = body(func, block);
+            quote!({
+                #(#copies)*
+                async move {
+                    #(#lends)*
+                    #body
+                    __cache_body.await
+                }
+            })
+        }
+    }
+}
+
 /// The body as an `async move` block, in `__cache_body`.
 fn body(func: &Function<'_>, block: &Block) -> TokenStream {
     let ret = match func.output.ty {
@@ -311,7 +392,11 @@ fn site(plan: &Plan) -> TokenStream {
                 quote!(.none_ttl(#s))
             });
             let lock = (!store.lock).then(|| quote!(.without_lock()));
-            quote!(__cache_rt::Site::new(#name, #ttl) #l1 #none_ttl #lock)
+            let stale = store.stale.map(|s| {
+                let s = Literal::u64_unsuffixed(s);
+                quote!(.stale(#s))
+            });
+            quote!(__cache_rt::Site::new(#name, #ttl) #l1 #none_ttl #lock #stale)
         }
         Op::Evict(_) => quote!(__cache_rt::Site::new(#name, __cache_rt::Ttl::Default)),
     }

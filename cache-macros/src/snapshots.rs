@@ -530,6 +530,32 @@ fn lock_off() {
 }
 
 #[test]
+fn stale_function() {
+    check(
+        "stale_function",
+        quote!(ttl = "5m", stale = "1h", key = "rates:{currency}"),
+        quote! {
+            async fn rates(db: &Db, currency: String) -> Result<Rates, DbError> {
+                db.rates(&currency).await
+            }
+        },
+    );
+}
+
+#[test]
+fn stale_method() {
+    check(
+        "stale_method",
+        quote!(ttl = 60, stale = 600, key = "user:{id}"),
+        quote! {
+            async fn user(&self, id: u64) -> Option<User> {
+                self.db.user(id).await
+            }
+        },
+    );
+}
+
+#[test]
 fn l1_ttl_with_companions() {
     check_as(
         Show::CachedAll,

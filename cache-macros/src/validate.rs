@@ -45,6 +45,9 @@ pub(crate) struct Store {
     pub(crate) l1: L1,
     /// Whether a miss takes the fill lock (`lock = false`: not).
     pub(crate) lock: bool,
+    /// `stale`, in seconds: how long a value is served past its TTL while
+    /// it is refreshed in the background (`#[cached]` only).
+    pub(crate) stale: Option<u64>,
     /// The `Policy` for what is stored: `SomeOnly`, `SomeOrNone`, `OkOnly`,
     /// `Always`.
     pub(crate) policy: Ident,
@@ -169,7 +172,10 @@ pub(crate) fn plan(
                 }
                 None => hashed(func, &skipped, errors),
             };
-            let store = store(kind, opts, &func.output, errors);
+            let mut store = store(kind, opts, &func.output, errors);
+            if let Some(store) = &mut store {
+                store.stale = stale(opts, func, errors);
+            }
             match (key, store) {
                 (Some(key), Some(store)) => Some(Op::Read {
                     store,
@@ -442,6 +448,7 @@ fn store(kind: Kind, opts: &Options, output: &Output<'_>, errors: &mut Errors) -
         none_ttl,
         l1,
         lock: opts.lock.get().copied().unwrap_or(true),
+        stale: None,
         policy: policy?,
     })
 }
@@ -500,6 +507,59 @@ fn none_ttl(opts: &Options, errors: &mut Errors) -> Option<u64> {
         }
     }
     Some(limit.secs)
+}
+
+/// `stale`, checked against what a background refresh needs: it runs the
+/// body (a method: its `_uncached` companion) from owned copies of the
+/// arguments, after the
+/// caller has its value, so each parameter must have a name and must not
+/// be `&mut`, and the receiver must not be `&mut self`.
+fn stale(opts: &Options, func: &Function<'_>, errors: &mut Errors) -> Option<u64> {
+    let window = opts.stale.get()?;
+    let before = errors.len();
+    let why =
+        "a `stale` function's refresh runs in the background, after its caller has the value, \
+               from copies of the arguments";
+    if func.receiver.is_some() && opts.no_companions.get().is_some() {
+        errors.push(syn::Error::new(
+            window.span,
+            format!("{why}: it calls the `_uncached` companion, which `no_companions` leaves out; drop one of the two"),
+        ));
+    }
+    if let Some(r) = func.receiver {
+        if r.reference.is_some() && r.mutability.is_some() {
+            errors.push(syn::Error::new_spanned(
+                r,
+                format!("{why}: `&mut self` cannot be copied; take `&self`, or drop `stale`"),
+            ));
+        }
+    }
+    for input in &func.sig().inputs {
+        let syn::FnArg::Typed(t) = input else {
+            continue;
+        };
+        let named = matches!(&*t.pat, syn::Pat::Ident(p) if p.subpat.is_none());
+        if !named {
+            errors.push(syn::Error::new_spanned(
+                &t.pat,
+                format!(
+                    "{why}: bind this parameter to a name (`_flag: bool` for one the body ignores)"
+                ),
+            ));
+        }
+        match &*t.ty {
+            Type::Reference(r) if r.mutability.is_some() => errors.push(syn::Error::new_spanned(
+                &t.ty,
+                format!("{why}: a `&mut` argument cannot be copied; take it by value or by `&`"),
+            )),
+            Type::ImplTrait(_) => errors.push(syn::Error::new_spanned(
+                &t.ty,
+                format!("{why}: an `impl Trait` argument cannot be named in the call; use a type parameter"),
+            )),
+            _ => {}
+        }
+    }
+    (errors.len() == before).then_some(window.secs)
 }
 
 /// The hashed key of `#[cached]` without a template: every named parameter

@@ -2,10 +2,10 @@
 //! signatures change without notice.
 
 pub use crate::call::{
-    glob_literal, key_arg, Always, Call, Evict, KeyArg, OkOnly, Outcome, Policy, Site, SomeOnly,
-    SomeOrNone, Ttl, L1,
+    glob_literal, key_arg, Always, Call, Evict, KeyArg, Made, OkOnly, Outcome, Policy, Site,
+    SomeOnly, SomeOrNone, Ttl, Want, L1,
 };
-pub use crate::call::{key_set, probe, Probe, Typed, ViaBytes, ViaClone};
+pub use crate::call::{key_set, probe, probe_make, Probe, Typed, ViaBytes, ViaClone};
 pub use crate::key::{key_part, KeyPart};
 
 /// Whether `key` (relative to the prefix) has a copy in the cache's L1 in

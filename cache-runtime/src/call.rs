@@ -48,6 +48,9 @@ struct Options {
     /// Whether a miss takes the cross-process fill lock (`lock = false`
     /// opts out).
     lock: bool,
+    /// How long a value is served stale after its TTL while one refresh
+    /// runs in the background (`stale = "1h"`).
+    stale: Option<Duration>,
 }
 
 /// What the macro knows about one `#[cached]` function, in a `static`.
@@ -70,6 +73,7 @@ impl Options {
         l1: L1::On,
         none_ttl: None,
         lock: true,
+        stale: None,
     };
 }
 
@@ -142,6 +146,24 @@ impl Site {
     pub const fn without_lock(self) -> Self {
         let options = Options {
             lock: false,
+            ..self.options
+        };
+        self.rebuilt(options)
+    }
+
+    /// The site with a stale window, in seconds (`#[cached(stale = "1h")]`,
+    /// never zero; the macro checks): a value is kept `stale` longer than
+    /// its TTL, and a hit after the TTL returns it while one refresh runs
+    /// in the background. Only with [`Call::run_refreshing`].
+    ///
+    /// ```
+    /// use cache_runtime::__private::{Site, Ttl};
+    /// static SITE: Site = Site::new("rates::today", Ttl::Secs(300)).stale(3600);
+    /// # let _ = &SITE;
+    /// ```
+    pub const fn stale(self, secs: u64) -> Self {
+        let options = Options {
+            stale: Some(Duration::from_secs(secs)),
             ..self.options
         };
         self.rebuilt(options)
@@ -418,6 +440,27 @@ impl<'s> Call<'s> {
         crate::engine::get_or_compute::<P, F::Output, F>(self.target(schema), typed, body)
     }
 
+    /// [`run`](Call::run) for a function with a stale window: `make` gives
+    /// the body ([`Want::Body`], on a miss) or an owned, `'static` future
+    /// of the same result ([`Want::Refresh`], to run in the background after
+    /// a stale hit). It is called at most once.
+    pub fn run_refreshing<P, Out, M, B, R>(
+        self,
+        _policy: P,
+        typed: Option<Typed<Out>>,
+        make: M,
+    ) -> impl Future<Output = Out> + use<'s, P, Out, M, B, R>
+    where
+        P: Policy<Out> + Send + 'static,
+        Out: Send + 'static,
+        M: FnOnce(Want) -> Made<B, R>,
+        B: Future<Output = Out>,
+        R: Future<Output = Out> + Send + 'static,
+    {
+        let schema = self.site.schema.of::<P::Value>();
+        crate::engine::get_or_refresh::<P, Out, M, B, R>(self.target(schema), typed, make)
+    }
+
     /// Write-through (`#[cache_put]`): runs `body`, then stores what the
     /// policy `P` allows under the key (and tags), replacing any value
     /// there. A failing cache is logged and counted; the body's result is
@@ -483,6 +526,7 @@ impl<'s> Call<'s> {
                     none_ttl: self.site.options.none_ttl,
                     l1: self.site.options.l1,
                     lock: self.site.options.lock,
+                    stale: self.site.options.stale,
                     schema,
                     tagging: self.tagging,
                 })
@@ -495,6 +539,24 @@ impl<'s> Call<'s> {
             (Some(_), None) => None,
         }
     }
+}
+
+/// What [`Call::run_refreshing`] asks of the function's `make`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Want {
+    /// The body, for a miss.
+    Body,
+    /// An owned future of the body's result, for a background refresh.
+    Refresh,
+}
+
+/// What the function's `make` gives: the body, or a refresh.
+#[derive(Debug)]
+pub enum Made<B, R> {
+    /// The body (borrowing the arguments).
+    Body(B),
+    /// A `'static` future of the same result (owning copies of them).
+    Refresh(R),
 }
 
 /// What a `#[cache_evict]` function removes, and when.
@@ -862,6 +924,16 @@ impl<P, Out> ViaBytes<Out> for Probe<P, Out> {
     fn typed(&self) -> Option<Typed<Out>> {
         None
     }
+}
+
+/// A [`Probe`] for the policy `P` and the output of the body `make` gives
+/// (see [`Call::run_refreshing`]).
+pub fn probe_make<P, M, B, R>(_policy: &P, _make: &M) -> Probe<P, B::Output>
+where
+    M: FnOnce(Want) -> Made<B, R>,
+    B: Future,
+{
+    Probe::new()
 }
 
 /// A [`Probe`] for the policy `P` and `future`'s output.

@@ -107,10 +107,26 @@ pub(crate) struct Header {
     pub(crate) len: usize,
 }
 
+/// The wall clock in ms since the Unix epoch, as tokio's clock moves it:
+/// read once, then advanced by tokio's monotonic `Instant`. In production
+/// that is the system clock without its jumps; under tokio's paused clock
+/// (the mock's tests), a value goes stale when the test advances time, as
+/// the mock's entries expire.
 pub(crate) fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, millis)
+    use std::sync::OnceLock;
+    static BASE: OnceLock<(u64, std::time::Instant)> = OnceLock::new();
+    let &(wall, at) = BASE.get_or_init(|| {
+        let wall = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, millis);
+        (wall, std::time::Instant::now())
+    });
+    let now = tokio::time::Instant::now().into_std();
+    // Signed: a paused runtime's clock may stand before the base.
+    match now.checked_duration_since(at) {
+        Some(ahead) => wall.saturating_add(millis(ahead)),
+        None => wall.saturating_sub(millis(at.duration_since(now))),
+    }
 }
 
 /// Encodes `value` into a new buffer: header, then the codec's bytes; its

@@ -88,6 +88,14 @@ pub struct Stats {
     /// Lookups that waited for another process's fill and then took the
     /// lock themselves: the holder gave up, or died and its lease ran out.
     pub lock_takeovers: u64,
+    /// Of [`hits`](Stats::hits), those that returned a value past its TTL
+    /// (`#[cached(stale = "1h")]`) and started its refresh.
+    pub stale_hits: u64,
+    /// Background refreshes that stored a new value.
+    pub refreshes: u64,
+    /// Background refreshes whose body failed: the stale value stays until
+    /// its window ends.
+    pub refresh_failures: u64,
 }
 
 impl Stats {
@@ -122,6 +130,9 @@ pub(crate) struct Counters {
     lock_waits: AtomicU64,
     lock_timeouts: AtomicU64,
     lock_takeovers: AtomicU64,
+    stale_hits: AtomicU64,
+    refreshes: AtomicU64,
+    refresh_failures: AtomicU64,
 }
 
 impl Counters {
@@ -137,6 +148,11 @@ impl Counters {
     pub(crate) fn miss(&self) {
         self.misses.fetch_add(1, Relaxed);
     }
+    /// A lookup counted as a miss got a value after all (another process's
+    /// fill, waited for).
+    pub(crate) fn miss_was_hit(&self) {
+        self.misses.fetch_sub(1, Relaxed);
+    }
     pub(crate) fn error(&self) {
         self.errors.fetch_add(1, Relaxed);
     }
@@ -151,6 +167,15 @@ impl Counters {
     }
     pub(crate) fn lock_takeover(&self) {
         self.lock_takeovers.fetch_add(1, Relaxed);
+    }
+    pub(crate) fn stale_hit(&self) {
+        self.stale_hits.fetch_add(1, Relaxed);
+    }
+    pub(crate) fn refreshed(&self) {
+        self.refreshes.fetch_add(1, Relaxed);
+    }
+    pub(crate) fn refresh_failed(&self) {
+        self.refresh_failures.fetch_add(1, Relaxed);
     }
     pub(crate) fn snapshot(&self) -> Stats {
         Stats {
@@ -168,6 +193,9 @@ impl Counters {
             lock_waits: self.lock_waits.load(Relaxed),
             lock_timeouts: self.lock_timeouts.load(Relaxed),
             lock_takeovers: self.lock_takeovers.load(Relaxed),
+            stale_hits: self.stale_hits.load(Relaxed),
+            refreshes: self.refreshes.load(Relaxed),
+            refresh_failures: self.refresh_failures.load(Relaxed),
         }
     }
 }

@@ -293,3 +293,76 @@ async fn lock_false_lets_each_process_run_the_body() {
 fn sum_waits(caches: &[&Cache]) -> u64 {
     caches.iter().map(|c| c.stats().lock_waits).sum()
 }
+
+// ----- stale-while-revalidate and stale-if-error against Redis -----
+
+/// A price service; its loads are counted, and it fails while `failing`.
+#[derive(Clone, Default)]
+struct Prices {
+    loads: Arc<AtomicUsize>,
+    failing: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Prices {
+    /// A method: its refresh runs the `_uncached` companion on a clone of
+    /// `self`; `region` is lent from an owned copy.
+    #[cached(ttl = 1, stale = 2, key = "price:{region}:{id}", cache = cache)]
+    async fn price(&self, cache: &Cache, region: &str, id: u64) -> Result<String, String> {
+        let n = self.loads.fetch_add(1, Ordering::SeqCst) + 1;
+        if self.failing.load(Ordering::SeqCst) {
+            return Err(format!("load {n} failed"));
+        }
+        Ok(format!("{region} {id}: load {n}"))
+    }
+}
+
+/// Polls `until` every 10 ms for up to 5 s.
+async fn eventually(what: &str, until: impl Fn() -> bool) {
+    let started = Instant::now();
+    while !until() {
+        assert!(started.elapsed() < Duration::from_secs(5), "never: {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stale_values_are_served_while_refreshed_and_through_failures_until_the_window_ends() {
+    let (server, cache) = redis_cache("sts");
+    let prices = Prices::default();
+    let call = || prices.price(&cache, "eu", 7);
+    assert_eq!(call().await.as_deref(), Ok("eu 7: load 1"));
+    let pttl = server.cmd(&["PTTL", "sts:price:eu:7"]).as_int();
+    assert!((2000..=3000).contains(&pttl), "kept ttl + stale: {pttl} ms");
+
+    // Past the TTL: the stale value, and a refresh in the background.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(call().await.as_deref(), Ok("eu 7: load 1"));
+    eventually("the refresh stored", || cache.stats().refreshes == 1).await;
+    assert_eq!(call().await.as_deref(), Ok("eu 7: load 2"));
+    assert_eq!(prices.loads.load(Ordering::SeqCst), 2);
+
+    // The body fails from now on: the stale value until the window ends.
+    prices.failing.store(true, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(
+        call().await.as_deref(),
+        Ok("eu 7: load 2"),
+        "stale, not the error"
+    );
+    eventually("the refresh failed", || cache.stats().refresh_failures >= 1).await;
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert_eq!(
+        call().await.as_deref(),
+        Ok("eu 7: load 2"),
+        "still in the window"
+    );
+    // Past ttl + stale since the refresh's write: expired, the error.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let err = call().await.unwrap_err();
+    assert!(err.ends_with("failed"), "{err}");
+    assert_eq!(server.cmd(&["EXISTS", "sts:price:eu:7"]).as_int(), 0);
+    assert!(
+        keys(&server, "sts:__lock:*").is_empty(),
+        "no refresh lock is left behind"
+    );
+}

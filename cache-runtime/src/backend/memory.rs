@@ -254,12 +254,7 @@ impl MemoryBackend {
         match how.kind() {
             WriteKind::Tagged => self.set_tagged(key, bytes, typed, ttl, how),
             WriteKind::IfAbsent => self.set_if_absent(key, bytes, typed, ttl),
-            WriteKind::IfHolds => {
-                let super::Condition::Holds(held) = how.condition else {
-                    unreachable!("IfHolds is the Holds condition")
-                };
-                self.set_if_holds(key, held, bytes, typed, ttl)
-            }
+            WriteKind::IfHolds => self.set_if(key, how.condition, bytes, typed, ttl),
             WriteKind::Plain => {
                 self.set(key, bytes, typed, ttl);
                 true
@@ -286,10 +281,10 @@ impl MemoryBackend {
     }
 
     /// Compare-and-set, atomic for this key.
-    pub(crate) fn set_if_holds(
+    pub(crate) fn set_if(
         &self,
         key: &str,
-        held: &[u8],
+        condition: super::Condition<'_>,
         bytes: Bytes,
         typed: Option<TypedValue>,
         ttl: Duration,
@@ -300,13 +295,9 @@ impl MemoryBackend {
             .entries
             .entry_by_ref(key)
             .and_compute_with(|current| match current {
-                Some(entry) if entry.value().bytes == held => Op::Put(Arc::new(Entry::new(
-                    bytes,
-                    typed,
-                    ttl,
-                    serial,
-                    Box::default(),
-                ))),
+                Some(entry) if condition.admits(Some(&entry.value().bytes)) => Op::Put(Arc::new(
+                    Entry::new(bytes, typed, ttl, serial, Box::default()),
+                )),
                 _ => Op::Nop,
             });
         matches!(result, moka::ops::compute::CompResult::ReplacedWith(_))

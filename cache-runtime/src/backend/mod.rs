@@ -116,7 +116,8 @@ pub trait Backend: fmt::Debug + Send + Sync + 'static {
     ///
     /// The default handles [`Condition::Always`] and [`Condition::Absent`]
     /// with [`set`](Backend::set) and [`set_if_absent`](Backend::set_if_absent),
-    /// and answers [`BackendError::Unsupported`] for [`Condition::Holds`]. A
+    /// and answers [`BackendError::Unsupported`] for [`Condition::Holds`]
+    /// and [`Condition::StartsWith`]. A
     /// backend that declares [`compare_and_set`](Capabilities::compare_and_set)
     /// implements this, [`expire_if`](Backend::expire_if) and
     /// [`delete_if`](Backend::delete_if), each in one atomic step: the
@@ -137,7 +138,7 @@ pub trait Backend: fmt::Debug + Send + Sync + 'static {
                 Box::pin(async move { self.set(key, value, ttl).await.map(|()| true) })
             }
             Condition::Absent => self.set_if_absent(key, value, ttl),
-            Condition::Holds(_) => {
+            Condition::Holds(_) | Condition::StartsWith(_) => {
                 Box::pin(async { Err(BackendError::Unsupported("compare-and-set")) })
             }
         }
@@ -370,6 +371,10 @@ pub enum Condition<'a> {
     Absent,
     /// The key holds exactly these bytes (compare-and-set).
     Holds(&'a [u8]),
+    /// The key holds a value that starts with these bytes: a background
+    /// refresh replaces the value it read (its envelope's header names it),
+    /// never a newer one, and never writes into a key removed meanwhile.
+    StartsWith(&'a [u8]),
 }
 
 impl Condition<'_> {
@@ -382,8 +387,10 @@ impl Condition<'_> {
     pub fn admits(&self, current: Option<&[u8]>) -> bool {
         match (self, current) {
             (Condition::Always, _) | (Condition::Absent, None) => true,
-            (Condition::Absent, Some(_)) | (Condition::Holds(_), None) => false,
+            (Condition::Absent, Some(_))
+            | (Condition::Holds(_) | Condition::StartsWith(_), None) => false,
             (Condition::Holds(expected), Some(current)) => *expected == current,
+            (Condition::StartsWith(start), Some(current)) => current.starts_with(start),
         }
     }
 }
@@ -422,7 +429,8 @@ pub(crate) enum WriteKind {
     Tagged,
     /// Untagged, only into an empty key.
     IfAbsent,
-    /// Untagged, only over the given bytes (the fill lock's placeholder).
+    /// Untagged, only over the given bytes (the fill lock's placeholder), or
+    /// a value starting with them (a refresh).
     IfHolds,
     /// Untagged, replacing what is there.
     Plain,
@@ -434,7 +442,7 @@ impl TaggedWrite<'_> {
         match (self.tags.is_empty(), self.condition) {
             (false, _) => WriteKind::Tagged,
             (true, Condition::Absent) => WriteKind::IfAbsent,
-            (true, Condition::Holds(_)) => WriteKind::IfHolds,
+            (true, Condition::Holds(_) | Condition::StartsWith(_)) => WriteKind::IfHolds,
             (true, Condition::Always) => WriteKind::Plain,
         }
     }

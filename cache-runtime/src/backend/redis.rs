@@ -333,11 +333,13 @@ impl RedisBackend {
         Ok(reply.is_some())
     }
 
-    /// Compare-and-set: stores `value` only over `held`.
+    /// Compare-and-set: stores `value` only over `held` (or, with `prefix`,
+    /// over a value starting with it).
     pub(crate) async fn set_if_holds(
         &self,
         key: &str,
         held: &[u8],
+        prefix: bool,
         value: &[u8],
         ttl: Duration,
     ) -> Result<bool, BackendError> {
@@ -349,6 +351,7 @@ impl RedisBackend {
             .arg(held)
             .arg(value)
             .arg(ms)
+            .arg(if prefix { "^" } else { "=" })
             .invoke_async(&mut conn)
             .await?;
         Ok(stored == 1)
@@ -424,8 +427,9 @@ const VERSION_MEMBER: &str = "\0version";
 ///
 /// KEYS: the entry, then each tag's sorted set. ARGV: the value, the TTL in
 /// ms, the condition (`0` none, `1` the entry is absent, `2` the entry holds
-/// ARGV\[5\]), `1` to check versions, the bytes for condition `2` (else
-/// empty), then one expected version per tag.
+/// ARGV\[5\], `3` the entry starts with ARGV\[5\]), `1` to check versions,
+/// the bytes for conditions `2` and `3` (else empty), then one expected
+/// version per tag.
 ///
 /// Each tag's set gets the key scored by its expiry, loses up to 64 expired
 /// members (so a tag that keeps being written does not keep dead keys), and
@@ -434,6 +438,10 @@ const SET_TAGGED: &str = r"
 local n = #KEYS - 1
 if ARGV[3] == '1' and redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 if ARGV[3] == '2' and redis.call('GET', KEYS[1]) ~= ARGV[5] then return 0 end
+if ARGV[3] == '3' then
+  local v = redis.call('GET', KEYS[1])
+  if not v or string.sub(v, 1, #ARGV[5]) ~= ARGV[5] then return 0 end
+end
 if ARGV[4] == '1' then
   for i = 1, n do
     local v = redis.call('ZSCORE', KEYS[i + 1], '\0version') or '0'
@@ -470,9 +478,12 @@ return moved
 ";
 
 /// Compare-and-set: stores ARGV[2] at KEYS[1] for ARGV[3] ms if it holds
-/// exactly ARGV[1].
+/// exactly ARGV[1] (ARGV[4] `=`), or a value starting with it (`^`).
 const SET_IF_HOLDS: &str = r"
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+local v = redis.call('GET', KEYS[1])
+if ARGV[4] == '^' then
+  if not v or string.sub(v, 1, #ARGV[1]) ~= ARGV[1] then return 0 end
+elseif v ~= ARGV[1] then return 0 end
 redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
 return 1
 ";
@@ -574,6 +585,7 @@ impl RedisBackend {
             Condition::Always => (0, b""),
             Condition::Absent => (1, b""),
             Condition::Holds(bytes) => (2, bytes),
+            Condition::StartsWith(bytes) => (3, bytes),
         };
         call.arg(value)
             .arg(ms)
@@ -706,12 +718,13 @@ impl Tier for RedisBackend {
                     .await
             }
             WriteKind::IfAbsent => self.set_if_absent(key, &bytes, ttl).await,
-            WriteKind::IfHolds => {
-                let Condition::Holds(held) = how.condition else {
-                    unreachable!("IfHolds is the Holds condition")
-                };
-                self.set_if_holds(key, held, &bytes, ttl).await
-            }
+            WriteKind::IfHolds => match how.condition {
+                Condition::Holds(held) => self.set_if_holds(key, held, false, &bytes, ttl).await,
+                Condition::StartsWith(start) => {
+                    self.set_if_holds(key, start, true, &bytes, ttl).await
+                }
+                _ => unreachable!("IfHolds is a Holds or StartsWith condition"),
+            },
             WriteKind::Plain => self.set(key, &bytes, ttl).await.map(|()| true),
         }
     }

@@ -15,12 +15,14 @@ mod l1;
 mod l2;
 mod lock;
 mod read;
+mod refresh;
 
 pub(crate) use breaker::BreakerSettings;
 pub(crate) use l1::L1;
 pub(crate) use l2::{deadline_after, Guard, L2};
 pub(crate) use lock::{LockSettings, DEFAULT_LEASE};
 pub(crate) use read::{get_or_compute, Tagging, Target};
+pub(crate) use refresh::get_or_refresh;
 
 use crate::backend::{Store, TaggedWrite, Tier as _};
 use crate::codec::CodecImpl;
@@ -95,6 +97,8 @@ pub(crate) struct Engine {
     breaker_cooldown: Duration,
     /// The fill lock, when it is on and the tier can hold it.
     pub(crate) lock: Option<LockSettings>,
+    /// Keys this process is refreshing in the background.
+    refreshing: refresh::Refreshing,
 }
 
 /// How often the L1's heartbeat checks the connections that bring its
@@ -186,6 +190,7 @@ impl Engine {
             health_check_interval: settings.health_check_interval,
             breaker_cooldown: settings.breaker.cooldown,
             lock,
+            refreshing: refresh::Refreshing::default(),
         }
     }
 

@@ -23,6 +23,9 @@ pub(crate) struct Target {
     pub(crate) l1: SiteL1,
     /// Whether a miss takes the fill lock (if the cache has it on).
     pub(crate) lock: bool,
+    /// How long a value outlives its TTL, served stale while it is
+    /// refreshed (`stale`): its Redis TTL is the two together.
+    pub(crate) stale: Option<Duration>,
     /// The stored type's schema fingerprint (0: unknown).
     pub(crate) schema: u64,
     /// Boxed: most calls have no tags, and the state machine stays small.
@@ -30,6 +33,15 @@ pub(crate) struct Target {
 }
 
 impl Target {
+    /// How long a value fresh for `ttl` is kept: with `stale`, that much
+    /// longer (a stale value is served while it is refreshed).
+    pub(crate) fn kept_for(&self, ttl: Duration) -> Duration {
+        match self.stale {
+            Some(stale) => ttl.saturating_add(stale).min(super::MAX_TTL),
+            None => ttl,
+        }
+    }
+
     /// The TTL to write `out` with: `none_ttl` for a stored `None`.
     pub(crate) fn ttl_for<P: Policy<Out>, Out>(&self, out: &Out) -> Duration {
         match self.none_ttl {
@@ -46,7 +58,7 @@ pub(crate) struct Tagging {
 }
 
 /// What a miss carries from the L2 lookup to the store.
-struct Fill {
+pub(crate) struct Fill {
     /// The lookup found bytes that do not decode: overwrite them.
     replace: bool,
     /// The lookup failed: skip the write too, so an outage costs one
@@ -146,14 +158,29 @@ where
             Err(fill) => fill,
         };
 
-        // 5. The fill lock, across processes: the value another process
-        // loaded, or this caller's turn to load (holding the lock, or not).
-        let mut fill = fill;
+        // 5-7. The fill lock, the body, the store.
+        Box::pin(engine.fill::<P, Out, F>(&target, typed, fill, leader, body)).await
+    }
+}
+
+impl Engine {
+    /// Steps 5 to 7 of a miss: the fill lock across processes (the value
+    /// another process loaded, or this caller's turn to load, holding the
+    /// lock or not), the body (renewing the lock's lease while it runs),
+    /// and the store, which also hands the value to the followers.
+    pub(crate) async fn fill<P: Policy<Out>, Out, F: Future<Output = Out>>(
+        &self,
+        target: &Target,
+        typed: Option<Typed<Out>>,
+        mut fill: Fill,
+        leader: Option<Leader<'_>>,
+        body: std::pin::Pin<&mut F>,
+    ) -> Out {
         // (Checked here, before the step's future is boxed: a failed
         // lookup, the common miss during an outage, skips it for free.)
-        let lock = engine.lock.is_some() && target.lock && fill.store && !fill.replace;
+        let lock = self.lock.is_some() && target.lock && fill.store && !fill.replace;
         let held = if fill.locked || lock {
-            match Box::pin(engine.lock_step::<P, Out>(&target, typed, &mut fill)).await {
+            match Box::pin(self.lock_step::<P, Out>(target, typed, &mut fill)).await {
                 Locked::Value(out, bytes) => {
                     if let Some(leader) = leader {
                         leader.finish(Some(bytes));
@@ -166,23 +193,18 @@ where
         } else {
             None
         };
-
-        // 6. The body, renewing the lock's lease while it runs.
-        let out = match (&held, engine.lock) {
-            (Some(held), Some(lock)) => engine.holding(held, lock.lease, body.as_mut()).await,
-            _ => body.as_mut().await,
+        let out = match (&held, self.lock) {
+            (Some(held), Some(lock)) => self.holding(held, lock.lease, body).await,
+            _ => body.await,
         };
-
-        // 7. Store what the policy allows, and hand it to the followers.
-        Box::pin(engine.store::<P, Out>(&target, fill, leader, held, &out, typed)).await;
+        self.store::<P, Out>(target, fill, leader, held, &out, typed)
+            .await;
         out
     }
-}
 
-impl Engine {
     /// Step 2: an L1 hit, or whether the L1 held bytes that do not decode.
     #[inline]
-    fn l1_lookup<P: Policy<Out>, Out>(
+    pub(crate) fn l1_lookup<P: Policy<Out>, Out>(
         &self,
         target: &Target,
         typed: Option<Typed<Out>>,
@@ -229,7 +251,7 @@ impl Engine {
 
     /// Step 3, for a caller that found a load under way: its value, or
     /// whether to join again (`true`) or load alone (`false`).
-    async fn follow<P: Policy<Out>, Out>(
+    pub(crate) async fn follow<P: Policy<Out>, Out>(
         &self,
         target: &Target,
         follower: Follower,
@@ -259,7 +281,7 @@ impl Engine {
     }
 
     /// Step 4: an L2 hit (installed in the L1), or what the store needs.
-    async fn l2_lookup<P: Policy<Out>, Out>(
+    pub(crate) async fn l2_lookup<P: Policy<Out>, Out>(
         &self,
         target: &Target,
         typed: Option<Typed<Out>>,
@@ -359,6 +381,8 @@ impl Engine {
                 return Locked::Without;
             }
         };
+        // The lookup counted a miss, unless it found the lock taken.
+        let counted = !fill.locked;
         if !fill.locked {
             match self.try_lock(key, settings.lease).await {
                 Ok(Some(held)) => return Locked::Held(held),
@@ -380,10 +404,16 @@ impl Engine {
             Waited::Value(bytes, ticket) => {
                 let Some(value) = self.decode_counted::<P::Value>(key, &bytes, target.schema)
                 else {
-                    self.counters.miss();
+                    if !counted {
+                        self.counters.miss();
+                    }
                     fill.replace = true;
                     return Locked::Without;
                 };
+                if counted {
+                    // It lost the race for the lock: a hit after all.
+                    self.counters.miss_was_hit();
+                }
                 self.counters.hit();
                 self.counters.lock_wait();
                 self.recovered();
@@ -395,11 +425,15 @@ impl Engine {
                 Locked::Value(out, bytes)
             }
             Waited::Acquired(held) => {
-                self.counters.miss();
+                if !counted {
+                    self.counters.miss();
+                }
                 Locked::Held(held)
             }
             Waited::TimedOut => {
-                self.counters.miss();
+                if !counted {
+                    self.counters.miss();
+                }
                 Locked::Without
             }
             Waited::Failed => {
@@ -444,6 +478,8 @@ impl Engine {
         let ttl = target.ttl_for::<P, Out>(out);
         let encoded =
             P::cacheable(out).and_then(|value| self.encode_quiet(key, value, ttl, target.schema));
+        // Fresh for `ttl` (the envelope says so), kept `stale` longer.
+        let ttl = target.kept_for(ttl);
         let mut store = fill.store;
         // A version older than the window may have been forgotten, so a
         // tagged result computed over a longer time is not stored.
