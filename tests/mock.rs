@@ -844,3 +844,55 @@ async fn a_caller_that_loses_the_race_for_the_lock_counts_a_hit_not_a_miss() {
     seen.sort();
     assert_eq!(seen, [(0, 1, 1), (1, 0, 0)]);
 }
+
+// ----- early refresh (XFetch), paused time -----
+
+/// A top list whose body takes a second; its loads are counted.
+#[cached(ttl = 10, early_refresh, key = "top:{id}")]
+async fn top(id: u64, loads: Arc<AtomicUsize>) -> String {
+    let n = loads.fetch_add(1, Ordering::SeqCst) + 1;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    format!("top {id}, load {n}")
+}
+
+/// Calls `top` every 20 ms for three TTL periods: how long each call took,
+/// and the loads.
+async fn steady_load(cache: &cache_runtime::Cache) -> (Vec<Duration>, usize) {
+    let loads = Arc::new(AtomicUsize::new(0));
+    let mut took = Vec::new();
+    for _ in 0..1500 {
+        let started = tokio::time::Instant::now();
+        cache.scope(top(1, loads.clone())).await;
+        took.push(started.elapsed());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    (took, loads.load(Ordering::SeqCst))
+}
+
+fn assert_refreshed_early(took: &[Duration], loads: usize, stats: cache_runtime::Stats) {
+    assert_eq!(took[0], Duration::from_secs(1), "the first call loads");
+    let waited = took[1..].iter().filter(|t| !t.is_zero()).count();
+    assert_eq!(
+        waited, 0,
+        "after the first call, no caller waits for the body"
+    );
+    // Three TTLs of 10 s, refreshed ahead of each expiry (XFetch with a
+    // 1 s body and β = 1 at 50 calls/s: about 4 s before it).
+    assert!((4..=8).contains(&loads), "{loads} loads in 30 s");
+    assert_eq!(stats.refreshes as usize, loads - 1, "{stats:?}");
+    assert_eq!(stats.stale_hits, 0, "never stale: {stats:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn early_refresh_keeps_a_key_fresh_under_steady_load_on_the_mock() {
+    let cache = MockBackend::new().cache();
+    let (took, loads) = steady_load(&cache).await;
+    assert_refreshed_early(&took, loads, cache.stats());
+}
+
+#[tokio::test(start_paused = true)]
+async fn early_refresh_keeps_a_key_fresh_under_steady_load_on_the_memory_store() {
+    let cache = cache_runtime::Cache::builder().build().unwrap();
+    let (took, loads) = steady_load(&cache).await;
+    assert_refreshed_early(&took, loads, cache.stats());
+}

@@ -426,7 +426,9 @@ fn codecs() -> [FuzzCodec; 4] {
 
 // ---------------------------------------------------------------- seeds
 
-const HEADER_LEN: usize = 28;
+const HEADER_LEN: usize = 32;
+/// Version 2's header, without the computing time.
+const V2_HEADER_LEN: usize = 28;
 const WRITTEN_AT_MS: u64 = 1_700_000_000_000;
 
 /// Valid stored values from the real encoder.
@@ -480,12 +482,17 @@ fn seeds(codecs: &[FuzzCodec; 4]) -> Seeds {
                         s.round_trips += 1;
                     }
                 }
-                // Version 1: the same without the fingerprint.
+                // Versions 1 and 2: the same without the fingerprint, and
+                // without the computing time.
                 if schema != 0 && bytes.len() < 4096 {
                     let mut v1 = bytes[..20].to_vec();
                     v1[2] = 1;
                     v1.extend_from_slice(&bytes[HEADER_LEN..]);
                     s.all.push(v1);
+                    let mut v2 = bytes[..V2_HEADER_LEN].to_vec();
+                    v2[2] = 2;
+                    v2.extend_from_slice(&bytes[HEADER_LEN..]);
+                    s.all.push(v2);
                 }
                 s.all.push(bytes);
             }
@@ -848,16 +855,24 @@ fn header_tweak(rng: &mut Rng, buf: &mut Vec<u8>, fps: &[u64]) {
         }
         1 => {
             let any = rng.next() as u8;
-            buf[2] = rng.pick(&[0, 1, 2, 3, 255, any]);
+            buf[2] = rng.pick(&[0, 1, 2, 3, 4, b'L', 255, any]);
         }
         2 => {
-            // To version 1 properly (fingerprint dropped), or the reverse.
-            if buf[2] == 2 && buf.len() >= HEADER_LEN {
-                buf[2] = 1;
-                buf.drain(20..HEADER_LEN);
-            } else {
+            // Down a version properly (the computing time dropped, then the
+            // fingerprint), or back up.
+            if buf[2] == 3 && buf.len() >= HEADER_LEN {
                 buf[2] = 2;
+                buf.drain(V2_HEADER_LEN..HEADER_LEN);
+            } else if buf[2] == 2 && buf.len() >= V2_HEADER_LEN {
+                buf[2] = 1;
+                buf.drain(20..V2_HEADER_LEN);
+            } else {
+                buf[2] = 3;
                 buf.splice(20..20, rng.pick(fps).to_be_bytes());
+                buf.splice(
+                    V2_HEADER_LEN..V2_HEADER_LEN,
+                    (rng.next() as u32).to_be_bytes(),
+                );
             }
         }
         3 => {
@@ -875,7 +890,7 @@ fn header_tweak(rng: &mut Rng, buf: &mut Vec<u8>, fps: &[u64]) {
                 1 => rng.pick(fps),
                 _ => rng.next(),
             };
-            buf[20..HEADER_LEN].copy_from_slice(&fp.to_be_bytes());
+            buf[20..V2_HEADER_LEN].copy_from_slice(&fp.to_be_bytes());
         }
         _ => {}
     }
@@ -913,10 +928,11 @@ fn random_bytes(rng: &mut Rng, buf: &mut Vec<u8>, fps: &[u64]) {
 /// exactly `max_value_size` bytes (valid, decoded), one byte more, and a
 /// JSON string of DEL characters.
 fn probes() -> Vec<Vec<u8>> {
-    let mut json = b"CR\x02j".to_vec();
+    let mut json = b"CR\x03j".to_vec();
     json.extend_from_slice(&WRITTEN_AT_MS.to_be_bytes());
     json.extend_from_slice(&(WRITTEN_AT_MS + 60_000).to_be_bytes());
     json.extend_from_slice(&0u64.to_be_bytes());
+    json.extend_from_slice(&0u32.to_be_bytes());
     json.push(b'"');
     json.resize(MAX_VALUE_SIZE - 1, b'y');
     json.push(b'"');

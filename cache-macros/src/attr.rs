@@ -48,6 +48,8 @@ impl Kind {
                 L1Ttl,
                 Lock,
                 Stale,
+                EarlyRefresh,
+                Beta,
                 Key,
                 Name,
                 Skip,
@@ -77,6 +79,8 @@ pub(crate) enum Opt {
     L1Ttl,
     Lock,
     Stale,
+    EarlyRefresh,
+    Beta,
     Key,
     Keys,
     Name,
@@ -100,6 +104,8 @@ impl Opt {
             Opt::L1Ttl => "l1_ttl",
             Opt::Lock => "lock",
             Opt::Stale => "stale",
+            Opt::EarlyRefresh => "early_refresh",
+            Opt::Beta => "beta",
             Opt::Key => "key",
             Opt::Keys => "keys",
             Opt::Name => "name",
@@ -124,6 +130,7 @@ impl Opt {
             Opt::L1Ttl => "\"5s\"",
             Opt::NoneTtl => "\"30s\"",
             Opt::Stale => "\"1h\"",
+            Opt::Beta => "1.0",
             Opt::Key => "\"product:{id}\"",
             Opt::Name => "\"products::get\"",
             Opt::Cache => "self.cache",
@@ -134,6 +141,11 @@ impl Opt {
             Opt::L1 => return format!("`l1` takes a value: {L1_HELP}"),
             Opt::Lock => return format!("`lock` takes a value: {LOCK_HELP}"),
             Opt::Skip => return "`skip` takes a list of parameters: `skip(db, pool)`".into(),
+            Opt::EarlyRefresh => {
+                return "`early_refresh` takes no value: write `early_refresh` to refresh a value \
+                        before it expires, and `beta = 2.0` beside it to refresh earlier"
+                    .into()
+            }
             Opt::CacheNone => {
                 return "`cache_none` takes no value: write `cache_none` to also cache `None`, or \
                         leave it out"
@@ -223,6 +235,10 @@ pub(crate) struct Options {
     pub(crate) lock: Slot<bool>,
     /// How long a value is served stale past its TTL while it is refreshed.
     pub(crate) stale: Slot<L1Ttl>,
+    /// Refresh before expiry (XFetch).
+    pub(crate) early_refresh: Slot<()>,
+    /// XFetch's β, with its span.
+    pub(crate) beta: Slot<(f64, Span)>,
     pub(crate) key: Slot<LitStr>,
     pub(crate) name: Slot<LitStr>,
     pub(crate) skip: Slot<Vec<Ident>>,
@@ -265,6 +281,8 @@ impl Options {
             l1_ttl: Slot::new(Opt::L1Ttl),
             lock: Slot::new(Opt::Lock),
             stale: Slot::new(Opt::Stale),
+            early_refresh: Slot::new(Opt::EarlyRefresh),
+            beta: Slot::new(Opt::Beta),
             key: Slot::new(Opt::Key),
             name: Slot::new(Opt::Name),
             skip: Slot::new(Opt::Skip),
@@ -363,6 +381,11 @@ impl Options {
                     )),
                 },
                 (Opt::CacheNone, Value::Flag) => opts.cache_none.set(span, (), errors),
+                (Opt::EarlyRefresh, Value::Flag) => opts.early_refresh.set(span, (), errors),
+                (Opt::Beta, Value::Expr(e)) => match parse_beta(&e) {
+                    Ok(beta) => opts.beta.set(span, (beta, ungroup(&e).span()), errors),
+                    Err(err) => errors.push(err),
+                },
                 (Opt::NoCompanions, Value::Flag) => opts.no_companions.set(span, (), errors),
                 (Opt::Before, Value::Flag) => opts.before.set(span, (), errors),
                 (Opt::Tags, Value::Expr(e)) => match strings(&e, "tags", "[\"products\", \"category:{cat}\"]") {
@@ -564,6 +587,26 @@ fn unpreset_seconds(e: &Expr, option: &SecondsOption) -> syn::Result<L1Ttl> {
         secs,
         span: ungroup(e).span(),
     })
+}
+
+/// `beta = 1.0`: a positive, finite number (an integer is accepted).
+fn parse_beta(e: &Expr) -> syn::Result<f64> {
+    let value = match ungroup(e) {
+        Expr::Lit(ExprLit {
+            lit: Lit::Float(f), ..
+        }) => f.base10_parse::<f64>().ok(),
+        Expr::Lit(ExprLit {
+            lit: Lit::Int(i), ..
+        }) => i.base10_parse::<u32>().ok().map(f64::from),
+        _ => None,
+    };
+    match value {
+        Some(beta) if beta.is_finite() && beta > 0.0 => Ok(beta),
+        _ => Err(syn::Error::new_spanned(
+            ungroup(e),
+            "`beta` takes a positive number, e.g. `beta = 1.0` (the default; larger refreshes earlier)",
+        )),
+    }
 }
 
 /// `lock = false` or `lock = true`.
@@ -1032,7 +1075,7 @@ mod tests {
         for (kind, listed) in [
             (
                 Kind::Cached,
-                "valid options are: ttl, l1, l1_ttl, lock, stale, key,",
+                "valid options are: ttl, l1, l1_ttl, lock, stale, early_refresh, beta, key,",
             ),
             (Kind::Put, "valid options are: key, ttl, l1, l1_ttl, tags,"),
         ] {

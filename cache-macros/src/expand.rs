@@ -195,8 +195,8 @@ fn expand(func: &Function<'_>, plan: &Plan) -> TokenStream {
             // memory store may keep a decoded copy of the value (it must
             // be `Clone`); the probe has no bounds, so only `run` reports
             // a value that cannot be stored.
-            let run = match store.stale {
-                None => {
+            let run = match (store.stale, store.early) {
+                (None, None) => {
                     let run = quote_spanned!(span=> __cache_call.run(#policy, __cache_typed, __cache_body));
                     quote! {
                         #body
@@ -205,9 +205,10 @@ fn expand(func: &Function<'_>, plan: &Plan) -> TokenStream {
                     }
                 }
                 // The body and the refresh are made by one closure, called
-                // once: on a miss for the body, after a stale hit for an
-                // owned future of the same result.
-                Some(_) => {
+                // once: on a miss for the body, after a stale hit (or one
+                // due for an early refresh) for an owned future of the
+                // same result.
+                _ => {
                     let refresh = refresh(func, block);
                     let run = quote_spanned!(span=> __cache_call.run_refreshing(#policy, __cache_typed, __cache_make));
                     quote! {
@@ -396,7 +397,11 @@ fn site(plan: &Plan) -> TokenStream {
                 let s = Literal::u64_unsuffixed(s);
                 quote!(.stale(#s))
             });
-            quote!(__cache_rt::Site::new(#name, #ttl) #l1 #none_ttl #lock #stale)
+            let early = store.early.map(|beta| {
+                let beta = Literal::f64_suffixed(beta);
+                quote!(.early_refresh(#beta))
+            });
+            quote!(__cache_rt::Site::new(#name, #ttl) #l1 #none_ttl #lock #stale #early)
         }
         Op::Evict(_) => quote!(__cache_rt::Site::new(#name, __cache_rt::Ttl::Default)),
     }

@@ -556,6 +556,19 @@ fn stale_method() {
 }
 
 #[test]
+fn early_refresh_with_beta() {
+    check(
+        "early_refresh_with_beta",
+        quote!(ttl = "1m", early_refresh, beta = 2.0, key = "top:{n}"),
+        quote! {
+            async fn top(n: usize) -> Vec<u64> {
+                ranking::top(n).await
+            }
+        },
+    );
+}
+
+#[test]
 fn l1_ttl_with_companions() {
     check_as(
         Show::CachedAll,

@@ -48,6 +48,8 @@ pub(crate) struct Store {
     /// `stale`, in seconds: how long a value is served past its TTL while
     /// it is refreshed in the background (`#[cached]` only).
     pub(crate) stale: Option<u64>,
+    /// `early_refresh`, with XFetch's β (1.0 unless `beta` says).
+    pub(crate) early: Option<f64>,
     /// The `Policy` for what is stored: `SomeOnly`, `SomeOrNone`, `OkOnly`,
     /// `Always`.
     pub(crate) policy: Ident,
@@ -174,7 +176,7 @@ pub(crate) fn plan(
             };
             let mut store = store(kind, opts, &func.output, errors);
             if let Some(store) = &mut store {
-                store.stale = stale(opts, func, errors);
+                (store.stale, store.early) = refreshing(opts, func, errors);
             }
             match (key, store) {
                 (Some(key), Some(store)) => Some(Op::Read {
@@ -449,6 +451,7 @@ fn store(kind: Kind, opts: &Options, output: &Output<'_>, errors: &mut Errors) -
         l1,
         lock: opts.lock.get().copied().unwrap_or(true),
         stale: None,
+        early: None,
         policy: policy?,
     })
 }
@@ -514,15 +517,38 @@ fn none_ttl(opts: &Options, errors: &mut Errors) -> Option<u64> {
 /// arguments, after the
 /// caller has its value, so each parameter must have a name and must not
 /// be `&mut`, and the receiver must not be `&mut self`.
-fn stale(opts: &Options, func: &Function<'_>, errors: &mut Errors) -> Option<u64> {
-    let window = opts.stale.get()?;
+fn refreshing(
+    opts: &Options,
+    func: &Function<'_>,
+    errors: &mut Errors,
+) -> (Option<u64>, Option<f64>) {
+    let beta = opts.beta.get().map(|&(beta, _)| beta);
+    if let (None, Some(&(_, span))) = (opts.early_refresh.get(), opts.beta.get()) {
+        errors.push(syn::Error::new(
+            span,
+            "`beta` tunes `early_refresh`, which is not on: write `early_refresh` beside it, or drop `beta`",
+        ));
+    }
+    let early = opts.early_refresh.get().map(|()| beta.unwrap_or(1.0));
+    let window = opts.stale.get();
+    let span = match (window, opts.early_refresh.span()) {
+        (Some(w), _) => w.span,
+        (None, Some(span)) => span,
+        (None, None) => return (None, None),
+    };
     let before = errors.len();
-    let why =
-        "a `stale` function's refresh runs in the background, after its caller has the value, \
-               from copies of the arguments";
+    let (article, option) = if window.is_some() {
+        ("a", "stale")
+    } else {
+        ("an", "early_refresh")
+    };
+    let why = format!(
+        "{article} `{option}` function's refresh runs in the background, after its caller has the value, \
+         from copies of the arguments"
+    );
     if func.receiver.is_some() && opts.no_companions.get().is_some() {
         errors.push(syn::Error::new(
-            window.span,
+            span,
             format!("{why}: it calls the `_uncached` companion, which `no_companions` leaves out; drop one of the two"),
         ));
     }
@@ -530,7 +556,7 @@ fn stale(opts: &Options, func: &Function<'_>, errors: &mut Errors) -> Option<u64
         if r.reference.is_some() && r.mutability.is_some() {
             errors.push(syn::Error::new_spanned(
                 r,
-                format!("{why}: `&mut self` cannot be copied; take `&self`, or drop `stale`"),
+                format!("{why}: `&mut self` cannot be copied; take `&self`, or drop `{option}`"),
             ));
         }
     }
@@ -559,7 +585,11 @@ fn stale(opts: &Options, func: &Function<'_>, errors: &mut Errors) -> Option<u64
             _ => {}
         }
     }
-    (errors.len() == before).then_some(window.secs)
+    if errors.len() == before {
+        (window.map(|w| w.secs), early)
+    } else {
+        (None, None)
+    }
 }
 
 /// The hashed key of `#[cached]` without a template: every named parameter

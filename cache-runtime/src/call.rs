@@ -51,6 +51,8 @@ struct Options {
     /// How long a value is served stale after its TTL while one refresh
     /// runs in the background (`stale = "1h"`).
     stale: Option<Duration>,
+    /// Refresh before expiry, with XFetch's β (`early_refresh`, `beta`).
+    early: Option<f64>,
 }
 
 /// What the macro knows about one `#[cached]` function, in a `static`.
@@ -74,6 +76,7 @@ impl Options {
         none_ttl: None,
         lock: true,
         stale: None,
+        early: None,
     };
 }
 
@@ -164,6 +167,24 @@ impl Site {
     pub const fn stale(self, secs: u64) -> Self {
         let options = Options {
             stale: Some(Duration::from_secs(secs)),
+            ..self.options
+        };
+        self.rebuilt(options)
+    }
+
+    /// The site with early refresh (`#[cached(early_refresh, beta = 1.0)]`;
+    /// `beta` positive and finite, the macro checks): a hit refreshes the
+    /// value in the background, before it expires, with the probability of
+    /// the XFetch rule (see [`Call::run_refreshing`]).
+    ///
+    /// ```
+    /// use cache_runtime::__private::{Site, Ttl};
+    /// static SITE: Site = Site::new("feed::top", Ttl::Secs(60)).early_refresh(1.0);
+    /// # let _ = &SITE;
+    /// ```
+    pub const fn early_refresh(self, beta: f64) -> Self {
+        let options = Options {
+            early: Some(beta),
             ..self.options
         };
         self.rebuilt(options)
@@ -527,6 +548,7 @@ impl<'s> Call<'s> {
                     l1: self.site.options.l1,
                     lock: self.site.options.lock,
                     stale: self.site.options.stale,
+                    early: self.site.options.early,
                     schema,
                     tagging: self.tagging,
                 })

@@ -3,12 +3,13 @@
 //! ```text
 //! offset  size  field
 //! 0       2     magic "CR"
-//! 2       1     envelope format version (2)
+//! 2       1     envelope format version (3)
 //! 3       1     codec id ('j' JSON, 'b' bincode, 128..=255 user codecs)
 //! 4       8     written-at, milliseconds since the Unix epoch, big-endian
 //! 12      8     fresh-until, milliseconds since the Unix epoch, big-endian
 //! 20      8     schema fingerprint of the stored type, big-endian (0: unknown)
-//! 28      ..    the codec's bytes
+//! 28      4     how long the value took to compute, ms, big-endian (0: unknown)
+//! 32      ..    the codec's bytes
 //! ```
 //!
 //! While a value is being computed under the fill lock, its key holds a
@@ -16,13 +17,13 @@
 //! token (19 bytes in all, shorter than any header, so a reader of an
 //! older version takes it for foreign bytes: a miss).
 //!
-//! The header is 28 bytes; with JSON the rest reads as plain JSON in
-//! `redis-cli GET`. The timestamps are written now so that later features
-//! (stale-while-revalidate, early refresh) can read values written today.
-//! A value whose fingerprint differs from the reader's (both known) was
-//! written for another shape of the type: it is a miss. Version 1 (the
-//! same without the fingerprint, a 20-byte header) is still read, as
-//! "unknown".
+//! The header is 32 bytes; with JSON the rest reads as plain JSON in
+//! `redis-cli GET`. Fresh-until is what `stale` and `early_refresh` read;
+//! the computing time is early refresh's Δ. A value whose fingerprint
+//! differs from the reader's (both known) was written for another shape of
+//! the type: it is a miss. Version 2 (the same without the computing time,
+//! a 28-byte header) and version 1 (also without the fingerprint, 20 bytes)
+//! are still read, with those fields "unknown".
 
 use crate::backend::millis;
 use crate::codec::CodecImpl;
@@ -31,9 +32,11 @@ use serde::Serialize;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 const MAGIC: [u8; 2] = *b"CR";
-const VERSION: u8 = 2;
-/// The header written today (version 2).
-pub(crate) const HEADER_LEN: usize = 28;
+const VERSION: u8 = 3;
+/// The header written today (version 3).
+pub(crate) const HEADER_LEN: usize = 32;
+/// Version 2's header, without the computing time.
+const V2_HEADER_LEN: usize = 28;
 /// Version 1's header, without the fingerprint.
 const V1_HEADER_LEN: usize = 20;
 
@@ -103,6 +106,8 @@ pub(crate) struct Header {
     pub(crate) fresh_until_ms: u64,
     /// The stored type's schema fingerprint; 0 when unknown.
     pub(crate) fingerprint: u64,
+    /// How long the value took to compute, in ms; 0 when unknown.
+    pub(crate) load_ms: u32,
     /// Where the codec's bytes start.
     pub(crate) len: usize,
 }
@@ -148,6 +153,18 @@ pub(crate) fn encode_schema<T: Serialize + ?Sized>(
     max_len: usize,
     fingerprint: u64,
 ) -> Result<Vec<u8>, String> {
+    encode_loaded(codec, value, ttl, max_len, fingerprint, Duration::ZERO)
+}
+
+/// [`encode_schema`], recording that the value took `load` to compute.
+pub(crate) fn encode_loaded<T: Serialize + ?Sized>(
+    codec: &CodecImpl,
+    value: &T,
+    ttl: Duration,
+    max_len: usize,
+    fingerprint: u64,
+    load: Duration,
+) -> Result<Vec<u8>, String> {
     let mut out = Vec::with_capacity(HEADER_LEN + 128);
     let written = now_ms();
     let ttl_ms = millis(ttl);
@@ -157,6 +174,8 @@ pub(crate) fn encode_schema<T: Serialize + ?Sized>(
     out.extend_from_slice(&written.to_be_bytes());
     out.extend_from_slice(&written.saturating_add(ttl_ms).to_be_bytes());
     out.extend_from_slice(&fingerprint.to_be_bytes());
+    let load_ms = u32::try_from(load.as_millis()).unwrap_or(u32::MAX);
+    out.extend_from_slice(&load_ms.to_be_bytes());
     codec.encode(value, &mut out).map_err(|e| e.to_string())?;
     if out.len() > max_len {
         return Err(format!(
@@ -187,8 +206,9 @@ pub(crate) fn header(
     }
     let len = match bytes[2] {
         1 => V1_HEADER_LEN,
+        2 if bytes.len() >= V2_HEADER_LEN => V2_HEADER_LEN,
         VERSION if bytes.len() >= HEADER_LEN => HEADER_LEN,
-        VERSION => return Err(DecodeError::NoEnvelope),
+        2 | VERSION => return Err(DecodeError::NoEnvelope),
         other => return Err(DecodeError::Version(other)),
     };
     let expected = codec.id();
@@ -207,7 +227,12 @@ pub(crate) fn header(
         codec: bytes[3],
         written_at_ms: word(4),
         fresh_until_ms: word(12),
-        fingerprint: if len == HEADER_LEN { word(20) } else { 0 },
+        fingerprint: if len >= V2_HEADER_LEN { word(20) } else { 0 },
+        load_ms: if len == HEADER_LEN {
+            u32::from_be_bytes([bytes[28], bytes[29], bytes[30], bytes[31]])
+        } else {
+            0
+        },
         len,
     })
 }
@@ -267,20 +292,44 @@ mod tests {
     }
 
     #[test]
-    fn version_one_values_are_still_read() {
+    fn version_one_and_two_values_are_still_read() {
         let codec = CodecImpl::Json;
-        let v2 = encode_schema(&codec, &"old", Duration::from_secs(60), MAX, 0xAB).unwrap();
-        // The same value as version 1 wrote it: no fingerprint.
-        let mut v1 = v2[..20].to_vec();
+        let v3 = encode_loaded(
+            &codec,
+            &"old",
+            Duration::from_secs(60),
+            MAX,
+            0xAB,
+            Duration::from_millis(250),
+        )
+        .unwrap();
+        let h = header(&v3, &codec, MAX).unwrap();
+        assert_eq!((h.fingerprint, h.load_ms, h.len), (0xAB, 250, 32));
+        // The same value as version 2 wrote it: no computing time.
+        let mut v2 = v3[..V2_HEADER_LEN].to_vec();
+        v2[2] = 2;
+        v2.extend_from_slice(&v3[HEADER_LEN..]);
+        let h = header(&v2, &codec, MAX).unwrap();
+        assert_eq!((h.fingerprint, h.load_ms, h.len), (0xAB, 0, 28));
+        assert_eq!(
+            decode_schema::<String>(&v2, &codec, MAX, 0xAB).unwrap(),
+            "old"
+        );
+        // As version 1 wrote it: no fingerprint either.
+        let mut v1 = v3[..20].to_vec();
         v1[2] = 1;
-        v1.extend_from_slice(&v2[HEADER_LEN..]);
+        v1.extend_from_slice(&v3[HEADER_LEN..]);
         let h = header(&v1, &codec, MAX).unwrap();
         assert_eq!((h.fingerprint, h.len), (0, 20));
         assert_eq!(
             decode_schema::<String>(&v1, &codec, MAX, 0xCD).unwrap(),
             "old"
         );
-        // A version 2 header cut short is no envelope.
+        // A header cut short is no envelope.
+        assert!(matches!(
+            decode::<String>(&v3[..30], &codec, MAX),
+            Err(DecodeError::NoEnvelope)
+        ));
         assert!(matches!(
             decode::<String>(&v2[..24], &codec, MAX),
             Err(DecodeError::NoEnvelope)
@@ -291,7 +340,7 @@ mod tests {
     fn round_trip_keeps_value_and_timestamps() {
         let codec = CodecImpl::Json;
         let bytes = encode(&codec, &vec![1u32, 2, 3], Duration::from_secs(60), MAX).unwrap();
-        assert_eq!(&bytes[..4], b"CR\x02j");
+        assert_eq!(&bytes[..4], b"CR\x03j");
         assert_eq!(&bytes[HEADER_LEN..], b"[1,2,3]");
         let h = header(&bytes, &codec, MAX).unwrap();
         assert_eq!(h.fresh_until_ms - h.written_at_ms, 60_000);
@@ -337,7 +386,7 @@ mod tests {
             decode::<u32>(&bytes, &codec, MAX),
             Err(DecodeError::Version(9))
         ));
-        bytes[2] = 2;
+        bytes[2] = 3;
         bytes[3] = b'x';
         assert!(matches!(
             decode::<u32>(&bytes, &codec, MAX),

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 /// The envelope header in front of every stored value.
-pub const HEADER_LEN: usize = 28;
+pub const HEADER_LEN: usize = 32;
 
 /// A fresh server and a cache on it with `prefix`.
 pub fn redis_cache(prefix: &str) -> (RedisServer, Cache) {

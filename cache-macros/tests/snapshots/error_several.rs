@@ -19,7 +19,7 @@ async fn get_invalidate(
     ::core::unreachable!()
 }
 ::core::compile_error! {
-    "unknown option `tll` for #[cached]; did you mean `ttl`? valid options are: ttl, l1, l1_ttl, lock, stale, key, name, skip, tags, cache, crate, cache_none, none_ttl, no_companions"
+    "unknown option `tll` for #[cached]; did you mean `ttl`? valid options are: ttl, l1, l1_ttl, lock, stale, early_refresh, beta, key, name, skip, tags, cache, crate, cache_none, none_ttl, no_companions"
 }
 ::core::compile_error! {
     "`id` is listed twice in `skip`; remove this one"

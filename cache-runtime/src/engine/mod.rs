@@ -250,15 +250,19 @@ impl Engine {
         }
     }
 
-    /// Encodes a value for `key`; a failure is logged and `None`.
-    fn encode_quiet<T: Serialize + ?Sized>(
+    /// Encodes a value for `key`, recording that it took `load` to compute
+    /// (zero: unknown); a failure is logged and `None`.
+    fn encode_loaded<T: Serialize + ?Sized>(
         &self,
         key: &str,
         value: &T,
         ttl: Duration,
         schema: u64,
+        load: Duration,
     ) -> Option<Bytes> {
-        match envelope::encode_schema(&self.codec, value, ttl, self.max_value_size, schema) {
+        let encoded =
+            envelope::encode_loaded(&self.codec, value, ttl, self.max_value_size, schema, load);
+        match encoded {
             Ok(bytes) => Some(Bytes::from(bytes)),
             Err(reason) => {
                 tracing::warn!(key, %reason, "value not cached: it cannot be encoded");

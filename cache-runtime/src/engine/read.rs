@@ -26,6 +26,8 @@ pub(crate) struct Target {
     /// How long a value outlives its TTL, served stale while it is
     /// refreshed (`stale`): its Redis TTL is the two together.
     pub(crate) stale: Option<Duration>,
+    /// XFetch's β, for a function refreshed before expiry (`early_refresh`).
+    pub(crate) early: Option<f64>,
     /// The stored type's schema fingerprint (0: unknown).
     pub(crate) schema: u64,
     /// Boxed: most calls have no tags, and the state machine stays small.
@@ -73,6 +75,8 @@ pub(crate) struct Fill {
     /// The tags' versions as the lookup read them: the write is refused if
     /// any tag is invalidated while the body runs.
     versions: Option<Vec<u64>>,
+    /// How long the body took (set after it ran): early refresh's Δ.
+    load: Duration,
 }
 
 /// What the fill lock step ends with.
@@ -193,10 +197,13 @@ impl Engine {
         } else {
             None
         };
+        let started = Instant::now();
         let out = match (&held, self.lock) {
             (Some(held), Some(lock)) => self.holding(held, lock.lease, body).await,
             _ => body.await,
         };
+        // The body's time goes into the envelope: early refresh's Δ.
+        fill.load = started.elapsed();
         self.store::<P, Out>(target, fill, leader, held, &out, typed)
             .await;
         out
@@ -319,6 +326,7 @@ impl Engine {
             started,
             write_budget: Duration::ZERO,
             versions,
+            load: Duration::ZERO,
         };
         match found {
             // Another caller is filling the key (step 5 waits for it).
@@ -476,8 +484,8 @@ impl Engine {
     ) {
         let key = target.key.as_str();
         let ttl = target.ttl_for::<P, Out>(out);
-        let encoded =
-            P::cacheable(out).and_then(|value| self.encode_quiet(key, value, ttl, target.schema));
+        let encoded = P::cacheable(out)
+            .and_then(|value| self.encode_loaded(key, value, ttl, target.schema, fill.load));
         // Fresh for `ttl` (the envelope says so), kept `stale` longer.
         let ttl = target.kept_for(ttl);
         let mut store = fill.store;

@@ -45,12 +45,76 @@ impl Refreshing {
     }
 }
 
-/// Whether stored bytes are past their fresh-until (unreadable headers
-/// are not: they never reach a hit).
-fn is_stale(bytes: &[u8]) -> bool {
-    bytes.len() >= envelope::HEADER_LEN
-        && bytes[..2] == *b"CR"
-        && read_u64(&bytes[12..20]) < envelope::now_ms()
+/// Whether a hit starts a refresh.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Due {
+    No,
+    /// Past its TTL (`stale`).
+    Stale,
+    /// Still fresh, drawn for an early refresh (`early_refresh`).
+    Early,
+}
+
+/// Whether the hit of `bytes` (a value's envelope: fresh-until at 12, the
+/// computing time at 28 in version 3) starts a refresh.
+fn due(target: &Target, bytes: &[u8]) -> Due {
+    if bytes.len() < 20 || bytes[..2] != *b"CR" {
+        return Due::No;
+    }
+    let fresh_until = read_u64(&bytes[12..20]);
+    let now = envelope::now_ms();
+    if now >= fresh_until {
+        // Past it: stale if there is a window (without one, the store let
+        // the value go with its TTL, and this is a last read of it).
+        return if target.stale.is_some() {
+            Due::Stale
+        } else {
+            Due::No
+        };
+    }
+    let Some(beta) = target.early else {
+        return Due::No;
+    };
+    let load_ms = match bytes.get(2..32) {
+        Some(h) if h[0] == 3 => u32::from_be_bytes([h[26], h[27], h[28], h[29]]),
+        _ => 0,
+    };
+    if xfetch(now, fresh_until, load_ms, beta, uniform()) {
+        Due::Early
+    } else {
+        Due::No
+    }
+}
+
+/// The XFetch rule (Vattani, Chierichetti, Lowenstein, VLDB 2015): refresh
+/// when `now − Δ·β·ln(u) ≥ fresh_until`, for `u` uniform in (0, 1]. The
+/// closer the expiry, and the longer the value takes to compute, the more
+/// likely; with `Δ = 0`, never before the expiry.
+fn xfetch(now_ms: u64, fresh_until_ms: u64, load_ms: u32, beta: f64, u: f64) -> bool {
+    let ahead = -(f64::from(load_ms)) * beta * u.ln();
+    now_ms as f64 + ahead >= fresh_until_ms as f64
+}
+
+/// A draw uniform in (0, 1], from a per-thread xorshift.
+fn uniform() -> f64 {
+    use std::cell::Cell;
+    thread_local! {
+        static STATE: Cell<u64> = Cell::new({
+            use std::hash::{BuildHasher, Hasher};
+            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+            h.write_u8(0);
+            h.finish() | 1
+        });
+    }
+    STATE.with(|state| {
+        let mut x = state.get();
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        state.set(x);
+        // 53 random bits, shifted into (0, 1].
+        ((x >> 11) + 1) as f64 / (1u64 << 53) as f64
+    })
 }
 
 fn read_u64(b: &[u8]) -> u64 {
@@ -86,16 +150,20 @@ where
         };
         let engine = &*target.cache.engine;
 
-        // The memory store (an L1 copy is never stale: it lives no longer
-        // than its value is fresh).
-        if let Some(memory) = engine.l2.local_store() {
-            if let Some(bytes) = memory.get(&target.key) {
-                if is_stale(&bytes) {
-                    if let Ok(out) = engine.l1_lookup::<P, Out>(&target, typed) {
-                        engine.counters.stale_hit();
-                        engine.refresh::<P, Out, _, R>(&target, &bytes, typed, make);
-                        return out;
-                    }
+        // The memory store or the L1. An L1 copy is never stale (it lives
+        // no longer than its value is fresh), but may be due for an early
+        // refresh.
+        let local = match (engine.l2.local_store(), &engine.l1) {
+            (Some(memory), _) => Some(memory),
+            (None, Some(l1)) if target.l1 != SiteL1::Off => Some(&l1.store),
+            _ => None,
+        };
+        if let Some(bytes) = local.and_then(|store| store.get(&target.key)) {
+            let due = due(&target, &bytes);
+            if due != Due::No {
+                if let Ok(out) = engine.l1_lookup::<P, Out>(&target, typed) {
+                    engine.refresh_due::<P, Out, _, R>(&target, &bytes, typed, make, due);
+                    return out;
                 }
             }
         }
@@ -120,9 +188,9 @@ where
                 if let Some(leader) = leader {
                     leader.finish(Some(bytes.clone()));
                 }
-                if is_stale(&bytes) {
-                    engine.counters.stale_hit();
-                    engine.refresh::<P, Out, _, R>(&target, &bytes, typed, make);
+                let due = due(&target, &bytes);
+                if due != Due::No {
+                    engine.refresh_due::<P, Out, _, R>(&target, &bytes, typed, make, due);
                 }
                 return out;
             }
@@ -155,6 +223,25 @@ impl Engine {
             .and_then(|r| r.strip_prefix(':'))
             .unwrap_or(key);
         format!("{}:__lock:{rest}", self.prefix)
+    }
+
+    /// Counts a hit that is due, and starts its refresh.
+    fn refresh_due<P, Out, B, R>(
+        &self,
+        target: &Target,
+        read: &Bytes,
+        typed: Option<Typed<Out>>,
+        make: impl FnOnce(Want) -> Made<B, R>,
+        due: Due,
+    ) where
+        P: Policy<Out> + Send + 'static,
+        Out: Send + 'static,
+        R: Future<Output = Out> + Send + 'static,
+    {
+        if due == Due::Stale {
+            self.counters.stale_hit();
+        }
+        self.refresh::<P, Out, B, R>(target, read, typed, make);
     }
 
     /// Starts the refresh of `target` (whose stored bytes are `read`), unless
@@ -259,10 +346,12 @@ impl<Out: Send + 'static> Job<Out> {
             None => None,
         };
         let future = std::pin::pin!(future);
+        let started = tokio::time::Instant::now();
         let out = match held {
             Some((held, lease)) => engine.holding(held, *lease, future).await,
             None => future.await,
         };
+        let load = started.elapsed();
         if P::failed(&out) {
             engine.counters.refresh_failed();
             tracing::debug!(
@@ -276,7 +365,7 @@ impl<Out: Send + 'static> Job<Out> {
             _ => self.ttl,
         };
         let bytes = P::cacheable(&out)
-            .and_then(|value| engine.encode_quiet(key, value, ttl, self.schema))?;
+            .and_then(|value| engine.encode_loaded(key, value, ttl, self.schema, load))?;
         let kept = match self.stale {
             Some(stale) => ttl.saturating_add(stale).min(super::MAX_TTL),
             None => ttl,
@@ -302,5 +391,53 @@ impl<Out: Send + 'static> Job<Out> {
                 None
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn xfetch_fires_with_probability_e_to_the_minus_gap_over_delta_beta() {
+        // P(−Δ·β·ln u ≥ gap) = e^(−gap / (Δ·β)) for u uniform: counted
+        // over a fine grid of u, so the test is exact, not sampled.
+        let grid = 100_000;
+        let share = |gap_ms: u64, load_ms: u32, beta: f64| {
+            let fresh_until = 1_000_000;
+            let hits = (1..=grid)
+                .filter(|&i| {
+                    let u = f64::from(i) / f64::from(grid);
+                    xfetch(fresh_until - gap_ms, fresh_until, load_ms, beta, u)
+                })
+                .count();
+            hits as f64 / f64::from(grid)
+        };
+        for (gap, load, beta) in [
+            (100, 100, 1.0),
+            (200, 100, 1.0),
+            (100, 100, 2.0),
+            (50, 200, 0.5),
+        ] {
+            let expected = (-(gap as f64) / (f64::from(load) * beta)).exp();
+            let got = share(gap, load, beta);
+            assert!(
+                (got - expected).abs() < 1e-3,
+                "gap {gap} Δ {load} β {beta}: {got} vs {expected}"
+            );
+        }
+        // No computing time recorded: never before the expiry; at it, always.
+        assert_eq!(share(1, 0, 1.0), 0.0);
+        assert_eq!(share(0, 0, 1.0), 1.0);
+    }
+
+    #[test]
+    fn draws_are_uniform_in_the_open_unit_interval() {
+        let draws: Vec<f64> = (0..100_000).map(|_| uniform()).collect();
+        assert!(draws.iter().all(|&u| u > 0.0 && u <= 1.0));
+        let mean = draws.iter().sum::<f64>() / draws.len() as f64;
+        assert!((mean - 0.5).abs() < 0.01, "mean {mean}");
+        let low = draws.iter().filter(|&&u| u < 0.1).count();
+        assert!((9_000..11_000).contains(&low), "{low} below 0.1");
     }
 }

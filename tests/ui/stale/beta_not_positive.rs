@@ -1,0 +1,10 @@
+use cache_runtime::cached;
+
+#[cached(ttl = 60, early_refresh, beta = 0.0)]
+async fn get(id: u64) -> u64 {
+    id
+}
+
+fn main() {
+    let _ = get(1);
+}
