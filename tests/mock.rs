@@ -866,6 +866,8 @@ async fn steady_load(cache: &cache_runtime::Cache) -> (Vec<Duration>, usize) {
         took.push(started.elapsed());
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    // A refresh started in the last second finishes.
+    tokio::time::sleep(Duration::from_secs(2)).await;
     (took, loads.load(Ordering::SeqCst))
 }
 
@@ -895,4 +897,38 @@ async fn early_refresh_keeps_a_key_fresh_under_steady_load_on_the_memory_store()
     let cache = cache_runtime::Cache::builder().build().unwrap();
     let (took, loads) = steady_load(&cache).await;
     assert_refreshed_early(&took, loads, cache.stats());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_lock_left_by_a_failed_write_is_taken_over_here_at_once() {
+    let store = MockBackend::new();
+    let cache = store
+        .cache_builder()
+        .without_breaker()
+        .fill_lock(true)
+        .lock_lease(Duration::from_secs(60))
+        .build()
+        .unwrap();
+    let runs = AtomicUsize::new(0);
+    // The value's write fails: the placeholder stays behind (for the lease).
+    let (first, ()) = tokio::join!(
+        report(&cache, &runs, 9, Duration::from_secs(1), false),
+        async {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            store.fail_next(1);
+        }
+    );
+    assert_eq!(first.as_deref(), Ok("report 9"), "failed open");
+    assert!(
+        store.keys().contains(&"report:9".to_owned()),
+        "the placeholder is left"
+    );
+    // The next caller here does not wait out the 60 s lease.
+    let started = tokio::time::Instant::now();
+    let second = report(&cache, &runs, 9, Duration::ZERO, false).await;
+    assert_eq!(second.as_deref(), Ok("report 9"));
+    assert_eq!(started.elapsed(), Duration::ZERO);
+    assert_eq!(runs.load(Ordering::SeqCst), 2);
+    assert_eq!(cache.stats().lock_takeovers, 1, "{:?}", cache.stats());
+    assert_eq!(store.get::<String>("report:9").as_deref(), Some("report 9"));
 }

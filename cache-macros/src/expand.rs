@@ -316,7 +316,11 @@ fn refresh(func: &Function<'_>, block: &Block) -> TokenStream {
                 let elem = &r.elem;
                 copies.push(quote!(let #name = ::std::borrow::ToOwned::to_owned(#name);));
                 args.push(quote!(::core::borrow::Borrow::borrow(&#name)));
-                lends.push(quote!(let #name: &#elem = ::core::borrow::Borrow::borrow(&#name);));
+                // Unused when only the key or the cache expression reads it.
+                lends.push(quote! {
+                    #[allow(unused_variables)]
+                    let #name: &#elem = ::core::borrow::Borrow::borrow(&#name);
+                });
             }
             _ => args.push(quote!(#name)),
         }

@@ -366,3 +366,40 @@ async fn stale_values_are_served_while_refreshed_and_through_failures_until_the_
         "no refresh lock is left behind"
     );
 }
+
+#[cached(ttl = 1, early_refresh, beta = 2.0, key = "hot:{id}", cache = cache)]
+async fn hot(cache: &Cache, loads: Arc<AtomicUsize>, id: u64) -> u64 {
+    loads.fetch_add(1, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    id
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn early_refresh_keeps_a_hot_key_from_expiring_under_steady_load() {
+    let server = RedisServer::start();
+    // With an L1: its hits draw for the refresh too.
+    let cache = Cache::builder()
+        .redis(server.url())
+        .prefix("ste")
+        .l1_capacity(1 << 20)
+        .build()
+        .unwrap();
+    let loads = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    // Three TTLs of 1 s, a call every 10 ms.
+    while started.elapsed() < Duration::from_secs(3) {
+        assert_eq!(hot(&cache, loads.clone(), 5).await, 5);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // A refresh started at the end finishes.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let s = cache.stats();
+    // Only the first call missed: every later one was a hit, none waited
+    // for the body, though the value expires every second.
+    assert_eq!(s.misses, 1, "{s:?}");
+    assert!(s.refreshes >= 2, "refreshed ahead of each expiry: {s:?}");
+    // Each load is the first call's or a refresh's (one whose write lost to
+    // a newer value is not counted as a refresh).
+    assert!(loads.load(Ordering::SeqCst) as u64 > s.refreshes, "{s:?}");
+    assert!(s.l1_hits > 0, "{s:?}");
+}

@@ -68,14 +68,46 @@ impl LockSettings {
     }
 }
 
+/// Placeholders this process gave up without removing them yet (a call
+/// cancelled mid-body, a write that failed), each until its lease would
+/// have run out. A caller of this process that finds one takes the lock
+/// over at once, rather than wait for the lease as for another process's.
+#[derive(Default)]
+pub(crate) struct Abandoned(std::sync::Mutex<Vec<(Placeholder, Instant)>>);
+
+impl Abandoned {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<(Placeholder, Instant)>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn add(&self, placeholder: Placeholder, until: Instant) {
+        let mut all = self.lock();
+        let now = Instant::now();
+        all.retain(|(_, until)| *until > now);
+        all.push((placeholder, until));
+    }
+
+    fn remove(&self, placeholder: &Placeholder) {
+        self.lock().retain(|(p, _)| p != placeholder);
+    }
+
+    /// Whether `bytes` is a placeholder this process abandoned.
+    pub(crate) fn contains(&self, bytes: &[u8]) -> bool {
+        let all = self.lock();
+        !all.is_empty() && all.iter().any(|(p, _)| p[..] == *bytes)
+    }
+}
+
 /// A fill lock this caller holds: its placeholder at the entry's key.
-/// Dropped unreleased (a cancelled call, a panic), it removes the
-/// placeholder from a task of its own, so that the next caller need not
-/// wait out the lease.
+/// Dropped unreleased (a cancelled call, a panic, a failed write), it is
+/// marked abandoned (the next caller here takes it over) and removed from
+/// a task of its own, tried again while the connection recovers, so that
+/// the next caller elsewhere need not wait out the lease either.
 pub(crate) struct Held<'a> {
     engine: &'a Engine,
     key: &'a str,
     placeholder: Placeholder,
+    lease: Duration,
     settled: bool,
 }
 
@@ -115,10 +147,24 @@ impl Drop for Held<'_> {
         };
         let key = self.key.to_owned();
         let placeholder = self.placeholder;
+        let until = Instant::now() + self.lease;
+        engine.abandoned.add(placeholder, until);
         runtime.spawn(async move {
-            if let Ok(held) = engine.l2.delete_if(&key, &placeholder).await {
-                engine.l2.count_release(&engine, held);
+            let mut pause = Duration::from_millis(20);
+            loop {
+                match engine.l2.delete_if(&key, &placeholder).await {
+                    Ok(held) => {
+                        engine.l2.count_release(&engine, held);
+                        break;
+                    }
+                    Err(_) if Instant::now() + pause < until => {
+                        tokio::time::sleep(pause).await;
+                        pause = (pause * 2).min(Duration::from_millis(500));
+                    }
+                    Err(_) => break, // the lease runs out by itself
+                }
             }
+            engine.abandoned.remove(&placeholder);
         });
     }
 }
@@ -152,15 +198,52 @@ impl Engine {
         key: &'a str,
         lease: Duration,
     ) -> Result<Option<Held<'a>>, BackendError> {
-        let placeholder = envelope::placeholder();
-        let how = TaggedWrite::untagged(Condition::Absent);
         let budget = self.l2.guard().timeout();
+        self.lock_over(key, lease, Condition::Absent, budget).await
+    }
+
+    /// Takes the lock of `key` over from a placeholder this process
+    /// abandoned (`found`), or tries to take it if the key is empty, within
+    /// `budget`.
+    pub(crate) async fn lock_if<'a>(
+        &'a self,
+        key: &'a str,
+        lease: Duration,
+        found: Option<&[u8]>,
+        budget: Duration,
+    ) -> Result<Option<Held<'a>>, BackendError> {
+        match found {
+            Some(old) => {
+                let old: Placeholder = old.try_into().unwrap_or_default();
+                let held = self
+                    .lock_over(key, lease, Condition::Holds(&old), budget)
+                    .await;
+                if matches!(held, Ok(Some(_))) {
+                    self.abandoned.remove(&old);
+                }
+                held
+            }
+            None => self.lock_over(key, lease, Condition::Absent, budget).await,
+        }
+    }
+
+    /// Writes a new placeholder at `key` if its value meets `condition`.
+    async fn lock_over<'a>(
+        &'a self,
+        key: &'a str,
+        lease: Duration,
+        condition: Condition<'_>,
+        budget: Duration,
+    ) -> Result<Option<Held<'a>>, BackendError> {
+        let placeholder = envelope::placeholder();
+        let how = TaggedWrite::untagged(condition);
         let bytes = Bytes::copy_from_slice(&placeholder);
         let taken = self.l2.write(key, bytes, None, lease, how, budget).await?;
         Ok(taken.then_some(Held {
             engine: self,
             key,
             placeholder,
+            lease,
             settled: false,
         }))
     }
@@ -205,6 +288,26 @@ impl Engine {
                 None => self.l2.get(key, deadline, ticket.is_some()).await,
             };
             match found {
+                // Abandoned by this process: taken over at once.
+                Ok(Some(bytes))
+                    if envelope::is_placeholder(&bytes) && self.abandoned.contains(&bytes) =>
+                {
+                    let budget = self.l2.guard().timeout();
+                    match self
+                        .lock_if(key, settings.lease, Some(&bytes), budget)
+                        .await
+                    {
+                        Ok(Some(held)) => {
+                            self.counters.lock_takeover();
+                            return Waited::Acquired(held);
+                        }
+                        Ok(None) => pause.restart(),
+                        Err(e) => {
+                            self.fail_open(Operation::Lock, key, &e);
+                            return Waited::Failed;
+                        }
+                    }
+                }
                 Ok(Some(bytes)) if envelope::is_placeholder(&bytes) => continue,
                 Ok(Some(bytes)) => return Waited::Value(bytes, ticket),
                 Ok(None) => match self.try_lock(key, settings.lease).await {

@@ -99,6 +99,8 @@ pub(crate) struct Engine {
     pub(crate) lock: Option<LockSettings>,
     /// Keys this process is refreshing in the background.
     refreshing: refresh::Refreshing,
+    /// Fill locks this process gave up without removing them yet.
+    abandoned: lock::Abandoned,
 }
 
 /// How often the L1's heartbeat checks the connections that bring its
@@ -191,6 +193,7 @@ impl Engine {
             breaker_cooldown: settings.breaker.cooldown,
             lock,
             refreshing: refresh::Refreshing::default(),
+            abandoned: lock::Abandoned::default(),
         }
     }
 

@@ -68,6 +68,8 @@ pub(crate) struct Fill {
     store: bool,
     /// The lookup found another caller's fill lock (not yet counted).
     locked: bool,
+    /// The placeholder it found.
+    placeholder: Option<Bytes>,
     started: Instant,
     /// What is left of the deadline for the write, read after the lookup
     /// so the body's time stays out of it.
@@ -323,6 +325,7 @@ impl Engine {
             replace,
             store: true,
             locked: false,
+            placeholder: None,
             started,
             write_budget: Duration::ZERO,
             versions,
@@ -333,6 +336,7 @@ impl Engine {
             Ok(Some(bytes)) if !replace && envelope::is_placeholder(&bytes) => {
                 self.recovered();
                 fill.locked = true;
+                fill.placeholder = Some(bytes);
             }
             Ok(Some(bytes)) if !replace => {
                 if let Some(value) = self.decode_counted::<P::Value>(key, &bytes, target.schema) {
@@ -391,9 +395,27 @@ impl Engine {
         };
         // The lookup counted a miss, unless it found the lock taken.
         let counted = !fill.locked;
-        if !fill.locked {
-            match self.try_lock(key, settings.lease).await {
-                Ok(Some(held)) => return Locked::Held(held),
+        // A placeholder this process abandoned is taken over at once.
+        let abandoned = fill
+            .placeholder
+            .as_deref()
+            .filter(|p| self.abandoned.contains(p));
+        if !fill.locked || abandoned.is_some() {
+            // Within what is left of the lookup's deadline: a Redis that
+            // stalls after the lookup costs the call one deadline in all.
+            let started = Instant::now();
+            let taken = self
+                .lock_if(key, settings.lease, abandoned, fill.write_budget)
+                .await;
+            fill.write_budget = fill.write_budget.saturating_sub(started.elapsed());
+            match taken {
+                Ok(Some(held)) => {
+                    if !counted {
+                        self.counters.miss();
+                        self.counters.lock_takeover();
+                    }
+                    return Locked::Held(held);
+                }
                 Ok(None) => {} // taken meanwhile: wait for it
                 Err(e) => {
                     self.fail_open(Operation::Lock, key, &e);
