@@ -1,7 +1,10 @@
-// `stale` in its forms: borrowed arguments (copied with `ToOwned`), `mut`
-// parameters, a hashed key, a generic function, methods on `&self` and on
-// `self: Arc<Self>`, a generic method, with tags and `none_ttl`.
-use cache_runtime::cached;
+// `stale` and `early_refresh` in their forms: borrowed arguments (copied
+// with `ToOwned`), `mut` parameters, a hashed key, a generic function,
+// methods on `&self` and on `self: Arc<Self>`, a generic method, with tags
+// and `none_ttl`; arguments only the key or the cache expression reads. No
+// warning in what the macro writes.
+#![deny(warnings)]
+use cache_runtime::{cached, Cache};
 use std::sync::Arc;
 
 #[cached(ttl = "5m", stale = "1h", key = "rates:{currency}")]
@@ -19,6 +22,11 @@ async fn hashed(ids: Vec<u64>, label: String) -> usize {
 async fn generic<T: serde::Serialize + Clone + Send + Sync + 'static>(item: T) -> u32 {
     let _ = item;
     1
+}
+
+#[cached(ttl = 60, early_refresh, beta = 2.0, key = "by:{name}", cache = cache)]
+async fn key_only(cache: &Cache, name: &str, id: u64) -> u64 {
+    id
 }
 
 #[derive(Clone)]
@@ -55,4 +63,6 @@ fn main() {
     let _ = repo.find(1);
     let _ = Arc::new(repo.clone()).shared(1);
     let _ = repo.typed::<u64>(1);
+    let cache = Cache::builder().build().unwrap();
+    let _ = key_only(&cache, "n", 1);
 }
