@@ -770,7 +770,8 @@ async fn a_refresh_does_not_overwrite_a_value_written_meanwhile() {
     mock.reset_faults();
     mock.insert("rate:2", &"written meanwhile", Duration::from_secs(60));
     tokio::time::sleep(Duration::from_secs(1)).await;
-    assert_eq!(loads.load(Ordering::SeqCst), 2, "the refresh ran");
+    // The refresh saw the newer value and ran no body, or ran it and had
+    // its write refused: either way the newer value stays.
     assert_eq!(
         mock.get::<String>("rate:2").as_deref(),
         Some("written meanwhile")
@@ -931,4 +932,135 @@ async fn a_lock_left_by_a_failed_write_is_taken_over_here_at_once() {
     assert_eq!(runs.load(Ordering::SeqCst), 2);
     assert_eq!(cache.stats().lock_takeovers, 1, "{:?}", cache.stats());
     assert_eq!(store.get::<String>("report:9").as_deref(), Some("report 9"));
+}
+
+/// A lookup of something that does not exist: `None` is not stored.
+#[cached(ttl = 60, key = "missing:{id}", cache = cache)]
+async fn missing(
+    cache: &cache_runtime::Cache,
+    runs: &AtomicUsize,
+    id: u64,
+    body: Duration,
+) -> Option<String> {
+    runs.fetch_add(1, Ordering::SeqCst);
+    tokio::time::sleep(body).await;
+    None.filter(|_: &String| id > u64::MAX / 2)
+}
+
+#[tokio::test(start_paused = true)]
+async fn callers_of_a_result_that_is_not_stored_load_together_not_in_turns() {
+    let store = MockBackend::new();
+    let caches: Vec<_> = (0..3)
+        .map(|_| process(&store, Duration::from_secs(60)))
+        .collect();
+    let runs = AtomicUsize::new(0);
+    let body = Duration::from_secs(1);
+    let started = tokio::time::Instant::now();
+    // Three processes, two callers in each.
+    let calls = caches
+        .iter()
+        .flat_map(|c| [c, c])
+        .enumerate()
+        .map(|(i, c)| {
+            let runs = &runs;
+            async move {
+                tokio::time::sleep(Duration::from_millis(10 * i as u64)).await;
+                let out = missing(c, runs, 1, body).await;
+                (out, started.elapsed())
+            }
+        });
+    let done = futures_join_all(calls).await;
+    for (out, at) in &done {
+        assert_eq!(*out, None);
+        // The holder's body, then the other processes' leaders' at once,
+        // then their followers' (which learn that nothing was stored when
+        // their leader ends): three bodies, not one per caller in turns.
+        assert!(
+            *at <= body * 3 + POLL + Duration::from_millis(60),
+            "done at {at:?}"
+        );
+    }
+    assert_eq!(
+        runs.load(Ordering::SeqCst),
+        6,
+        "a `None` is not stored: each caller loads"
+    );
+    assert_eq!(
+        count(&store, |op| matches!(op, Op::Unlock { held: true, .. })),
+        1
+    );
+}
+
+/// `join_all` without a dependency: polls every future to its end.
+async fn futures_join_all<F: std::future::Future>(
+    futures: impl Iterator<Item = F>,
+) -> Vec<F::Output> {
+    let handles: Vec<_> = futures.map(Box::pin).collect();
+    let mut out = Vec::new();
+    let mut pending: Vec<_> = handles.into_iter().map(Some).collect();
+    let mut results: Vec<Option<F::Output>> = (0..pending.len()).map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut all = true;
+        for (slot, result) in pending.iter_mut().zip(results.iter_mut()) {
+            if let Some(f) = slot {
+                match f.as_mut().poll(cx) {
+                    std::task::Poll::Ready(v) => {
+                        *result = Some(v);
+                        *slot = None;
+                    }
+                    std::task::Poll::Pending => all = false,
+                }
+            }
+        }
+        if all {
+            std::task::Poll::Ready(())
+        } else {
+            std::task::Poll::Pending
+        }
+    })
+    .await;
+    out.extend(results.into_iter().map(|r| r.expect("done")));
+    out
+}
+
+/// A rate whose refresh panics while `panicking` is set.
+#[cached(ttl = 10, stale = 60, key = "shaky:{id}")]
+async fn shaky(
+    id: u64,
+    loads: Arc<AtomicUsize>,
+    panicking: Arc<std::sync::atomic::AtomicBool>,
+) -> u64 {
+    let n = loads.fetch_add(1, Ordering::SeqCst) as u64 + 1;
+    assert!(
+        !panicking.load(Ordering::SeqCst),
+        "the database driver panicked"
+    );
+    id * 100 + n
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_refresh_that_panics_does_not_stop_later_refreshes() {
+    let cache = MockBackend::new().cache();
+    let loads = Arc::new(AtomicUsize::new(0));
+    let panicking = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let call = || cache.scope(shaky(1, loads.clone(), panicking.clone()));
+    assert_eq!(call().await, 101);
+    tokio::time::advance(Duration::from_secs(11)).await;
+    panicking.store(true, Ordering::SeqCst);
+    assert_eq!(call().await, 101, "stale");
+    settle().await;
+    assert_eq!(
+        loads.load(Ordering::SeqCst),
+        2,
+        "the refresh ran, and panicked"
+    );
+    panicking.store(false, Ordering::SeqCst);
+    tokio::time::advance(Duration::from_secs(2)).await;
+    assert_eq!(call().await, 101, "stale still");
+    settle().await;
+    assert_eq!(
+        call().await,
+        103,
+        "refreshed: the key was released by the panicking task"
+    );
 }

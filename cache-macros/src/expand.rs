@@ -311,6 +311,7 @@ fn refresh(func: &Function<'_>, block: &Block) -> TokenStream {
             continue;
         };
         let name = &p.ident;
+        let mutability = &p.mutability;
         match &*t.ty {
             syn::Type::Reference(r) => {
                 let elem = &r.elem;
@@ -318,8 +319,8 @@ fn refresh(func: &Function<'_>, block: &Block) -> TokenStream {
                 args.push(quote!(::core::borrow::Borrow::borrow(&#name)));
                 // Unused when only the key or the cache expression reads it.
                 lends.push(quote! {
-                    #[allow(unused_variables)]
-                    let #name: &#elem = ::core::borrow::Borrow::borrow(&#name);
+                    #[allow(unused_variables, unused_mut)]
+                    let #mutability #name: &#elem = ::core::borrow::Borrow::borrow(&#name);
                 });
             }
             _ => args.push(quote!(#name)),
@@ -330,7 +331,9 @@ fn refresh(func: &Function<'_>, block: &Block) -> TokenStream {
             let uncached = format_ident!("{}_uncached", sig.ident, span = sig.ident.span());
             let generics: Vec<_> = func.type_params.iter().chain(&func.const_params).collect();
             let turbofish = (!generics.is_empty()).then(|| quote!(::<#(#generics),*>));
-            let (this, first) = if receiver.reference.is_some() {
+            // `&self` or `self: &Self` is cloned; `self`, `self: Arc<Self>`
+            // moves into the refresh.
+            let (this, first) = if matches!(&*receiver.ty, syn::Type::Reference(_)) {
                 // Spanned on the receiver: a `Self` that is not `Clone` is
                 // reported there.
                 let clone = quote_spanned!(receiver.span()=> ::core::clone::Clone::clone(self));

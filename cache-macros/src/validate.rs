@@ -553,7 +553,8 @@ fn refreshing(
         ));
     }
     if let Some(r) = func.receiver {
-        if r.reference.is_some() && r.mutability.is_some() {
+        // `&mut self`, or `self: &mut Self`.
+        if matches!(&*r.ty, Type::Reference(t) if t.mutability.is_some()) {
             errors.push(syn::Error::new_spanned(
                 r,
                 format!("{why}: `&mut self` cannot be copied; take `&self`, or drop `{option}`"),
@@ -578,7 +579,7 @@ fn refreshing(
                 &t.ty,
                 format!("{why}: a `&mut` argument cannot be copied; take it by value or by `&`"),
             )),
-            Type::ImplTrait(_) => errors.push(syn::Error::new_spanned(
+            ty if names_impl_trait(ty) => errors.push(syn::Error::new_spanned(
                 &t.ty,
                 format!("{why}: an `impl Trait` argument cannot be named in the call; use a type parameter"),
             )),
@@ -590,6 +591,18 @@ fn refreshing(
     } else {
         (None, None)
     }
+}
+
+/// Whether `ty` is or holds an `impl Trait` (`impl Display`, `&impl Display`).
+fn names_impl_trait(ty: &Type) -> bool {
+    fn walk(tokens: TokenStream) -> bool {
+        tokens.into_iter().any(|t| match t {
+            proc_macro2::TokenTree::Ident(i) => i == "impl",
+            proc_macro2::TokenTree::Group(g) => walk(g.stream()),
+            _ => false,
+        })
+    }
+    walk(ty.to_token_stream())
 }
 
 /// The hashed key of `#[cached]` without a template: every named parameter

@@ -42,6 +42,12 @@ const V1_HEADER_LEN: usize = 20;
 
 /// The placeholder's marker, where a value has its format version.
 const LOCK: u8 = b'L';
+/// The marker of a placeholder whose holder ended without a value to
+/// store (a `None` the policy does not keep): callers load without the
+/// lock while it lasts.
+const GAVE_UP: u8 = b'N';
+/// How a gave-up placeholder starts, whatever its token.
+pub(crate) const GAVE_UP_PREFIX: &[u8] = b"CRN";
 /// The placeholder's length: magic, marker, token.
 pub(crate) const PLACEHOLDER_LEN: usize = 19;
 
@@ -74,9 +80,22 @@ pub(crate) fn placeholder() -> Placeholder {
     out
 }
 
-/// Whether `bytes` is a fill lock's placeholder, not a value.
+/// Whether `bytes` is a fill lock's placeholder (held, or given up), not a
+/// value.
 pub(crate) fn is_placeholder(bytes: &[u8]) -> bool {
-    bytes.len() == PLACEHOLDER_LEN && bytes[..2] == MAGIC && bytes[2] == LOCK
+    bytes.len() == PLACEHOLDER_LEN && bytes[..2] == MAGIC && matches!(bytes[2], LOCK | GAVE_UP)
+}
+
+/// Whether `bytes` is a placeholder whose holder gave up without a value.
+pub(crate) fn is_gave_up(bytes: &[u8]) -> bool {
+    is_placeholder(bytes) && bytes[2] == GAVE_UP
+}
+
+/// `held`, marked given up.
+pub(crate) fn gave_up(held: &Placeholder) -> Placeholder {
+    let mut marked = *held;
+    marked[2] = GAVE_UP;
+    marked
 }
 
 /// Why stored bytes were not accepted as a value (each one is a miss).
@@ -112,25 +131,19 @@ pub(crate) struct Header {
     pub(crate) len: usize,
 }
 
-/// The wall clock in ms since the Unix epoch, as tokio's clock moves it:
-/// read once, then advanced by tokio's monotonic `Instant`. In production
-/// that is the system clock without its jumps; under tokio's paused clock
-/// (the mock's tests), a value goes stale when the test advances time, as
-/// the mock's entries expire.
+/// The wall clock in ms since the Unix epoch, shifted by how far tokio's
+/// clock stands from the system's monotonic clock: no shift in production;
+/// under tokio's paused clock (the mock's tests), a value goes stale when
+/// the test advances time, as the mock's entries expire.
 pub(crate) fn now_ms() -> u64 {
-    use std::sync::OnceLock;
-    static BASE: OnceLock<(u64, std::time::Instant)> = OnceLock::new();
-    let &(wall, at) = BASE.get_or_init(|| {
-        let wall = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, millis);
-        (wall, std::time::Instant::now())
-    });
-    let now = tokio::time::Instant::now().into_std();
-    // Signed: a paused runtime's clock may stand before the base.
-    match now.checked_duration_since(at) {
+    let wall = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, millis);
+    let tokio_now = tokio::time::Instant::now().into_std();
+    let std_now = std::time::Instant::now();
+    match tokio_now.checked_duration_since(std_now) {
         Some(ahead) => wall.saturating_add(millis(ahead)),
-        None => wall.saturating_sub(millis(at.duration_since(now))),
+        None => wall.saturating_sub(millis(std_now.duration_since(tokio_now))),
     }
 }
 
@@ -358,6 +371,10 @@ mod tests {
         let (a, b) = (placeholder(), placeholder());
         assert_ne!(a, b, "each placeholder has its own token");
         assert!(is_placeholder(&a) && is_placeholder(&b));
+        assert!(!is_gave_up(&a));
+        let given_up = gave_up(&a);
+        assert!(is_placeholder(&given_up) && is_gave_up(&given_up));
+        assert!(given_up.starts_with(GAVE_UP_PREFIX));
         assert!(matches!(
             decode::<u32>(&a, &codec, MAX),
             Err(DecodeError::Placeholder)

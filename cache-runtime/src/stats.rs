@@ -89,7 +89,8 @@ pub struct Stats {
     /// lock themselves: the holder gave up, or died and its lease ran out.
     pub lock_takeovers: u64,
     /// Of [`hits`](Stats::hits), those that returned a value past its TTL
-    /// (`#[cached(stale = "1h")]`) and started its refresh.
+    /// (`#[cached(stale = "1h")]`); each starts a refresh of the key unless
+    /// one is under way.
     pub stale_hits: u64,
     /// Background refreshes that stored a new value.
     pub refreshes: u64,

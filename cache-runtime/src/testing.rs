@@ -175,8 +175,10 @@ pub enum Op {
         /// Whether the caller still held the lock.
         held: bool,
     },
-    /// A fill lock given up without a value (the body failed, or the call
-    /// was cancelled): `held` if it was still the caller's.
+    /// A fill lock given up (the body failed, the call was cancelled, or
+    /// its result is not stored, a `None` say: then the placeholder is
+    /// marked so that the waiting callers load without the lock): `held`
+    /// if it was still the caller's.
     Unlock {
         /// The entry's key, relative to the prefix.
         key: String,
@@ -772,6 +774,10 @@ impl Backend for MockBackend {
                         acquired: false,
                     },
                     Condition::Absent => Op::SetKept { key: rel },
+                    _ if envelope::is_gave_up(&value) => Op::Unlock {
+                        key: rel,
+                        held: false,
+                    },
                     // A holder whose lock was lost (expired, or replaced by
                     // a write): the newer value stays.
                     _ => Op::SetRefused { key: rel },
@@ -789,7 +795,12 @@ impl Backend for MockBackend {
                     },
                 );
             }
-            let op = if envelope::is_placeholder(&value) {
+            let op = if envelope::is_gave_up(&value) {
+                Op::Unlock {
+                    key: rel.to_owned(),
+                    held: true,
+                }
+            } else if envelope::is_placeholder(&value) {
                 Op::Lock {
                     key: rel.to_owned(),
                     acquired: true,

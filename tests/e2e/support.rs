@@ -56,6 +56,25 @@ pub fn keys(server: &RedisServer, pattern: &str) -> Vec<String> {
     keys
 }
 
+/// The keys on the server that hold a value: a fill lock's placeholder (a
+/// 19-byte `CRL`/`CRN` marker, left for a lease when a result is not
+/// stored) is no value.
+pub fn value_keys(server: &RedisServer, pattern: &str) -> Vec<String> {
+    keys(server, pattern)
+        .into_iter()
+        .filter(|k| !holds_no_value(server, k))
+        .collect()
+}
+
+/// Whether `key` is absent or holds only a fill lock's placeholder.
+pub fn holds_no_value(server: &RedisServer, key: &str) -> bool {
+    let reply = server.cmd(&["GET", key]);
+    match reply.as_bytes() {
+        None => true,
+        Some(b) => b.len() == 19 && (b.starts_with(b"CRL") || b.starts_with(b"CRN")),
+    }
+}
+
 pub const SHORT: Duration = Duration::from_millis(10);
 
 /// An example program: `cargo test` builds the examples next to the test

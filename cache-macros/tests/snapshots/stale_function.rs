@@ -34,7 +34,7 @@ async fn rates(db: &Db, currency: String) -> Result<Rates, DbError> {
                 __cache_rt::Made::Refresh({
                     let db = ::std::borrow::ToOwned::to_owned(db);
                     async move {
-                        #[allow(unused_variables)]
+                        #[allow(unused_variables, unused_mut)]
                         let db: &Db = ::core::borrow::Borrow::borrow(&db);
                         let __cache_body = async move {
                             #[allow(clippy::diverging_sub_expression)]

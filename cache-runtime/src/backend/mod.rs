@@ -364,6 +364,7 @@ impl Capabilities {
 /// assert!(Condition::Always.admits(Some(&b"v"[..])));
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Condition<'a> {
     /// None: the write replaces whatever is there.
     Always,

@@ -303,6 +303,18 @@ impl L2 {
         self.guard.command(self.tier.delete_if(key, expected)).await
     }
 
+    /// [`delete_if`](L2::delete_if) within `budget`.
+    pub(crate) async fn delete_if_within(
+        &self,
+        key: &str,
+        expected: &[u8],
+        budget: Duration,
+    ) -> Result<bool, BackendError> {
+        self.guard
+            .within(budget, self.tier.delete_if(key, expected))
+            .await
+    }
+
     /// Compare-and-expire (the fill lock's renewal).
     pub(crate) async fn expire_if(
         &self,

@@ -123,12 +123,30 @@ impl Held<'_> {
         self.settled = true;
     }
 
-    /// Gives the lock up without a value.
-    pub(crate) async fn release(mut self) {
-        self.settled = true;
+    /// Gives the lock up without a value, within `budget`. With `mark`
+    /// (the result is one the policy does not store: a `None`), the
+    /// placeholder is marked given up for a lease, and the waiting callers
+    /// load for themselves, at once, as without the lock; without (the body
+    /// failed), it is removed, and they take turns. If Redis does not
+    /// answer in time, the lock is left to [`Drop`]: marked abandoned here
+    /// and removed in the background.
+    pub(crate) async fn release(mut self, budget: Duration, mark: bool) {
         let l2 = &self.engine.l2;
-        match l2.delete_if(self.key, &self.placeholder).await {
-            Ok(held) => l2.count_release(self.engine, held),
+        let done = if mark {
+            let marked = envelope::gave_up(&self.placeholder);
+            let how = TaggedWrite::untagged(Condition::Holds(&self.placeholder));
+            let bytes = Bytes::copy_from_slice(&marked);
+            l2.write(self.key, bytes, None, self.lease, how, budget)
+                .await
+        } else {
+            l2.delete_if_within(self.key, &self.placeholder, budget)
+                .await
+        };
+        match done {
+            Ok(held) => {
+                self.settled = true;
+                l2.count_release(self.engine, held);
+            }
             Err(e) => self.engine.fail_open(Operation::Lock, self.key, &e),
         }
     }
@@ -178,6 +196,9 @@ pub(crate) enum Waited<'a> {
     Acquired(Held<'a>),
     /// `lock_wait` passed: load without the lock.
     TimedOut,
+    /// The holder had no value to store (a `None` not kept): load without
+    /// the lock, as every caller would without it.
+    GaveUp,
     /// The store failed (counted): load without it.
     Failed,
 }
@@ -238,14 +259,29 @@ impl Engine {
         let placeholder = envelope::placeholder();
         let how = TaggedWrite::untagged(condition);
         let bytes = Bytes::copy_from_slice(&placeholder);
-        let taken = self.l2.write(key, bytes, None, lease, how, budget).await?;
-        Ok(taken.then_some(Held {
+        // Made first: a write that times out may still have been applied,
+        // and then the placeholder is this process's to clean up.
+        let held = Held {
             engine: self,
             key,
             placeholder,
             lease,
             settled: false,
-        }))
+        };
+        match self.l2.write(key, bytes, None, lease, how, budget).await {
+            Ok(true) => Ok(Some(held)),
+            Ok(false) => {
+                held.settle();
+                Ok(None)
+            }
+            // Not sent: nothing to clean up.
+            Err(e @ BackendError::CircuitOpen(_)) => {
+                held.settle();
+                Err(e)
+            }
+            // Dropped unsettled: marked abandoned, removed in the background.
+            Err(e) => Err(e),
+        }
     }
 
     /// Waits for the fill of the process holding `key`'s lock. `tags`: the
@@ -287,43 +323,35 @@ impl Engine {
                     }),
                 None => self.l2.get(key, deadline, ticket.is_some()).await,
             };
-            match found {
-                // Abandoned by this process: taken over at once.
-                Ok(Some(bytes))
-                    if envelope::is_placeholder(&bytes) && self.abandoned.contains(&bytes) =>
-                {
-                    let budget = self.l2.guard().timeout();
-                    match self
-                        .lock_if(key, settings.lease, Some(&bytes), budget)
-                        .await
-                    {
-                        Ok(Some(held)) => {
-                            self.counters.lock_takeover();
-                            return Waited::Acquired(held);
-                        }
-                        Ok(None) => pause.restart(),
-                        Err(e) => {
-                            self.fail_open(Operation::Lock, key, &e);
-                            return Waited::Failed;
-                        }
-                    }
+            let found = match found {
+                Ok(Some(bytes)) if !envelope::is_placeholder(&bytes) => {
+                    return Waited::Value(bytes, ticket)
                 }
-                Ok(Some(bytes)) if envelope::is_placeholder(&bytes) => continue,
-                Ok(Some(bytes)) => return Waited::Value(bytes, ticket),
-                Ok(None) => match self.try_lock(key, settings.lease).await {
-                    Ok(Some(held)) => {
-                        self.counters.lock_takeover();
-                        return Waited::Acquired(held);
-                    }
-                    // Someone else took it: wait for that one.
-                    Ok(None) => pause.restart(),
-                    Err(e) => {
-                        self.fail_open(Operation::Lock, key, &e);
-                        return Waited::Failed;
-                    }
-                },
+                // Its holder had no value to store: load without the lock.
+                Ok(Some(bytes)) if envelope::is_gave_up(&bytes) => return Waited::GaveUp,
+                // Held by a caller that may still be at work.
+                Ok(Some(bytes)) if !self.abandoned.contains(&bytes) => continue,
+                // Empty (the holder gave up, or died and its lease ran
+                // out), or abandoned by this process: taken over at once.
+                Ok(found) => found,
                 Err(e) => {
                     self.fail_open(Operation::Get, key, &e);
+                    return Waited::Failed;
+                }
+            };
+            let budget = self.l2.guard().timeout();
+            match self
+                .lock_if(key, settings.lease, found.as_deref(), budget)
+                .await
+            {
+                Ok(Some(held)) => {
+                    self.counters.lock_takeover();
+                    return Waited::Acquired(held);
+                }
+                // Someone else took it: wait for that one.
+                Ok(None) => pause.restart(),
+                Err(e) => {
+                    self.fail_open(Operation::Lock, key, &e);
                     return Waited::Failed;
                 }
             }

@@ -70,6 +70,12 @@ pub(crate) struct Fill {
     locked: bool,
     /// The placeholder it found.
     placeholder: Option<Bytes>,
+    /// The lookup found a placeholder given up (its holder had no value to
+    /// store): the call loads without the lock.
+    gave_up: bool,
+    /// The call followed a leader whose result was not stored: it loads
+    /// without the lock.
+    pub(crate) skip_lock: bool,
     started: Instant,
     /// What is left of the deadline for the write, read after the lookup
     /// so the body's time stays out of it.
@@ -136,6 +142,7 @@ where
         // once; each caller still gets the result of a load. A follower
         // whose leader had nothing else to share (a `None` not stored)
         // loads for itself.
+        let mut alone = false;
         let leader = loop {
             match engine.flights.join(&target.key) {
                 Join::Follower(follower) => {
@@ -144,7 +151,12 @@ where
                     match Box::pin(engine.follow::<P, Out>(&target, follower)).await {
                         Ok(out) => return out,
                         Err(true) => continue,
-                        Err(false) => break None,
+                        // Its leader's result is not stored: load at once, without
+                        // the fill lock, as every caller would without it.
+                        Err(false) => {
+                            alone = true;
+                            break None;
+                        }
                     }
                 }
                 Join::Leader(leader) => break Some(leader),
@@ -165,6 +177,8 @@ where
         };
 
         // 5-7. The fill lock, the body, the store.
+        let mut fill = fill;
+        fill.skip_lock = alone;
         Box::pin(engine.fill::<P, Out, F>(&target, typed, fill, leader, body)).await
     }
 }
@@ -184,8 +198,17 @@ impl Engine {
     ) -> Out {
         // (Checked here, before the step's future is boxed: a failed
         // lookup, the common miss during an outage, skips it for free.)
-        let lock = self.lock.is_some() && target.lock && fill.store && !fill.replace;
-        let held = if fill.locked || lock {
+        let lock = self.lock.is_some()
+            && target.lock
+            && fill.store
+            && !fill.replace
+            && !fill.gave_up
+            && !fill.skip_lock;
+        if fill.locked && fill.skip_lock {
+            // A placeholder found, not waited for: a miss like any other.
+            self.counters.miss();
+        }
+        let held = if (fill.locked && !fill.skip_lock) || lock {
             match Box::pin(self.lock_step::<P, Out>(target, typed, &mut fill)).await {
                 Locked::Value(out, bytes) => {
                     if let Some(leader) = leader {
@@ -326,6 +349,8 @@ impl Engine {
             store: true,
             locked: false,
             placeholder: None,
+            gave_up: false,
+            skip_lock: false,
             started,
             write_budget: Duration::ZERO,
             versions,
@@ -333,6 +358,11 @@ impl Engine {
         };
         match found {
             // Another caller is filling the key (step 5 waits for it).
+            Ok(Some(bytes)) if !replace && envelope::is_gave_up(&bytes) => {
+                self.counters.miss();
+                self.recovered();
+                fill.gave_up = true;
+            }
             Ok(Some(bytes)) if !replace && envelope::is_placeholder(&bytes) => {
                 self.recovered();
                 fill.locked = true;
@@ -449,7 +479,7 @@ impl Engine {
                 self.recovered();
                 let out = P::from_cached(value);
                 self.count_absent::<P, Out>(&out);
-                if let Some(ticket) = ticket {
+                if let (Some(ticket), false) = (ticket, target.l1 == SiteL1::Off) {
                     self.install_hit(target, ticket, &bytes, typed, &out);
                 }
                 Locked::Value(out, bytes)
@@ -464,6 +494,13 @@ impl Engine {
                 if !counted {
                     self.counters.miss();
                 }
+                Locked::Without
+            }
+            Waited::GaveUp => {
+                if !counted {
+                    self.counters.miss();
+                }
+                fill.gave_up = true;
                 Locked::Without
             }
             Waited::Failed => {
@@ -518,12 +555,16 @@ impl Engine {
             store = false;
         }
         let local = self.l2.caps().local;
-        // Nothing to store over the fill lock's placeholder: remove it
-        // before the waiters here learn of it, so that the next caller
-        // (here or elsewhere) takes the lock at once.
+        // Nothing to store over the fill lock's placeholder: give it up
+        // before the waiters here learn of it. After a failure it goes, so
+        // that the next caller (here or elsewhere) takes the lock at once
+        // and the callers take turns; for a result that is not stored (a
+        // `None`), it is marked given up, and every waiting caller loads
+        // for itself at once, as without the lock.
         if !store || encoded.is_none() {
             if let Some(held) = held.take() {
-                held.release().await;
+                let mark = !P::failed(out);
+                held.release(fill.write_budget, mark).await;
             }
         }
         // A failed load: the waiting callers take turns (one of them leads
@@ -559,6 +600,8 @@ impl Engine {
             // else into an empty key, unless it held undecodable bytes.
             let condition = match (&held, fill.replace) {
                 (Some(held), _) => held.condition(),
+                // Over a placeholder given up, not over a newer one.
+                (None, false) if fill.gave_up => Condition::StartsWith(envelope::GAVE_UP_PREFIX),
                 (None, false) => Condition::Absent,
                 (None, true) => Condition::Always,
             };
@@ -582,7 +625,7 @@ impl Engine {
                 if *stored {
                     h.settle();
                 } else {
-                    h.release().await;
+                    h.release(fill.write_budget, false).await;
                 }
             }
             match written {

@@ -171,13 +171,19 @@ where
             Ok(out) => return out,
             Err(undecodable) => undecodable,
         };
+        let mut alone = false;
         let leader = loop {
             match engine.flights.join(&target.key) {
                 Join::Follower(follower) => {
                     match Box::pin(engine.follow::<P, Out>(&target, follower)).await {
                         Ok(out) => return out,
                         Err(true) => continue,
-                        Err(false) => break None,
+                        // Its leader's result is not stored: load at once, without
+                        // the fill lock, as every caller would without it.
+                        Err(false) => {
+                            alone = true;
+                            break None;
+                        }
                     }
                 }
                 Join::Leader(leader) => break Some(leader),
@@ -196,8 +202,38 @@ where
             }
             Err(fill) => fill,
         };
+        let mut fill = fill;
+        fill.skip_lock = alone;
         let body = std::pin::pin!(body(make));
         Box::pin(engine.fill::<P, Out, B>(&target, typed, fill, leader, body)).await
+    }
+}
+
+/// How long a process waits after a failed refresh of a key before the next
+/// hit may start another.
+const FAILED_REFRESH_PAUSE: Duration = Duration::from_secs(1);
+
+/// How a refresh ended.
+enum Refreshed {
+    Stored,
+    /// A newer value was written, or the entry removed, meanwhile.
+    Refused,
+    /// The body failed.
+    Failed,
+    /// Nothing to do or nothing written (already refreshed, not storable,
+    /// the store failing).
+    Nothing,
+}
+
+/// A key claimed in [`Refreshing`], released on drop.
+struct Claim<'a> {
+    engine: &'a Engine,
+    key: &'a str,
+}
+
+impl Drop for Claim<'_> {
+    fn drop(&mut self) {
+        self.engine.refreshing.release(self.key);
     }
 }
 
@@ -260,6 +296,12 @@ impl Engine {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };
+        // The refresh writes with a compare-and-set: a backend without one
+        // serves the value until its window ends, unrefreshed.
+        let caps = self.l2.caps();
+        if !caps.compare_and_set && !caps.local {
+            return;
+        }
         if !self.refreshing.claim(&target.key) {
             return;
         }
@@ -288,6 +330,9 @@ impl<Out: Send + 'static> Job<Out> {
     async fn run<P: Policy<Out>, R: Future<Output = Out>>(self, future: R) {
         let engine = &*self.cache.engine;
         let key = self.key.as_str();
+        // The key is released however the task ends, a panicking body
+        // included (tokio drops the task's future): it is refreshed again.
+        let _claim = Claim { engine, key };
         let lock_key = engine.refresh_lock_key(key);
         // Across processes: one refresh per key (where the tier can hold
         // the lock; elsewhere, one per process).
@@ -295,12 +340,13 @@ impl<Out: Send + 'static> Job<Out> {
             Some(settings) => match engine.try_lock(&lock_key, settings.lease).await {
                 Ok(Some(held)) => Some((held, settings.lease)),
                 Ok(None) => {
-                    engine.refreshing.release(key);
-                    return; // refreshing elsewhere
+                    // Refreshing elsewhere: this process does not ask again
+                    // on every hit meanwhile.
+                    tokio::time::sleep(settings.lease / 3).await;
+                    return;
                 }
                 Err(e) => {
                     engine.fail_open(Operation::Lock, &lock_key, &e);
-                    engine.refreshing.release(key);
                     return;
                 }
             },
@@ -308,42 +354,48 @@ impl<Out: Send + 'static> Job<Out> {
         };
         let stored = self.load_and_store::<P, R>(held.as_ref(), future).await;
         if let Some((held, _)) = held {
-            held.release().await;
+            held.release(engine.l2.guard().timeout(), false).await;
         }
-        engine.refreshing.release(key);
         match stored {
-            Some(true) => engine.counters.refreshed(),
-            Some(false) => tracing::debug!(
+            Refreshed::Stored => engine.counters.refreshed(),
+            Refreshed::Refused => tracing::debug!(
                 key,
                 "refreshed value not stored: a newer value was written or the entry removed meanwhile"
             ),
-            None => {}
+            // A failing database is asked again after a pause, not on the
+            // next hit.
+            Refreshed::Failed => tokio::time::sleep(FAILED_REFRESH_PAUSE).await,
+            Refreshed::Nothing => {}
         }
     }
 
-    /// Runs the body and writes its value over the refreshed one: `None`
-    /// if there was nothing to write (a failed body, an outage).
+    /// Runs the body and writes its value over the refreshed one.
     async fn load_and_store<P: Policy<Out>, R: Future<Output = Out>>(
         &self,
         held: Option<&(super::lock::Held<'_>, Duration)>,
         future: R,
-    ) -> Option<bool> {
+    ) -> Refreshed {
         let engine = &*self.cache.engine;
         let key = self.key.as_str();
-        // The tags' versions before the body: a value computed across an
-        // invalidation of one of them is refused.
-        let versions = match &self.tags {
-            Some(tags) => {
-                let deadline = engine.l2.guard().deadline();
-                match engine.l2.get_tagged(key, tags, deadline, false).await {
-                    Ok((_, versions)) => Some(versions),
-                    Err(e) => {
-                        engine.fail_open(Operation::Get, key, &e);
-                        return None;
-                    }
-                }
+        // Still the value read (another process may have refreshed it just
+        // before this one took the lock), and the tags' versions before the
+        // body: a value computed across an invalidation of one is refused.
+        let deadline = engine.l2.guard().deadline();
+        let read = match &self.tags {
+            Some(tags) => engine
+                .l2
+                .get_tagged(key, tags, deadline, false)
+                .await
+                .map(|(found, versions)| (found, Some(versions))),
+            None => engine.l2.get(key, deadline, false).await.map(|f| (f, None)),
+        };
+        let versions = match read {
+            Ok((Some(found), versions)) if found.starts_with(&self.header) => versions,
+            Ok(_) => return Refreshed::Nothing,
+            Err(e) => {
+                engine.fail_open(Operation::Get, key, &e);
+                return Refreshed::Nothing;
             }
-            None => None,
         };
         let future = std::pin::pin!(future);
         let started = tokio::time::Instant::now();
@@ -358,14 +410,17 @@ impl<Out: Send + 'static> Job<Out> {
                 key,
                 "refresh failed: the stale value is served until its window ends"
             );
-            return None;
+            return Refreshed::Failed;
         }
         let ttl = match self.none_ttl {
             Some(ttl) if P::absent(&out) => ttl,
             _ => self.ttl,
         };
-        let bytes = P::cacheable(&out)
-            .and_then(|value| engine.encode_loaded(key, value, ttl, self.schema, load))?;
+        let Some(bytes) = P::cacheable(&out)
+            .and_then(|value| engine.encode_loaded(key, value, ttl, self.schema, load))
+        else {
+            return Refreshed::Nothing;
+        };
         let kept = match self.stale {
             Some(stale) => ttl.saturating_add(stale).min(super::MAX_TTL),
             None => ttl,
@@ -382,13 +437,17 @@ impl<Out: Send + 'static> Job<Out> {
         let _forget = engine.forgetting(key);
         let budget = engine.l2.guard().timeout();
         match engine.l2.write(key, bytes, copy, kept, how, budget).await {
-            Ok(stored) => {
+            Ok(true) => {
                 engine.recovered();
-                Some(stored)
+                Refreshed::Stored
+            }
+            Ok(false) => {
+                engine.recovered();
+                Refreshed::Refused
             }
             Err(e) => {
                 engine.fail_open(Operation::Set, key, &e);
-                None
+                Refreshed::Nothing
             }
         }
     }

@@ -29,6 +29,12 @@ async fn key_only(cache: &Cache, name: &str, id: u64) -> u64 {
     id
 }
 
+#[cached(ttl = 60, stale = 60, key = "trimmed:{name}")]
+async fn trimmed(mut name: &str) -> usize {
+    name = name.trim();
+    name.len()
+}
+
 #[derive(Clone)]
 struct Repo {
     base: u64,
@@ -42,6 +48,11 @@ impl Repo {
 
     #[cached(ttl = 60, stale = "10m", key = "arc:{id}")]
     async fn shared(self: Arc<Self>, id: u64) -> u64 {
+        self.base + id
+    }
+
+    #[cached(ttl = 60, stale = 60, key = "typed_self:{id}")]
+    async fn typed_self(self: &Self, id: u64) -> u64 {
         self.base + id
     }
 
@@ -65,4 +76,6 @@ fn main() {
     let _ = repo.typed::<u64>(1);
     let cache = Cache::builder().build().unwrap();
     let _ = key_only(&cache, "n", 1);
+    let _ = trimmed(" n ");
+    let _ = repo.typed_self(1);
 }
