@@ -14,6 +14,9 @@
 //! silently skipping the test. Set `REDIS_SERVER_BIN` to use a binary that is
 //! not on `PATH`.
 //!
+//! [`RedisCluster::start`] starts a Redis Cluster of six such servers
+//! (three masters, three replicas).
+//!
 //! [`RedisServer::start_tls`] starts a server that speaks only TLS, with a
 //! test CA and server and client certificates generated for it (and an
 //! unrelated CA, for tests of untrusted certificates);
@@ -31,11 +34,13 @@
 
 #![warn(missing_docs, missing_debug_implementations)]
 
+mod cluster;
 mod proxy;
 mod resp;
 mod server;
 mod tls;
 
+pub use cluster::RedisCluster;
 pub use proxy::{FaultProxy, ProxyMode};
 pub use resp::Reply;
 pub use server::{free_port, unused_url, RedisServer};

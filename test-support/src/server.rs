@@ -113,7 +113,14 @@ impl RedisServer {
     #[track_caller]
     #[must_use = "dropping the server kills it immediately"]
     pub fn start_with(extra_args: &[&str]) -> RedisServer {
-        RedisServer::launch_new(extra_args, None)
+        RedisServer::launch_new(extra_args, None, free_port)
+    }
+
+    /// A node for a [`RedisCluster`](crate::RedisCluster): cluster mode on,
+    /// on a port below 55535 whose bus port (the port + 10000) is free too.
+    #[track_caller]
+    pub(crate) fn start_cluster_node(extra_args: &[&str]) -> RedisServer {
+        RedisServer::launch_new(extra_args, None, cluster_port)
     }
 
     /// Starts a server that speaks only TLS, on a free port, and waits
@@ -169,11 +176,15 @@ impl RedisServer {
     #[track_caller]
     #[must_use = "dropping the server kills it immediately"]
     pub fn start_tls_with(client_auth: ClientAuth, extra_args: &[&str]) -> RedisServer {
-        RedisServer::launch_new(extra_args, Some(client_auth))
+        RedisServer::launch_new(extra_args, Some(client_auth), free_port)
     }
 
     #[track_caller]
-    fn launch_new(extra_args: &[&str], client_auth: Option<ClientAuth>) -> RedisServer {
+    fn launch_new(
+        extra_args: &[&str],
+        client_auth: Option<ClientAuth>,
+        pick_port: fn() -> u16,
+    ) -> RedisServer {
         let binary = Binary::from_env();
         let extra_args: Vec<String> = extra_args.iter().map(ToString::to_string).collect();
         let dir = TempDir::create();
@@ -194,7 +205,7 @@ impl RedisServer {
         });
         let mut last_output = String::new();
         for _ in 0..START_ATTEMPTS {
-            let port = free_port();
+            let port = pick_port();
             match launch(&binary, port, dir.path(), &extra_args, tls.as_ref()) {
                 Launch::Ready(child) => {
                     return RedisServer {
@@ -689,6 +700,23 @@ pub fn free_port() -> u16 {
         Ok(addr) => addr.port(),
         Err(err) => panic!("cannot bind a free port on 127.0.0.1: {err}"),
     }
+}
+
+/// A free loopback port in `[20000, 45535)` whose cluster bus port (the
+/// port + 10000) is free as well.
+#[track_caller]
+fn cluster_port() -> u16 {
+    use std::hash::{BuildHasher, Hasher};
+    for attempt in 0u32..1000 {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u32(attempt);
+        let port = 20_000 + (h.finish() % 25_535) as u16;
+        let free = |p: u16| TcpListener::bind((Ipv4Addr::LOCALHOST, p)).is_ok();
+        if free(port) && free(port + 10_000) {
+            return port;
+        }
+    }
+    panic!("no free loopback port pair (port, port + 10000) below 55535 in 1000 tries");
 }
 
 /// A `redis://127.0.0.1:{port}/0` URL where nothing listens, for testing
