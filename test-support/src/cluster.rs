@@ -17,7 +17,8 @@ const NODE_TIMEOUT_MS: &str = "2000";
 /// processes on free loopback ports below 55535 (each node's bus listens
 /// on its port + 10000), joined with `redis-cli --cluster create ...
 /// --cluster-replicas 1`, and ready (`cluster_state:ok` on every node, all
-/// 16384 slots assigned) when [`RedisCluster::start`] returns. Dropping it
+/// 16384 slots assigned, and every node seeing three replicas) when
+/// [`RedisCluster::start`] returns. Dropping it
 /// kills every node; a test that panics meanwhile gets each node's log on
 /// stderr (as with [`RedisServer`]).
 ///
@@ -107,6 +108,11 @@ impl RedisCluster {
                 info.contains("cluster_state:ok")
                     && info.contains("cluster_slots_assigned:16384")
                     && info.contains(&format!("cluster_known_nodes:{NODES}"))
+            }) && self.nodes.iter().all(|n| {
+                // Every node sees the replicas as replicas (`create` makes
+                // them replicate after the slots are assigned).
+                let view = n.cmd(&["CLUSTER", "NODES"]).as_string().unwrap_or_default();
+                view.lines().filter(|l| l.contains("slave")).count() == NODES / 2
             });
             if ready {
                 return;
