@@ -3,12 +3,14 @@
 use super::l1::Ticket;
 use super::lock::{Held, Waited};
 use super::{deadline_after, Engine};
+use crate::backend::memory::Entry;
 use crate::backend::{Condition, TaggedWrite, TAG_VERSION_WINDOW};
 use crate::call::{Policy, Typed, L1 as SiteL1};
 use crate::flight::{Follower, Join, Leader, Shared};
 use crate::{envelope, Cache, Operation};
 use bytes::Bytes;
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -131,7 +133,7 @@ where
 
         // 2. The L1 (or the memory store, which is its own L1).
         let replace = match engine.l1_lookup::<P, Out>(&target, typed) {
-            Ok(out) => return out,
+            Ok((out, _)) => return out,
             Err(undecodable) => undecodable,
         };
 
@@ -234,13 +236,15 @@ impl Engine {
         out
     }
 
-    /// Step 2: an L1 hit, or whether the L1 held bytes that do not decode.
+    /// Step 2: an L1 hit (with its entry, whose envelope a `stale` or
+    /// `early_refresh` function reads), or whether the L1 held bytes that
+    /// do not decode.
     #[inline]
     pub(crate) fn l1_lookup<P: Policy<Out>, Out>(
         &self,
         target: &Target,
         typed: Option<Typed<Out>>,
-    ) -> Result<Out, bool> {
+    ) -> Result<(Out, Arc<Entry>), bool> {
         let (store, is_l1) = match (self.l2.local_store(), &self.l1) {
             (Some(memory), _) => (memory, false),
             (None, Some(l1)) if target.l1 != SiteL1::Off => (&l1.store, true),
@@ -250,18 +254,18 @@ impl Engine {
         let Some(entry) = store.entry(key) else {
             return Err(false);
         };
-        let hit = |out| {
+        let hit = |out, entry| {
             if is_l1 {
                 self.counters.l1_hit();
             } else {
                 self.counters.hit();
             }
             self.count_absent::<P, Out>(&out);
-            Ok(out)
+            Ok((out, entry))
         };
         if let (Some(t), Some(any)) = (typed, entry.typed.get()) {
             if let Some(out) = (t.from_any)(&**any) {
-                return hit(out);
+                return hit(out, entry);
             }
         }
         match self.decode_counted::<P::Value>(key, &entry.bytes, target.schema) {
@@ -275,7 +279,7 @@ impl Engine {
                         }
                     }
                 }
-                hit(out)
+                hit(out, entry)
             }
             None => Err(true),
         }

@@ -150,25 +150,17 @@ where
         };
         let engine = &*target.cache.engine;
 
-        // The memory store or the L1. An L1 copy is never stale (it lives
-        // no longer than its value is fresh), but may be due for an early
-        // refresh.
-        let local = match (engine.l2.local_store(), &engine.l1) {
-            (Some(memory), _) => Some(memory),
-            (None, Some(l1)) if target.l1 != SiteL1::Off => Some(&l1.store),
-            _ => None,
-        };
-        if let Some(bytes) = local.and_then(|store| store.get(&target.key)) {
-            let due = due(&target, &bytes);
-            if due != Due::No {
-                if let Ok(out) = engine.l1_lookup::<P, Out>(&target, typed) {
-                    engine.refresh_due::<P, Out, _, R>(&target, &bytes, typed, make, due);
-                    return out;
-                }
-            }
-        }
+        // The memory store or the L1, in one lookup. An L1 copy is never
+        // stale (it lives no longer than its value is fresh), but may be due
+        // for an early refresh.
         let replace = match engine.l1_lookup::<P, Out>(&target, typed) {
-            Ok(out) => return out,
+            Ok((out, entry)) => {
+                let due = due(&target, &entry.bytes);
+                if due != Due::No {
+                    engine.refresh_due::<P, Out, _, R>(&target, &entry.bytes, typed, make, due);
+                }
+                return out;
+            }
             Err(undecodable) => undecodable,
         };
         let mut alone = false;
