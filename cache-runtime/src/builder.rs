@@ -1,7 +1,7 @@
 //! [`CacheBuilder`] and [`Cache::from_env`].
 
 use crate::backend::memory::MemoryBackend;
-use crate::backend::redis::{PushHandler, RedisBackend, RedisSettings};
+use crate::backend::redis::{PushHandler, RedisBackend, RedisSettings, Target};
 use crate::backend::{Backend, Custom, Store, Tier};
 use crate::codec::{Codec, CodecImpl};
 use crate::engine::{BreakerSettings, Engine, Settings, TtlPresets, L1};
@@ -37,6 +37,8 @@ enum BackendChoice {
     Memory,
     /// The URL may hold a password, so it is kept as a secret.
     Redis(Secret),
+    /// A cluster's seed nodes' URLs.
+    RedisCluster(Vec<Secret>),
     Custom(Arc<dyn Backend>),
 }
 
@@ -146,6 +148,30 @@ impl CacheBuilder {
     /// ```
     pub fn redis(mut self, url: impl Into<String>) -> Self {
         self.backend = BackendChoice::Redis(Secret(url.into()));
+        self
+    }
+
+    /// Use a Redis Cluster, found from `nodes` (a few of its nodes' URLs,
+    /// `redis[s]://[[user]:password@]host[:port]`, all with the same
+    /// credentials and scheme; the client learns the rest of the cluster
+    /// from them and follows its slots as they move and fail over). Every
+    /// feature works as on one server; the README's Redis Cluster section
+    /// says how the library's keys are laid out across slots.
+    ///
+    /// ```
+    /// let cache = cache_runtime::Cache::builder()
+    ///     .redis_cluster(["redis://127.0.0.1:7000", "redis://127.0.0.1:7001"])
+    ///     .build()
+    ///     .unwrap(); // no cluster needed yet: connections open on first use
+    /// assert_eq!(cache.backend_kind(), "redis-cluster");
+    /// ```
+    pub fn redis_cluster<I, S>(mut self, nodes: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.backend =
+            BackendChoice::RedisCluster(nodes.into_iter().map(|n| Secret(n.into())).collect());
         self
     }
 
@@ -720,15 +746,19 @@ impl CacheBuilder {
                 }
                 Store::Custom(custom)
             }
-            BackendChoice::Redis(ref url) => {
-                let (info, tls) = self.connection_info(&url.0)?;
+            BackendChoice::Redis(_) | BackendChoice::RedisCluster(_) => {
+                let (target, tls) = self.redis_target()?;
                 let push = self.l1_capacity.map(|capacity| {
                     let cache = Arc::new(L1::new(capacity));
                     l1 = Some(Arc::clone(&cache));
                     Arc::new(move |info| cache.on_push(info)) as PushHandler
                 });
+                let setting = match target {
+                    Target::Single(_) => "redis",
+                    Target::Cluster(_) => "redis_cluster",
+                };
                 let backend = RedisBackend::new(RedisSettings {
-                    info,
+                    target,
                     tls,
                     connections: self.max_connections,
                     connect_timeout: self.connect_timeout,
@@ -736,7 +766,7 @@ impl CacheBuilder {
                 })
                 .map_err(|_| {
                     CacheError::config(
-                        "redis",
+                        setting,
                         "the Redis client rejected these connection settings",
                     )
                 })?;
@@ -776,18 +806,81 @@ impl CacheBuilder {
 }
 
 impl CacheBuilder {
+    /// The server or the cluster's seed nodes, with the builder's
+    /// overrides applied, and the TLS files.
+    fn redis_target(&self) -> Result<(Target, Option<TlsFiles>), CacheError> {
+        match &self.backend {
+            BackendChoice::RedisCluster(nodes) => {
+                const SETTING: &str = "redis_cluster";
+                if nodes.is_empty() {
+                    return Err(CacheError::config(SETTING, "needs at least one node's URL"));
+                }
+                if self.db.is_some_and(|db| db != 0) {
+                    return Err(CacheError::config(
+                        "db",
+                        "a Redis Cluster has only database 0",
+                    ));
+                }
+                let mut infos = Vec::with_capacity(nodes.len());
+                let mut files = None;
+                for url in nodes {
+                    let (info, tls) = self.connection_info(SETTING, &url.0)?;
+                    if info.redis_settings().db() != 0 {
+                        return Err(CacheError::config(
+                            SETTING,
+                            "a Redis Cluster has only database 0; remove the /db from the URLs",
+                        ));
+                    }
+                    if matches!(info.addr(), redis::ConnectionAddr::Unix(_)) {
+                        return Err(CacheError::config(
+                            SETTING,
+                            "cluster nodes are reached over TCP (the cluster names its nodes by \
+                             host and port), not unix sockets",
+                        ));
+                    }
+                    if let Some(first) = infos.first() {
+                        let first: &redis::ConnectionInfo = first;
+                        let tls = |i: &redis::ConnectionInfo| {
+                            matches!(i.addr(), redis::ConnectionAddr::TcpTls { .. })
+                        };
+                        let same = tls(first) == tls(&info)
+                            && first.redis_settings().username()
+                                == info.redis_settings().username()
+                            && first.redis_settings().password()
+                                == info.redis_settings().password();
+                        if !same {
+                            return Err(CacheError::config(
+                                SETTING,
+                                "every node's URL needs the same scheme, user and password",
+                            ));
+                        }
+                    }
+                    files = tls;
+                    infos.push(info);
+                }
+                Ok((Target::Cluster(infos), files))
+            }
+            BackendChoice::Redis(url) => {
+                let (info, tls) = self.connection_info("redis", &url.0)?;
+                Ok((Target::Single(info), tls))
+            }
+            _ => unreachable!("only called for Redis"),
+        }
+    }
+
     /// The connection settings of a Redis URL, with the builder's
     /// overrides (database, user, password) and TLS files applied. Errors
     /// name the setting and never repeat the URL or the password.
     fn connection_info(
         &self,
+        setting: &'static str,
         url: &str,
     ) -> Result<(redis::ConnectionInfo, Option<TlsFiles>), CacheError> {
         let scheme = url.split_once("://").map_or("", |(s, _)| s);
         let tls = scheme.eq_ignore_ascii_case("rediss");
         if tls && !cfg!(feature = "tls") {
             return Err(CacheError::config(
-                "redis",
+                setting,
                 "a rediss:// URL needs cache-runtime's `tls` feature",
             ));
         }
@@ -808,14 +901,14 @@ impl CacheBuilder {
         }
         if tls && url.ends_with("#insecure") && !cfg!(feature = "tls-insecure") {
             return Err(CacheError::config(
-                "redis",
+                setting,
                 "certificate checks can be turned off (`#insecure`) only with cache-runtime's \
                  `tls-insecure` feature; trust a private CA with tls_ca_file instead",
             ));
         }
         let mut info = redis::IntoConnectionInfo::into_connection_info(url).map_err(|_| {
             CacheError::config(
-                "redis",
+                setting,
                 "not a valid Redis URL; expected redis[s]://[[user]:password@]host[:port][/db] or unix:///path",
             )
         })?;
@@ -885,8 +978,9 @@ fn read_tls_files(_: &CacheBuilder) -> Result<Option<TlsFiles>, CacheError> {
 
 /// The environment variables [`Cache::from_env`] reads, and the builder
 /// setting each one maps to.
-const ENV_SETTINGS: [(&str, &str); 14] = [
+const ENV_SETTINGS: [(&str, &str); 15] = [
     ("REDIS_URL", "redis"),
+    ("REDIS_CLUSTER_NODES", "redis_cluster"),
     ("REDIS_DB", "db"),
     ("REDIS_PASSWORD", "password"),
     ("REDIS_USERNAME", "username"),
@@ -908,6 +1002,7 @@ impl Cache {
     /// | variable | meaning | default |
     /// |---|---|---|
     /// | `REDIS_URL` | Redis to use; unset or empty: the memory store | memory store |
+    /// | `REDIS_CLUSTER_NODES` | instead of `REDIS_URL`: a Redis Cluster, some of its nodes' URLs separated by commas ([`redis_cluster`](CacheBuilder::redis_cluster)) | none |
     /// | `REDIS_DB` | database number, overriding the URL's | the URL's |
     /// | `REDIS_PASSWORD` | password, overriding the URL's | the URL's |
     /// | `REDIS_USERNAME` | ACL user, overriding the URL's | the URL's |
@@ -920,7 +1015,8 @@ impl Cache {
     /// | `CACHE_TTL_SHORT` / `_DEFAULT` / `_LONG` | TTL presets, seconds | 300 / 3600 / 86400 |
     ///
     /// `REDIS_DB`, `REDIS_PASSWORD`, `REDIS_USERNAME` and the TLS files
-    /// apply only with `REDIS_URL`. When `REDIS_TLS_CERT_FILE` and
+    /// apply only with `REDIS_URL` or `REDIS_CLUSTER_NODES` (setting both
+    /// is an error). When `REDIS_TLS_CERT_FILE` and
     /// `REDIS_TLS_KEY_FILE` disagree, the error names the one at fault.
     ///
     /// # Errors
@@ -962,8 +1058,27 @@ impl Cache {
                 .transpose()
         };
         let mut b = Cache::builder();
-        if let Some(url) = var("REDIS_URL")? {
-            b = b.redis(url);
+        let url = var("REDIS_URL")?;
+        let nodes = var("REDIS_CLUSTER_NODES")?;
+        if url.is_some() && nodes.is_some() {
+            return Err(CacheError::config(
+                "REDIS_CLUSTER_NODES",
+                "set either REDIS_URL (one server) or REDIS_CLUSTER_NODES (a cluster), not both",
+            ));
+        }
+        if url.is_some() || nodes.is_some() {
+            b = match (url, nodes) {
+                (Some(url), _) => b.redis(url),
+                (None, Some(nodes)) => b.redis_cluster(
+                    nodes
+                        .split(',')
+                        .map(str::trim)
+                        .filter(|n| !n.is_empty())
+                        .map(str::to_owned)
+                        .collect::<Vec<_>>(),
+                ),
+                (None, None) => unreachable!(),
+            };
             if let Some(db) = number("REDIS_DB")? {
                 b = b.db(i64::try_from(db)
                     .map_err(|_| CacheError::config("REDIS_DB", "is too large"))?);
@@ -1110,6 +1225,60 @@ mod tests {
         assert!(!format!("{cache:?}").contains(secret));
         let builder = Cache::builder().redis(&url).password(secret);
         assert!(!format!("{builder:?}").contains(secret));
+    }
+
+    #[test]
+    fn cluster_settings_are_checked_and_named() {
+        let secret = "hunter2-very-secret";
+        let nodes = format!("redis://u:{secret}@127.0.0.1:7000, redis://u:{secret}@127.0.0.1:7001");
+        let cache = from(&[("REDIS_CLUSTER_NODES", &nodes)]).unwrap();
+        assert_eq!(cache.backend_kind(), "redis-cluster");
+        assert!(!format!("{cache:?}").contains(secret), "{cache:?}");
+
+        let e = |b: CacheBuilder| b.build().unwrap_err();
+        let err = e(Cache::builder().redis_cluster([format!("notredis://u:{secret}@h:1")]));
+        assert!(!err.to_string().contains(secret), "{err}");
+        assert_eq!(setting_of(err), "redis_cluster");
+        assert_eq!(
+            setting_of(e(Cache::builder().redis_cluster(Vec::<String>::new()))),
+            "redis_cluster"
+        );
+        assert_eq!(
+            setting_of(e(
+                Cache::builder().redis_cluster(["redis://127.0.0.1:7000/2"])
+            )),
+            "redis_cluster"
+        );
+        assert_eq!(
+            setting_of(e(Cache::builder()
+                .redis_cluster(["redis://127.0.0.1:7000"])
+                .db(1))),
+            "db"
+        );
+        let mixed = e(Cache::builder().redis_cluster([
+            format!("redis://u:{secret}@127.0.0.1:7000"),
+            "redis://127.0.0.1:7001".to_owned(),
+        ]));
+        assert!(!err_text(&mixed).contains(secret));
+        assert_eq!(setting_of(mixed), "redis_cluster");
+        assert_eq!(
+            setting_of(from(&[("REDIS_CLUSTER_NODES", "redis://h:1/x")]).unwrap_err()),
+            "REDIS_CLUSTER_NODES"
+        );
+        assert_eq!(
+            setting_of(
+                from(&[
+                    ("REDIS_CLUSTER_NODES", "redis://h:1"),
+                    ("REDIS_URL", "redis://h:2")
+                ])
+                .unwrap_err()
+            ),
+            "REDIS_CLUSTER_NODES"
+        );
+    }
+
+    fn err_text(e: &CacheError) -> String {
+        format!("{e} {e:?}")
     }
 
     #[test]

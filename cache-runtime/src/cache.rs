@@ -79,7 +79,7 @@ impl Cache {
         &self.engine.prefix
     }
 
-    /// The backend's kind: `"redis"`, `"memory"`, or a custom backend's name.
+    /// The backend's kind: `"redis"`, `"redis-cluster"`, `"memory"`, or a custom backend's name.
     ///
     /// ```
     /// assert_eq!(cache_runtime::Cache::builder().memory().build().unwrap().backend_kind(), "memory");

@@ -2,7 +2,9 @@
 //! with a replica.
 
 use crate::server::RedisServer;
-use std::process::Command;
+use crate::Reply;
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 /// Nodes in a cluster: three masters and three replicas.
@@ -125,6 +127,159 @@ impl RedisCluster {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// One cluster for the whole test binary, started by the first caller
+    /// and shared by every test after it (tests keep apart by key prefix).
+    /// It is never dropped: a watchdog process kills its nodes and removes
+    /// their directories once this process has exited.
+    ///
+    /// # Panics
+    ///
+    /// As [`RedisCluster::start`].
+    ///
+    /// ```no_run
+    /// let cluster = cache_test_support::RedisCluster::shared();
+    /// assert!(std::ptr::eq(cluster, cache_test_support::RedisCluster::shared()));
+    /// ```
+    #[track_caller]
+    pub fn shared() -> &'static RedisCluster {
+        static SHARED: OnceLock<RedisCluster> = OnceLock::new();
+        SHARED.get_or_init(|| {
+            let cluster = RedisCluster::start();
+            cluster.reap_after_exit();
+            cluster
+        })
+    }
+
+    /// Starts `sh`, which waits for this process to end, then kills the
+    /// nodes and removes their directories.
+    fn reap_after_exit(&self) {
+        let pids: Vec<String> = self
+            .nodes
+            .iter()
+            .filter_map(|n| n.pid().map(|p| p.to_string()))
+            .collect();
+        let dirs: Vec<String> = self
+            .nodes
+            .iter()
+            .map(|n| format!("'{}'", n.dir().display()))
+            .collect();
+        let script = format!(
+            "while kill -0 {me} 2>/dev/null; do sleep 0.2; done; kill -9 {pids} 2>/dev/null; rm -rf {dirs}",
+            me = std::process::id(),
+            pids = pids.join(" "),
+            dirs = dirs.join(" "),
+        );
+        let spawned = Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn();
+        if let Err(err) = spawned {
+            panic!("cannot start the watchdog that ends the shared cluster: {err}");
+        }
+    }
+
+    /// Sends one command to the master that serves its key (the second
+    /// argument, if any), following `MOVED` and `ASK` redirections, and
+    /// returns the reply; a keyless command goes to the first running
+    /// master.
+    ///
+    /// # Panics
+    ///
+    /// As [`RedisServer::cmd`], or if redirections do not settle after a
+    /// few tries.
+    ///
+    /// ```no_run
+    /// let cluster = cache_test_support::RedisCluster::shared();
+    /// cluster.cmd(&["SET", "k", "v"]);
+    /// assert_eq!(cluster.cmd(&["GET", "k"]).as_string().as_deref(), Some("v"));
+    /// ```
+    #[track_caller]
+    pub fn cmd(&self, args: &[&str]) -> Reply {
+        let args: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
+        self.cmd_bytes(&args)
+    }
+
+    /// Like [`RedisCluster::cmd`], with binary arguments.
+    ///
+    /// # Panics
+    ///
+    /// As [`RedisCluster::cmd`].
+    ///
+    /// ```no_run
+    /// let cluster = cache_test_support::RedisCluster::shared();
+    /// cluster.cmd_bytes(&[b"SET", b"k", b"\x00"]);
+    /// ```
+    #[track_caller]
+    pub fn cmd_bytes(&self, args: &[&[u8]]) -> Reply {
+        let mut node = self
+            .masters()
+            .first()
+            .copied()
+            .expect("the cluster has a running master");
+        let mut asking = false;
+        for _ in 0..8 {
+            let reply = if asking {
+                let mut replies = self.nodes[node].cmd_pipeline_bytes(&[&[b"ASKING"], args]);
+                replies.pop().expect("two replies")
+            } else {
+                self.nodes[node].cmd_bytes(args)
+            };
+            let Reply::Error(e) = &reply else {
+                return reply;
+            };
+            let redirect = e
+                .strip_prefix("MOVED ")
+                .map(|r| (r, false))
+                .or_else(|| e.strip_prefix("ASK ").map(|r| (r, true)));
+            let Some((rest, ask)) = redirect else {
+                return reply;
+            };
+            let port: u16 = rest
+                .rsplit(':')
+                .next()
+                .and_then(|p| p.parse().ok())
+                .unwrap_or_else(|| panic!("unreadable redirection `{e}`"));
+            node = self
+                .nodes
+                .iter()
+                .position(|n| n.port() == port)
+                .unwrap_or_else(|| panic!("redirected to port {port}, no node of this cluster"));
+            asking = ask;
+        }
+        panic!(
+            "redirections did not settle for {:?}",
+            String::from_utf8_lossy(args[0])
+        );
+    }
+
+    /// The keys matching `pattern` on every master, sorted (tests only:
+    /// `KEYS` is fine on a tiny keyspace).
+    ///
+    /// ```no_run
+    /// let cluster = cache_test_support::RedisCluster::shared();
+    /// assert!(cluster.keys("no-such-prefix:*").is_empty());
+    /// ```
+    #[must_use]
+    pub fn keys(&self, pattern: &str) -> Vec<String> {
+        let mut keys: Vec<String> = self
+            .masters()
+            .into_iter()
+            .flat_map(|i| {
+                self.nodes[i]
+                    .cmd(&["KEYS", pattern])
+                    .as_array()
+                    .iter()
+                    .filter_map(Reply::as_string)
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        keys.sort();
+        keys
     }
 
     /// The six nodes, in the order they were started (the first three were

@@ -636,6 +636,34 @@ impl RedisServer {
         })
     }
 
+    /// Like [`RedisServer::cmd_pipeline`], with binary arguments.
+    ///
+    /// # Panics
+    ///
+    /// As [`RedisServer::cmd`].
+    ///
+    /// ```no_run
+    /// use cache_test_support::RedisServer;
+    ///
+    /// let server = RedisServer::start();
+    /// let replies = server.cmd_pipeline_bytes(&[&[b"SET", b"k", b"\x00"], &[b"STRLEN", b"k"]]);
+    /// assert_eq!(replies[1].as_int(), 1);
+    /// ```
+    #[track_caller]
+    pub fn cmd_pipeline_bytes(&self, commands: &[&[&[u8]]]) -> Vec<Reply> {
+        assert!(
+            !commands.is_empty(),
+            "cmd_pipeline_bytes needs at least one command"
+        );
+        round_trip(&self.endpoint(), commands, CMD_TIMEOUT).unwrap_or_else(|err| {
+            panic!(
+                "redis pipeline to {} failed: {err} (server running: {})",
+                self.endpoint(),
+                self.is_running()
+            )
+        })
+    }
+
     /// Where [`RedisServer::cmd`] connects.
     fn endpoint(&self) -> Endpoint {
         endpoint(self.port, self.tls.as_ref())

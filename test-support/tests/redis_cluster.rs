@@ -55,6 +55,18 @@ fn a_cluster_of_three_masters_and_three_replicas_serves_keys_by_slot() {
         served += 1;
     }
     assert_eq!(served, 5);
+    // `cmd` follows the redirections; `keys` looks on every master.
+    for key in ["alpha", "beta", "gamma", "delta", "epsilon"] {
+        assert_eq!(cluster.cmd(&["GET", key]).as_string().as_deref(), Some("v"));
+    }
+    assert_eq!(
+        cluster.cmd(&["SET", "zeta", "w"]),
+        Reply::Status("OK".into())
+    );
+    assert_eq!(
+        cluster.keys("*"),
+        ["alpha", "beta", "delta", "epsilon", "gamma", "zeta"]
+    );
     assert_eq!(cluster.urls().len(), 6);
 
     let pids: Vec<u32> = cluster.nodes().iter().filter_map(|n| n.pid()).collect();

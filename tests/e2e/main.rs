@@ -1,6 +1,7 @@
 //! End-to-end tests: `#[cached]` functions and the direct API against real
 //! `redis-server` processes started by the test support crate.
 
+#[macro_use]
 mod support;
 
 mod clear_pattern;

@@ -19,9 +19,8 @@ async fn get_product(calls: &Calls, id: u64) -> Result<Product, String> {
     })
 }
 
-#[tokio::test]
-async fn miss_then_hit_runs_the_body_once() {
-    let (server, cache) = redis_cache("shop");
+async fn miss_then_hit_runs_the_body_once(server: Redis) {
+    let cache = server.cache("shop");
     let calls = Calls::default();
     cache
         .scope(async {
@@ -38,9 +37,8 @@ async fn miss_then_hit_runs_the_body_once() {
     assert_eq!(keys(&server, "*"), ["shop:product:42", "shop:product:43"]);
 }
 
-#[tokio::test]
-async fn ttl_is_set_and_value_is_plain_json() {
-    let (server, cache) = redis_cache("shop");
+async fn ttl_is_set_and_value_is_plain_json(server: Redis) {
+    let cache = server.cache("shop");
     let calls = Calls::default();
     cache.scope(get_product(&calls, 7)).await.unwrap();
     let pttl = server.cmd(&["PTTL", "shop:product:7"]).as_int();
@@ -63,11 +61,9 @@ async fn compound_ttl(calls: &Calls) -> u32 {
     2
 }
 
-#[tokio::test]
-async fn ttl_presets_and_durations() {
-    let server = RedisServer::start();
-    let cache = cache_runtime::Cache::builder()
-        .redis(server.url())
+async fn ttl_presets_and_durations(server: Redis) {
+    let cache = server
+        .builder()
         .ttl_presets(
             std::time::Duration::from_secs(30),
             std::time::Duration::from_secs(60),
@@ -108,9 +104,8 @@ async fn fallible(calls: &Calls, id: u64) -> Result<u64, std::io::Error> {
     }
 }
 
-#[tokio::test]
-async fn err_and_none_are_not_stored() {
-    let (server, cache) = redis_cache("c");
+async fn err_and_none_are_not_stored(server: Redis) {
+    let cache = server.cache("c");
     let calls = Calls::default();
     cache
         .scope(async {
@@ -133,9 +128,8 @@ async fn err_and_none_are_not_stored() {
     assert_eq!(value_keys(&server, "*"), ["c:fallible:3", "c:maybe:2"]);
 }
 
-#[tokio::test]
-async fn cache_none_stores_none() {
-    let (server, cache) = redis_cache("c");
+async fn cache_none_stores_none(server: Redis) {
+    let cache = server.cache("c");
     let calls = Calls::default();
     cache
         .scope(async {
@@ -150,18 +144,13 @@ async fn cache_none_stores_none() {
     );
 }
 
-#[tokio::test]
-async fn binary_codec_round_trips_and_a_json_cache_treats_it_as_a_miss() {
-    let server = RedisServer::start();
-    let binary = cache_runtime::Cache::builder()
-        .redis(server.url())
+async fn binary_codec_round_trips_and_a_json_cache_treats_it_as_a_miss(server: Redis) {
+    let binary = server
+        .builder()
         .codec(cache_runtime::BincodeCodec)
         .build()
         .unwrap();
-    let json = cache_runtime::Cache::builder()
-        .redis(server.url())
-        .build()
-        .unwrap();
+    let json = server.builder().build().unwrap();
     let calls = Calls::default();
     let p = binary.scope(get_product(&calls, 5)).await.unwrap();
     let again = binary.scope(get_product(&calls, 5)).await.unwrap();
@@ -179,14 +168,8 @@ async fn binary_codec_round_trips_and_a_json_cache_treats_it_as_a_miss() {
     );
 }
 
-#[tokio::test]
-async fn values_above_the_maximum_size_are_not_stored() {
-    let server = RedisServer::start();
-    let cache = cache_runtime::Cache::builder()
-        .redis(server.url())
-        .max_value_size(64)
-        .build()
-        .unwrap();
+async fn values_above_the_maximum_size_are_not_stored(server: Redis) {
+    let cache = server.builder().max_value_size(64).build().unwrap();
     let calls = Calls::default();
     let small = cache.scope(get_product(&calls, 1)).await.unwrap();
     assert_eq!(small.id, 1);
@@ -255,9 +238,8 @@ macro_rules! cached_getter {
 cached_getter!(macro_result => Result<u64, String>, |id: u64| if id == 0 { Err("zero".to_string()) } else { Ok(id) });
 cached_getter!(macro_option => Option<u64>, |id: u64| (id != 0).then_some(id));
 
-#[tokio::test]
-async fn result_aliases_and_macro_types_store_only_ok_and_some() {
-    let (server, cache) = redis_cache("c");
+async fn result_aliases_and_macro_types_store_only_ok_and_some(server: Redis) {
+    let cache = server.cache("c");
     let calls = Calls::default();
     cache
         .scope(async {
@@ -289,3 +271,14 @@ async fn result_aliases_and_macro_types_store_only_ok_and_some() {
     );
     assert_eq!(value_keys(&server, "*").len(), 4);
 }
+
+on_server_and_cluster!(
+    miss_then_hit_runs_the_body_once,
+    ttl_is_set_and_value_is_plain_json,
+    ttl_presets_and_durations,
+    err_and_none_are_not_stored,
+    cache_none_stores_none,
+    binary_codec_round_trips_and_a_json_cache_treats_it_as_a_miss,
+    values_above_the_maximum_size_are_not_stored,
+    result_aliases_and_macro_types_store_only_ok_and_some,
+);

@@ -1,9 +1,145 @@
-//! Shared helpers: a server plus a cache on it.
+//! Shared helpers: a server plus a cache on it, and where a test that runs
+//! on both one server and a cluster runs ([`Redis`], [`on_server_and_cluster`]).
 
-use cache_runtime::Cache;
-pub use cache_test_support::RedisServer;
+use cache_runtime::{Cache, CacheBuilder};
+pub use cache_test_support::{RedisCluster, RedisServer, Reply};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
+
+/// Runs each named `async fn(Redis)` of the calling module twice, as the
+/// tests `on_server::<name>` (a server of its own) and `on_cluster::<name>`
+/// (the binary's shared cluster). A bracketed list after a name is passed
+/// to `#[tokio::test]`: `name [flavor = "multi_thread"]`.
+macro_rules! on_server_and_cluster {
+    ($($name:ident $([$($flavor:tt)*])?),* $(,)?) => {
+        mod on_server {
+            $(
+                #[tokio::test $(($($flavor)*))?]
+                async fn $name() {
+                    super::$name($crate::support::Redis::server()).await
+                }
+            )*
+        }
+        mod on_cluster {
+            $(
+                #[tokio::test $(($($flavor)*))?]
+                async fn $name() {
+                    super::$name($crate::support::Redis::cluster()).await
+                }
+            )*
+        }
+    };
+}
+
+/// Where a parametrized test runs: a server of its own, or the shared
+/// cluster, which one test at a time uses, emptied first (so tests keep
+/// their keys and prefixes as on a server of their own).
+pub enum Redis {
+    Server(RedisServer),
+    Cluster(&'static RedisCluster, MutexGuard<'static, ()>),
+}
+
+/// Taken by the test that uses the shared cluster.
+static CLUSTER_TURN: Mutex<()> = Mutex::new(());
+
+impl Redis {
+    /// A fresh server.
+    pub fn server() -> Redis {
+        Redis::Server(RedisServer::start())
+    }
+
+    /// The shared cluster, empty, for this test alone.
+    pub fn cluster() -> Redis {
+        let cluster = RedisCluster::shared();
+        let turn = CLUSTER_TURN.lock().unwrap_or_else(PoisonError::into_inner);
+        for m in cluster.masters() {
+            cluster.nodes()[m].cmd(&["FLUSHALL"]);
+        }
+        Redis::Cluster(cluster, turn)
+    }
+
+    pub fn is_cluster(&self) -> bool {
+        matches!(self, Redis::Cluster(..))
+    }
+
+    /// A builder pointed at this server or cluster.
+    pub fn builder(&self) -> CacheBuilder {
+        match self {
+            Redis::Server(s) => Cache::builder().redis(s.url()),
+            Redis::Cluster(c, _) => Cache::builder().redis_cluster(c.urls()),
+        }
+    }
+
+    /// A cache on it with `prefix`.
+    pub fn cache(&self, prefix: &str) -> Cache {
+        self.builder()
+            .prefix(prefix)
+            .build()
+            .expect("valid settings")
+    }
+
+    /// One command, to the node that serves its key.
+    pub fn cmd(&self, args: &[&str]) -> Reply {
+        match self {
+            Redis::Server(s) => s.cmd(args),
+            Redis::Cluster(c, _) => c.cmd(args),
+        }
+    }
+
+    /// [`Redis::cmd`] with binary arguments.
+    pub fn cmd_bytes(&self, args: &[&[u8]]) -> Reply {
+        match self {
+            Redis::Server(s) => s.cmd_bytes(args),
+            Redis::Cluster(c, _) => c.cmd_bytes(args),
+        }
+    }
+
+    /// The server (panics on the cluster: for steps only a server has).
+    #[track_caller]
+    pub fn server_only(&self) -> &RedisServer {
+        match self {
+            Redis::Server(s) => s,
+            Redis::Cluster(..) => panic!("this step needs a single server"),
+        }
+    }
+}
+
+/// What the helpers below read Redis through: a server, the cluster, or
+/// either.
+pub trait Inspect {
+    fn send(&self, args: &[&[u8]]) -> Reply;
+    /// Keys matching `pattern` (on every master of a cluster), sorted.
+    fn matching(&self, pattern: &str) -> Vec<String>;
+}
+
+impl Inspect for RedisServer {
+    fn send(&self, args: &[&[u8]]) -> Reply {
+        self.cmd_bytes(args)
+    }
+    fn matching(&self, pattern: &str) -> Vec<String> {
+        let mut keys: Vec<String> = self
+            .cmd(&["KEYS", pattern])
+            .as_array()
+            .iter()
+            .map(|r| r.as_string().expect("key"))
+            .collect();
+        keys.sort();
+        keys
+    }
+}
+
+impl Inspect for Redis {
+    fn send(&self, args: &[&[u8]]) -> Reply {
+        self.cmd_bytes(args)
+    }
+    fn matching(&self, pattern: &str) -> Vec<String> {
+        match self {
+            Redis::Server(s) => s.matching(pattern),
+            Redis::Cluster(c, _) => c.keys(pattern),
+        }
+    }
+}
 
 /// The envelope header in front of every stored value.
 pub const HEADER_LEN: usize = 32;
@@ -33,8 +169,8 @@ impl Calls {
 }
 
 /// The value stored at `key`, without its envelope, as JSON.
-pub fn stored_json(server: &RedisServer, key: &str) -> Option<serde_json::Value> {
-    let reply = server.cmd(&["GET", key]);
+pub fn stored_json(server: &impl Inspect, key: &str) -> Option<serde_json::Value> {
+    let reply = server.send(&[b"GET", key.as_bytes()]);
     let bytes = reply.as_bytes()?;
     assert!(
         bytes.len() > HEADER_LEN,
@@ -45,21 +181,14 @@ pub fn stored_json(server: &RedisServer, key: &str) -> Option<serde_json::Value>
 }
 
 /// All keys on the server (tests only: KEYS is fine on a tiny keyspace).
-pub fn keys(server: &RedisServer, pattern: &str) -> Vec<String> {
-    let mut keys: Vec<String> = server
-        .cmd(&["KEYS", pattern])
-        .as_array()
-        .iter()
-        .map(|r| r.as_string().expect("key"))
-        .collect();
-    keys.sort();
-    keys
+pub fn keys(server: &impl Inspect, pattern: &str) -> Vec<String> {
+    server.matching(pattern)
 }
 
 /// The keys on the server that hold a value: a fill lock's placeholder (a
 /// 19-byte `CRL`/`CRN` marker, left for a lease when a result is not
 /// stored) is no value.
-pub fn value_keys(server: &RedisServer, pattern: &str) -> Vec<String> {
+pub fn value_keys(server: &impl Inspect, pattern: &str) -> Vec<String> {
     keys(server, pattern)
         .into_iter()
         .filter(|k| !holds_no_value(server, k))
@@ -67,8 +196,8 @@ pub fn value_keys(server: &RedisServer, pattern: &str) -> Vec<String> {
 }
 
 /// Whether `key` is absent or holds only a fill lock's placeholder.
-pub fn holds_no_value(server: &RedisServer, key: &str) -> bool {
-    let reply = server.cmd(&["GET", key]);
+pub fn holds_no_value(server: &impl Inspect, key: &str) -> bool {
+    let reply = server.send(&[b"GET", key.as_bytes()]);
     match reply.as_bytes() {
         None => true,
         Some(b) => b.len() == 19 && (b.starts_with(b"CRL") || b.starts_with(b"CRN")),

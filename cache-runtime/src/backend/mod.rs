@@ -13,11 +13,13 @@ pub(crate) fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
+pub(crate) mod cluster;
 pub(crate) mod glob;
 pub(crate) mod memory;
 pub(crate) mod redis;
 mod tier;
 
+pub(crate) use self::redis::OwnClient;
 pub(crate) use tier::{Caps, Custom, Store, Tier, Walk};
 
 /// How long a tag's new version is kept after an invalidation. A

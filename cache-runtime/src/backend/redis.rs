@@ -1,13 +1,19 @@
 //! The Redis backend: a few multiplexed connections, used round-robin, each
-//! connecting lazily and reconnecting by itself.
+//! connecting lazily and reconnecting by itself; to one server, or to a
+//! Redis Cluster (each connection then reaches every node and follows the
+//! slots).
 
+use super::cluster::{self, every_node};
 use super::tier::{Caps, Tier, Walk};
 use super::{memory::TypedValue, Condition, TaggedLookup, TaggedWrite, WriteKind};
 use crate::write_behind::Version;
 use crate::BackendError;
 use arc_swap::ArcSwapOption;
 use bytes::Bytes;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
+use redis::cluster::{ClusterClient, ClusterConfig};
+use redis::cluster_async::ClusterConnection;
+use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
 use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -26,20 +32,94 @@ const SCAN_BATCH: usize = 1000;
 /// Members per `ZRANGE` read and keys per `UNLINK` when a tag is invalidated.
 const TAG_BATCH: usize = 1000;
 
+/// One shared connection: to one server, or to a cluster (one socket per
+/// node behind it, commands routed by their keys' slots).
+#[derive(Clone)]
+pub(crate) enum Conn {
+    Single(ConnectionManager),
+    /// A connection of its own to one server (no reconnecting: its owner
+    /// opens another after an error).
+    Plain(MultiplexedConnection),
+    Cluster(ClusterConnection),
+}
+
+impl redis::aio::ConnectionLike for Conn {
+    fn req_packed_command<'a>(
+        &'a mut self,
+        cmd: &'a redis::Cmd,
+    ) -> redis::RedisFuture<'a, redis::Value> {
+        match self {
+            Conn::Single(c) => c.req_packed_command(cmd),
+            Conn::Plain(c) => c.req_packed_command(cmd),
+            Conn::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a redis::Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> redis::RedisFuture<'a, Vec<redis::Value>> {
+        match self {
+            Conn::Single(c) => c.req_packed_commands(pipeline, offset, count),
+            Conn::Plain(c) => c.req_packed_commands(pipeline, offset, count),
+            Conn::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Conn::Single(c) => c.get_db(),
+            Conn::Plain(c) => c.get_db(),
+            Conn::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
+/// A client for connections of their own (the write-behind's blocking
+/// reads, which must not stall the shared connections).
+#[expect(
+    clippy::large_enum_variant,
+    reason = "made once per cache, never on a command's path"
+)]
+#[derive(Clone)]
+pub(crate) enum OwnClient {
+    Single(redis::Client),
+    Cluster(ClusterClient),
+}
+
+/// How the shared connections are made.
+#[expect(
+    clippy::large_enum_variant,
+    reason = "made once per cache, never on a command's path"
+)]
+enum Clients {
+    Single {
+        /// For connections of their own, on RESP2.
+        own: redis::Client,
+        /// For the shared connections: the same, on RESP3 when tracking.
+        shared: redis::Client,
+        config: ConnectionManagerConfig,
+    },
+    Cluster {
+        own: ClusterClient,
+        shared: ClusterClient,
+        config: ClusterConfig,
+    },
+}
+
 pub(crate) struct RedisBackend {
-    /// For connections of their own (write-behind's blocking reads), on RESP2.
-    client: redis::Client,
-    /// For the shared connections: the same, on RESP3 when tracking.
-    shared: redis::Client,
-    config: ConnectionManagerConfig,
+    clients: Clients,
     /// Each made on first use; replaced (emptied, to be made again) when a
     /// health check finds it silent.
-    connections: Box<[ArcSwapOption<ConnectionManager>]>,
+    connections: Box<[ArcSwapOption<Conn>]>,
     next: AtomicUsize,
     /// Where the shared connections' push messages go, when they report
     /// changes (client tracking); also told of a connection found untracked.
     push: Option<PushHandler>,
-    /// `host:port/db`, with no credentials, for `Debug`.
+    /// `host:port/db` (the first node's, for a cluster), with no
+    /// credentials, for `Debug`.
     address: String,
 }
 
@@ -54,7 +134,7 @@ impl std::fmt::Debug for RedisBackend {
 
 /// Settings the Redis backend needs from the builder.
 pub(crate) struct RedisSettings {
-    pub(crate) info: redis::ConnectionInfo,
+    pub(crate) target: Target,
     /// A CA and a client certificate for `rediss://`, read by the builder.
     pub(crate) tls: Option<crate::builder::TlsFiles>,
     pub(crate) connections: usize,
@@ -62,6 +142,17 @@ pub(crate) struct RedisSettings {
     /// With a handler, the shared connections speak RESP3 and hand it every
     /// push message, for an L1 kept coherent by client tracking.
     pub(crate) push: Option<PushHandler>,
+}
+
+/// One server, or the seed nodes of a cluster (each with the same
+/// credentials and TLS mode; the rest of the cluster is found from them).
+#[expect(
+    clippy::large_enum_variant,
+    reason = "made once per cache, never on a command's path"
+)]
+pub(crate) enum Target {
+    Single(redis::ConnectionInfo),
+    Cluster(Vec<redis::ConnectionInfo>),
 }
 
 /// A client for `info`, with the TLS files if there are any.
@@ -83,6 +174,43 @@ fn open_client(
     redis::Client::open(info)
 }
 
+/// A cluster client for `nodes`, speaking `protocol`, with the TLS files
+/// if there are any and `push` for the push messages of every node.
+fn open_cluster_client(
+    nodes: &[redis::ConnectionInfo],
+    tls: Option<&crate::builder::TlsFiles>,
+    protocol: redis::ProtocolVersion,
+    push: Option<&PushHandler>,
+) -> Result<ClusterClient, redis::RedisError> {
+    let mut builder = ClusterClient::builder(nodes.iter().cloned())
+        .use_protocol(protocol)
+        // A redirection (`MOVED`, `ASK`) or a reconnection to a promoted
+        // replica is retried at once and then briefly; the runtime's own
+        // deadline bounds the whole command, as on one server.
+        .retries(3)
+        .min_retry_wait(5)
+        .max_retry_wait(100);
+    #[cfg(feature = "tls")]
+    {
+        install_crypto_provider();
+        if let Some(files) = tls {
+            builder = builder.certs(files.clone());
+        }
+    }
+    #[cfg(not(feature = "tls"))]
+    if let Some(never) = tls {
+        match *never {}
+    }
+    if let Some(push) = push {
+        let push = Arc::clone(push);
+        builder = builder.push_sender(move |info| {
+            push(info);
+            Ok::<(), redis::aio::SendError>(())
+        });
+    }
+    builder.build()
+}
+
 /// rustls needs a process-wide crypto provider; unless the application
 /// installed one, ring is (the only one this crate's features enable).
 #[cfg(feature = "tls")]
@@ -96,47 +224,74 @@ fn install_crypto_provider() {
 impl RedisBackend {
     /// Never touches the network: connections open on first use.
     pub(crate) fn new(settings: RedisSettings) -> Result<Self, redis::RedisError> {
-        let address = format!(
-            "{}/{}",
-            settings.info.addr(),
-            settings.info.redis_settings().db()
-        );
-        let tls = settings.tls;
-        let open = |info: redis::ConnectionInfo| open_client(info, tls.as_ref());
-        let client = open(settings.info.clone())?;
-        let mut config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(settings.connect_timeout))
-            // The runtime bounds every command with its own deadline (and
-            // the walks below bound each of theirs): a second timer per
-            // command in the client would only add cost to every hit.
-            .set_response_timeout(None)
-            // No retry loop inside a command: a refused connection fails at once
-            // (the call runs its body), and the next command tries again.
-            .set_number_of_retries(0)
-            .set_min_delay(Duration::from_millis(50))
-            .set_max_delay(Duration::from_secs(2));
-        let shared = match settings.push.clone() {
-            Some(push) => {
-                config = config.set_push_sender(move |info| {
-                    push(info);
-                    Ok::<(), std::convert::Infallible>(())
-                });
-                let redis = settings
-                    .info
-                    .redis_settings()
-                    .clone()
-                    .set_protocol(redis::ProtocolVersion::RESP3);
-                open(settings.info.set_redis_settings(redis))?
+        let tls = settings.tls.as_ref();
+        let (clients, address) = match settings.target {
+            Target::Single(info) => {
+                let address = format!("{}/{}", info.addr(), info.redis_settings().db());
+                let open = |info: redis::ConnectionInfo| open_client(info, tls);
+                let own = open(info.clone())?;
+                let mut config = ConnectionManagerConfig::new()
+                    .set_connection_timeout(Some(settings.connect_timeout))
+                    // The runtime bounds every command with its own deadline (and
+                    // the walks below bound each of theirs): a second timer per
+                    // command in the client would only add cost to every hit.
+                    .set_response_timeout(None)
+                    // No retry loop inside a command: a refused connection fails at once
+                    // (the call runs its body), and the next command tries again.
+                    .set_number_of_retries(0)
+                    .set_min_delay(Duration::from_millis(50))
+                    .set_max_delay(Duration::from_secs(2));
+                let shared = match settings.push.clone() {
+                    Some(push) => {
+                        config = config.set_push_sender(move |info| {
+                            push(info);
+                            Ok::<(), std::convert::Infallible>(())
+                        });
+                        let redis = info
+                            .redis_settings()
+                            .clone()
+                            .set_protocol(redis::ProtocolVersion::RESP3);
+                        open(info.set_redis_settings(redis))?
+                    }
+                    None => own.clone(),
+                };
+                (
+                    Clients::Single {
+                        own,
+                        shared,
+                        config,
+                    },
+                    address,
+                )
             }
-            None => client.clone(),
+            Target::Cluster(nodes) => {
+                let address = match nodes.first() {
+                    Some(first) => format!("cluster {} (+{} seeds)", first.addr(), nodes.len() - 1),
+                    None => "cluster".to_owned(),
+                };
+                let own = open_cluster_client(&nodes, tls, redis::ProtocolVersion::RESP2, None)?;
+                let shared = match &settings.push {
+                    Some(push) => {
+                        open_cluster_client(&nodes, tls, redis::ProtocolVersion::RESP3, Some(push))?
+                    }
+                    None => own.clone(),
+                };
+                let config = ClusterConfig::new().set_connection_timeout(settings.connect_timeout);
+                (
+                    Clients::Cluster {
+                        own,
+                        shared,
+                        config,
+                    },
+                    address,
+                )
+            }
         };
         let connections = (0..settings.connections.max(1))
             .map(|_| ArcSwapOption::empty())
             .collect();
         Ok(RedisBackend {
-            client,
-            shared,
-            config,
+            clients,
             connections,
             next: AtomicUsize::new(0),
             push: settings.push,
@@ -148,34 +303,41 @@ impl RedisBackend {
         &self.address
     }
 
+    /// Whether this is a Redis Cluster.
+    pub(crate) fn is_cluster(&self) -> bool {
+        matches!(self.clients, Clients::Cluster { .. })
+    }
+
     /// The next connection, round-robin. Creating the manager does no I/O;
     /// the manager connects when the first command needs it, and reconnects
     /// in the background after the connection drops.
-    pub(crate) async fn connection(&self) -> Result<ConnectionManager, BackendError> {
+    pub(crate) async fn connection(&self) -> Result<Conn, BackendError> {
         // With one connection (the default), no shared counter to bump.
         let cell = match &*self.connections {
             [only] => only,
             all => &all[self.next.fetch_add(1, Ordering::Relaxed) % all.len()],
         };
-        self.manager(cell).await
+        self.manager(cell)
     }
 
-    async fn manager(
-        &self,
-        slot: &ArcSwapOption<ConnectionManager>,
-    ) -> Result<ConnectionManager, BackendError> {
+    fn manager(&self, slot: &ArcSwapOption<Conn>) -> Result<Conn, BackendError> {
         if let Some(conn) = &*slot.load() {
-            return Ok(ConnectionManager::clone(conn));
+            return Ok(Conn::clone(conn));
         }
-        let fresh = Arc::new(ConnectionManager::new_lazy_with_config(
-            self.shared.clone(),
-            self.config.clone(),
-        )?);
+        let fresh = Arc::new(match &self.clients {
+            Clients::Single { shared, config, .. } => Conn::Single(
+                ConnectionManager::new_lazy_with_config(shared.clone(), config.clone())?,
+            ),
+            // Connects in the background; commands wait for it.
+            Clients::Cluster { shared, config, .. } => {
+                Conn::Cluster(shared.get_pending_async_connection_with_config(config.clone()))
+            }
+        });
         // Another caller may have made one meanwhile: use the first.
-        let before = slot.compare_and_swap(&None::<Arc<ConnectionManager>>, Some(fresh.clone()));
+        let before = slot.compare_and_swap(&None::<Arc<Conn>>, Some(fresh.clone()));
         Ok(match &*before {
-            Some(existing) => ConnectionManager::clone(existing),
-            None => ConnectionManager::clone(&fresh),
+            Some(existing) => Conn::clone(existing),
+            None => Conn::clone(&fresh),
         })
     }
 
@@ -183,7 +345,7 @@ impl RedisBackend {
     /// went silent without an error, which the client does not notice. A
     /// new connection reports no changes until tracking is on again, so
     /// the L1 is told, as for a dropped connection.
-    fn replace(&self, slot: &ArcSwapOption<ConnectionManager>) {
+    fn replace(&self, slot: &ArcSwapOption<Conn>) {
         slot.store(None);
         if let Some(push) = &self.push {
             push(redis::PushInfo {
@@ -196,23 +358,27 @@ impl RedisBackend {
     /// Turns client tracking on for every shared connection, in `OPTIN`
     /// and `NOLOOP` mode: from here on, Redis tells this process of any change to a key
     /// it reads on them with [`opt_in`] first, until a connection drops
-    /// (reported as a `Disconnection` push).
+    /// (reported as a `Disconnection` push). On a cluster, on every node
+    /// (replicas too: a promoted one already tracks).
     pub(crate) async fn track(&self) -> Result<(), BackendError> {
         if self.push.is_none() {
             return Err(BackendError::Unsupported("invalidations"));
         }
+        let mut on = redis::cmd("CLIENT");
+        on.arg("TRACKING")
+            .arg("ON")
+            .arg("OPTIN")
+            // Not told of its own changes: it forgets those itself, at
+            // once (read-your-writes), and a fill's own write would
+            // otherwise refuse the next read's install.
+            .arg("NOLOOP");
         for slot in &*self.connections {
-            let mut conn = self.manager(slot).await?;
-            redis::cmd("CLIENT")
-                .arg("TRACKING")
-                .arg("ON")
-                .arg("OPTIN")
-                // Not told of its own changes: it forgets those itself, at
-                // once (read-your-writes), and a fill's own write would
-                // otherwise refuse the next read's install.
-                .arg("NOLOOP")
-                .query_async::<()>(&mut conn)
-                .await?;
+            match self.manager(slot)? {
+                Conn::Cluster(mut conn) => {
+                    conn.route_command(on.clone(), every_node()).await?;
+                }
+                mut conn => on.query_async::<()>(&mut conn).await?,
+            }
         }
         Ok(())
     }
@@ -221,14 +387,22 @@ impl RedisBackend {
     /// `deadline`: the health check. A connection that gives no reply in
     /// time is replaced (an error reply or a dropped connection the client
     /// handles itself, by reconnecting); one silent connection does not use
-    /// up the others' time.
+    /// up the others' time. On a cluster, every node answers.
     pub(crate) async fn ping(&self, deadline: tokio::time::Instant) -> Result<(), BackendError> {
         let mut pings = Vec::with_capacity(self.connections.len());
         for slot in &*self.connections {
-            let mut conn = self.manager(slot).await?;
+            let conn = self.manager(slot)?;
             pings.push(tokio::spawn(async move {
-                let ping = redis::cmd("PING");
-                tokio::time::timeout_at(deadline, ping.query_async::<()>(&mut conn)).await
+                let ping = async move {
+                    match conn {
+                        Conn::Cluster(mut c) => c
+                            .route_command(redis::cmd("PING"), every_node())
+                            .await
+                            .map(drop),
+                        mut c => redis::cmd("PING").query_async::<()>(&mut c).await,
+                    }
+                };
+                tokio::time::timeout_at(deadline, ping).await
             }));
         }
         let mut result = Ok(());
@@ -255,7 +429,7 @@ impl RedisBackend {
     /// was lost, and the read runs again untracked (`plain`).
     async fn tracked<T: redis::FromRedisValue>(
         &self,
-        conn: &mut ConnectionManager,
+        conn: &mut Conn,
         pipe: &redis::Pipeline,
         plain: &redis::Pipeline,
     ) -> Result<T, BackendError> {
@@ -288,11 +462,20 @@ impl RedisBackend {
     /// A `GET` whose key Redis tracks, for the L1.
     async fn get_tracked(&self, key: &str) -> Result<Option<Bytes>, BackendError> {
         let mut conn = self.connection().await?;
+        self.get_tracked_on(&mut conn, key).await
+    }
+
+    /// [`get_tracked`](RedisBackend::get_tracked) on `conn`.
+    async fn get_tracked_on(
+        &self,
+        conn: &mut Conn,
+        key: &str,
+    ) -> Result<Option<Bytes>, BackendError> {
         let mut pipe = redis::pipe();
         opt_in(&mut pipe).cmd("GET").arg(key);
         let mut plain = redis::pipe();
         plain.cmd("GET").arg(key);
-        let (value,): (Option<Bytes>,) = self.tracked(&mut conn, &pipe, &plain).await?;
+        let (value,): (Option<Bytes>,) = self.tracked(conn, &pipe, &plain).await?;
         Ok(value)
     }
 
@@ -374,38 +557,67 @@ impl RedisBackend {
         pattern: &str,
         walk: &Walk<'_>,
     ) -> Result<u64, BackendError> {
-        // SCAN walks the keyspace a slice at a time and UNLINK frees values
-        // off the main thread, so neither blocks Redis the way KEYS + DEL
-        // would. SCAN may return a key twice; UNLINK counts it once.
         let mut conn = self.connection().await?;
-        let mut cursor: u64 = 0;
+        let Conn::Cluster(cluster) = &mut conn else {
+            return clear_on(&mut conn, None, pattern, walk).await;
+        };
+        // Each primary holds its own slots' keys: every one is walked, in
+        // turn. A slot that moves to another primary during the walk may
+        // be missed (its keys were scanned on neither side).
+        let slots: redis::Value = walk
+            .step(cluster.route_command(
+                redis::cmd("CLUSTER").arg("SLOTS").clone(),
+                RoutingInfo::SingleNode(SingleNodeRoutingInfo::RandomPrimary),
+            ))
+            .await?;
         let mut removed = 0;
-        loop {
-            let (next, mut keys): (u64, Vec<Bytes>) = walk
-                .step(
-                    redis::cmd("SCAN")
-                        .arg(cursor)
-                        .arg("MATCH")
-                        .arg(pattern)
-                        .arg("COUNT")
-                        .arg(SCAN_BATCH)
-                        .query_async(&mut conn),
-                )
-                .await?;
-            keys.retain(|key| walk.may_clear(key));
-            for batch in keys.chunks(SCAN_BATCH) {
-                let mut unlink = redis::cmd("UNLINK");
-                for key in batch {
-                    unlink.arg(&key[..]);
-                }
-                removed += walk.step(unlink.query_async::<u64>(&mut conn)).await?;
-                batch.iter().for_each(|key| (walk.removed)(key));
-            }
-            if next == 0 {
-                return Ok(removed);
-            }
-            cursor = next;
+        for (host, port) in cluster::primaries(&slots) {
+            removed += clear_on(&mut conn, Some(cluster::node(&host, port)), pattern, walk).await?;
         }
+        Ok(removed)
+    }
+}
+
+/// `clear_pattern` on one server, or (`node`) on one primary of a cluster.
+async fn clear_on(
+    conn: &mut Conn,
+    node: Option<RoutingInfo>,
+    pattern: &str,
+    walk: &Walk<'_>,
+) -> Result<u64, BackendError> {
+    // SCAN walks the keyspace a slice at a time and UNLINK frees values
+    // off the main thread, so neither blocks Redis the way KEYS + DEL
+    // would. SCAN may return a key twice; UNLINK counts it once.
+    let mut cursor: u64 = 0;
+    let mut removed = 0;
+    loop {
+        let mut scan = redis::cmd("SCAN");
+        scan.arg(cursor)
+            .arg("MATCH")
+            .arg(pattern)
+            .arg("COUNT")
+            .arg(SCAN_BATCH);
+        let (next, mut keys): (u64, Vec<Bytes>) = match (&node, &mut *conn) {
+            (Some(node), Conn::Cluster(c)) => {
+                let reply = walk.step(c.route_command(scan, node.clone())).await?;
+                redis::from_redis_value(reply).map_err(redis::RedisError::from)?
+            }
+            (_, conn) => walk.step(scan.query_async(conn)).await?,
+        };
+        keys.retain(|key| walk.may_clear(key));
+        for batch in keys.chunks(SCAN_BATCH) {
+            // On a cluster, the client splits the batch by slot.
+            let mut unlink = redis::cmd("UNLINK");
+            for key in batch {
+                unlink.arg(&key[..]);
+            }
+            removed += walk.step(unlink.query_async::<u64>(conn)).await?;
+            batch.iter().for_each(|key| (walk.removed)(key));
+        }
+        if next == 0 {
+            return Ok(removed);
+        }
+        cursor = next;
     }
 }
 
@@ -489,16 +701,41 @@ return 1
 ";
 
 /// Compare-and-expire: KEYS[1] lives ARGV[2] ms from now if it holds
-/// exactly ARGV[1].
+/// exactly ARGV[1] (ARGV[3] `=`), or a value starting with it (`^`).
 const EXPIRE_IF_HOLDS: &str = r"
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+local v = redis.call('GET', KEYS[1])
+if ARGV[3] == '^' then
+  if not v or string.sub(v, 1, #ARGV[1]) ~= ARGV[1] then return 0 end
+elseif v ~= ARGV[1] then return 0 end
 return redis.call('PEXPIRE', KEYS[1], ARGV[2])
 ";
 
-/// Compare-and-delete: removes KEYS[1] if it holds exactly ARGV[1].
+/// Compare-and-delete: removes KEYS[1] if it holds exactly ARGV[1] (ARGV[2]
+/// `=`), or a value starting with it (`^`).
 const DELETE_IF_HOLDS: &str = r"
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+local v = redis.call('GET', KEYS[1])
+if ARGV[2] == '^' then
+  if not v or string.sub(v, 1, #ARGV[1]) ~= ARGV[1] then return 0 end
+elseif v ~= ARGV[1] then return 0 end
 return redis.call('UNLINK', KEYS[1])
+";
+
+/// A cluster's tagged write, step 1 (see `set_tagged_cluster`): records
+/// ARGV[1] in the tag's set KEYS[1], scored by its expiry (ARGV[2] ms from
+/// now), unless ARGV[3] is a version the tag no longer has; returns
+/// whether it did, and the tag's version (nil: never invalidated).
+/// Prunes and extends the set as `SET_TAGGED` does.
+const ENLIST: &str = r"
+local v = redis.call('ZSCORE', KEYS[1], '\0version')
+if ARGV[3] ~= '' and tostring(v or '0') ~= ARGV[3] then return {0, v} end
+local ttl = tonumber(ARGV[2])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZADD', KEYS[1], now + ttl, ARGV[1])
+local dead = redis.call('ZRANGE', KEYS[1], '-inf', now, 'BYSCORE', 'LIMIT', 0, 64)
+if #dead > 0 then redis.call('ZREM', KEYS[1], unpack(dead)) end
+if redis.call('PTTL', KEYS[1]) < ttl then redis.call('PEXPIRE', KEYS[1], ttl) end
+return {1, v}
 ";
 
 /// The scripts, each hashed once (`EVALSHA`, loaded on first use).
@@ -508,6 +745,7 @@ struct Scripts {
     set_if_holds: redis::Script,
     expire_if_holds: redis::Script,
     delete_if_holds: redis::Script,
+    enlist: redis::Script,
 }
 
 fn scripts() -> &'static Scripts {
@@ -518,6 +756,7 @@ fn scripts() -> &'static Scripts {
         set_if_holds: redis::Script::new(SET_IF_HOLDS),
         expire_if_holds: redis::Script::new(EXPIRE_IF_HOLDS),
         delete_if_holds: redis::Script::new(DELETE_IF_HOLDS),
+        enlist: redis::Script::new(ENLIST),
     })
 }
 
@@ -536,6 +775,22 @@ impl RedisBackend {
         track: bool,
     ) -> Result<(Option<Bytes>, Vec<u64>), BackendError> {
         let mut conn = self.connection().await?;
+        if let Conn::Cluster(_) = conn {
+            // Each tag's set lives in its own slot: the entry and the
+            // versions are read at once, side by side, all before the
+            // body runs (which is what the versions are checked against).
+            let value = async {
+                let mut entry = conn.clone();
+                if track {
+                    self.get_tracked_on(&mut entry, key).await
+                } else {
+                    Ok(redis::cmd("GET").arg(key).query_async(&mut entry).await?)
+                }
+            };
+            let (value, versions) =
+                futures_util::future::try_join(value, versions(&conn, tags)).await?;
+            return Ok((value, versions));
+        }
         // Only the entry is tracked, never the tags' sets: every tagged
         // write changes those, and would be reported to every reader.
         let lookup = |pipe: &mut redis::Pipeline| {
@@ -576,6 +831,9 @@ impl RedisBackend {
         condition: Condition<'_>,
     ) -> Result<bool, BackendError> {
         let mut conn = self.connection().await?;
+        if let Conn::Cluster(_) = conn {
+            return set_tagged_cluster(&conn, key, value, ttl, tags, expected, condition).await;
+        }
         let ms = super::millis(ttl).max(1);
         let mut call = scripts().set_tagged.key(key);
         for tag in tags {
@@ -609,7 +867,12 @@ impl RedisBackend {
         let mut removed = 0;
         for tag in tags {
             let version = super::new_version();
-            let aside = format!("{tag}\0invalidating:{version:x}");
+            let suffix = format!("\0invalidating:{version:x}");
+            // On a cluster, the moved set must share the tag's slot.
+            let aside = match conn {
+                Conn::Cluster(_) => cluster::sibling(tag, &suffix),
+                _ => format!("{tag}{suffix}"),
+            };
             let moved: i64 = walk
                 .step(
                     scripts()
@@ -626,7 +889,8 @@ impl RedisBackend {
             }
             // Bounded steps: read the moved set (nothing else writes it) by
             // rank, a batch of members at a time and without their scores,
-            // unlinking each batch's entries; then unlink the set itself,
+            // unlinking each batch's entries (on a cluster, the client
+            // splits each batch by slot); then unlink the set itself,
             // which Redis frees off its main thread. A crash midway leaves
             // the moved set to expire with its entries.
             let mut start = 0;
@@ -669,9 +933,151 @@ impl RedisBackend {
     }
 }
 
+/// Each tag's version, read side by side (on a cluster, each from its slot).
+async fn versions(conn: &Conn, tags: &[String]) -> Result<Vec<u64>, BackendError> {
+    let reads = tags.iter().map(|tag| {
+        let mut conn = conn.clone();
+        async move {
+            let score: Option<String> = redis::cmd("ZSCORE")
+                .arg(tag)
+                .arg(VERSION_MEMBER)
+                .query_async(&mut conn)
+                .await?;
+            Ok::<_, BackendError>(parse_version(score))
+        }
+    });
+    futures_util::future::try_join_all(reads).await
+}
+
+/// How long a tagged write on a cluster keeps its entry before the write
+/// is confirmed: a writer that dies between its steps leaves, at worst, an
+/// entry that lives this long.
+const PROVISIONAL: Duration = Duration::from_secs(5);
+
+/// The bytes a cluster's tagged write later recognises its value by: the
+/// envelope's header (it names the write) and the start of the payload.
+fn mark(value: &[u8]) -> &[u8] {
+    &value[..value.len().min(256)]
+}
+
+/// A tagged write on a cluster, where the entry and each tag's set live in
+/// different slots and no one script can touch them all. Each step
+/// touches one slot:
+///
+/// 1. each tag's set records the entry, after checking the tag's version
+///    against `expected` (refused: nothing is written);
+/// 2. the entry is written (if `condition` holds), for [`PROVISIONAL`] at
+///    first;
+/// 3. each tag's version is read again: if one moved, an invalidation ran
+///    between 1 and now, and may have unlinked the entry before 2 wrote
+///    it; the write takes itself back (removes its own value, if still
+///    there) and reports nothing stored;
+/// 4. the entry gets its full TTL, if it still holds this write's value.
+///
+/// An invalidation after 3 finds the entry recorded (1) and removes it, so
+/// a value computed before an invalidation never outlives it; a writer
+/// killed between 2 and 4 leaves its entry for [`PROVISIONAL`] at most.
+async fn set_tagged_cluster(
+    conn: &Conn,
+    key: &str,
+    value: &[u8],
+    ttl: Duration,
+    tags: &[String],
+    expected: Option<&[u64]>,
+    condition: Condition<'_>,
+) -> Result<bool, BackendError> {
+    let ms = super::millis(ttl).max(1);
+    // 1. Enlist under every tag, checking versions where asked.
+    let enlist = tags.iter().enumerate().map(|(i, tag)| {
+        let mut conn = conn.clone();
+        let want = expected.and_then(|e| e.get(i)).map(u64::to_string);
+        async move {
+            let (ok, version): (i64, Option<String>) = scripts()
+                .enlist
+                .key(tag)
+                .arg(key)
+                .arg(ms)
+                .arg(want.as_deref().unwrap_or(""))
+                .invoke_async(&mut conn)
+                .await?;
+            Ok::<_, BackendError>((ok == 1, parse_version(version)))
+        }
+    });
+    let enlisted = futures_util::future::try_join_all(enlist).await?;
+    if enlisted.iter().any(|(ok, _)| !ok) {
+        return Ok(false);
+    }
+    // 2. The entry, provisionally.
+    let first = super::millis(PROVISIONAL).min(ms);
+    let mut entry = conn.clone();
+    let stored = match condition {
+        Condition::Always | Condition::Absent => {
+            let mut set = redis::cmd("SET");
+            set.arg(key).arg(value);
+            if condition == Condition::Absent {
+                set.arg("NX");
+            }
+            let reply: Option<String> = set.arg("PX").arg(first).query_async(&mut entry).await?;
+            reply.is_some()
+        }
+        Condition::Holds(held) | Condition::StartsWith(held) => {
+            let mode = if matches!(condition, Condition::StartsWith(_)) {
+                "^"
+            } else {
+                "="
+            };
+            let stored: i64 = scripts()
+                .set_if_holds
+                .key(key)
+                .arg(held)
+                .arg(value)
+                .arg(first)
+                .arg(mode)
+                .invoke_async(&mut entry)
+                .await?;
+            stored == 1
+        }
+    };
+    if !stored {
+        return Ok(false);
+    }
+    // 3. Did an invalidation run meanwhile?
+    let now = versions(conn, tags).await?;
+    if now
+        .iter()
+        .zip(&enlisted)
+        .any(|(now, (_, then))| now != then)
+    {
+        let _: i64 = scripts()
+            .delete_if_holds
+            .key(key)
+            .arg(mark(value))
+            .arg("^")
+            .invoke_async(&mut entry)
+            .await?;
+        return Ok(false);
+    }
+    // 4. Confirmed: the full TTL (unless a newer write replaced it).
+    if first < ms {
+        let _: i64 = scripts()
+            .expire_if_holds
+            .key(key)
+            .arg(mark(value))
+            .arg(ms)
+            .arg("^")
+            .invoke_async(&mut entry)
+            .await?;
+    }
+    Ok(true)
+}
+
 impl Tier for RedisBackend {
     fn kind(&self) -> &'static str {
-        "redis"
+        if self.is_cluster() {
+            "redis-cluster"
+        } else {
+            "redis"
+        }
     }
 
     fn caps(&self) -> Caps {
@@ -746,6 +1152,7 @@ impl Tier for RedisBackend {
             .key(key)
             .arg(expected)
             .arg(ms)
+            .arg("=")
             .invoke_async(&mut conn)
             .await?;
         Ok(done == 1)
@@ -757,6 +1164,7 @@ impl Tier for RedisBackend {
             .delete_if_holds
             .key(key)
             .arg(expected)
+            .arg("=")
             .invoke_async(&mut conn)
             .await?;
         Ok(done == 1)
@@ -782,8 +1190,11 @@ impl Tier for RedisBackend {
         RedisBackend::ping(self, deadline).await
     }
 
-    fn stream_client(&self) -> Option<redis::Client> {
-        Some(self.client.clone())
+    fn stream_client(&self) -> Option<OwnClient> {
+        Some(match &self.clients {
+            Clients::Single { own, .. } => OwnClient::Single(own.clone()),
+            Clients::Cluster { own, .. } => OwnClient::Cluster(own.clone()),
+        })
     }
 
     async fn stream_append(
@@ -805,7 +1216,7 @@ impl Tier for RedisBackend {
         crate::write_behind::stream::none_through(self, stream, target).await
     }
 
-    async fn stream_unblock(&self, id: i64) -> Result<(), BackendError> {
-        crate::write_behind::stream::unblock(self, id).await
+    async fn stream_unblock(&self, stream: &str, id: i64) -> Result<(), BackendError> {
+        crate::write_behind::stream::unblock(self, stream, id).await
     }
 }

@@ -146,7 +146,7 @@ pub(crate) trait Tier: Send + Sync {
 
     /// A client for connections of the log's own (its blocking reads must
     /// not stall the shared connections).
-    fn stream_client(&self) -> Option<redis::Client> {
+    fn stream_client(&self) -> Option<super::OwnClient> {
         None
     }
     /// Stores `value` at `full` and appends the change to `stream`, in one step.
@@ -170,9 +170,14 @@ pub(crate) trait Tier: Send + Sync {
         let _ = (stream, target);
         std::future::ready(Err(BackendError::Unsupported("streams")))
     }
-    /// Ends the blocking read of the log's connection `id` early.
-    fn stream_unblock(&self, id: i64) -> impl Future<Output = Result<(), BackendError>> + Send {
-        let _ = id;
+    /// Ends the blocking read of the log's connection `id` (reading
+    /// `stream`) early.
+    fn stream_unblock(
+        &self,
+        stream: &str,
+        id: i64,
+    ) -> impl Future<Output = Result<(), BackendError>> + Send {
+        let _ = (stream, id);
         std::future::ready(Err(BackendError::Unsupported("streams")))
     }
 }
@@ -444,7 +449,7 @@ impl Tier for Store {
         each!(self, t => Tier::ping(t, deadline).await)
     }
 
-    fn stream_client(&self) -> Option<redis::Client> {
+    fn stream_client(&self) -> Option<super::OwnClient> {
         each!(self, t => Tier::stream_client(t))
     }
 
@@ -467,7 +472,7 @@ impl Tier for Store {
         each!(self, t => Tier::stream_none_through(t, stream, target).await)
     }
 
-    async fn stream_unblock(&self, id: i64) -> Result<(), BackendError> {
-        each!(self, t => Tier::stream_unblock(t, id).await)
+    async fn stream_unblock(&self, stream: &str, id: i64) -> Result<(), BackendError> {
+        each!(self, t => Tier::stream_unblock(t, stream, id).await)
     }
 }

@@ -211,7 +211,7 @@ impl L2 {
 
     /// A client for the write-behind log's own connections, where the tier
     /// keeps durable streams ([`Caps::streams`]).
-    pub(crate) fn stream_client(&self) -> Option<redis::Client> {
+    pub(crate) fn stream_client(&self) -> Option<crate::backend::OwnClient> {
         self.tier.stream_client()
     }
 
@@ -238,8 +238,10 @@ impl L2 {
             .await
     }
 
-    pub(crate) async fn stream_unblock(&self, id: i64) -> Result<(), BackendError> {
-        self.guard.command(self.tier.stream_unblock(id)).await
+    pub(crate) async fn stream_unblock(&self, stream: &str, id: i64) -> Result<(), BackendError> {
+        self.guard
+            .command(self.tier.stream_unblock(stream, id))
+            .await
     }
 
     /// A read; with `track`, one whose value may go into the L1, so the

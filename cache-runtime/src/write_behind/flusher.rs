@@ -223,6 +223,7 @@ impl Source {
                     // from waiting long.
                     return s.read_new(count, Some(block.min(SHORT_BLOCK))).await;
                 };
+                let stream = s.stream().to_owned();
                 let mut read = std::pin::pin!(s.read_new(count, Some(block)));
                 tokio::select! {
                     got = &mut read => return got,
@@ -232,7 +233,7 @@ impl Source {
                 // The first unblock may reach Redis before the read does,
                 // so repeat it until the read returns.
                 loop {
-                    if let Err(error) = cache.engine.l2.stream_unblock(id).await {
+                    if let Err(error) = cache.engine.l2.stream_unblock(&stream, id).await {
                         tracing::debug!(%error, "CLIENT UNBLOCK failed");
                     }
                     tokio::select! {

@@ -4,16 +4,21 @@
 //! (envelope and codec bytes, exactly what `SET` wrote).
 
 use super::{Body, Config, DeadLetter, Entry, Version, GROUP};
+use crate::backend::cluster;
 use crate::backend::millis;
-use crate::backend::redis::RedisBackend;
+use crate::backend::redis::{Conn, RedisBackend};
+use crate::backend::OwnClient;
 use crate::BackendError;
 use bytes::Bytes;
-use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, Value};
 use std::time::Duration;
 
 /// Stores the value and appends the change in one `MULTI`/`EXEC`, on the
-/// cache's shared connection.
+/// cache's shared connection. On a cluster, where the entry and the stream
+/// live in different slots, the change is appended first and the value
+/// stored after: a writer killed between the two has logged its change
+/// (the database gets it; the cache misses and reads it back), never the
+/// other way round.
 pub(crate) async fn append(
     redis: &RedisBackend,
     full: &str,
@@ -24,6 +29,25 @@ pub(crate) async fn append(
 ) -> Result<Version, BackendError> {
     let mut conn = redis.connection().await?;
     let ms = millis(ttl).max(1);
+    if let Conn::Cluster(_) = conn {
+        let id: String = redis::cmd("XADD")
+            .arg(stream)
+            .arg("*")
+            .arg("k")
+            .arg(key)
+            .arg("v")
+            .arg(value)
+            .query_async(&mut conn)
+            .await?;
+        redis::cmd("SET")
+            .arg(full)
+            .arg(value)
+            .arg("PX")
+            .arg(ms)
+            .query_async::<()>(&mut conn)
+            .await?;
+        return parse_id(&id);
+    }
     let (id,): (String,) = redis::pipe()
         .atomic()
         .cmd("SET")
@@ -68,21 +92,30 @@ pub(crate) async fn none_through(
 
 /// Ends a blocking read of the client `id` early (it returns nothing), on
 /// the cache's shared connection.
-pub(crate) async fn unblock(redis: &RedisBackend, id: i64) -> Result<(), BackendError> {
+pub(crate) async fn unblock(
+    redis: &RedisBackend,
+    stream: &str,
+    id: i64,
+) -> Result<(), BackendError> {
     let mut conn = redis.connection().await?;
-    redis::cmd("CLIENT")
-        .arg("UNBLOCK")
-        .arg(id)
-        .query_async::<i64>(&mut conn)
-        .await?;
+    let mut cmd = redis::cmd("CLIENT");
+    cmd.arg("UNBLOCK").arg(id);
+    match &mut conn {
+        // The blocked read is on the primary that serves the stream.
+        Conn::Cluster(c) => {
+            c.route_command(cmd, cluster::primary_of(stream.as_bytes()))
+                .await?;
+        }
+        conn => cmd.query_async::<i64>(conn).await.map(drop)?,
+    }
     Ok(())
 }
 
 /// A flusher's reading side, on a connection of its own: its blocking reads
 /// would otherwise stall every command multiplexed behind them.
 pub(crate) struct StreamSource {
-    client: redis::Client,
-    conn: Option<MultiplexedConnection>,
+    client: OwnClient,
+    conn: Option<Conn>,
     /// The connection's `CLIENT ID`, for `CLIENT UNBLOCK`; `None` where
     /// Redis refuses `CLIENT ID` (some managed services): reads then block
     /// only briefly instead.
@@ -90,11 +123,14 @@ pub(crate) struct StreamSource {
     stream: String,
     consumer: String,
     conn_config: AsyncConnectionConfig,
+    /// The same bounds, for a cluster connection.
+    slack: Duration,
+    read_timeout: Duration,
 }
 
 impl StreamSource {
     pub(crate) fn new(
-        client: redis::Client,
+        client: OwnClient,
         stream: String,
         config: &Config,
         command_timeout: Duration,
@@ -113,12 +149,14 @@ impl StreamSource {
             stream,
             consumer: config.consumer.clone(),
             conn_config,
+            slack,
+            read_timeout: config.interval.saturating_add(slack),
         }
     }
 
     /// The connection, opened (and the group created) on first use and
     /// after [`reset`](StreamSource::reset).
-    async fn conn(&mut self) -> Result<&mut MultiplexedConnection, BackendError> {
+    async fn conn(&mut self) -> Result<&mut Conn, BackendError> {
         let conn = match self.conn.take() {
             Some(conn) => conn,
             None => self.open().await?,
@@ -127,11 +165,20 @@ impl StreamSource {
     }
 
     /// A new connection, with the group created and the client id known.
-    async fn open(&mut self) -> Result<MultiplexedConnection, BackendError> {
-        let mut conn = self
-            .client
-            .get_multiplexed_async_connection_with_config(&self.conn_config)
-            .await?;
+    async fn open(&mut self) -> Result<Conn, BackendError> {
+        let mut conn = match &self.client {
+            OwnClient::Single(client) => Conn::Plain(
+                client
+                    .get_multiplexed_async_connection_with_config(&self.conn_config)
+                    .await?,
+            ),
+            OwnClient::Cluster(client) => {
+                let config = redis::cluster::ClusterConfig::new()
+                    .set_connection_timeout(self.slack)
+                    .set_response_timeout(self.read_timeout);
+                Conn::Cluster(client.get_async_connection_with_config(config).await?)
+            }
+        };
         // From `0`: entries appended before the group existed belong to it.
         let created: redis::RedisResult<()> = redis::cmd("XGROUP")
             .arg("CREATE")
@@ -146,8 +193,18 @@ impl StreamSource {
             Err(e) if e.code() == Some("BUSYGROUP") => {}
             Err(e) => return Err(e.into()),
         }
-        let id: redis::RedisResult<i64> =
-            redis::cmd("CLIENT").arg("ID").query_async(&mut conn).await;
+        // On a cluster, the id of this connection's link to the primary
+        // that serves the stream, where its blocking reads wait.
+        let id: redis::RedisResult<i64> = match &mut conn {
+            Conn::Cluster(c) => c
+                .route_command(
+                    redis::cmd("CLIENT").arg("ID").clone(),
+                    cluster::primary_of(self.stream.as_bytes()),
+                )
+                .await
+                .and_then(|v| redis::from_redis_value(v).map_err(Into::into)),
+            conn => redis::cmd("CLIENT").arg("ID").query_async(conn).await,
+        };
         self.client_id = match id {
             Ok(id) => Some(id),
             // Refused (a managed Redis without CLIENT): not fatal.
@@ -239,7 +296,17 @@ impl StreamSource {
 
     /// The dead-letter stream's key.
     pub(crate) fn dead_letter_key(&self) -> String {
-        dead_letter_key(&self.stream)
+        match self.client {
+            // Acknowledged with its entries' removal in one transaction:
+            // in the stream's slot.
+            OwnClient::Cluster(_) => cluster::sibling(&self.stream, ":dead"),
+            OwnClient::Single(_) => dead_letter_key(&self.stream),
+        }
+    }
+
+    /// The stream's key.
+    pub(crate) fn stream(&self) -> &str {
+        &self.stream
     }
 
     /// Copies `dead` to the dead-letter stream, acknowledges the entries and
