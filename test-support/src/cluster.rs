@@ -257,6 +257,75 @@ impl RedisCluster {
         );
     }
 
+    /// Stores each `(key, value)` pair, pipelined to the master of each
+    /// key's slot: for filling a cluster with many keys at once (`MSET`
+    /// refuses keys of different slots).
+    ///
+    /// # Panics
+    ///
+    /// If a node refuses a write (its error is in the message).
+    ///
+    /// ```no_run
+    /// let cluster = cache_test_support::RedisCluster::shared();
+    /// cluster.set_many(&[("a", "1"), ("b", "2")]);
+    /// assert_eq!(cluster.dbsize(), 2);
+    /// ```
+    #[track_caller]
+    pub fn set_many(&self, pairs: &[(&str, &str)]) {
+        let owners = self.slot_owners();
+        let mut by_node: Vec<Vec<[&str; 3]>> = vec![Vec::new(); self.nodes.len()];
+        for &(key, value) in pairs {
+            let node = owners[usize::from(slot(key.as_bytes()))];
+            by_node[node].push(["SET", key, value]);
+        }
+        for (node, sets) in by_node.iter().enumerate() {
+            for chunk in sets.chunks(1000) {
+                let commands: Vec<&[&str]> = chunk.iter().map(|c| &c[..]).collect();
+                for reply in self.nodes[node].cmd_pipeline(&commands) {
+                    assert_eq!(reply, Reply::Status("OK".into()), "a SET was refused");
+                }
+            }
+        }
+    }
+
+    /// How many keys the masters hold together.
+    ///
+    /// ```no_run
+    /// let cluster = cache_test_support::RedisCluster::shared();
+    /// let _ = cluster.dbsize();
+    /// ```
+    #[must_use]
+    pub fn dbsize(&self) -> i64 {
+        self.masters()
+            .into_iter()
+            .map(|i| self.nodes[i].cmd(&["DBSIZE"]).as_int())
+            .sum()
+    }
+
+    /// For each slot, the index of the node that serves it (by the first
+    /// master's `CLUSTER SLOTS`).
+    #[track_caller]
+    fn slot_owners(&self) -> Vec<usize> {
+        let first = *self.masters().first().expect("a running master");
+        let reply = self.nodes[first].cmd(&["CLUSTER", "SLOTS"]);
+        let mut owners = vec![usize::MAX; 16384];
+        for range in reply.as_array() {
+            let parts = range.as_array();
+            let (start, end) = (parts[0].as_int(), parts[1].as_int());
+            let port = parts[2].as_array()[1].as_int();
+            let node = self
+                .nodes
+                .iter()
+                .position(|n| i64::from(n.port()) == port)
+                .expect("a node of this cluster");
+            for s in start..=end {
+                owners[usize::try_from(s).expect("slot")] = node;
+            }
+        }
+        assert!(!owners.contains(&usize::MAX), "every slot is served");
+        owners
+    }
+
     /// The keys matching `pattern` on every master, sorted (tests only:
     /// `KEYS` is fine on a tiny keyspace).
     ///
@@ -343,4 +412,17 @@ impl RedisCluster {
             .map(|(i, _)| i)
             .collect()
     }
+}
+
+/// The slot of `key` (`CLUSTER KEYSLOT`): CRC16 of its hash tag (the text
+/// between the first `{` and the next `}`, if not empty) or of the key.
+fn slot(key: &[u8]) -> u16 {
+    let tagged = key.iter().position(|&b| b == b'{').and_then(|open| {
+        let rest = &key[open + 1..];
+        rest.iter()
+            .position(|&b| b == b'}')
+            .filter(|&len| len > 0)
+            .map(|len| &rest[..len])
+    });
+    crc16::State::<crc16::XMODEM>::calculate(tagged.unwrap_or(key)) % 16384
 }

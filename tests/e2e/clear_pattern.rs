@@ -105,9 +105,8 @@ async fn memory_store_clear_pattern_matches_the_same_way() {
     assert!(cache.exists("products:item:7").await.unwrap());
 }
 
-#[tokio::test]
-async fn a_pattern_that_matches_everything_leaves_the_librarys_own_keys() {
-    let (server, cache) = redis_cache("own");
+async fn a_pattern_that_matches_everything_leaves_the_librarys_own_keys(server: Redis) {
+    let cache = server.cache("own");
     cache
         .set_tagged("product:1", &1u8, SHORT * 1000, &["products"])
         .await
@@ -141,3 +140,5 @@ async fn a_pattern_that_matches_everything_leaves_the_librarys_own_keys() {
     assert!(!cache.exists("list:1").await.unwrap());
     drop(wb);
 }
+
+on_server_and_cluster!(a_pattern_that_matches_everything_leaves_the_librarys_own_keys,);

@@ -52,9 +52,8 @@ async fn purge_product(id: u64) -> Result<(), String> {
     Err(format!("the body saw the entry present: {present}"))
 }
 
-#[tokio::test]
-async fn put_then_get_is_a_hit_with_the_new_value() {
-    let (server, cache) = redis_cache("shop");
+async fn put_then_get_is_a_hit_with_the_new_value(server: Redis) {
+    let cache = server.cache("shop");
     let calls = Calls::default();
     cache
         .scope(async {
@@ -81,9 +80,8 @@ async fn put_then_get_is_a_hit_with_the_new_value() {
     assert!(pttl > 595_000 && pttl <= 600_000, "the put's TTL: {pttl}");
 }
 
-#[tokio::test]
-async fn evicts_after_success_and_not_after_an_error() {
-    let (server, cache) = redis_cache("shop");
+async fn evicts_after_success_and_not_after_an_error(server: Redis) {
+    let cache = server.cache("shop");
     let calls = Calls::default();
     cache
         .scope(async {
@@ -102,8 +100,7 @@ async fn evicts_after_success_and_not_after_an_error() {
     assert_eq!(keys(&server, "*"), ["shop:product:2"]);
 }
 
-#[tokio::test]
-async fn before_evicts_even_when_the_body_fails() {
+async fn before_evicts_even_when_the_body_fails(_server: Redis) {
     let (_server, cache) = redis_cache("shop");
     let calls = Calls::default();
     cache
@@ -137,9 +134,8 @@ async fn stock_changed(sku: Sku) {
     let _ = sku;
 }
 
-#[tokio::test]
-async fn a_cached_template_and_its_evict_counterpart_name_one_key() {
-    let (server, cache) = redis_cache("shop");
+async fn a_cached_template_and_its_evict_counterpart_name_one_key(server: Redis) {
+    let cache = server.cache("shop");
     let calls = Calls::default();
     // Characters a key may hold, glob characters and braces included.
     let sku = Sku {
@@ -166,9 +162,8 @@ async fn a_cached_template_and_its_evict_counterpart_name_one_key() {
     assert_eq!(calls.get(), 3, "a miss after the eviction");
 }
 
-#[tokio::test]
-async fn uncached_never_touches_the_cache() {
-    let (server, cache) = redis_cache("shop");
+async fn uncached_never_touches_the_cache(server: Redis) {
+    let cache = server.cache("shop");
     let calls = Calls::default();
     cache
         .scope(async {
@@ -204,9 +199,8 @@ async fn search(calls: &Calls, query: String, page: u32) -> Vec<String> {
     vec![format!("{query}:{page}")]
 }
 
-#[tokio::test]
-async fn invalidate_removes_a_hashed_key_entry() {
-    let (server, cache) = redis_cache("shop");
+async fn invalidate_removes_a_hashed_key_entry(server: Redis) {
+    let cache = server.cache("shop");
     let calls = Calls::default();
     cache
         .scope(async {
@@ -240,9 +234,8 @@ async fn reprice(category: &str) -> Result<(), String> {
     Ok(())
 }
 
-#[tokio::test]
-async fn pattern_eviction_removes_only_matching_keys_under_the_prefix() {
-    let (server, cache) = redis_cache("shop");
+async fn pattern_eviction_removes_only_matching_keys_under_the_prefix(server: Redis) {
+    let cache = server.cache("shop");
     cache
         .scope(async {
             list("lamps", 1).await;
@@ -294,8 +287,7 @@ async fn category_changed(category: &str) -> Result<(), String> {
     Ok(())
 }
 
-#[tokio::test]
-async fn tags_of_cached_and_put_are_evicted_by_tag() {
+async fn tags_of_cached_and_put_are_evicted_by_tag(_server: Redis) {
     let (_server, cache) = redis_cache("shop");
     cache
         .scope(async {
@@ -311,3 +303,14 @@ async fn tags_of_cached_and_put_are_evicted_by_tag() {
     assert_eq!(cache.invalidate_tags(&["items"]).await.unwrap(), 1);
     assert!(!cache.exists("item:3").await.unwrap());
 }
+
+on_server_and_cluster!(
+    put_then_get_is_a_hit_with_the_new_value,
+    evicts_after_success_and_not_after_an_error,
+    before_evicts_even_when_the_body_fails,
+    a_cached_template_and_its_evict_counterpart_name_one_key,
+    uncached_never_touches_the_cache,
+    invalidate_removes_a_hashed_key_entry,
+    pattern_eviction_removes_only_matching_keys_under_the_prefix,
+    tags_of_cached_and_put_are_evicted_by_tag,
+);

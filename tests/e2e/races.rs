@@ -37,9 +37,8 @@ async fn product_read_slowly(cache: &Cache, id: u64, gate: Arc<Gate>) -> String 
     format!("price read before the update of {id}")
 }
 
-#[tokio::test]
-async fn a_read_that_started_before_an_invalidation_is_not_stored() {
-    let (server, cache) = redis_cache("race");
+async fn a_read_that_started_before_an_invalidation_is_not_stored(server: Redis) {
+    let cache = server.cache("race");
     let gate = Arc::new(Gate::default());
     let read = tokio::spawn({
         let (cache, gate) = (cache.clone(), gate.clone());
@@ -72,9 +71,8 @@ async fn item(cache: &Cache, i: u64) -> bool {
     began_before
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn nothing_computed_before_an_invalidation_survives_it() {
-    let (server, cache) = redis_cache("race");
+async fn nothing_computed_before_an_invalidation_survives_it(server: Redis) {
+    let cache = server.cache("race");
     // Writers keep storing tagged entries while the tag is invalidated.
     let writers: Vec<_> = (0..4u64)
         .map(|w| {
@@ -125,8 +123,7 @@ async fn save_stock(cache: &Cache, id: u64, count: u32) -> Result<u32, String> {
     Ok(count)
 }
 
-#[tokio::test]
-async fn a_write_through_is_not_overwritten_by_a_slower_read() {
+async fn a_write_through_is_not_overwritten_by_a_slower_read(_server: Redis) {
     let (_server, cache) = redis_cache("race");
     let gate = Arc::new(Gate::default());
     let read = tokio::spawn({
@@ -149,38 +146,27 @@ async fn reprice_all(cache: &Cache) -> Result<(), String> {
     Ok(())
 }
 
-#[tokio::test]
-async fn pattern_eviction_of_ten_thousand_keys_stays_inside_the_prefix() {
-    let server = RedisServer::start();
-    let cache = Cache::builder()
-        .redis(server.url())
-        .prefix("sh*p")
-        .build()
-        .unwrap();
-    let mut commands: Vec<Vec<String>> = Vec::new();
-    for chunk in (0..10_000).collect::<Vec<_>>().chunks(1000) {
-        let mut mset = vec!["MSET".to_owned()];
-        for i in chunk {
-            mset.extend([format!("sh*p:products:list:{i}"), "v".to_owned()]);
-        }
-        commands.push(mset);
-    }
-    for outside in [
-        "shop:products:list:1",
-        "products:list:1",
-        "sh*p:products:item:1",
-        "other:sh*p:products:list:1",
-    ] {
-        commands.push(vec!["SET".to_owned(), outside.to_owned(), "v".to_owned()]);
-    }
-    for c in &commands {
-        server.cmd(&c.iter().map(String::as_str).collect::<Vec<_>>());
-    }
-    assert_eq!(server.cmd(&["DBSIZE"]).as_int(), 10_004);
+async fn pattern_eviction_of_ten_thousand_keys_stays_inside_the_prefix(server: Redis) {
+    let cache = server.builder().prefix("sh*p").build().unwrap();
+    let mut keys_set: Vec<String> = (0..10_000)
+        .map(|i| format!("sh*p:products:list:{i}"))
+        .collect();
+    keys_set.extend(
+        [
+            "shop:products:list:1",
+            "products:list:1",
+            "sh*p:products:item:1",
+            "other:sh*p:products:list:1",
+        ]
+        .map(str::to_owned),
+    );
+    let pairs: Vec<(&str, &str)> = keys_set.iter().map(|k| (k.as_str(), "v")).collect();
+    server.set_many(&pairs);
+    assert_eq!(server.dbsize(), 10_004);
 
     reprice_all(&cache).await.unwrap();
     assert_eq!(
-        server.cmd(&["DBSIZE"]).as_int(),
+        server.dbsize(),
         4,
         "only the matching keys under the prefix went"
     );
@@ -200,9 +186,8 @@ async fn offer(cache: &Cache, id: u64, calls: Arc<Calls>, gate: Arc<Gate>) -> St
 /// A caller that joins a flight after the flight's tag was invalidated must
 /// not get the flight's value, which was computed before the invalidation
 /// (and refused by Redis).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_refused_value_is_not_handed_to_callers_after_the_invalidation() {
-    let (server, cache) = redis_cache("race");
+async fn a_refused_value_is_not_handed_to_callers_after_the_invalidation(server: Redis) {
+    let cache = server.cache("race");
     let (calls, gate) = (Arc::new(Calls::default()), Arc::new(Gate::default()));
     let spawn = || {
         let (cache, calls, gate) = (cache.clone(), calls.clone(), gate.clone());
@@ -225,3 +210,11 @@ async fn a_refused_value_is_not_handed_to_callers_after_the_invalidation() {
     let stored = stored_json(&server, "race:offer:1");
     assert_eq!(stored, Some(serde_json::json!("offer 1 from run 2")));
 }
+
+on_server_and_cluster!(
+    a_read_that_started_before_an_invalidation_is_not_stored,
+    nothing_computed_before_an_invalidation_survives_it [flavor = "multi_thread", worker_threads = 2],
+    a_write_through_is_not_overwritten_by_a_slower_read,
+    pattern_eviction_of_ten_thousand_keys_stays_inside_the_prefix,
+    a_refused_value_is_not_handed_to_callers_after_the_invalidation [flavor = "multi_thread", worker_threads = 2],
+);

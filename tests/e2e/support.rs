@@ -105,6 +105,30 @@ impl Redis {
     }
 }
 
+impl Redis {
+    /// Stores every `(key, value)` pair (in batches).
+    pub fn set_many(&self, pairs: &[(&str, &str)]) {
+        match self {
+            Redis::Server(s) => {
+                for chunk in pairs.chunks(1000) {
+                    let mut mset = vec!["MSET"];
+                    chunk.iter().for_each(|(k, v)| mset.extend([*k, *v]));
+                    assert_eq!(s.cmd(&mset), Reply::Status("OK".into()));
+                }
+            }
+            Redis::Cluster(c, _) => c.set_many(pairs),
+        }
+    }
+
+    /// How many keys it holds (every master's, on the cluster).
+    pub fn dbsize(&self) -> i64 {
+        match self {
+            Redis::Server(s) => s.cmd(&["DBSIZE"]).as_int(),
+            Redis::Cluster(c, _) => c.dbsize(),
+        }
+    }
+}
+
 /// What the helpers below read Redis through: a server, the cluster, or
 /// either.
 pub trait Inspect {

@@ -8,35 +8,12 @@ use std::time::{Duration, Instant};
 const MINUTE: Duration = Duration::from_secs(60);
 
 /// The tag bookkeeping keys on the server, by SCAN (never KEYS).
-fn tag_keys(server: &RedisServer, prefix: &str) -> Vec<String> {
-    let mut cursor = "0".to_owned();
-    let mut found = Vec::new();
-    loop {
-        let reply = server.cmd(&[
-            "SCAN",
-            &cursor,
-            "MATCH",
-            &format!("{prefix}:__tag*"),
-            "COUNT",
-            "1000",
-        ]);
-        let parts = reply.as_array();
-        cursor = parts[0].as_string().expect("cursor");
-        found.extend(
-            parts[1]
-                .as_array()
-                .iter()
-                .map(|k| k.as_string().expect("key")),
-        );
-        if cursor == "0" {
-            return found;
-        }
-    }
+fn tag_keys(server: &impl Inspect, prefix: &str) -> Vec<String> {
+    keys(server, &format!("{prefix}:__tag*"))
 }
 
-#[tokio::test]
-async fn invalidating_a_tag_removes_its_entries_and_keeps_the_others() {
-    let (server, cache) = redis_cache("shop");
+async fn invalidating_a_tag_removes_its_entries_and_keeps_the_others(server: Redis) {
+    let cache = server.cache("shop");
     for id in 0..5 {
         let key = format!("product:{id}");
         cache
@@ -78,9 +55,8 @@ async fn invalidating_a_tag_removes_its_entries_and_keeps_the_others() {
     assert_eq!(server.cmd(&["EXISTS", "shop:category:1"]).as_int(), 0);
 }
 
-#[tokio::test]
-async fn tag_bookkeeping_expires_with_its_entries() {
-    let (server, cache) = redis_cache("shop");
+async fn tag_bookkeeping_expires_with_its_entries(server: Redis) {
+    let cache = server.cache("shop");
     for id in 0..50 {
         let tags = ["products".to_owned(), format!("category:{}", id % 5)];
         cache
@@ -120,9 +96,8 @@ async fn tag_bookkeeping_expires_with_its_entries() {
         .is_nil());
 }
 
-#[tokio::test]
-async fn a_tag_written_repeatedly_drops_its_expired_members() {
-    let (server, cache) = redis_cache("shop");
+async fn a_tag_written_repeatedly_drops_its_expired_members(server: Redis) {
+    let cache = server.cache("shop");
     // Short-lived entries under a tag that a long-lived entry keeps alive.
     cache
         .set_tagged("anchor", &0, MINUTE, &["feed"])
@@ -253,3 +228,9 @@ async fn invalidates_a_hundred_thousand_entries_in_batches() {
         longest.1
     );
 }
+
+on_server_and_cluster!(
+    invalidating_a_tag_removes_its_entries_and_keeps_the_others,
+    tag_bookkeeping_expires_with_its_entries,
+    a_tag_written_repeatedly_drops_its_expired_members,
+);
