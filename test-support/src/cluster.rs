@@ -288,6 +288,23 @@ impl RedisCluster {
         }
     }
 
+    /// The node that serves `key`'s slot now.
+    ///
+    /// # Panics
+    ///
+    /// If no running master answers `CLUSTER SLOTS`.
+    ///
+    /// ```no_run
+    /// let cluster = cache_test_support::RedisCluster::shared();
+    /// let node = cluster.node_for("product:42");
+    /// node.cmd(&["SET", "product:42", "v"]); // no redirection
+    /// ```
+    #[track_caller]
+    #[must_use]
+    pub fn node_for(&self, key: &str) -> &RedisServer {
+        &self.nodes[self.slot_owners()[usize::from(slot(key.as_bytes()))]]
+    }
+
     /// How many keys the masters hold together.
     ///
     /// ```no_run

@@ -12,9 +12,9 @@ use std::time::Duration;
 /// bound, far above them.
 const PATIENCE: Duration = Duration::from_secs(3);
 
-fn l1_cache(server: &RedisServer) -> Cache {
-    Cache::builder()
-        .redis(server.url())
+fn l1_cache(server: &Redis) -> Cache {
+    server
+        .builder()
         .prefix("shop")
         .command_timeout(Duration::from_secs(2))
         .l1_capacity(1 << 20)
@@ -83,16 +83,14 @@ async fn get(cache: &Cache, key: &str) -> Option<String> {
     cache.get::<String>(key).await.expect("redis is up")
 }
 
-#[tokio::test]
-async fn an_l1_hit_costs_no_round_trip() {
-    let server = RedisServer::start();
+async fn an_l1_hit_costs_no_round_trip(server: Redis) {
     let cache = l1_cache(&server);
     let calls = Calls::default();
     cache
         .scope(async {
             assert_eq!(name(&calls, 1).await, "name 1 #1"); // miss: stored in Redis
             assert_eq!(name(&calls, 1).await, "name 1 #1"); // Redis hit: into the L1
-            let gets = |s: &RedisServer| commandstat(s, "get");
+            let gets = |s: &Redis| commandstat(s, "get");
             let before = gets(&server);
             for _ in 0..10 {
                 assert_eq!(name(&calls, 1).await, "name 1 #1");
@@ -105,22 +103,26 @@ async fn an_l1_hit_costs_no_round_trip() {
     assert_eq!((stats.hits, stats.l1_hits, stats.misses), (11, 10, 1));
 }
 
-/// Calls of `cmd` the server has counted.
-fn commandstat(server: &RedisServer, cmd: &str) -> u64 {
-    let info = server
-        .cmd(&["INFO", "commandstats"])
-        .as_string()
-        .expect("INFO");
+/// Calls of `cmd` the server (every master of the cluster) has counted.
+fn commandstat(server: &Redis, cmd: &str) -> u64 {
     let prefix = format!("cmdstat_{cmd}:calls=");
-    info.lines()
-        .find_map(|l| l.strip_prefix(&prefix))
-        .and_then(|rest| rest.split(',').next())
-        .map_or(0, |n| n.parse().expect("a count"))
+    server
+        .masters()
+        .into_iter()
+        .map(|node| {
+            let info = node
+                .cmd(&["INFO", "commandstats"])
+                .as_string()
+                .expect("INFO");
+            info.lines()
+                .find_map(|l| l.strip_prefix(&prefix))
+                .and_then(|rest| rest.split(',').next())
+                .map_or(0, |n| n.parse::<u64>().expect("a count"))
+        })
+        .sum()
 }
 
-#[tokio::test]
-async fn l1_options_keep_a_function_out_or_cap_its_copy() {
-    let server = RedisServer::start();
+async fn l1_options_keep_a_function_out_or_cap_its_copy(server: Redis) {
     let cache = l1_cache(&server);
     let calls = Calls::default();
     cache
@@ -150,7 +152,7 @@ async fn l1_options_keep_a_function_out_or_cap_its_copy() {
 /// must read `expect` after it.
 async fn check_other_side_sees(
     what: &str,
-    server: &RedisServer,
+    server: &Redis,
     key: &str,
     change: impl Future<Output = ()>,
     expect: Option<&str>,
@@ -162,7 +164,7 @@ async fn check_other_side_sees(
     assert_eq!(got.as_deref(), expect, "{what}");
 }
 
-async fn seeded(server: &RedisServer) -> Cache {
+async fn seeded(server: &Redis) -> Cache {
     let a = l1_cache(server);
     a.set("k", "old", Duration::from_secs(600))
         .await
@@ -170,9 +172,7 @@ async fn seeded(server: &RedisServer) -> Cache {
     a
 }
 
-#[tokio::test]
-async fn every_change_from_another_instance_reaches_the_l1() {
-    let server = RedisServer::start();
+async fn every_change_from_another_instance_reaches_the_l1(server: Redis) {
     let ttl = Duration::from_secs(600);
 
     let a = seeded(&server).await;
@@ -214,17 +214,14 @@ fn redis_cli(server: &RedisServer, args: &[&str]) -> String {
 
 /// The stored bytes of `shop:k` with the payload replaced by `json`: a value
 /// another writer produced in the library's format.
-fn envelope_with(server: &RedisServer, json: &str) -> Vec<u8> {
+fn envelope_with(server: &Redis, json: &str) -> Vec<u8> {
     let stored = server.cmd(&["GET", "shop:k"]);
     let mut bytes = stored.as_bytes().expect("a stored value")[..HEADER_LEN].to_vec();
     bytes.extend_from_slice(json.as_bytes());
     bytes
 }
 
-#[tokio::test]
-async fn changes_by_other_clients_reach_the_l1() {
-    let server = RedisServer::start();
-
+async fn changes_by_other_clients_reach_the_l1(server: Redis) {
     let _a = seeded(&server).await;
     let new = envelope_with(&server, "\"from another writer\"");
     let change = async {
@@ -241,24 +238,24 @@ async fn changes_by_other_clients_reach_the_l1() {
     .await;
 
     let _a = seeded(&server).await;
-    let change = async { assert_eq!(redis_cli(&server, &["SET", "shop:k", "not ours"]), "OK") };
+    let node = server.node_for("shop:k");
+    let change = async { assert_eq!(redis_cli(node, &["SET", "shop:k", "not ours"]), "OK") };
     // Bytes without the envelope are a miss.
     check_other_side_sees("redis-cli SET", &server, "k", change, None).await;
 
     let _a = seeded(&server).await;
-    let change = async { assert_eq!(redis_cli(&server, &["PEXPIRE", "shop:k", "1"]), "1") };
+    let change = async { assert_eq!(redis_cli(node, &["PEXPIRE", "shop:k", "1"]), "1") };
     check_other_side_sees("redis-cli PEXPIRE", &server, "k", change, None).await;
 
     let _a = seeded(&server).await;
-    let change = async { assert_eq!(redis_cli(&server, &["FLUSHDB"]), "OK") };
+    // (On a cluster, the node that holds the key.)
+    let change = async { assert_eq!(redis_cli(node, &["FLUSHDB"]), "OK") };
     check_other_side_sees("redis-cli FLUSHDB", &server, "k", change, None).await;
 }
 
 // Two workers: the invalidation of the instance's own write is handled on
 // another thread, and may come after the next read.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_writing_instance_reads_its_own_writes_at_once() {
-    let server = RedisServer::start();
+async fn the_writing_instance_reads_its_own_writes_at_once(server: Redis) {
     let a = seeded(&server).await;
     let calls = Calls::default();
     let ttl = Duration::from_secs(600);
@@ -302,14 +299,17 @@ async fn flushed(cache: &Cache, n: u64) {
     .await;
 }
 
-#[tokio::test]
-async fn a_killed_connection_flushes_the_l1_and_tracking_resumes() {
-    let server = RedisServer::start();
+async fn a_killed_connection_flushes_the_l1_and_tracking_resumes(server: Redis) {
     let _a = seeded(&server).await;
     let b = l1_cache(&server);
     warm(&b, "k").await;
 
-    let killed = server.cmd(&["CLIENT", "KILL", "TYPE", "normal"]).as_int();
+    // (On a cluster, B's connections to every master.)
+    let killed: i64 = server
+        .masters()
+        .iter()
+        .map(|node| node.cmd(&["CLIENT", "KILL", "TYPE", "normal"]).as_int())
+        .sum();
     assert!(killed >= 1, "B's connection was killed");
     flushed(&b, 1).await;
     // The change B's dead connection could not report.
@@ -323,7 +323,10 @@ async fn a_killed_connection_flushes_the_l1_and_tracking_resumes() {
 
     // Tracking is on again on the new connection: later changes arrive.
     warm(&b, "k").await;
-    assert_eq!(redis_cli(&server, &["DEL", "shop:k"]), "1");
+    assert_eq!(
+        redis_cli(server.node_for("shop:k"), &["DEL", "shop:k"]),
+        "1"
+    );
     eventually(
         "a change after reconnecting",
         || get(&b, "k"),
@@ -334,12 +337,12 @@ async fn a_killed_connection_flushes_the_l1_and_tracking_resumes() {
 
 #[tokio::test]
 async fn a_redis_restart_flushes_the_l1() {
-    let mut server = RedisServer::start();
+    let mut server = Redis::server();
     let _a = seeded(&server).await;
     let b = l1_cache(&server);
     warm(&b, "k").await;
 
-    server.restart(); // nothing persisted: the key is gone
+    server.server_mut().restart(); // nothing persisted: the key is gone
     flushed(&b, 1).await;
     let got = eventually(
         "a read after the restart",
@@ -360,9 +363,7 @@ async fn a_redis_restart_flushes_the_l1() {
     .await;
 }
 
-#[tokio::test]
-async fn a_fill_elsewhere_costs_an_instance_nothing() {
-    let server = RedisServer::start();
+async fn a_fill_elsewhere_costs_an_instance_nothing(server: Redis) {
     let a = l1_cache(&server);
     let b = l1_cache(&server);
     warm_keys(&b, 0..1).await; // B tracks only k0
@@ -391,9 +392,7 @@ async fn offer(calls: &Calls, id: u64) -> u64 {
     id
 }
 
-#[tokio::test]
-async fn tagged_fills_elsewhere_cost_an_instance_nothing() {
-    let server = RedisServer::start();
+async fn tagged_fills_elsewhere_cost_an_instance_nothing(server: Redis) {
     let a = l1_cache(&server);
     let b = l1_cache(&server);
     let calls = Calls::default();
@@ -429,13 +428,13 @@ async fn tagged_fills_elsewhere_cost_an_instance_nothing() {
 
 #[tokio::test]
 async fn a_silent_server_is_noticed_by_the_heartbeat() {
-    let server = RedisServer::start();
+    let server = Redis::server();
     let _a = seeded(&server).await;
     let b = l1_cache(&server);
     warm(&b, "k").await;
-    signal(&server, "-STOP"); // nothing answers, nothing is reset
+    signal(server.server_only(), "-STOP"); // nothing answers, nothing is reset
     let noticed = tokio::time::timeout(PATIENCE, flushed(&b, 1)).await;
-    signal(&server, "-CONT");
+    signal(server.server_only(), "-CONT");
     noticed.expect("the heartbeat flushed the L1");
     // Tracking is on again after the server answers: the L1 fills again.
     warm(&b, "k").await;
@@ -452,18 +451,23 @@ async fn warm_keys(cache: &Cache, ids: std::ops::Range<u64>) {
     }
 }
 
-/// How many keys the server tracks for its clients.
-fn tracking_keys(server: &RedisServer) -> u64 {
-    let info = server.cmd(&["INFO", "stats"]).as_string().expect("INFO");
-    info.lines()
-        .find_map(|l| l.strip_prefix("tracking_total_keys:"))
-        .map(|n| n.trim().parse().expect("a count"))
-        .expect("Redis 6+ reports tracking_total_keys")
+/// How many keys the server (every master of the cluster) tracks for its
+/// clients.
+fn tracking_keys(server: &Redis) -> u64 {
+    server
+        .masters()
+        .into_iter()
+        .map(|node| {
+            let info = node.cmd(&["INFO", "stats"]).as_string().expect("INFO");
+            info.lines()
+                .find_map(|l| l.strip_prefix("tracking_total_keys:"))
+                .map(|n| n.trim().parse::<u64>().expect("a count"))
+                .expect("Redis 6+ reports tracking_total_keys")
+        })
+        .sum()
 }
 
-#[tokio::test]
-async fn a_copy_lives_no_longer_than_its_entry() {
-    let server = RedisServer::start();
+async fn a_copy_lives_no_longer_than_its_entry(server: Redis) {
     let a = l1_cache(&server);
     a.set("k", "short-lived", Duration::from_millis(400))
         .await
@@ -478,3 +482,15 @@ async fn a_copy_lives_no_longer_than_its_entry() {
     );
     assert_eq!(a.stats().l1_hits, before);
 }
+
+on_server_and_cluster!(
+    an_l1_hit_costs_no_round_trip,
+    l1_options_keep_a_function_out_or_cap_its_copy,
+    every_change_from_another_instance_reaches_the_l1,
+    changes_by_other_clients_reach_the_l1,
+    the_writing_instance_reads_its_own_writes_at_once [flavor = "multi_thread", worker_threads = 2],
+    a_killed_connection_flushes_the_l1_and_tracking_resumes,
+    a_fill_elsewhere_costs_an_instance_nothing,
+    tagged_fills_elsewhere_cost_an_instance_nothing,
+    a_copy_lives_no_longer_than_its_entry,
+);

@@ -37,7 +37,11 @@ macro_rules! on_server_and_cluster {
 /// their keys and prefixes as on a server of their own).
 pub enum Redis {
     Server(RedisServer),
-    Cluster(&'static RedisCluster, MutexGuard<'static, ()>),
+    /// The cluster, and this test's turn on it.
+    Cluster(
+        &'static RedisCluster,
+        #[allow(dead_code)] MutexGuard<'static, ()>,
+    ),
 }
 
 /// Taken by the test that uses the shared cluster.
@@ -95,6 +99,15 @@ impl Redis {
         }
     }
 
+    /// The server, mutably (panics on the cluster).
+    #[track_caller]
+    pub fn server_mut(&mut self) -> &mut RedisServer {
+        match self {
+            Redis::Server(s) => s,
+            Redis::Cluster(..) => panic!("this step needs a single server"),
+        }
+    }
+
     /// The server (panics on the cluster: for steps only a server has).
     #[track_caller]
     pub fn server_only(&self) -> &RedisServer {
@@ -117,6 +130,22 @@ impl Redis {
                 }
             }
             Redis::Cluster(c, _) => c.set_many(pairs),
+        }
+    }
+
+    /// The server, or the cluster's masters.
+    pub fn masters(&self) -> Vec<&RedisServer> {
+        match self {
+            Redis::Server(s) => vec![s],
+            Redis::Cluster(c, _) => c.masters().into_iter().map(|i| &c.nodes()[i]).collect(),
+        }
+    }
+
+    /// The server, or the cluster node that serves `key`.
+    pub fn node_for(&self, key: &str) -> &RedisServer {
+        match self {
+            Redis::Server(s) => s,
+            Redis::Cluster(c, _) => c.node_for(key),
         }
     }
 

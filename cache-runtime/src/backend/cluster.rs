@@ -71,10 +71,12 @@ pub(crate) fn every_node() -> RoutingInfo {
 
 /// The primary that serves `key`'s slot.
 pub(crate) fn primary_of(key: &[u8]) -> RoutingInfo {
-    RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(Route::new(
-        slot(key),
-        SlotAddr::Master,
-    )))
+    RoutingInfo::SingleNode(primary_route(key))
+}
+
+/// [`primary_of`], for a pipeline.
+pub(crate) fn primary_route(key: &[u8]) -> SingleNodeRoutingInfo {
+    SingleNodeRoutingInfo::SpecificNode(Route::new(slot(key), SlotAddr::Master))
 }
 
 /// The node at `host:port`.

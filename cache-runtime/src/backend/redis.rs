@@ -471,12 +471,56 @@ impl RedisBackend {
         conn: &mut Conn,
         key: &str,
     ) -> Result<Option<Bytes>, BackendError> {
+        if let Conn::Cluster(c) = conn {
+            return self.get_tracked_cluster(c, key).await;
+        }
         let mut pipe = redis::pipe();
         opt_in(&mut pipe).cmd("GET").arg(key);
         let mut plain = redis::pipe();
         plain.cmd("GET").arg(key);
         let (value,): (Option<Bytes>,) = self.tracked(conn, &pipe, &plain).await?;
         Ok(value)
+    }
+
+    /// [`get_tracked_on`](RedisBackend::get_tracked_on) on a cluster: the
+    /// client routes a pipeline by its commands' keys, and would take
+    /// `CLIENT CACHING YES`'s argument for one, so the pipeline is sent to
+    /// the key's primary by hand, and the opt-in's reply read as such.
+    async fn get_tracked_cluster(
+        &self,
+        conn: &mut ClusterConnection,
+        key: &str,
+    ) -> Result<Option<Bytes>, BackendError> {
+        let mut pipe = redis::pipe();
+        pipe.cmd("CLIENT")
+            .arg("CACHING")
+            .arg("YES")
+            .cmd("GET")
+            .arg(key);
+        let untracked = |detail: Option<&str>| detail.is_some_and(|d| d.contains("CLIENT CACHING"));
+        let refused = match conn
+            .route_pipeline(pipe, 0, 2, cluster::primary_route(key.as_bytes()))
+            .await
+        {
+            Ok(mut replies) => match replies.first() {
+                Some(redis::Value::ServerError(e)) if untracked(e.details()) => true,
+                _ => {
+                    let value = replies.pop().unwrap_or(redis::Value::Nil);
+                    return Ok(redis::from_redis_value(value).map_err(redis::RedisError::from)?);
+                }
+            },
+            Err(e) if untracked(e.detail()) => true,
+            Err(e) => return Err(e.into()),
+        };
+        debug_assert!(refused);
+        tracing::debug!("a cluster node's connection is not tracking; L1 flushed");
+        if let Some(push) = &self.push {
+            push(redis::PushInfo {
+                kind: redis::PushKind::Disconnection,
+                data: Vec::new(),
+            });
+        }
+        Ok(redis::cmd("GET").arg(key).query_async(conn).await?)
     }
 
     pub(crate) async fn set(
