@@ -8,6 +8,8 @@
 //! Options (all optional):
 //!
 //! - `--redis URL` Redis to use (default: `$REDIS_URL`, else `redis://127.0.0.1:6379`)
+//! - `--redis-cluster URL,URL,...` a Redis Cluster instead, found from these
+//!   nodes (default: `$REDIS_CLUSTER_NODES`)
 //! - `--db PATH` the SQLite file (default `orders.db`)
 //! - `--writes N` how many orders to write (default 10000), over `--keys K`
 //!   distinct order ids (default 1000): write `i` sets order `i % K` to total `i`
@@ -83,6 +85,7 @@ struct Args {
     slow: Duration,
     drain: bool,
     consumer: Option<String>,
+    cluster: Option<String>,
 }
 
 fn args() -> Result<Args, String> {
@@ -94,6 +97,7 @@ fn args() -> Result<Args, String> {
         slow: Duration::ZERO,
         drain: false,
         consumer: None,
+        cluster: std::env::var("REDIS_CLUSTER_NODES").ok(),
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -101,6 +105,7 @@ fn args() -> Result<Args, String> {
         let number = |v: String| v.parse::<u64>().map_err(|e| format!("{v}: {e}"));
         match flag.as_str() {
             "--redis" => out.redis = value()?,
+            "--redis-cluster" => out.cluster = Some(value()?),
             "--db" => out.db = value()?,
             "--writes" => out.writes = number(value()?)?,
             "--keys" => out.keys = number(value()?)?.max(1),
@@ -146,8 +151,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let db = Arc::new(Mutex::new(db));
 
     // Generous: a loaded machine must not fail a write over a slow reply.
-    let cache = Cache::builder()
-        .redis(&args.redis)
+    let builder = match &args.cluster {
+        Some(nodes) => Cache::builder().redis_cluster(nodes.split(',')),
+        None => Cache::builder().redis(&args.redis),
+    };
+    let cache = builder
         .prefix("shop")
         .command_timeout(Duration::from_secs(2))
         .build()?;

@@ -102,22 +102,24 @@ const STREAM: &str = "wb:__wb:orders";
 /// reaches it.
 const LIMIT: Duration = Duration::from_secs(60);
 
-/// A fresh server and a cache on it, with a command timeout that a loaded
-/// machine does not reach.
-fn wb_cache() -> (RedisServer, Cache) {
-    let server = RedisServer::start();
-    let cache = wb_cache_on(&server.url());
-    (server, cache)
+/// A cache on `server`, with a command timeout that a loaded machine does
+/// not reach.
+fn wb_cache(server: &Redis) -> Cache {
+    wb_builder(server.builder())
 }
 
-/// The tests' cache on the Redis at `url`.
-fn wb_cache_on(url: &str) -> Cache {
-    Cache::builder()
-        .redis(url)
+/// The tests' settings on `builder`.
+fn wb_builder(builder: cache_runtime::CacheBuilder) -> Cache {
+    builder
         .prefix("wb")
         .command_timeout(Duration::from_secs(2))
         .build()
         .expect("valid settings")
+}
+
+/// The tests' cache on the Redis at `url`.
+fn wb_cache_on(url: &str) -> Cache {
+    wb_builder(Cache::builder().redis(url))
 }
 
 /// Awaits `fut`, failing the test if it takes longer than [`LIMIT`].
@@ -138,7 +140,7 @@ async fn until(what: &str, mut cond: impl FnMut() -> bool) {
     .await
 }
 
-fn stream_len(server: &RedisServer) -> i64 {
+fn stream_len(server: &Redis) -> i64 {
     server.cmd(&["XLEN", STREAM]).as_int()
 }
 
@@ -172,9 +174,8 @@ async fn write_many(
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn ten_thousand_writes_reach_sqlite_with_the_latest_value_per_key() {
-    let (server, cache) = wb_cache();
+async fn ten_thousand_writes_reach_sqlite_with_the_latest_value_per_key(server: Redis) {
+    let cache = wb_cache(&server);
     let sink = Sqlite::new(0);
     let wb = cache
         .write_behind("orders", Shared(sink.clone()))
@@ -196,9 +197,8 @@ async fn ten_thousand_writes_reach_sqlite_with_the_latest_value_per_key() {
     assert_eq!(cache.stats().errors, 0);
 }
 
-#[tokio::test]
-async fn several_writes_to_one_key_before_a_flush_reach_the_sink_once() {
-    let (_server, cache) = wb_cache();
+async fn several_writes_to_one_key_before_a_flush_reach_the_sink_once(server: Redis) {
+    let cache = wb_cache(&server);
     let sink = Sqlite::new(0);
     let wb = cache
         .write_behind("orders", Shared(sink.clone()))
@@ -220,9 +220,8 @@ async fn several_writes_to_one_key_before_a_flush_reach_the_sink_once() {
     within("shutdown", wb.shutdown()).await.unwrap();
 }
 
-#[tokio::test]
-async fn a_sink_failing_its_first_five_calls_delays_but_loses_nothing() {
-    let (server, cache) = wb_cache();
+async fn a_sink_failing_its_first_five_calls_delays_but_loses_nothing(server: Redis) {
+    let cache = wb_cache(&server);
     let sink = Sqlite::new(5);
     let wb = cache
         .write_behind("orders", Shared(sink.clone()))
@@ -237,9 +236,8 @@ async fn a_sink_failing_its_first_five_calls_delays_but_loses_nothing() {
     within("shutdown", wb.shutdown()).await.unwrap();
 }
 
-#[tokio::test]
-async fn shutdown_drains_and_leaves_the_group_clean() {
-    let (server, cache) = wb_cache();
+async fn shutdown_drains_and_leaves_the_group_clean(server: Redis) {
+    let cache = wb_cache(&server);
     let sink = Sqlite::new(0);
     let wb = cache
         .write_behind("orders", Shared(sink.clone()))
@@ -264,9 +262,10 @@ async fn shutdown_drains_and_leaves_the_group_clean() {
     assert!(!cache.exists("late").await.unwrap());
 }
 
-#[tokio::test]
-async fn shutdown_with_a_sink_that_always_fails_gives_up_and_leaves_the_batch_pending() {
-    let (server, cache) = wb_cache();
+async fn shutdown_with_a_sink_that_always_fails_gives_up_and_leaves_the_batch_pending(
+    server: Redis,
+) {
+    let cache = wb_cache(&server);
     let sink = Sqlite::new(usize::MAX);
     let wb = cache
         .write_behind("orders", Shared(sink.clone()))
@@ -291,7 +290,8 @@ async fn shutdown_with_a_sink_that_always_fails_gives_up_and_leaves_the_batch_pe
 
 #[tokio::test]
 async fn shutdown_reports_redis_failing_while_it_drains() {
-    let (mut server, cache) = wb_cache();
+    let mut server = Redis::server();
+    let cache = wb_cache(&server);
     let sink = Sqlite::new(0);
     let wb = cache
         .write_behind("orders", Shared(sink.clone()))
@@ -300,7 +300,7 @@ async fn shutdown_reports_redis_failing_while_it_drains() {
         .start()
         .unwrap();
     within("the writes", write_many(&wb, 20, 20, 1)).await;
-    server.kill();
+    server.server_mut().kill();
     let err = within("shutdown", wb.shutdown()).await.unwrap_err();
     assert!(
         matches!(
@@ -311,9 +311,8 @@ async fn shutdown_reports_redis_failing_while_it_drains() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_write_that_succeeded_before_shutdown_is_delivered() {
-    let (server, cache) = wb_cache();
+async fn every_write_that_succeeded_before_shutdown_is_delivered(server: Redis) {
+    let cache = wb_cache(&server);
     let sink = Sqlite::new(0);
     let wb = cache
         .write_behind("orders", Shared(sink.clone()))
@@ -358,9 +357,8 @@ async fn every_write_that_succeeded_before_shutdown_is_delivered() {
     assert_eq!(stream_len(&server), 0);
 }
 
-#[tokio::test]
-async fn consumers_left_idle_with_nothing_pending_are_removed_from_the_group() {
-    let (server, cache) = wb_cache();
+async fn consumers_left_idle_with_nothing_pending_are_removed_from_the_group(server: Redis) {
+    let cache = wb_cache(&server);
     let sink = Sqlite::new(0);
     let wb = cache
         .write_behind("orders", Shared(sink.clone()))
@@ -419,10 +417,10 @@ async fn consumers_left_idle_with_nothing_pending_are_removed_from_the_group() {
 #[tokio::test]
 async fn a_redis_refusing_client_commands_still_flushes() {
     // As some managed services do: no CLIENT ID, no CLIENT UNBLOCK.
-    let server = RedisServer::start_with(&["--rename-command", "CLIENT", ""]);
+    let server = Redis::Server(RedisServer::start_with(&["--rename-command", "CLIENT", ""]));
     let refused = server.cmd(&["CLIENT", "ID"]);
     assert!(matches!(refused, Reply::Error(_)), "{refused:?}");
-    let cache = wb_cache_on(&server.url());
+    let cache = wb_cache_on(&server.server_only().url());
     let sink = Sqlite::new(0);
     let wb = cache
         .write_behind("orders", Shared(sink.clone()))
@@ -436,9 +434,10 @@ async fn a_redis_refusing_client_commands_still_flushes() {
     assert_eq!(stream_len(&server), 0);
 }
 
-#[tokio::test]
-async fn undecodable_entries_go_to_the_dead_letter_stream_and_the_rest_reach_the_sink() {
-    let (server, cache) = wb_cache();
+async fn undecodable_entries_go_to_the_dead_letter_stream_and_the_rest_reach_the_sink(
+    server: Redis,
+) {
+    let cache = wb_cache(&server);
     let sink = Sqlite::new(0);
     let wb = cache
         .write_behind("orders", Shared(sink.clone()))
@@ -466,7 +465,12 @@ async fn undecodable_entries_go_to_the_dead_letter_stream_and_the_rest_reach_the
         0,
         "nothing is left blocking the stream"
     );
-    let dead_key = format!("{STREAM}:dead");
+    // On a cluster, named into the stream's slot.
+    let dead_key = if server.is_cluster() {
+        format!("{{{STREAM}}}:dead")
+    } else {
+        format!("{STREAM}:dead")
+    };
     let dead = server.cmd(&["XRANGE", &dead_key, "-", "+"]);
     let dead: Vec<String> = dead
         .as_array()
@@ -510,22 +514,20 @@ async fn undecodable_entries_go_to_the_dead_letter_stream_and_the_rest_reach_the
     within("shutdown", wb.shutdown()).await.unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn entries_left_pending_by_a_dead_consumer_are_claimed() {
-    recovery("dead", "alive", Duration::from_millis(200)).await;
+async fn entries_left_pending_by_a_dead_consumer_are_claimed(server: Redis) {
+    recovery(server, "dead", "alive", Duration::from_millis(200)).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_flusher_restarted_under_its_name_takes_its_entries_back_at_once() {
+async fn a_flusher_restarted_under_its_name_takes_its_entries_back_at_once(server: Redis) {
     // Claiming entries idle in the group would take an hour: only the
     // flusher's own list of read, unacknowledged entries brings them back.
-    recovery("worker-1", "worker-1", Duration::from_secs(3600)).await;
+    recovery(server, "worker-1", "worker-1", Duration::from_secs(3600)).await;
 }
 
 /// A flusher named `dead` dies with entries pending; one named `next`, with
 /// `claim_idle`, delivers every one of them, and the dead one stays dead.
-async fn recovery(dead: &'static str, next: &str, claim_idle: Duration) {
-    let (server, cache) = wb_cache();
+async fn recovery(server: Redis, dead: &'static str, next: &str, claim_idle: Duration) {
+    let cache = wb_cache(&server);
     let (expected, stuck, calls) = a_process_that_dies(&server, dead).await;
     let sink = Sqlite::new(0);
     let second = cache
@@ -555,10 +557,10 @@ async fn recovery(dead: &'static str, next: &str, claim_idle: Duration) {
 /// without acknowledging anything, as a crash would. Returns the rows the
 /// writes should produce, the stuck sink and how many calls it had.
 async fn a_process_that_dies(
-    server: &RedisServer,
+    server: &Redis,
     consumer: &'static str,
 ) -> (HashMap<String, u64>, Arc<Sqlite>, usize) {
-    let url = server.url();
+    let builder = server.builder();
     let stuck = Sqlite::new(usize::MAX);
     let stuck2 = stuck.clone();
     let dead = tokio::task::spawn_blocking(move || {
@@ -568,7 +570,7 @@ async fn a_process_that_dies(
             .build()
             .unwrap();
         let (expected, first) = runtime.block_on(async {
-            let first = wb_cache_on(&url)
+            let first = wb_builder(builder)
                 .write_behind("orders", Shared(stuck2.clone()))
                 .consumer(consumer)
                 .start()
@@ -606,15 +608,30 @@ fn order_rows(db: &Path) -> HashMap<String, u64> {
 
 #[test]
 fn a_writer_killed_mid_flush_loses_no_write() {
+    killed_mid_flush(&Redis::server());
+}
+
+#[test]
+fn a_writer_killed_mid_flush_loses_no_write_on_the_cluster() {
+    killed_mid_flush(&Redis::cluster());
+}
+
+/// The writer (the example, a process of its own) is killed while its
+/// sink holds a batch; a second run drains what it left.
+fn killed_mid_flush(server: &Redis) {
     const WRITES: u64 = 10_000;
     const KEYS: u64 = 1_000;
-    let server = RedisServer::start();
     let dir = TempDir::new("wb-kill");
     let db = dir.0.join("orders.db");
     let exe = example_binary("write_behind");
+    let target = match server {
+        Redis::Server(s) => ["--redis".to_owned(), s.url()],
+        Redis::Cluster(c, _) => ["--redis-cluster".to_owned(), c.urls().join(",")],
+    };
     let run = |extra: &[&str]| {
         let mut cmd = Command::new(&exe);
-        cmd.args(["--redis", &server.url(), "--db"])
+        cmd.args(&target)
+            .arg("--db")
             .arg(&db)
             .args(["--writes", &WRITES.to_string(), "--keys", &KEYS.to_string()])
             .args(extra)
@@ -751,3 +768,16 @@ impl Drop for TempDir {
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
+
+on_server_and_cluster!(
+    ten_thousand_writes_reach_sqlite_with_the_latest_value_per_key [flavor = "multi_thread", worker_threads = 2],
+    several_writes_to_one_key_before_a_flush_reach_the_sink_once,
+    a_sink_failing_its_first_five_calls_delays_but_loses_nothing,
+    shutdown_drains_and_leaves_the_group_clean,
+    shutdown_with_a_sink_that_always_fails_gives_up_and_leaves_the_batch_pending,
+    every_write_that_succeeded_before_shutdown_is_delivered [flavor = "multi_thread", worker_threads = 2],
+    consumers_left_idle_with_nothing_pending_are_removed_from_the_group,
+    undecodable_entries_go_to_the_dead_letter_stream_and_the_rest_reach_the_sink,
+    entries_left_pending_by_a_dead_consumer_are_claimed [flavor = "multi_thread", worker_threads = 2],
+    a_flusher_restarted_under_its_name_takes_its_entries_back_at_once [flavor = "multi_thread", worker_threads = 2],
+);
