@@ -5,6 +5,9 @@
 //! stampede-worker <redis url> <prefix> <id> <tasks> <body ms> <lease ms> <l1: 0|1> <lock: 0|1>
 //! ```
 //!
+//! A first argument of several URLs separated by commas names a Redis
+//! Cluster's nodes.
+//!
 //! The benchmark includes this file as a module and runs [`run`] in a
 //! child process of its own.
 //!
@@ -20,20 +23,23 @@ use std::time::{Duration, Instant};
 
 /// The stampeded function: counts its run in Redis, then takes `body_ms`.
 #[cached(ttl = 600, key = "report:{id}", cache = cache)]
-async fn report(
-    cache: &Cache,
-    counter: redis::aio::MultiplexedConnection,
-    id: u64,
-    body_ms: u64,
-) -> Result<String, String> {
-    let mut counter = counter;
-    let runs: Result<u64, _> = redis::cmd("INCR")
-        .arg(format!("{}:runs", cache.prefix()))
-        .query_async(&mut counter)
-        .await;
+async fn report(cache: &Cache, counter: Counter, id: u64, body_ms: u64) -> Result<String, String> {
+    let mut incr = redis::cmd("INCR");
+    incr.arg(format!("{}:runs", cache.prefix()));
+    let runs: Result<u64, _> = match counter {
+        Counter::Server(mut c) => incr.query_async(&mut c).await,
+        Counter::Cluster(mut c) => incr.query_async(&mut c).await,
+    };
     runs.map_err(|e| format!("counting the run: {e}"))?;
     tokio::time::sleep(Duration::from_millis(body_ms)).await;
     Ok(format!("report {id}"))
+}
+
+/// Where body runs are counted: the server, or the cluster.
+#[derive(Clone)]
+enum Counter {
+    Server(redis::aio::MultiplexedConnection),
+    Cluster(redis::cluster_async::ClusterConnection),
 }
 
 fn arg<T: std::str::FromStr>(args: &[String], at: usize, what: &str) -> T {
@@ -67,8 +73,12 @@ async fn work(args: &[String]) {
     let lease_ms: u64 = arg(args, 5, "lease ms");
     let l1: u8 = arg(args, 6, "l1");
     let lock: u8 = arg(args, 7, "lock");
-    let mut builder = Cache::builder()
-        .redis(url.as_str())
+    let nodes: Vec<&str> = url.split(',').collect();
+    let builder = match nodes.len() {
+        1 => Cache::builder().redis(url.as_str()),
+        _ => Cache::builder().redis_cluster(nodes.iter().copied()),
+    };
+    let mut builder = builder
         .prefix(prefix)
         .fill_lock(lock == 1)
         .lock_lease(Duration::from_millis(lease_ms))
@@ -78,11 +88,22 @@ async fn work(args: &[String]) {
         builder = builder.l1_capacity(1 << 20);
     }
     let cache = builder.build().expect("valid settings");
-    let client = redis::Client::open(url.as_str()).expect("a Redis URL");
-    let counter = client
-        .get_multiplexed_async_connection()
-        .await
-        .expect("Redis for the run counter");
+    let counter = match nodes.len() {
+        1 => Counter::Server(
+            redis::Client::open(url.as_str())
+                .expect("a Redis URL")
+                .get_multiplexed_async_connection()
+                .await
+                .expect("Redis for the run counter"),
+        ),
+        _ => Counter::Cluster(
+            redis::cluster::ClusterClient::new(nodes)
+                .expect("Redis URLs")
+                .get_async_connection()
+                .await
+                .expect("the cluster for the run counter"),
+        ),
+    };
     println!("ready");
     std::io::stdout().flush().expect("stdout");
     let mut go = String::new();

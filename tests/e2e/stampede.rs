@@ -30,10 +30,15 @@ struct Plan<'a> {
 }
 
 impl Worker {
-    fn start(server: &RedisServer, plan: &Plan<'_>) -> Worker {
+    fn start(server: &Redis, plan: &Plan<'_>) -> Worker {
+        // A cluster: its nodes' URLs, separated by commas.
+        let target = match server {
+            Redis::Server(s) => s.url(),
+            Redis::Cluster(c, _) => c.urls().join(","),
+        };
         let mut child = Command::new(env!("CARGO_BIN_EXE_stampede-worker"))
             .args([
-                server.url(),
+                target,
                 plan.prefix.to_owned(),
                 plan.id.to_string(),
                 plan.tasks.to_string(),
@@ -104,14 +109,22 @@ fn sum(reports: &[Report], field: &str) -> u64 {
     reports.iter().map(|r| r[field]).sum()
 }
 
-fn runs(server: &RedisServer, prefix: &str) -> i64 {
+fn runs(server: &Redis, prefix: &str) -> i64 {
     let reply = server.cmd(&["GET", &format!("{prefix}:runs")]);
     reply.as_string().map_or(0, |s| s.parse().expect("a count"))
 }
 
 #[test]
 fn four_processes_of_250_callers_run_the_body_once() {
-    let server = RedisServer::start();
+    four_processes(&Redis::server());
+}
+
+#[test]
+fn four_processes_of_250_callers_run_the_body_once_on_the_cluster() {
+    four_processes(&Redis::cluster());
+}
+
+fn four_processes(server: &Redis) {
     let plan = |l1| Plan {
         prefix: "st4",
         id: 1,
@@ -122,7 +135,7 @@ fn four_processes_of_250_callers_run_the_body_once() {
     };
     // Two with an L1 (woken by the invalidation), two without (polling).
     let mut workers: Vec<Worker> = (0..4)
-        .map(|i| Worker::start(&server, &plan(i % 2 == 1)))
+        .map(|i| Worker::start(server, &plan(i % 2 == 1)))
         .collect();
     workers.iter().for_each(Worker::ready);
     workers.iter_mut().for_each(Worker::go);
@@ -130,7 +143,7 @@ fn four_processes_of_250_callers_run_the_body_once() {
         .iter()
         .map(|w| w.done(Duration::from_secs(60)))
         .collect();
-    assert_eq!(runs(&server, "st4"), 1, "one body run in all: {reports:?}");
+    assert_eq!(runs(server, "st4"), 1, "one body run in all: {reports:?}");
     for r in &reports {
         assert_eq!(r["ok"], 250, "every caller got the value: {r:?}");
         assert_eq!((r["errors"], r["lock_timeouts"]), (0, 0), "{r:?}");
@@ -148,17 +161,25 @@ fn four_processes_of_250_callers_run_the_body_once() {
             );
         }
     }
-    let stored = stored_json(&server, "st4:report:1").expect("stored");
+    let stored = stored_json(server, "st4:report:1").expect("stored");
     assert_eq!(stored, "report 1");
 }
 
 #[test]
 fn a_holder_killed_mid_body_is_replaced_within_its_lease() {
+    holder_killed(&Redis::server());
+}
+
+#[test]
+fn a_holder_killed_mid_body_is_replaced_within_its_lease_on_the_cluster() {
+    holder_killed(&Redis::cluster());
+}
+
+fn holder_killed(server: &Redis) {
     const LEASE_MS: u64 = 1000;
     const BODY_MS: u64 = 200;
-    let server = RedisServer::start();
     let mut holder = Worker::start(
-        &server,
+        server,
         &Plan {
             prefix: "stk",
             id: 2,
@@ -185,7 +206,7 @@ fn a_holder_killed_mid_body_is_replaced_within_its_lease() {
     let mut waiters: Vec<Worker> = (0..2)
         .map(|i| {
             Worker::start(
-                &server,
+                server,
                 &Plan {
                     prefix: "stk",
                     id: 2,
@@ -201,7 +222,7 @@ fn a_holder_killed_mid_body_is_replaced_within_its_lease() {
     waiters.iter_mut().for_each(Worker::go);
     // Both are waiting for the holder (it renews its lease meanwhile).
     std::thread::sleep(Duration::from_millis(LEASE_MS + 200));
-    assert_eq!(runs(&server, "stk"), 1, "only the holder's body ran so far");
+    assert_eq!(runs(server, "stk"), 1, "only the holder's body ran so far");
     holder.child.kill().expect("SIGKILL");
     let killed = Instant::now();
     let reports: Vec<(Report, Duration)> = waiters
@@ -209,7 +230,7 @@ fn a_holder_killed_mid_body_is_replaced_within_its_lease() {
         .map(|w| (w.done(Duration::from_secs(30)), killed.elapsed()))
         .collect();
     assert_eq!(
-        runs(&server, "stk"),
+        runs(server, "stk"),
         2,
         "one waiter ran the body after the kill"
     );
@@ -244,10 +265,10 @@ async fn unlocked_feed(cache: &Cache, runs: Arc<AtomicUsize>, id: u64) -> Result
 
 /// Two caches in this process are two processes to Redis: each its own
 /// connections and single flight.
-fn two_caches(server: &RedisServer, prefix: &str) -> (Cache, Cache) {
+fn two_caches(server: &Redis, prefix: &str) -> (Cache, Cache) {
     let make = || {
-        Cache::builder()
-            .redis(server.url())
+        server
+            .builder()
             .prefix(prefix)
             .build()
             .expect("valid settings")
@@ -255,9 +276,7 @@ fn two_caches(server: &RedisServer, prefix: &str) -> (Cache, Cache) {
     (make(), make())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_tagged_fill_under_the_lock_is_stored_with_its_tags() {
-    let server = RedisServer::start();
+async fn a_tagged_fill_under_the_lock_is_stored_with_its_tags(server: Redis) {
     let (a, b) = two_caches(&server, "stt");
     let runs = Arc::new(AtomicUsize::new(0));
     let (x, y) = tokio::join!(tagged_item(&a, runs.clone(), 1), async {
@@ -276,9 +295,7 @@ async fn a_tagged_fill_under_the_lock_is_stored_with_its_tags() {
     assert_eq!(server.cmd(&["EXISTS", "stt:item:1"]).as_int(), 0);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn lock_false_lets_each_process_run_the_body() {
-    let server = RedisServer::start();
+async fn lock_false_lets_each_process_run_the_body(server: Redis) {
     let (a, b) = two_caches(&server, "stf");
     let runs = Arc::new(AtomicUsize::new(0));
     let (x, y) = tokio::join!(unlocked_feed(&a, runs.clone(), 1), async {
@@ -325,9 +342,10 @@ async fn eventually(what: &str, until: impl Fn() -> bool) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn stale_values_are_served_while_refreshed_and_through_failures_until_the_window_ends() {
-    let (server, cache) = redis_cache("sts");
+async fn stale_values_are_served_while_refreshed_and_through_failures_until_the_window_ends(
+    server: Redis,
+) {
+    let cache = server.cache("sts");
     let prices = Prices::default();
     let call = || prices.price(&cache, "eu", 7);
     assert_eq!(call().await.as_deref(), Ok("eu 7: load 1"));
@@ -374,12 +392,10 @@ async fn hot(cache: &Cache, loads: Arc<AtomicUsize>, id: u64) -> u64 {
     id
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn early_refresh_keeps_a_hot_key_from_expiring_under_steady_load() {
-    let server = RedisServer::start();
+async fn early_refresh_keeps_a_hot_key_from_expiring_under_steady_load(server: Redis) {
     // With an L1: its hits draw for the refresh too.
-    let cache = Cache::builder()
-        .redis(server.url())
+    let cache = server
+        .builder()
         .prefix("ste")
         .l1_capacity(1 << 20)
         .build()
@@ -403,3 +419,10 @@ async fn early_refresh_keeps_a_hot_key_from_expiring_under_steady_load() {
     assert!(loads.load(Ordering::SeqCst) as u64 > s.refreshes, "{s:?}");
     assert!(s.l1_hits > 0, "{s:?}");
 }
+
+on_server_and_cluster!(
+    a_tagged_fill_under_the_lock_is_stored_with_its_tags [flavor = "multi_thread", worker_threads = 2],
+    lock_false_lets_each_process_run_the_body [flavor = "multi_thread", worker_threads = 2],
+    stale_values_are_served_while_refreshed_and_through_failures_until_the_window_ends [flavor = "multi_thread", worker_threads = 2],
+    early_refresh_keeps_a_hot_key_from_expiring_under_steady_load [flavor = "multi_thread", worker_threads = 2],
+);
