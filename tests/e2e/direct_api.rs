@@ -11,9 +11,8 @@ async fn product(calls: &Calls, id: u64) -> String {
     format!("p{id}")
 }
 
-#[tokio::test]
-async fn get_set_delete_exists_share_the_macros_keys() {
-    let (server, cache) = redis_cache("shop");
+async fn get_set_delete_exists_share_the_macros_keys(server: Redis) {
+    let cache = server.cache("shop");
     let calls = Calls::default();
     cache.scope(product(&calls, 42)).await;
     assert_eq!(
@@ -56,3 +55,7 @@ async fn get_set_delete_exists_share_the_macros_keys() {
     assert!(s.hit_rate() > 0.0 && s.hit_rate() < 1.0, "{s:?}");
     assert_eq!(s.hit_rate(), s.hits as f64 / (s.hits + s.misses) as f64);
 }
+
+on_server_and_cluster!(
+    get_set_delete_exists_share_the_macros_keys,
+);
