@@ -20,7 +20,8 @@ const NODE_TIMEOUT_MS: &str = "2000";
 /// on its port + 10000), joined with `redis-cli --cluster create ...
 /// --cluster-replicas 1`, and ready (`cluster_state:ok` on every node, all
 /// 16384 slots assigned, and every node seeing three replicas) when
-/// [`RedisCluster::start`] returns. Dropping it
+/// [`RedisCluster::start`] returns, each replica synced with its master.
+/// Dropping it
 /// kills every node; a test that panics meanwhile gets each node's log on
 /// stderr (as with [`RedisServer`]).
 ///
@@ -62,6 +63,10 @@ impl RedisCluster {
                     "nodes.conf",
                     "--cluster-node-timeout",
                     NODE_TIMEOUT_MS,
+                    // Replicas sync at once, not 5 s after they ask: one
+                    // that never synced cannot take over its master.
+                    "--repl-diskless-sync-delay",
+                    "0",
                 ])
             })
             .collect();
@@ -115,6 +120,13 @@ impl RedisCluster {
                 // them replicate after the slots are assigned).
                 let view = n.cmd(&["CLUSTER", "NODES"]).as_string().unwrap_or_default();
                 view.lines().filter(|l| l.contains("slave")).count() == NODES / 2
+            }) && self.nodes.iter().all(|n| {
+                // Every replica has synced with its master.
+                let info = n
+                    .cmd(&["INFO", "replication"])
+                    .as_string()
+                    .unwrap_or_default();
+                info.contains("role:master") || info.contains("master_link_status:up")
             });
             if ready {
                 return;

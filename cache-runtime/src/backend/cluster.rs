@@ -61,10 +61,13 @@ pub(crate) fn sibling(key: &str, suffix: &str) -> String {
     format!("{{{tag}}}{key}{suffix}")
 }
 
-/// Every node, primaries and replicas; each must answer.
-pub(crate) fn every_node() -> RoutingInfo {
+/// Every primary; each must answer. Not the replicas: a replica that is
+/// down (a killed primary, say, still listed until it is forgotten) must
+/// not fail a health check or the L1's tracking while every slot is
+/// served.
+pub(crate) fn every_primary() -> RoutingInfo {
     RoutingInfo::MultiNode((
-        MultipleNodeRoutingInfo::AllNodes,
+        MultipleNodeRoutingInfo::AllMasters,
         Some(ResponsePolicy::AllSucceeded),
     ))
 }

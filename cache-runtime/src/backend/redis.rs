@@ -3,7 +3,7 @@
 //! Redis Cluster (each connection then reaches every node and follows the
 //! slots).
 
-use super::cluster::{self, every_node};
+use super::cluster::{self, every_primary};
 use super::tier::{Caps, Tier, Walk};
 use super::{memory::TypedValue, Condition, TaggedLookup, TaggedWrite, WriteKind};
 use crate::write_behind::Version;
@@ -113,7 +113,7 @@ pub(crate) struct RedisBackend {
     clients: Clients,
     /// Each made on first use; replaced (emptied, to be made again) when a
     /// health check finds it silent.
-    connections: Box<[ArcSwapOption<Conn>]>,
+    connections: Arc<[ArcSwapOption<Conn>]>,
     next: AtomicUsize,
     /// Where the shared connections' push messages go, when they report
     /// changes (client tracking); also told of a connection found untracked.
@@ -189,7 +189,16 @@ fn open_cluster_client(
         // deadline bounds the whole command, as on one server.
         .retries(3)
         .min_retry_wait(5)
-        .max_retry_wait(100);
+        .max_retry_wait(100)
+        // A node that refuses three reconnections in a row (a killed
+        // primary) is dropped, so that its slots' next command asks the
+        // cluster where they went: without this the client would keep
+        // reconnecting to it, and never learn of the promoted replica.
+        .max_connection_attempts(std::num::NonZeroUsize::new(3).expect("not zero"))
+        // The client's own checks (a ping before reusing a node's
+        // connection while it learns the slots again) must not wait
+        // forever on a node that went silent.
+        .response_timeout(Duration::from_secs(1));
     #[cfg(feature = "tls")]
     {
         install_crypto_provider();
@@ -303,6 +312,49 @@ impl RedisBackend {
         &self.address
     }
 
+    /// On a cluster: what the engine calls when a command finds the
+    /// cluster unreachable or too slow. It drops every shared connection
+    /// (at most once a second), so that the next command starts afresh
+    /// from the seed nodes and learns where the slots are now. The
+    /// client's own recovery learns that only from commands that run long
+    /// enough to see a node refuse them again and again, which commands
+    /// bounded by a short deadline (or held back by the breaker) never do:
+    /// a killed primary's slots would stay unreachable after its replica
+    /// took over.
+    pub(crate) fn outage_hook(&self) -> Option<crate::engine::OutageHook> {
+        if !self.is_cluster() {
+            return None;
+        }
+        let connections = Arc::clone(&self.connections);
+        let push = self.push.clone();
+        let epoch = std::time::Instant::now();
+        let last = std::sync::atomic::AtomicU64::new(0);
+        Some(Arc::new(move || {
+            let now = u64::try_from(epoch.elapsed().as_millis())
+                .unwrap_or(u64::MAX)
+                .max(1);
+            let before = last.load(Ordering::Relaxed);
+            if before != 0 && now.saturating_sub(before) < 1000 {
+                return;
+            }
+            if last
+                .compare_exchange(before, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_err()
+            {
+                return;
+            }
+            tracing::debug!("the cluster failed a command: its connections start afresh");
+            connections.iter().for_each(|slot| slot.store(None));
+            // The new connections track nothing until tracking is on again.
+            if let Some(push) = &push {
+                push(redis::PushInfo {
+                    kind: redis::PushKind::Disconnection,
+                    data: Vec::new(),
+                });
+            }
+        }))
+    }
+
     /// Whether this is a Redis Cluster.
     pub(crate) fn is_cluster(&self) -> bool {
         matches!(self.clients, Clients::Cluster { .. })
@@ -358,8 +410,10 @@ impl RedisBackend {
     /// Turns client tracking on for every shared connection, in `OPTIN`
     /// and `NOLOOP` mode: from here on, Redis tells this process of any change to a key
     /// it reads on them with [`opt_in`] first, until a connection drops
-    /// (reported as a `Disconnection` push). On a cluster, on every node
-    /// (replicas too: a promoted one already tracks).
+    /// (reported as a `Disconnection` push). On a cluster, on every
+    /// primary: a replica promoted later is not tracking, which its first
+    /// tracked read finds out (Redis refuses the opt-in), flushing the L1
+    /// until tracking is on there too.
     pub(crate) async fn track(&self) -> Result<(), BackendError> {
         if self.push.is_none() {
             return Err(BackendError::Unsupported("invalidations"));
@@ -375,7 +429,7 @@ impl RedisBackend {
         for slot in &*self.connections {
             match self.manager(slot)? {
                 Conn::Cluster(mut conn) => {
-                    conn.route_command(on.clone(), every_node()).await?;
+                    conn.route_command(on.clone(), every_primary()).await?;
                 }
                 mut conn => on.query_async::<()>(&mut conn).await?,
             }
@@ -387,7 +441,7 @@ impl RedisBackend {
     /// `deadline`: the health check. A connection that gives no reply in
     /// time is replaced (an error reply or a dropped connection the client
     /// handles itself, by reconnecting); one silent connection does not use
-    /// up the others' time. On a cluster, every node answers.
+    /// up the others' time. On a cluster, every primary answers.
     pub(crate) async fn ping(&self, deadline: tokio::time::Instant) -> Result<(), BackendError> {
         let mut pings = Vec::with_capacity(self.connections.len());
         for slot in &*self.connections {
@@ -396,7 +450,7 @@ impl RedisBackend {
                 let ping = async move {
                     match conn {
                         Conn::Cluster(mut c) => c
-                            .route_command(redis::cmd("PING"), every_node())
+                            .route_command(redis::cmd("PING"), every_primary())
                             .await
                             .map(drop),
                         mut c => redis::cmd("PING").query_async::<()>(&mut c).await,

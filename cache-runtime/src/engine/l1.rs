@@ -284,7 +284,15 @@ impl L1 {
     }
 
     /// Turns tracking on (once for all waiting fills), within `deadline`.
+    /// Not while the circuit breaker is open: its probe must be a read or
+    /// a write, whose success says the store serves keys again (on a
+    /// cluster, tracking asks every primary, and would fail for as long as
+    /// the client still counts a killed one; nor does it make the client
+    /// learn where that one's slots went, which a read does).
     pub(crate) async fn arm(&self, l2: &L2, deadline: Instant) {
+        if l2.guard().breaker().is_open() {
+            return;
+        }
         let Ok(mut failed_at) = tokio::time::timeout_at(deadline, self.arming.lock()).await else {
             return;
         };

@@ -31,7 +31,6 @@ pub(crate) fn deadline_after(start: Instant, timeout: Duration) -> Instant {
 /// error, and the new connection does not report changes until tracking is
 /// on again; and when the breaker opens, since invalidations may be lost
 /// while the tier does not answer.
-#[derive(Debug)]
 pub(crate) struct Guard {
     timeout: Duration,
     /// In-process tiers cannot stall: no timer is armed for them, and no
@@ -39,6 +38,23 @@ pub(crate) struct Guard {
     local: bool,
     l1: Option<Arc<L1>>,
     breaker: Breaker,
+    /// Told of every command that found the tier unreachable or too slow
+    /// (a cluster starts its connections afresh, at most once a second).
+    on_outage: Option<OutageHook>,
+}
+
+/// See [`Guard`]'s `on_outage`.
+pub(crate) type OutageHook = Arc<dyn Fn() + Send + Sync>;
+
+impl std::fmt::Debug for Guard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Guard")
+            .field("timeout", &self.timeout)
+            .field("local", &self.local)
+            .field("breaker", &self.breaker)
+            .field("on_outage", &self.on_outage.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Guard {
@@ -53,6 +69,7 @@ impl Guard {
             local,
             l1,
             breaker: Breaker::new(breaker),
+            on_outage: None,
         }
     }
 
@@ -85,6 +102,11 @@ impl Guard {
             Err(_) => Err(BackendError::Timeout(self.timeout)),
         };
         let opened = pass.done(&result);
+        if let (Err(e), Some(hook)) = (&result, &self.on_outage) {
+            if super::breaker::is_outage(e) {
+                hook();
+            }
+        }
         if let (Err(e), Some(l1)) = (&result, &self.l1) {
             let lost = match e {
                 BackendError::Redis(e) | BackendError::Refused { source: e, .. } => {
@@ -143,8 +165,12 @@ impl L2 {
         retry: bool,
     ) -> Self {
         let caps = tier.caps();
+        let mut guard = Guard::new(timeout, caps.local, l1, breaker);
+        if let Store::Redis(redis) = &tier {
+            guard.on_outage = redis.outage_hook();
+        }
         L2 {
-            guard: Guard::new(timeout, caps.local, l1, breaker),
+            guard,
             caps,
             tier,
             retry: retry && !caps.local,

@@ -19,7 +19,7 @@ mod refresh;
 
 pub(crate) use breaker::BreakerSettings;
 pub(crate) use l1::L1;
-pub(crate) use l2::{deadline_after, Guard, L2};
+pub(crate) use l2::{deadline_after, Guard, OutageHook, L2};
 pub(crate) use lock::{LockSettings, DEFAULT_LEASE};
 pub(crate) use read::{get_or_compute, Tagging, Target};
 pub(crate) use refresh::get_or_refresh;
