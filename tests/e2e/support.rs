@@ -35,6 +35,7 @@ macro_rules! on_server_and_cluster {
 /// Where a parametrized test runs: a server of its own, or the shared
 /// cluster, which one test at a time uses, emptied first (so tests keep
 /// their keys and prefixes as on a server of their own).
+#[allow(clippy::large_enum_variant)] // one per test
 pub enum Redis {
     Server(RedisServer),
     /// The cluster, and this test's turn on it.
