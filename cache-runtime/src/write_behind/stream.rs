@@ -29,40 +29,25 @@ pub(crate) async fn append(
 ) -> Result<Version, BackendError> {
     let mut conn = redis.connection().await?;
     let ms = millis(ttl).max(1);
-    if let Conn::Cluster(_) = conn {
-        let id: String = redis::cmd("XADD")
-            .arg(stream)
-            .arg("*")
-            .arg("k")
-            .arg(key)
-            .arg("v")
-            .arg(value)
-            .query_async(&mut conn)
-            .await?;
-        redis::cmd("SET")
-            .arg(full)
-            .arg(value)
-            .arg("PX")
-            .arg(ms)
-            .query_async::<()>(&mut conn)
-            .await?;
-        return parse_id(&id);
-    }
-    let (id,): (String,) = redis::pipe()
-        .atomic()
-        .cmd("SET")
-        .arg(full)
-        .arg(value)
-        .arg("PX")
-        .arg(ms)
-        .ignore()
-        .cmd("XADD")
-        .arg(stream)
+    let mut set = redis::cmd("SET");
+    set.arg(full).arg(value).arg("PX").arg(ms);
+    let mut xadd = redis::cmd("XADD");
+    xadd.arg(stream)
         .arg("*")
         .arg("k")
         .arg(key)
         .arg("v")
-        .arg(value)
+        .arg(value);
+    if let Conn::Cluster(_) = conn {
+        let id: String = xadd.query_async(&mut conn).await?;
+        set.query_async::<()>(&mut conn).await?;
+        return parse_id(&id);
+    }
+    let (id,): (String,) = redis::pipe()
+        .atomic()
+        .add_command(set)
+        .ignore()
+        .add_command(xadd)
         .query_async(&mut conn)
         .await?;
     parse_id(&id)
