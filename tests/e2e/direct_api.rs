@@ -56,6 +56,4 @@ async fn get_set_delete_exists_share_the_macros_keys(server: Redis) {
     assert_eq!(s.hit_rate(), s.hits as f64 / (s.hits + s.misses) as f64);
 }
 
-on_server_and_cluster!(
-    get_set_delete_exists_share_the_macros_keys,
-);
+on_server_and_cluster!(get_set_delete_exists_share_the_macros_keys,);
