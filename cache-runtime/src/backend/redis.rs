@@ -704,12 +704,35 @@ async fn clear_on(
         };
         keys.retain(|key| walk.may_clear(key));
         for batch in keys.chunks(SCAN_BATCH) {
-            // On a cluster, the client splits the batch by slot.
-            let mut unlink = redis::cmd("UNLINK");
-            for key in batch {
-                unlink.arg(&key[..]);
-            }
-            removed += walk.step(unlink.query_async::<u64>(conn)).await?;
+            removed += match (&node, &mut *conn) {
+                // The keys of one primary's scan are in as many slots as
+                // keys, and one command takes keys of one slot only: one
+                // `UNLINK` each, pipelined to that primary (a key whose
+                // slot moved meanwhile is refused, and counted as kept).
+                (Some(RoutingInfo::SingleNode(route)), Conn::Cluster(c)) => {
+                    let mut pipe = redis::pipe();
+                    for key in batch {
+                        pipe.cmd("UNLINK").arg(&key[..]);
+                    }
+                    let replies = walk
+                        .step(c.route_pipeline(pipe, 0, batch.len(), route.clone()))
+                        .await?;
+                    replies
+                        .iter()
+                        .map(|r| match r {
+                            redis::Value::Int(n) => u64::try_from(*n).unwrap_or(0),
+                            _ => 0,
+                        })
+                        .sum()
+                }
+                (_, conn) => {
+                    let mut unlink = redis::cmd("UNLINK");
+                    for key in batch {
+                        unlink.arg(&key[..]);
+                    }
+                    walk.step(unlink.query_async::<u64>(conn)).await?
+                }
+            };
             batch.iter().for_each(|key| (walk.removed)(key));
         }
         if next == 0 {
