@@ -79,10 +79,8 @@ impl redis::aio::ConnectionLike for Conn {
 
 /// A client for connections of their own (the write-behind's blocking
 /// reads, which must not stall the shared connections).
-#[expect(
-    clippy::large_enum_variant,
-    reason = "made once per cache, never on a command's path"
-)]
+// Made once per cache, never on a command's path.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone)]
 pub(crate) enum OwnClient {
     Single(redis::Client),
@@ -90,10 +88,8 @@ pub(crate) enum OwnClient {
 }
 
 /// How the shared connections are made.
-#[expect(
-    clippy::large_enum_variant,
-    reason = "made once per cache, never on a command's path"
-)]
+// Made once per cache, never on a command's path.
+#[allow(clippy::large_enum_variant)]
 enum Clients {
     Single {
         /// For connections of their own, on RESP2.
@@ -146,10 +142,8 @@ pub(crate) struct RedisSettings {
 
 /// One server, or the seed nodes of a cluster (each with the same
 /// credentials and TLS mode; the rest of the cluster is found from them).
-#[expect(
-    clippy::large_enum_variant,
-    reason = "made once per cache, never on a command's path"
-)]
+// Made once per cache, never on a command's path.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Target {
     Single(redis::ConnectionInfo),
     Cluster(Vec<redis::ConnectionInfo>),
