@@ -1,8 +1,10 @@
 //! A Redis Cluster of real `redis-server` processes: three masters, each
 //! with a replica.
 
-use crate::server::RedisServer;
+use crate::server::{RedisServer, TempDir};
+use crate::tls::{ClientAuth, TlsFiles};
 use crate::Reply;
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -35,6 +37,14 @@ const NODE_TIMEOUT_MS: &str = "2000";
 #[derive(Debug)]
 pub struct RedisCluster {
     nodes: Vec<RedisServer>,
+    /// Each node's id (`CLUSTER MYID`), by index: what `CLUSTER SLOTS`
+    /// names a node by whatever port it reports.
+    ids: Vec<String>,
+    /// The certificates every node of a TLS cluster shares, and whom the
+    /// nodes ask for one.
+    tls: Option<(ClientAuth, TlsFiles)>,
+    /// Where those certificates live; removed after the nodes.
+    certs: Option<TempDir>,
 }
 
 impl RedisCluster {
@@ -54,23 +64,91 @@ impl RedisCluster {
     #[track_caller]
     #[must_use = "dropping the cluster kills it immediately"]
     pub fn start() -> RedisCluster {
+        RedisCluster::launch(None)
+    }
+
+    /// Like [`RedisCluster::start`], with nodes that speak only TLS, to
+    /// clients, to each other (`--tls-cluster yes`) and to their replicas
+    /// (`--tls-replication yes`), all with certificates of one test CA
+    /// ([`RedisCluster::ca_file`]); clients need not present a
+    /// certificate. [`RedisCluster::urls`] are then `rediss://` URLs, and
+    /// [`RedisCluster::cmd`] still works (through each node's Unix socket,
+    /// as for [`RedisServer::start_tls`]).
+    ///
+    /// # Panics
+    ///
+    /// As [`RedisCluster::start`] and [`RedisServer::start_tls`].
+    ///
+    /// ```no_run
+    /// let cluster = cache_test_support::RedisCluster::start_tls();
+    /// assert!(cluster.urls()[0].starts_with("rediss://127.0.0.1:"));
+    /// let _ca = cluster.ca_file(); // hand it to the client under test
+    /// ```
+    #[track_caller]
+    #[must_use = "dropping the cluster kills it immediately"]
+    pub fn start_tls() -> RedisCluster {
+        RedisCluster::start_tls_with(ClientAuth::No)
+    }
+
+    /// Like [`RedisCluster::start_tls`], asking clients for certificates
+    /// as `client_auth` says ([`RedisCluster::client_cert_file`] is one
+    /// the nodes trust).
+    ///
+    /// # Panics
+    ///
+    /// As [`RedisCluster::start_tls`].
+    ///
+    /// ```no_run
+    /// use cache_test_support::{ClientAuth, RedisCluster};
+    ///
+    /// let cluster = RedisCluster::start_tls_with(ClientAuth::Required);
+    /// let (_cert, _key) = (cluster.client_cert_file(), cluster.client_key_file());
+    /// ```
+    #[track_caller]
+    #[must_use = "dropping the cluster kills it immediately"]
+    pub fn start_tls_with(client_auth: ClientAuth) -> RedisCluster {
+        let certs = TempDir::create();
+        let files = TlsFiles::generate(certs.path());
+        RedisCluster::launch(Some((client_auth, files, certs)))
+    }
+
+    #[track_caller]
+    fn launch(tls: Option<(ClientAuth, TlsFiles, TempDir)>) -> RedisCluster {
+        let (tls, certs) = match tls {
+            Some((auth, files, dir)) => (Some((auth, files)), Some(dir)),
+            None => (None, None),
+        };
+        let mut args = vec![
+            "--cluster-enabled",
+            "yes",
+            "--cluster-config-file",
+            "nodes.conf",
+            "--cluster-node-timeout",
+            NODE_TIMEOUT_MS,
+            // Replicas sync at once, not 5 s after they ask: one
+            // that never synced cannot take over its master.
+            "--repl-diskless-sync-delay",
+            "0",
+        ];
+        if tls.is_some() {
+            args.extend(["--tls-cluster", "yes", "--tls-replication", "yes"]);
+        }
         let nodes: Vec<RedisServer> = (0..NODES)
-            .map(|_| {
-                RedisServer::start_cluster_node(&[
-                    "--cluster-enabled",
-                    "yes",
-                    "--cluster-config-file",
-                    "nodes.conf",
-                    "--cluster-node-timeout",
-                    NODE_TIMEOUT_MS,
-                    // Replicas sync at once, not 5 s after they ask: one
-                    // that never synced cannot take over its master.
-                    "--repl-diskless-sync-delay",
-                    "0",
-                ])
+            .map(|_| RedisServer::start_cluster_node(&args, tls.as_ref().map(|(a, f)| (*a, f))))
+            .collect();
+        let ids = nodes
+            .iter()
+            .map(|n| match n.cmd(&["CLUSTER", "MYID"]).as_string() {
+                Some(id) => id,
+                None => panic!("node on port {} has no cluster id", n.port()),
             })
             .collect();
-        let cluster = RedisCluster { nodes };
+        let cluster = RedisCluster {
+            nodes,
+            ids,
+            tls,
+            certs,
+        };
         cluster.create();
         cluster.wait_until_ready();
         cluster
@@ -84,6 +162,16 @@ impl RedisCluster {
             command.arg(format!("127.0.0.1:{}", node.port()));
         }
         command.args(["--cluster-replicas", "1", "--cluster-yes"]);
+        if let Some((_, files)) = &self.tls {
+            command
+                .arg("--tls")
+                .arg("--cacert")
+                .arg(&files.ca)
+                .arg("--cert")
+                .arg(&files.client_cert)
+                .arg("--key")
+                .arg(&files.client_key);
+        }
         let output = match command.output() {
             Ok(output) => output,
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => panic!(
@@ -175,7 +263,9 @@ impl RedisCluster {
         let dirs: Vec<String> = self
             .nodes
             .iter()
-            .map(|n| format!("'{}'", n.dir().display()))
+            .map(RedisServer::dir)
+            .chain(self.certs.as_ref().map(TempDir::path))
+            .map(|dir| format!("'{}'", dir.display()))
             .collect();
         let script = format!(
             "while kill -0 {me} 2>/dev/null; do sleep 0.2; done; kill -9 {pids} 2>/dev/null; rm -rf {dirs}",
@@ -251,16 +341,25 @@ impl RedisCluster {
             let Some((rest, ask)) = redirect else {
                 return reply;
             };
-            let port: u16 = rest
-                .rsplit(':')
-                .next()
-                .and_then(|p| p.parse().ok())
+            // `<slot> <host>:<port>`. A node of a TLS cluster names its
+            // plain port (none: 0) to a plain connection such as this
+            // one, so a move is followed by the slot's owner; an ASK
+            // (a slot being migrated) by the port.
+            let (slot, port) = rest
+                .split_once(' ')
+                .and_then(|(slot, addr)| {
+                    let port: u16 = addr.rsplit(':').next()?.parse().ok()?;
+                    Some((slot.parse::<usize>().ok()?, port))
+                })
                 .unwrap_or_else(|| panic!("unreadable redirection `{e}`"));
-            node = self
-                .nodes
-                .iter()
-                .position(|n| n.port() == port)
-                .unwrap_or_else(|| panic!("redirected to port {port}, no node of this cluster"));
+            node = if ask {
+                self.nodes
+                    .iter()
+                    .position(|n| n.port() == port)
+                    .unwrap_or_else(|| panic!("asked to port {port}, no node of this cluster"))
+            } else {
+                self.slot_owners()[slot]
+            };
             asking = ask;
         }
         panic!(
@@ -341,11 +440,12 @@ impl RedisCluster {
         for range in reply.as_array() {
             let parts = range.as_array();
             let (start, end) = (parts[0].as_int(), parts[1].as_int());
-            let port = parts[2].as_array()[1].as_int();
+            // By id: a TLS node reports port 0 to this plain connection.
+            let id = parts[2].as_array()[2].as_string();
             let node = self
-                .nodes
+                .ids
                 .iter()
-                .position(|n| i64::from(n.port()) == port)
+                .position(|known| Some(known) == id.as_ref())
                 .expect("a node of this cluster");
             for s in start..=end {
                 owners[usize::try_from(s).expect("slot")] = node;
@@ -403,7 +503,8 @@ impl RedisCluster {
         &mut self.nodes
     }
 
-    /// A `redis://127.0.0.1:{port}` URL per node.
+    /// A `redis://127.0.0.1:{port}` URL per node (`rediss://` for a TLS
+    /// cluster).
     ///
     /// ```no_run
     /// let cluster = cache_test_support::RedisCluster::start();
@@ -411,10 +512,96 @@ impl RedisCluster {
     /// ```
     #[must_use]
     pub fn urls(&self) -> Vec<String> {
+        let scheme = if self.tls.is_some() {
+            "rediss"
+        } else {
+            "redis"
+        };
         self.nodes
             .iter()
-            .map(|n| format!("redis://127.0.0.1:{}", n.port()))
+            .map(|n| format!("{scheme}://127.0.0.1:{}", n.port()))
             .collect()
+    }
+
+    /// The test CA of a TLS cluster (PEM), which signed every node's
+    /// certificate and [`RedisCluster::client_cert_file`].
+    ///
+    /// # Panics
+    ///
+    /// If the cluster does not speak TLS.
+    ///
+    /// ```no_run
+    /// let cluster = cache_test_support::RedisCluster::start_tls();
+    /// assert!(cluster.ca_file().exists());
+    /// ```
+    #[track_caller]
+    #[must_use]
+    pub fn ca_file(&self) -> &Path {
+        &self.tls_files().ca
+    }
+
+    /// A client certificate (PEM) the nodes of a TLS cluster trust.
+    ///
+    /// # Panics
+    ///
+    /// If the cluster does not speak TLS.
+    ///
+    /// ```no_run
+    /// use cache_test_support::{ClientAuth, RedisCluster};
+    ///
+    /// let cluster = RedisCluster::start_tls_with(ClientAuth::Required);
+    /// assert!(cluster.client_cert_file().exists());
+    /// ```
+    #[track_caller]
+    #[must_use]
+    pub fn client_cert_file(&self) -> &Path {
+        &self.tls_files().client_cert
+    }
+
+    /// The key (PEM) of [`RedisCluster::client_cert_file`].
+    ///
+    /// # Panics
+    ///
+    /// If the cluster does not speak TLS.
+    ///
+    /// ```no_run
+    /// use cache_test_support::{ClientAuth, RedisCluster};
+    ///
+    /// let cluster = RedisCluster::start_tls_with(ClientAuth::Required);
+    /// assert!(cluster.client_key_file().exists());
+    /// ```
+    #[track_caller]
+    #[must_use]
+    pub fn client_key_file(&self) -> &Path {
+        &self.tls_files().client_key
+    }
+
+    /// A CA (PEM) that signed nothing the nodes present: for tests of an
+    /// untrusted server.
+    ///
+    /// # Panics
+    ///
+    /// If the cluster does not speak TLS.
+    ///
+    /// ```no_run
+    /// let cluster = cache_test_support::RedisCluster::start_tls();
+    /// assert_ne!(cluster.other_ca_file(), cluster.ca_file());
+    /// ```
+    #[track_caller]
+    #[must_use]
+    pub fn other_ca_file(&self) -> &Path {
+        &self.tls_files().other_ca
+    }
+
+    #[track_caller]
+    fn tls_files(&self) -> &TlsFiles {
+        match &self.tls {
+            Some((_, files)) => files,
+            None => panic!(
+                "this cluster does not speak TLS: start it with RedisCluster::start_tls \
+                 to get certificate files"
+            ),
+        }
     }
 
     /// The indexes (into [`nodes`](RedisCluster::nodes)) of the nodes that

@@ -15,7 +15,8 @@
 //! not on `PATH`.
 //!
 //! [`RedisCluster::start`] starts a Redis Cluster of six such servers
-//! (three masters, three replicas).
+//! (three masters, three replicas); [`RedisCluster::start_tls`] one that
+//! speaks only TLS, its nodes sharing one test CA.
 //!
 //! [`RedisServer::start_tls`] starts a server that speaks only TLS, with a
 //! test CA and server and client certificates generated for it (and an

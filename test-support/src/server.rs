@@ -118,9 +118,15 @@ impl RedisServer {
 
     /// A node for a [`RedisCluster`](crate::RedisCluster): cluster mode on,
     /// on a port below 55535 whose bus port (the port + 10000) is free too.
+    /// With `tls`, it speaks only TLS, with the cluster's shared
+    /// certificates.
     #[track_caller]
-    pub(crate) fn start_cluster_node(extra_args: &[&str]) -> RedisServer {
-        RedisServer::launch_new(extra_args, None, cluster_port)
+    pub(crate) fn start_cluster_node(
+        extra_args: &[&str],
+        tls: Option<(ClientAuth, &TlsFiles)>,
+    ) -> RedisServer {
+        let tls = tls.map(|(auth, files)| (auth, Some(files.clone())));
+        RedisServer::launch_new(extra_args, tls, cluster_port)
     }
 
     /// Starts a server that speaks only TLS, on a free port, and waits
@@ -176,19 +182,21 @@ impl RedisServer {
     #[track_caller]
     #[must_use = "dropping the server kills it immediately"]
     pub fn start_tls_with(client_auth: ClientAuth, extra_args: &[&str]) -> RedisServer {
-        RedisServer::launch_new(extra_args, Some(client_auth), free_port)
+        RedisServer::launch_new(extra_args, Some((client_auth, None)), free_port)
     }
 
     #[track_caller]
+    /// `tls` says whom to ask for certificates, and which certificates to
+    /// use (fresh ones for this server if `None`).
     fn launch_new(
         extra_args: &[&str],
-        client_auth: Option<ClientAuth>,
+        tls: Option<(ClientAuth, Option<TlsFiles>)>,
         pick_port: fn() -> u16,
     ) -> RedisServer {
         let binary = Binary::from_env();
         let extra_args: Vec<String> = extra_args.iter().map(ToString::to_string).collect();
         let dir = TempDir::create();
-        let tls = client_auth.map(|client_auth| {
+        let tls = tls.map(|(client_auth, files)| {
             let socket = dir.path().join(SOCKET_FILE);
             if socket.as_os_str().len() > MAX_SOCKET_PATH {
                 panic!(
@@ -198,7 +206,10 @@ impl RedisServer {
                 );
             }
             Tls {
-                files: TlsFiles::generate(dir.path()),
+                files: match files {
+                    Some(files) => files,
+                    None => TlsFiles::generate(dir.path()),
+                },
                 client_auth,
                 socket,
             }
