@@ -130,7 +130,13 @@ fn refusal(error: &redis::RedisError) -> Option<&'static str> {
         text.push_str(&inner.to_string());
         source = inner.source();
     }
-    let reason = if text.contains("UnknownIssuer") || text.contains("BadSignature") {
+    // A cluster client reports a refused seed inside an I/O error, as
+    // text ("Failed to create initial connections - ...").
+    let reason = if text.contains("AuthenticationFailed") || text.contains("WRONGPASS") {
+        AUTH_FAILED
+    } else if text.contains("NOPERM") {
+        NO_PERMISSION
+    } else if text.contains("UnknownIssuer") || text.contains("BadSignature") {
         "TLS handshake failed: untrusted certificate (no trusted CA signed the server's; \
          check `tls_ca_file`)"
     } else if text.contains("NotValidForName") {
@@ -287,5 +293,30 @@ impl CacheError {
             },
             _ => false,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reason(error: redis::RedisError) -> Option<&'static str> {
+        match BackendError::from(error) {
+            BackendError::Refused { reason, .. } => Some(reason),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn a_cluster_seed_refusal_inside_an_io_error_is_named() {
+        use redis::ErrorKind::Io;
+        let wrapped = |detail: &str| {
+            redis::RedisError::from((Io, "Failed to create initial connections", detail.into()))
+        };
+        let auth = "Io: Password authentication failed - AuthenticationFailed";
+        assert_eq!(reason(wrapped(auth)), Some(AUTH_FAILED));
+        let denied = "NOPERM this user has no permissions to run the 'hello' command";
+        assert_eq!(reason(wrapped(denied)), Some(NO_PERMISSION));
+        assert_eq!(reason(wrapped("Connection refused (os error 111)")), None);
     }
 }

@@ -276,3 +276,76 @@ async fn the_breaker_opening_flushes_the_l1() {
     assert_eq!(cache.stats().l1_hits, 1);
     proxy.pass();
 }
+
+/// A cache on `urls` (a cluster), with this file's deadlines.
+fn cluster_cache_at(urls: Vec<String>) -> Cache {
+    Cache::builder()
+        .redis_cluster(urls)
+        .command_timeout(DEADLINE)
+        .connect_timeout(Duration::from_millis(200))
+        .build()
+        .expect("build never connects, so it cannot fail here")
+}
+
+#[tokio::test]
+async fn no_cluster_node_listening_every_call_succeeds() {
+    let urls = (0..3)
+        .map(|_| cache_test_support::unused_url().replace("/0", ""))
+        .collect();
+    let cache = cluster_cache_at(urls);
+    let calls = Calls::default();
+    for id in 0..20 {
+        call_bounded(&cache, &calls, id % 3).await;
+    }
+    assert_eq!(calls.get(), 20, "nothing can be cached");
+    let stats = cache.stats();
+    assert!(stats.breaker_open && stats.breaker_opens == 1, "{stats:?}");
+    assert!((5..20).contains(&stats.errors), "{stats:?}");
+    let err = cache.get::<u64>("item:1").await.unwrap_err();
+    assert!(err.is_circuit_open(), "{err}");
+}
+
+#[tokio::test]
+async fn a_hung_cluster_costs_one_deadline_and_caching_resumes() {
+    let redis = Redis::cluster();
+    let Redis::Cluster(cluster, _turn) = &redis else {
+        unreachable!("Redis::cluster")
+    };
+    let cache = cluster_cache_at(cluster.urls());
+    let calls = Calls::default();
+    call_bounded(&cache, &calls, 1).await;
+    call_bounded(&cache, &calls, 1).await;
+    assert_eq!(calls.get(), 1, "cached while the cluster is up");
+    // Every node stopped: connections stay open, nothing answers. (For
+    // well under the cluster's node timeout, so no node is failed over.)
+    for node in cluster.nodes() {
+        signal(node, "-STOP");
+    }
+    for id in 0..5 {
+        call_bounded(&cache, &calls, id).await;
+    }
+    for node in cluster.nodes() {
+        signal(node, "-CONT");
+    }
+    assert_eq!(calls.get(), 6, "every lookup timed out: the body ran");
+    assert!(without_redis(&cache) >= 5, "{:?}", cache.stats());
+
+    // Answering again: caching resumes (after the breaker's cool-down).
+    let resumed = Instant::now();
+    loop {
+        call_bounded(&cache, &calls, 2).await;
+        if cluster.cmd(&["EXISTS", "cache:item:2"]).as_int() == 1 {
+            break;
+        }
+        assert!(
+            resumed.elapsed() < Duration::from_secs(10),
+            "nothing cached within 10 s: {:?}",
+            cache.stats()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let before = calls.get();
+    call_bounded(&cache, &calls, 2).await;
+    assert_eq!(calls.get(), before, "a hit again");
+    assert!(!cache.stats().breaker_open, "{:?}", cache.stats());
+}

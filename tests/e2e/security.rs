@@ -9,7 +9,7 @@ use std::time::Duration;
 const TTL: Duration = Duration::from_secs(60);
 
 #[cached(ttl = 60, key = "secure:{id}")]
-async fn secure(calls: &Calls, id: u64) -> u64 {
+async fn secure_call(calls: &Calls, id: u64) -> u64 {
     calls.hit();
     id + 1
 }
@@ -46,8 +46,8 @@ async fn tls_with_a_private_ca_caches_and_reads_back() {
         Some("over tls")
     );
     let calls = Calls::default();
-    assert_eq!(cache.scope(secure(&calls, 1)).await, 2);
-    assert_eq!(cache.scope(secure(&calls, 1)).await, 2);
+    assert_eq!(cache.scope(secure_call(&calls, 1)).await, 2);
+    assert_eq!(cache.scope(secure_call(&calls, 1)).await, 2);
     assert_eq!(calls.get(), 1, "the second call is a hit");
     // The value went through the TLS server.
     assert_eq!(server.cmd(&["EXISTS", "tls:secure:1"]).as_int(), 1);
@@ -67,7 +67,7 @@ async fn an_untrusted_certificate_is_named_and_calls_fail_open() {
     assert!(shown.contains("untrusted certificate"), "{shown}");
     assert!(shown.contains("tls_ca_file"), "{shown}");
     let calls = Calls::default();
-    assert_eq!(cache.scope(secure(&calls, 2)).await, 3, "fail-open");
+    assert_eq!(cache.scope(secure_call(&calls, 2)).await, 3, "fail-open");
     // Without a CA file the system's roots do not trust a test CA either.
     let cache = builder(&server.url()).build().unwrap();
     let shown = first_error(&cache).await.to_string();
@@ -119,7 +119,7 @@ async fn a_wrong_password_says_so_without_the_password() {
     assert!(!shown.contains("wrong-secret"), "{shown}");
     assert!(!shown.contains("right-secret"), "{shown}");
     let calls = Calls::default();
-    assert_eq!(cache.scope(secure(&calls, 3)).await, 4, "fail-open");
+    assert_eq!(cache.scope(secure_call(&calls, 3)).await, 4, "fail-open");
 
     // The same user with the right password, by the builder's settings.
     let cache = builder(&server.url())
@@ -381,4 +381,231 @@ async fn the_acl_rules_allow_exactly_the_commands_the_library_sends() {
         .map(|r| r.replace("~acl:", "~cache:"))
         .collect();
     assert_eq!(shown, rules, "the README's ACL line");
+}
+
+/// A builder for the cluster at `urls`, with the deadlines of [`builder`].
+fn cluster_builder(urls: Vec<String>) -> cache_runtime::CacheBuilder {
+    Cache::builder()
+        .redis_cluster(urls)
+        .command_timeout(Duration::from_secs(5))
+        .connect_timeout(Duration::from_secs(5))
+}
+
+/// What a cluster needs beyond [`ACL_RULES`]: the slot map, which the
+/// client asks any node for, and `ASKING`, sent before a command for a
+/// slot that is being moved to another node.
+const CLUSTER_ACL_RULES: &[&str] = &["+cluster|slots", "+asking"];
+
+/// Creates the least-privilege user `cache` (password `acl-secret`) on
+/// every node: a cluster's nodes do not share ACL users.
+fn create_acl_user_on_every_node(nodes: &[RedisServer]) {
+    let mut setuser = vec!["ACL", "SETUSER", "cache", "reset", "on", ">acl-secret"];
+    setuser.extend_from_slice(ACL_RULES);
+    setuser.extend_from_slice(CLUSTER_ACL_RULES);
+    for node in nodes {
+        assert_eq!(node.cmd(&setuser).as_string().as_deref(), Some("OK"));
+        // What an earlier test on the shared cluster was denied.
+        node.cmd(&["ACL", "LOG", "RESET"]);
+    }
+}
+
+/// Every node's `ACL LOG` is empty.
+#[track_caller]
+fn nothing_denied(nodes: &[RedisServer]) {
+    for node in nodes {
+        let log = node.cmd(&["ACL", "LOG"]);
+        assert!(
+            log.as_array().is_empty(),
+            "denied on port {}: {log:?}",
+            node.port()
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_tls_cluster_with_mutual_tls_and_the_least_privilege_acl_runs_everything() {
+    let cluster = RedisCluster::start_tls_with(ClientAuth::Required);
+    create_acl_user_on_every_node(cluster.nodes());
+    cluster.cmd(&["SET", "elsewhere", "private"]);
+    let secure = || {
+        cluster_builder(cluster.urls())
+            .tls_ca_file(cluster.ca_file())
+            .tls_client_cert_files(cluster.client_cert_file(), cluster.client_key_file())
+            .username("cache")
+            .password("acl-secret")
+    };
+    let cache = secure().prefix("acl").l1_capacity(1 << 20).build().unwrap();
+    everything(&cache).await;
+    nothing_denied(cluster.nodes());
+    // The values are on the cluster, written over TLS (its nodes have no
+    // plain port) by the user `cache`, which holds connections to every
+    // master.
+    assert_eq!(cluster.cmd(&["EXISTS", "acl:plain:7"]).as_int(), 1);
+    for m in cluster.masters() {
+        let node = &cluster.nodes()[m];
+        let clients = node.cmd(&["CLIENT", "LIST"]).as_string().unwrap();
+        let tls_port = format!("laddr=127.0.0.1:{} ", node.port());
+        let ours = clients
+            .lines()
+            .filter(|c| c.contains(" user=cache ") && c.contains(&tls_port))
+            .count();
+        assert!(
+            ours >= 1,
+            "no connection of `cache` on port {}:\n{clients}",
+            node.port()
+        );
+    }
+
+    // Outside the prefix: refused by the nodes, and said so.
+    let other = secure().prefix("elsewhere-prefix").build().unwrap();
+    let err = other.get::<String>("x").await.unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("permission denied by the server's ACL"),
+        "{err}"
+    );
+    assert_eq!(
+        cluster.cmd(&["GET", "elsewhere"]).as_string().as_deref(),
+        Some("private")
+    );
+
+    // A CA that signed nothing here, and no client certificate: each
+    // named, and `#[cached]` calls fail open.
+    let untrusted = cluster_builder(cluster.urls())
+        .tls_ca_file(cluster.other_ca_file())
+        .tls_client_cert_files(cluster.client_cert_file(), cluster.client_key_file())
+        .build()
+        .unwrap();
+    let shown = first_error(&untrusted).await.to_string();
+    println!("{shown}");
+    assert!(shown.contains("untrusted certificate"), "{shown}");
+    assert!(shown.contains("tls_ca_file"), "{shown}");
+    let calls = Calls::default();
+    assert_eq!(
+        untrusted.scope(secure_call(&calls, 2)).await,
+        3,
+        "fail-open"
+    );
+    assert_eq!(calls.get(), 1);
+    let without_cert = cluster_builder(cluster.urls())
+        .tls_ca_file(cluster.ca_file())
+        .build()
+        .unwrap();
+    let shown = first_error(&without_cert).await.to_string();
+    println!("{shown}");
+    assert!(shown.contains("tls_client_cert_files"), "{shown}");
+}
+
+#[tokio::test]
+async fn a_wrong_password_on_a_cluster_says_so_without_the_password() {
+    let redis = Redis::cluster();
+    let Redis::Cluster(cluster, _turn) = &redis else {
+        unreachable!("Redis::cluster")
+    };
+    create_acl_user_on_every_node(cluster.nodes());
+    let wrong = cluster_builder(cluster.urls())
+        .username("cache")
+        .password("wrong-secret")
+        .build()
+        .unwrap();
+    let err = first_error(&wrong).await;
+    let shown = format!("{err} / {err:?}");
+    println!("{shown}");
+    assert!(shown.contains("authentication failed"), "{shown}");
+    assert!(shown.contains("`password`"), "names the setting: {shown}");
+    assert!(!shown.contains("wrong-secret"), "{shown}");
+    assert!(!shown.contains("acl-secret"), "{shown}");
+    let calls = Calls::default();
+    assert_eq!(wrong.scope(secure_call(&calls, 3)).await, 4, "fail-open");
+    drop(wrong);
+    for node in cluster.nodes() {
+        let log = node.cmd(&["ACL", "LOG"]);
+        let refused = log.as_array().iter().all(|e| {
+            let e = e.as_array();
+            e.iter().any(|f| *f == Reply::Bulk(b"auth".to_vec()))
+        });
+        assert!(refused, "only the wrong password was refused: {log:?}");
+        node.cmd(&["ACL", "LOG", "RESET"]);
+    }
+
+    // The right password, in the URLs this time.
+    let urls = cluster
+        .urls()
+        .iter()
+        .map(|u| u.replace("redis://", "redis://cache:acl-secret@"))
+        .collect::<Vec<_>>();
+    let right = cluster_builder(urls).prefix("acl").build().unwrap();
+    right.set("k", &1u8, TTL).await.unwrap();
+    assert_eq!(right.get::<u8>("k").await.unwrap(), Some(1));
+    nothing_denied(cluster.nodes());
+}
+
+#[tokio::test]
+async fn the_acl_rules_allow_exactly_the_commands_the_library_sends_on_a_cluster() {
+    // As on one server: the same work as the default user, and what the
+    // masters ran. (A replica's statistics also count what it replays
+    // from its master, so they are left out; the test above runs the
+    // same work as `cache` with every node's ACL LOG empty.)
+    let redis = Redis::cluster();
+    let Redis::Cluster(cluster, _turn) = &redis else {
+        unreachable!("Redis::cluster")
+    };
+    for node in cluster.nodes() {
+        // Earlier tests loaded the scripts; this one must, too.
+        node.cmd(&["SCRIPT", "FLUSH"]);
+        node.cmd(&["CONFIG", "RESETSTAT"]);
+    }
+    let cache = cluster_builder(cluster.urls())
+        .prefix("acl")
+        .l1_capacity(1 << 20)
+        .build()
+        .unwrap();
+    everything(&cache).await;
+    let mut sent: Vec<String> = cluster
+        .masters()
+        .into_iter()
+        .flat_map(|m| {
+            let info = cluster.nodes()[m].cmd(&["INFO", "commandstats"]);
+            let info = info.as_string().unwrap();
+            info.lines()
+                .filter_map(|l| l.strip_prefix("cmdstat_")?.split_once(':'))
+                .map(|(name, _)| name.to_owned())
+                .collect::<Vec<_>>()
+        })
+        // This test's own commands (`ROLE`: finding the masters), and the
+        // replicas' acknowledgements (`REPLCONF`).
+        .filter(|name| {
+            !["info", "config|resetstat", "role", "ping", "replconf"].contains(&name.as_str())
+        })
+        .collect();
+    sent.sort();
+    sent.dedup();
+    let mut allowed: Vec<String> = ACL_RULES
+        .iter()
+        .chain(CLUSTER_ACL_RULES)
+        .filter_map(|r| r.strip_prefix('+'))
+        // Sent only with a password (AUTH), a database other than 0
+        // (SELECT: never on a cluster), while a slot moves (ASKING), or
+        // now and then by the L1's heartbeat and the client's checks (PING).
+        .filter(|c| !["auth", "select", "asking", "ping"].contains(c))
+        .map(str::to_owned)
+        .collect();
+    allowed.sort();
+    assert_eq!(
+        sent, allowed,
+        "the README's ACL lines and the commands sent"
+    );
+
+    let readme = include_str!("../../README.md");
+    let line = readme
+        .lines()
+        .find(|l| l.starts_with("ACL SETUSER cache on >PASSWORD ") && l.contains("cluster|slots"))
+        .expect("the README's ACL line for a cluster");
+    let shown: Vec<&str> = line.split(' ').skip(5).collect();
+    let rules: Vec<String> = ACL_RULES
+        .iter()
+        .chain(CLUSTER_ACL_RULES)
+        .map(|r| r.replace("~acl:", "~cache:"))
+        .collect();
+    assert_eq!(shown, rules, "the README's ACL line for a cluster");
 }

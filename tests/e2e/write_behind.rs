@@ -465,9 +465,10 @@ async fn undecodable_entries_go_to_the_dead_letter_stream_and_the_rest_reach_the
         0,
         "nothing is left blocking the stream"
     );
-    // On a cluster, named into the stream's slot.
+    // On a cluster, named into the stream's slot (and starting with the
+    // stream's name, for an ACL key pattern).
     let dead_key = if server.is_cluster() {
-        format!("{{{STREAM}}}:dead")
+        format!("{STREAM}{{{STREAM}}}:dead")
     } else {
         format!("{STREAM}:dead")
     };

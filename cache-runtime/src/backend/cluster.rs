@@ -34,31 +34,36 @@ pub(crate) fn slot(key: &[u8]) -> u16 {
     crc16::State::<crc16::XMODEM>::calculate(hashed_part(key)) % SLOTS
 }
 
-/// A key in the same slot as `key`, made of `key` and `suffix`: `key` +
-/// `suffix` when `key` has a hash tag of its own (`{...}`), else `{key}` +
-/// `suffix` (the whole of `key` becomes the hash tag). Only a key with a
-/// `}` but no hash tag (a tag named `}x`, say) cannot be wrapped; then a
-/// short tag of the same slot is found by counting.
+/// A key in the same slot as `key` that starts with `key` and ends with
+/// `suffix`, so that an ACL key pattern that covers `key` (`~shop:*`)
+/// covers it too: `key` + `suffix` when `key` has a hash tag of its own
+/// (`{...}`), else `key{key}` + `suffix` (the whole of `key` becomes the
+/// hash tag). A key with a brace but no hash tag (a tag named `}x`, say)
+/// cannot be its own hash tag; then a short hash tag of the same slot is
+/// found by counting and put before the first brace, so that the key
+/// still starts with everything before it (the prefix, normally).
 ///
 /// ```text
-/// shop:__tag:products       -> {shop:__tag:products}<suffix>
+/// shop:__tag:products       -> shop:__tag:products{shop:__tag:products}<suffix>
 /// {shop}:__tag:products     -> {shop}:__tag:products<suffix>
+/// shop:__tag:}x             -> shop:__tag:{<n>}}x<suffix>
 /// ```
 pub(crate) fn sibling(key: &str, suffix: &str) -> String {
     let bytes = key.as_bytes();
     if hashed_part(bytes).len() < bytes.len() {
         return format!("{key}{suffix}");
     }
-    if !key.contains('}') {
-        return format!("{{{key}}}{suffix}");
-    }
+    let Some(brace) = key.find(['{', '}']) else {
+        return format!("{key}{{{key}}}{suffix}");
+    };
     let want = slot(bytes);
     // About 16384 tries on average: only for such odd keys, once per use.
     let tag = (0u32..)
         .map(|n| n.to_string())
         .find(|n| slot(n.as_bytes()) == want)
         .expect("every slot has a decimal number that hashes to it");
-    format!("{{{tag}}}{key}{suffix}")
+    let (before, after) = key.split_at(brace);
+    format!("{before}{{{tag}}}{after}{suffix}")
 }
 
 /// Every primary; each must answer. Not the replicas: a replica that is
@@ -157,12 +162,21 @@ mod tests {
             let s = sibling(key, "\0aside:1f");
             assert_eq!(slot(s.as_bytes()), slot(key.as_bytes()), "{key} -> {s:?}");
             assert!(s.ends_with("\0aside:1f"), "{s:?}");
-            assert!(s.contains(key), "{s:?} names {key}");
+            // What comes before a brace stays in front: the prefix, for
+            // an ACL key pattern.
+            let plain = &key[..key.find(['{', '}']).unwrap_or(key.len())];
+            assert!(s.starts_with(plain), "{s:?} starts with {plain:?}");
+        }
+        for key in ["shop:__tag:products", "{shop}:__tag:products"] {
+            assert!(sibling(key, ":x").starts_with(key), "{key}");
         }
         assert_eq!(
             sibling("shop:__tag:products", ":x"),
-            "{shop:__tag:products}:x"
+            "shop:__tag:products{shop:__tag:products}:x"
         );
+        let odd = sibling("shop:__tag:}x", ":x");
+        assert!(odd.starts_with("shop:__tag:{"), "{odd:?}");
+        assert!(odd.ends_with("}}x:x"), "{odd:?}");
         assert_eq!(
             sibling("{shop}:__wb:orders", ":dead"),
             "{shop}:__wb:orders:dead"

@@ -105,11 +105,20 @@ enum Clients {
     },
 }
 
+/// One shared connection, made on first use.
+#[derive(Default)]
+struct Cell {
+    conn: ArcSwapOption<Conn>,
+    /// Held while a cluster connection is being made, so that callers
+    /// that find none wait for that one instead of each making their own.
+    connecting: tokio::sync::Mutex<()>,
+}
+
 pub(crate) struct RedisBackend {
     clients: Clients,
     /// Each made on first use; replaced (emptied, to be made again) when a
     /// health check finds it silent.
-    connections: Arc<[ArcSwapOption<Conn>]>,
+    connections: Arc<[Cell]>,
     next: AtomicUsize,
     /// Where the shared connections' push messages go, when they report
     /// changes (client tracking); also told of a connection found untracked.
@@ -291,7 +300,7 @@ impl RedisBackend {
             }
         };
         let connections = (0..settings.connections.max(1))
-            .map(|_| ArcSwapOption::empty())
+            .map(|_| Cell::default())
             .collect();
         Ok(RedisBackend {
             clients,
@@ -338,7 +347,7 @@ impl RedisBackend {
                 return;
             }
             tracing::debug!("the cluster failed a command: its connections start afresh");
-            connections.iter().for_each(|slot| slot.store(None));
+            connections.iter().for_each(|cell| cell.conn.store(None));
             // The new connections track nothing until tracking is on again.
             if let Some(push) = &push {
                 push(redis::PushInfo {
@@ -363,24 +372,38 @@ impl RedisBackend {
             [only] => only,
             all => &all[self.next.fetch_add(1, Ordering::Relaxed) % all.len()],
         };
-        self.manager(cell)
+        self.manager(cell).await
     }
 
-    fn manager(&self, slot: &ArcSwapOption<Conn>) -> Result<Conn, BackendError> {
-        if let Some(conn) = &*slot.load() {
+    async fn manager(&self, cell: &Cell) -> Result<Conn, BackendError> {
+        if let Some(conn) = &*cell.conn.load() {
             return Ok(Conn::clone(conn));
         }
         let fresh = Arc::new(match &self.clients {
             Clients::Single { shared, config, .. } => Conn::Single(
                 ConnectionManager::new_lazy_with_config(shared.clone(), config.clone())?,
             ),
-            // Connects in the background; commands wait for it.
+            // Made here, in the caller's deadline, so that a failure to
+            // reach the cluster reports its cause (a wrong password, an
+            // untrusted certificate) rather than "no connections". One at
+            // a time: the others wait for it and share it.
             Clients::Cluster { shared, config, .. } => {
-                Conn::Cluster(shared.get_pending_async_connection_with_config(config.clone()))
+                let _turn = cell.connecting.lock().await;
+                if let Some(conn) = &*cell.conn.load() {
+                    return Ok(Conn::clone(conn));
+                }
+                let conn = shared
+                    .get_async_connection_with_config(config.clone())
+                    .await?;
+                let conn = Arc::new(Conn::Cluster(conn));
+                cell.conn.store(Some(Arc::clone(&conn)));
+                return Ok(Conn::clone(&conn));
             }
         });
         // Another caller may have made one meanwhile: use the first.
-        let before = slot.compare_and_swap(&None::<Arc<Conn>>, Some(fresh.clone()));
+        let before = cell
+            .conn
+            .compare_and_swap(&None::<Arc<Conn>>, Some(fresh.clone()));
         Ok(match &*before {
             Some(existing) => Conn::clone(existing),
             None => Conn::clone(&fresh),
@@ -391,8 +414,8 @@ impl RedisBackend {
     /// went silent without an error, which the client does not notice. A
     /// new connection reports no changes until tracking is on again, so
     /// the L1 is told, as for a dropped connection.
-    fn replace(&self, slot: &ArcSwapOption<Conn>) {
-        slot.store(None);
+    fn replace(&self, cell: &Cell) {
+        cell.conn.store(None);
         if let Some(push) = &self.push {
             push(redis::PushInfo {
                 kind: redis::PushKind::Disconnection,
@@ -420,8 +443,8 @@ impl RedisBackend {
             // once (read-your-writes), and a fill's own write would
             // otherwise refuse the next read's install.
             .arg("NOLOOP");
-        for slot in &*self.connections {
-            match self.manager(slot)? {
+        for cell in &*self.connections {
+            match self.manager(cell).await? {
                 Conn::Cluster(mut conn) => {
                     conn.route_command(on.clone(), every_primary()).await?;
                 }
@@ -437,9 +460,13 @@ impl RedisBackend {
     /// handles itself, by reconnecting); one silent connection does not use
     /// up the others' time. On a cluster, every primary answers.
     pub(crate) async fn ping(&self, deadline: tokio::time::Instant) -> Result<(), BackendError> {
+        let budget = deadline.saturating_duration_since(tokio::time::Instant::now());
         let mut pings = Vec::with_capacity(self.connections.len());
-        for slot in &*self.connections {
-            let conn = self.manager(slot)?;
+        for cell in &*self.connections {
+            let conn = match tokio::time::timeout_at(deadline, self.manager(cell)).await {
+                Ok(conn) => conn?,
+                Err(_) => return Err(BackendError::Timeout(budget)),
+            };
             pings.push(tokio::spawn(async move {
                 let ping = async move {
                     match conn {
@@ -454,13 +481,13 @@ impl RedisBackend {
             }));
         }
         let mut result = Ok(());
-        for (slot, ping) in self.connections.iter().zip(pings) {
+        for (cell, ping) in self.connections.iter().zip(pings) {
             match ping.await {
                 Ok(Ok(Ok(()))) => {}
                 Ok(Ok(Err(e))) => result = Err(e.into()),
                 Ok(Err(_)) => {
                     tracing::debug!(address = %self.address, "a connection gave no reply to a health check; replacing it");
-                    self.replace(slot);
+                    self.replace(cell);
                     let left = deadline.saturating_duration_since(tokio::time::Instant::now());
                     result = Err(BackendError::Timeout(left));
                 }

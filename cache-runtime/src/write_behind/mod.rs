@@ -80,7 +80,9 @@
 //!   value type or another codec, or not by this library at all) are never
 //!   dropped silently: in the same transaction as the batch's
 //!   acknowledgement they are moved to the dead-letter stream
-//!   `{prefix}:__wb:{name}:dead` with their original fields plus `id` (the
+//!   `{prefix}:__wb:{name}:dead` (on a cluster, in the stream's slot:
+//!   `{prefix}:__wb:{name}{{prefix}:__wb:{name}}:dead`) with their
+//!   original fields plus `id` (the
 //!   original version) and `error`; each counts in
 //!   [`Stats::decode_failures`](crate::Stats::decode_failures) and is logged
 //!   at error level. Only readable entries compete for their key, so an
