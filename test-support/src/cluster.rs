@@ -416,6 +416,100 @@ impl RedisCluster {
         &self.nodes[self.slot_owners()[usize::from(slot(key.as_bytes()))]]
     }
 
+    /// Moves the slot of `key`, with its keys, to the master `to` (an
+    /// index into [`nodes`](RedisCluster::nodes)), as `redis-cli --cluster
+    /// reshard` does: `SETSLOT IMPORTING` / `MIGRATING`, `MIGRATE` of every
+    /// key in it, then `SETSLOT NODE` on every master. Returns when every
+    /// master names `to` as the slot's owner.
+    ///
+    /// # Panics
+    ///
+    /// If `to` is not a master, already serves the slot, or a step is
+    /// refused (its reply is in the message).
+    ///
+    /// ```no_run
+    /// let cluster = cache_test_support::RedisCluster::start();
+    /// let to = cluster.masters()[0];
+    /// if !std::ptr::eq(cluster.node_for("k"), &cluster.nodes()[to]) {
+    ///     cluster.move_slot("k", to);
+    /// }
+    /// assert!(std::ptr::eq(cluster.node_for("k"), &cluster.nodes()[to]));
+    /// ```
+    #[track_caller]
+    pub fn move_slot(&self, key: &str, to: usize) {
+        let masters = self.masters();
+        assert!(masters.contains(&to), "node {to} is not a master");
+        let slot = slot(key.as_bytes());
+        let from = self.slot_owners()[usize::from(slot)];
+        assert_ne!(from, to, "node {to} already serves the slot of {key:?}");
+        let (source, target) = (&self.nodes[from], &self.nodes[to]);
+        let slot_arg = slot.to_string();
+        let ok = |reply: Reply, step: &str| {
+            assert_eq!(reply, Reply::Status("OK".into()), "{step} of slot {slot}");
+        };
+        ok(
+            target.cmd(&[
+                "CLUSTER",
+                "SETSLOT",
+                &slot_arg,
+                "IMPORTING",
+                &self.ids[from],
+            ]),
+            "SETSLOT IMPORTING",
+        );
+        ok(
+            source.cmd(&["CLUSTER", "SETSLOT", &slot_arg, "MIGRATING", &self.ids[to]]),
+            "SETSLOT MIGRATING",
+        );
+        let port = target.port().to_string();
+        loop {
+            let keys = source.cmd(&["CLUSTER", "GETKEYSINSLOT", &slot_arg, "1000"]);
+            let keys: Vec<String> = keys
+                .as_array()
+                .iter()
+                .filter_map(Reply::as_string)
+                .collect();
+            if keys.is_empty() {
+                break;
+            }
+            let mut migrate = vec!["MIGRATE", "127.0.0.1", &port, "", "0", "5000", "KEYS"];
+            migrate.extend(keys.iter().map(String::as_str));
+            ok(source.cmd(&migrate), "MIGRATE");
+        }
+        // The target first, then the source, then the others (the order
+        // `redis-cli` uses).
+        let mut order = vec![to, from];
+        order.extend(masters.iter().filter(|m| **m != to && **m != from));
+        for m in order {
+            ok(
+                self.nodes[m].cmd(&["CLUSTER", "SETSLOT", &slot_arg, "NODE", &self.ids[to]]),
+                "SETSLOT NODE",
+            );
+        }
+        let started = Instant::now();
+        while !masters.iter().all(|&m| self.owner_by(m, slot) == Some(to)) {
+            assert!(
+                started.elapsed() < READY_TIMEOUT,
+                "the masters do not agree that node {to} serves slot {slot}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The node that serves `slot`, by `node`'s `CLUSTER SLOTS`.
+    fn owner_by(&self, node: usize, slot: u16) -> Option<usize> {
+        let reply = self.nodes[node].cmd(&["CLUSTER", "SLOTS"]);
+        reply.as_array().iter().find_map(|range| {
+            let parts = range.as_array();
+            let (start, end) = (parts[0].as_int(), parts[1].as_int());
+            if !(start..=end).contains(&i64::from(slot)) {
+                return None;
+            }
+            let id = parts[2].as_array()[2].as_string();
+            self.ids.iter().position(|known| Some(known) == id.as_ref())
+        })
+    }
+
     /// How many keys the masters hold together.
     ///
     /// ```no_run

@@ -483,6 +483,59 @@ async fn a_copy_lives_no_longer_than_its_entry(server: Redis) {
     assert_eq!(a.stats().l1_hits, before);
 }
 
+/// A slot moved to another primary (a reshard): the copies of its keys
+/// are dropped as the keys leave the old primary, and the new primary
+/// reports later changes.
+#[tokio::test]
+async fn on_a_cluster_a_moved_slot_keeps_the_l1_coherent() {
+    let server = Redis::cluster();
+    let Redis::Cluster(cluster, _turn) = &server else {
+        unreachable!("Redis::cluster")
+    };
+    let ttl = Duration::from_secs(600);
+    let a = seeded(&server).await;
+    let b = l1_cache(&server);
+    warm(&b, "k").await;
+    let flushes = b.stats().l1_flushes;
+    let dropped_before = b.stats().l1_invalidations + flushes;
+    let from = cluster.node_for("shop:k").port();
+    let to = cluster
+        .masters()
+        .into_iter()
+        .find(|&m| cluster.nodes()[m].port() != from)
+        .expect("another primary");
+    cluster.move_slot("shop:k", to);
+    assert_eq!(
+        cluster.node_for("shop:k").port(),
+        cluster.nodes()[to].port()
+    );
+
+    // The key left the old primary: the copy is dropped, and the next read
+    // (from the new primary) finds the same value.
+    eventually(
+        "the copy dropped as the key moved",
+        || async { b.stats().l1_invalidations + b.stats().l1_flushes },
+        |n| *n > dropped_before,
+    )
+    .await;
+    assert_eq!(get(&b, "k").await.as_deref(), Some("old"));
+    warm(&b, "k").await;
+
+    // A change on the new primary reaches the L1.
+    a.set("k", "moved", ttl).await.unwrap();
+    let got = eventually(
+        "a change on the new primary",
+        || get(&b, "k"),
+        |v| v.as_deref() == Some("moved"),
+    )
+    .await;
+    assert_eq!(got.as_deref(), Some("moved"));
+    println!(
+        "l1 flushes during the move: {}",
+        b.stats().l1_flushes - flushes
+    );
+}
+
 on_server_and_cluster!(
     an_l1_hit_costs_no_round_trip,
     l1_options_keep_a_function_out_or_cap_its_copy,
