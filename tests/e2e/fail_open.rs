@@ -42,6 +42,27 @@ async fn call_bounded(cache: &Cache, calls: &Calls, id: u64) {
     assert!(took <= DEADLINE + BODY + SLACK, "call took {took:?}");
 }
 
+/// Calls `item(id)` until `stored` says its value reached Redis (10 s at
+/// most), then once more: a hit.
+async fn caching_resumes(cache: &Cache, calls: &Calls, id: u64, stored: impl Fn() -> bool) {
+    let started = Instant::now();
+    loop {
+        call_bounded(cache, calls, id).await;
+        if stored() {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "nothing cached within 10 s: {:?}",
+            cache.stats()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let before = calls.get();
+    call_bounded(cache, calls, id).await;
+    assert_eq!(calls.get(), before, "a hit again");
+}
+
 #[tokio::test]
 async fn nothing_listening_every_call_succeeds() {
     let cache = cache_at(cache_test_support::unused_url());
@@ -88,21 +109,10 @@ async fn server_killed_mid_test_then_restarted() {
 
     // Once Redis is back (empty: it keeps nothing), caching resumes.
     server.restart();
-    let recovered_at = Instant::now();
-    loop {
-        call_bounded(&cache, &calls, 1).await;
-        if server.cmd(&["EXISTS", "cache:item:1"]).as_int() == 1 {
-            break;
-        }
-        assert!(
-            recovered_at.elapsed() < Duration::from_secs(10),
-            "no reconnect within 10 s"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let before = calls.get();
-    call_bounded(&cache, &calls, 1).await;
-    assert_eq!(calls.get(), before, "a hit again after reconnecting");
+    caching_resumes(&cache, &calls, 1, || {
+        server.cmd(&["EXISTS", "cache:item:1"]).as_int() == 1
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -331,21 +341,9 @@ async fn a_hung_cluster_costs_one_deadline_and_caching_resumes() {
     assert!(without_redis(&cache) >= 5, "{:?}", cache.stats());
 
     // Answering again: caching resumes (after the breaker's cool-down).
-    let resumed = Instant::now();
-    loop {
-        call_bounded(&cache, &calls, 2).await;
-        if cluster.cmd(&["EXISTS", "cache:item:2"]).as_int() == 1 {
-            break;
-        }
-        assert!(
-            resumed.elapsed() < Duration::from_secs(10),
-            "nothing cached within 10 s: {:?}",
-            cache.stats()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let before = calls.get();
-    call_bounded(&cache, &calls, 2).await;
-    assert_eq!(calls.get(), before, "a hit again");
+    caching_resumes(&cache, &calls, 2, || {
+        cluster.cmd(&["EXISTS", "cache:item:2"]).as_int() == 1
+    })
+    .await;
     assert!(!cache.stats().breaker_open, "{:?}", cache.stats());
 }

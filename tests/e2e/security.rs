@@ -22,6 +22,21 @@ async fn first_error(cache: &Cache) -> CacheError {
         .expect_err("the misconfigured cache must fail")
 }
 
+/// The first error of `cache` is an authentication failure that names
+/// `setting` and shows none of `secrets`; `#[cached]` calls fail open.
+async fn refused_without_secrets(cache: &Cache, setting: &str, secrets: &[&str]) {
+    let err = first_error(cache).await;
+    let shown = format!("{err} / {err:?}");
+    println!("{shown}");
+    assert!(shown.contains("authentication failed"), "{shown}");
+    assert!(shown.contains(setting), "names the setting: {shown}");
+    for secret in secrets {
+        assert!(!shown.contains(secret), "{shown}");
+    }
+    let calls = Calls::default();
+    assert_eq!(cache.scope(secure_call(&calls, 3)).await, 4, "fail-open");
+}
+
 /// A builder for Redis at `url` whose deadlines leave room for a TLS
 /// handshake in a debug build on a loaded machine: these tests check what
 /// a handshake says, not how fast it is.
@@ -111,15 +126,7 @@ async fn a_wrong_password_says_so_without_the_password() {
         .url()
         .replace("redis://", "redis://app:wrong-secret@");
     let cache = builder(&url).build().unwrap();
-    let err = first_error(&cache).await;
-    let shown = format!("{err} / {err:?}");
-    println!("{shown}");
-    assert!(shown.contains("authentication failed"), "{shown}");
-    assert!(shown.contains("`password`"), "names the setting: {shown}");
-    assert!(!shown.contains("wrong-secret"), "{shown}");
-    assert!(!shown.contains("right-secret"), "{shown}");
-    let calls = Calls::default();
-    assert_eq!(cache.scope(secure_call(&calls, 3)).await, 4, "fail-open");
+    refused_without_secrets(&cache, "`password`", &["wrong-secret", "right-secret"]).await;
 
     // The same user with the right password, by the builder's settings.
     let cache = builder(&server.url())
@@ -139,12 +146,7 @@ async fn an_unknown_user_says_so() {
         .password("pw-of-nobody")
         .build()
         .unwrap();
-    let err = first_error(&cache).await;
-    let shown = format!("{err} / {err:?}");
-    println!("{shown}");
-    assert!(shown.contains("authentication failed"), "{shown}");
-    assert!(shown.contains("username"), "{shown}");
-    assert!(!shown.contains("pw-of-nobody"), "{shown}");
+    refused_without_secrets(&cache, "username", &["pw-of-nobody"]).await;
 }
 
 /// The least-privilege ACL rules the README gives for a cache whose prefix
@@ -508,15 +510,7 @@ async fn a_wrong_password_on_a_cluster_says_so_without_the_password() {
         .password("wrong-secret")
         .build()
         .unwrap();
-    let err = first_error(&wrong).await;
-    let shown = format!("{err} / {err:?}");
-    println!("{shown}");
-    assert!(shown.contains("authentication failed"), "{shown}");
-    assert!(shown.contains("`password`"), "names the setting: {shown}");
-    assert!(!shown.contains("wrong-secret"), "{shown}");
-    assert!(!shown.contains("acl-secret"), "{shown}");
-    let calls = Calls::default();
-    assert_eq!(wrong.scope(secure_call(&calls, 3)).await, 4, "fail-open");
+    refused_without_secrets(&wrong, "`password`", &["wrong-secret", "acl-secret"]).await;
     drop(wrong);
     for node in cluster.nodes() {
         let log = node.cmd(&["ACL", "LOG"]);
