@@ -3,6 +3,7 @@
 
 use crate::builder::CacheBuilder;
 use crate::engine::{Engine, MAX_TTL};
+use crate::server_info::ServerInfo;
 use crate::stats::Stats;
 use crate::{key, CacheError, Operation};
 use bytes::Bytes;
@@ -295,6 +296,45 @@ impl Cache {
     /// ```
     pub async fn exists(&self, key: &str) -> Result<bool, CacheError> {
         self.engine.exists(&self.engine.full(key)).await
+    }
+
+    /// What Redis reports of itself (`INFO`): clients, memory, keyspace
+    /// hits and misses, commands, evictions and expirations, keys; on a
+    /// cluster, every primary's and their sums. For a dashboard or a health
+    /// page; each call is a round trip (per primary), within the command
+    /// timeout.
+    ///
+    /// The least-privilege ACL user of the README needs `+info` for it.
+    ///
+    /// # Errors
+    ///
+    /// [`CacheError::Backend`] when the command fails, and on a store that
+    /// is not Redis (the memory store, a custom backend), which has no such
+    /// figures.
+    ///
+    /// ```no_run
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), cache_runtime::CacheError> {
+    /// let cache = cache_runtime::Cache::builder().redis("redis://127.0.0.1:6379").build()?;
+    /// let info = cache.server_info().await?;
+    /// println!(
+    ///     "{} clients, {} bytes, server hit rate {:.1}%, {} keys",
+    ///     info.connected_clients,
+    ///     info.used_memory,
+    ///     info.hit_rate() * 100.0,
+    ///     info.keys
+    /// );
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn server_info(&self) -> Result<ServerInfo, CacheError> {
+        let nodes = self
+            .engine
+            .l2
+            .server_info()
+            .await
+            .map_err(|e| self.engine.failed(Operation::ServerInfo, "", e))?;
+        Ok(ServerInfo::summed(nodes))
     }
 
     /// Removes every key under this cache's prefix that matches the Redis glob

@@ -28,6 +28,8 @@ pub enum Operation {
     WriteBehind,
     /// Taking, renewing or giving up a fill lock.
     Lock,
+    /// Reading the server's own figures ([`Cache::server_info`](crate::Cache::server_info)).
+    ServerInfo,
 }
 
 impl fmt::Display for Operation {
@@ -41,6 +43,7 @@ impl fmt::Display for Operation {
             Operation::InvalidateTags => "invalidate_tags",
             Operation::WriteBehind => "write_behind",
             Operation::Lock => "lock",
+            Operation::ServerInfo => "server_info",
         })
     }
 }

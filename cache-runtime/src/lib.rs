@@ -59,6 +59,7 @@ mod envelope;
 mod error;
 mod flight;
 mod schema;
+mod server_info;
 mod stats;
 #[cfg(feature = "testing")]
 #[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
@@ -78,6 +79,7 @@ pub use codec::BincodeCodec;
 pub use codec::{Codec, CodecError, JsonCodec};
 pub use error::{BackendError, CacheError, Operation};
 pub use key::{KeyEncodeError, KEY_ENCODING_VERSION};
+pub use server_info::{NodeInfo, ServerInfo};
 pub use stats::Stats;
 
 /// Caches the result of an `async fn`: a call looks its key up first and

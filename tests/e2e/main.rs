@@ -15,6 +15,7 @@ mod keys;
 mod l1;
 mod methods_and_scope;
 mod negative;
+mod observability;
 mod put_evict;
 mod races;
 mod read_through;

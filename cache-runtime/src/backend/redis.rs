@@ -13,7 +13,7 @@ use bytes::Bytes;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
 use redis::cluster::{ClusterClient, ClusterConfig};
 use redis::cluster_async::ClusterConnection;
-use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
+use redis::cluster_routing::{MultipleNodeRoutingInfo, RoutingInfo, SingleNodeRoutingInfo};
 use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -662,6 +662,48 @@ impl RedisBackend {
         let mut conn = self.connection().await?;
         let n: u64 = redis::cmd("UNLINK").arg(key).query_async(&mut conn).await?;
         Ok(n > 0)
+    }
+
+    /// Redis's `INFO` (its default sections), from the server or from
+    /// every primary of a cluster, with each node's address.
+    pub(crate) async fn server_info(&self) -> Result<Vec<crate::NodeInfo>, BackendError> {
+        let node = |address: String, text: &str| crate::NodeInfo {
+            address,
+            info: crate::ServerInfo::parse(text),
+        };
+        match self.connection().await? {
+            Conn::Cluster(mut cluster) => {
+                let replies = cluster
+                    .route_command(
+                        redis::cmd("INFO"),
+                        RoutingInfo::MultiNode((MultipleNodeRoutingInfo::AllMasters, None)),
+                    )
+                    .await?;
+                let redis::Value::Map(replies) = replies else {
+                    return Err(BackendError::Unsupported("a reply per node to INFO"));
+                };
+                let mut nodes = Vec::with_capacity(replies.len());
+                for (address, reply) in replies {
+                    let (Ok(address), Ok(text)) = (
+                        redis::from_redis_value::<String>(address),
+                        redis::from_redis_value::<String>(reply),
+                    ) else {
+                        return Err(BackendError::Unsupported("a text reply per node to INFO"));
+                    };
+                    nodes.push(node(address, &text));
+                }
+                nodes.sort_by(|a, b| a.address.cmp(&b.address));
+                Ok(nodes)
+            }
+            mut conn => {
+                let text: String = redis::cmd("INFO").query_async(&mut conn).await?;
+                let address = self
+                    .address
+                    .rsplit_once('/')
+                    .map_or(&*self.address, |(a, _)| a);
+                Ok(vec![node(address.to_owned(), &text)])
+            }
+        }
     }
 
     pub(crate) async fn exists(&self, key: &str) -> Result<bool, BackendError> {
@@ -1329,6 +1371,10 @@ impl Tier for RedisBackend {
 
     async fn ping(&self, deadline: tokio::time::Instant) -> Result<(), BackendError> {
         RedisBackend::ping(self, deadline).await
+    }
+
+    async fn server_info(&self) -> Result<Vec<crate::NodeInfo>, BackendError> {
+        RedisBackend::server_info(self).await
     }
 
     fn stream_client(&self) -> Option<OwnClient> {

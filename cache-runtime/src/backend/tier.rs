@@ -141,6 +141,12 @@ pub(crate) trait Tier: Send + Sync {
         let _ = deadline;
         std::future::ready(Ok(()))
     }
+    /// The server's own figures (`INFO`), one entry per node asked.
+    fn server_info(
+        &self,
+    ) -> impl Future<Output = Result<Vec<crate::NodeInfo>, BackendError>> + Send {
+        std::future::ready(Err(BackendError::Unsupported("server figures (INFO)")))
+    }
 
     // The write-behind's durable log (only with [`Caps::streams`]).
 
@@ -447,6 +453,10 @@ impl Tier for Store {
 
     async fn ping(&self, deadline: tokio::time::Instant) -> Result<(), BackendError> {
         each!(self, t => Tier::ping(t, deadline).await)
+    }
+
+    async fn server_info(&self) -> Result<Vec<crate::NodeInfo>, BackendError> {
+        each!(self, t => Tier::server_info(t).await)
     }
 
     fn stream_client(&self) -> Option<super::OwnClient> {

@@ -403,6 +403,11 @@ impl L2 {
     /// A round trip on every connection, each within `deadline` (the
     /// tier replaces one that gives no reply in time, so the guard's own
     /// bound comes a little later).
+    /// The server's own figures, per node, within one deadline.
+    pub(crate) async fn server_info(&self) -> Result<Vec<crate::NodeInfo>, BackendError> {
+        self.guard.command(self.tier.server_info()).await
+    }
+
     pub(crate) async fn ping(&self, deadline: Instant) -> Result<(), BackendError> {
         let outer = deadline_after(deadline, Duration::from_millis(50));
         self.guard.until(outer, self.tier.ping(deadline)).await
