@@ -68,6 +68,9 @@ pub struct Site {
     /// A companion (`_invalidate`) shares its function's name on purpose.
     claims: bool,
     schema: crate::schema::SiteSchema,
+    /// Its metrics' handles, registered on first use.
+    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+    metrics: crate::observe::SiteMetrics,
 }
 
 impl Options {
@@ -95,6 +98,7 @@ impl Site {
             name_state: AtomicU8::new(0),
             claims,
             schema: crate::schema::SiteSchema::new(),
+            metrics: crate::observe::SiteMetrics::new(),
         }
     }
 
@@ -188,6 +192,17 @@ impl Site {
             ..self.options
         };
         self.rebuilt(options)
+    }
+
+    /// The function's stable name: the `function` label of its metrics
+    /// and the `function` field of its `cache.call` span.
+    pub(crate) fn name(&self) -> &'static str {
+        self.name
+    }
+
+    #[cfg(feature = "metrics")]
+    pub(crate) fn metrics_cell(&self) -> &crate::observe::SiteMetrics {
+        &self.metrics
     }
 
     /// Whether this site may hash keys under its name: two functions with
@@ -346,15 +361,15 @@ impl<T: Serialize + DeserializeOwned> Policy<Option<T>> for SomeOrNone {
 /// }
 /// ```
 #[must_use]
-pub struct Call<'s> {
-    site: &'s Site,
+pub struct Call {
+    site: &'static Site,
     cache: Option<Cache>,
     key: Option<String>,
     /// Tag keys (`{prefix}:__tag:{tag}`), boxed: most calls have none.
     tagging: Option<Box<Tagging>>,
 }
 
-impl fmt::Debug for Call<'_> {
+impl fmt::Debug for Call {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Call")
             .field("site", &self.site.name)
@@ -363,10 +378,10 @@ impl fmt::Debug for Call<'_> {
     }
 }
 
-impl<'s> Call<'s> {
+impl Call {
     /// Resolves the cache: `explicit`, else the scoped one, else the
     /// installed one.
-    pub fn new(site: &'s Site, explicit: Option<&Cache>) -> Self {
+    pub fn new(site: &'static Site, explicit: Option<&Cache>) -> Self {
         let cache = match explicit {
             Some(cache) => Some(cache.clone()),
             None => Cache::current(),
@@ -452,13 +467,14 @@ impl<'s> Call<'s> {
         _policy: P,
         typed: Option<Typed<F::Output>>,
         body: F,
-    ) -> impl Future<Output = F::Output> + use<'s, P, F>
+    ) -> impl Future<Output = F::Output> + use<P, F>
     where
         P: Policy<F::Output>,
         F: Future,
     {
         let schema = self.site.schema.of::<P::Value>();
-        crate::engine::get_or_compute::<P, F::Output, F>(self.target(schema), typed, body)
+        let site = self.site;
+        crate::engine::get_or_compute::<P, F::Output, F>(site, self.target(schema), typed, body)
     }
 
     /// [`run`](Call::run) for a function with a stale window: `make` gives
@@ -470,7 +486,7 @@ impl<'s> Call<'s> {
         _policy: P,
         typed: Option<Typed<Out>>,
         make: M,
-    ) -> impl Future<Output = Out> + use<'s, P, Out, M, B, R>
+    ) -> impl Future<Output = Out> + use<P, Out, M, B, R>
     where
         P: Policy<Out> + Send + 'static,
         Out: Send + 'static,
@@ -479,14 +495,15 @@ impl<'s> Call<'s> {
         R: Future<Output = Out> + Send + 'static,
     {
         let schema = self.site.schema.of::<P::Value>();
-        crate::engine::get_or_refresh::<P, Out, M, B, R>(self.target(schema), typed, make)
+        let site = self.site;
+        crate::engine::get_or_refresh::<P, Out, M, B, R>(site, self.target(schema), typed, make)
     }
 
     /// Write-through (`#[cache_put]`): runs `body`, then stores what the
     /// policy `P` allows under the key (and tags), replacing any value
     /// there. A failing cache is logged and counted; the body's result is
     /// returned all the same.
-    pub fn put<P, F>(self, _policy: P, body: F) -> impl Future<Output = F::Output> + use<'s, P, F>
+    pub fn put<P, F>(self, _policy: P, body: F) -> impl Future<Output = F::Output> + use<P, F>
     where
         P: Policy<F::Output>,
         F: Future,
@@ -499,6 +516,7 @@ impl<'s> Call<'s> {
                 target.ttl = target.ttl_for::<P, _>(&out);
                 if let Some(value) = P::cacheable(&out) {
                     target.cache.engine.put(&target, value).await;
+                    crate::observe::put(target.site);
                 }
             }
             out
@@ -511,7 +529,7 @@ impl<'s> Call<'s> {
     /// # Errors
     ///
     /// [`CacheError::Backend`] when the backend fails or misses the deadline.
-    pub fn invalidate(self) -> impl Future<Output = Result<bool, CacheError>> + use<'s> {
+    pub fn invalidate(self) -> impl Future<Output = Result<bool, CacheError>> + use<> {
         let target = match (self.cache, self.key) {
             (Some(cache), Some(key)) => Some((cache, key)),
             _ => None,
@@ -525,7 +543,7 @@ impl<'s> Call<'s> {
     }
 
     /// Starts an eviction (`#[cache_evict]`).
-    pub fn evict(self) -> Evict<'s> {
+    pub fn evict(self) -> Evict {
         Evict {
             site: self.site,
             cache: self.cache,
@@ -541,6 +559,7 @@ impl<'s> Call<'s> {
             (Some(cache), Some(key)) => {
                 let ttl = cache.engine.resolve_ttl(self.site.ttl);
                 Some(Target {
+                    site: self.site,
                     cache,
                     key,
                     ttl,
@@ -551,6 +570,7 @@ impl<'s> Call<'s> {
                     early: self.site.options.early,
                     schema,
                     tagging: self.tagging,
+                    outcome: crate::observe::OutcomeCell::new(),
                 })
             }
             (None, _) => {
@@ -583,15 +603,15 @@ pub enum Made<B, R> {
 
 /// What a `#[cache_evict]` function removes, and when.
 #[must_use]
-pub struct Evict<'s> {
-    site: &'s Site,
+pub struct Evict {
+    site: &'static Site,
     cache: Option<Cache>,
     keys: Vec<String>,
     tags: Vec<String>,
     patterns: Vec<String>,
 }
 
-impl fmt::Debug for Evict<'_> {
+impl fmt::Debug for Evict {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Evict")
             .field("site", &self.site.name)
@@ -602,7 +622,7 @@ impl fmt::Debug for Evict<'_> {
     }
 }
 
-impl<'s> Evict<'s> {
+impl Evict {
     /// Removes the key rendered from a template.
     pub fn key(mut self, rendered: fmt::Arguments<'_>) -> Self {
         if let Some(cache) = &self.cache {
@@ -671,6 +691,10 @@ impl<'s> Evict<'s> {
 
     async fn apply(&self) {
         if let Some(cache) = &self.cache {
+            use crate::observe::{evicted, Evicted};
+            evicted(self.site, Evicted::Key, self.keys.len());
+            evicted(self.site, Evicted::Tag, self.tags.len());
+            evicted(self.site, Evicted::Pattern, self.patterns.len());
             cache
                 .engine
                 .evict(&self.keys, &self.tags, &self.patterns)

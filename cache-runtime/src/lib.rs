@@ -58,6 +58,7 @@ mod engine;
 mod envelope;
 mod error;
 mod flight;
+mod observe;
 mod schema;
 mod server_info;
 mod stats;

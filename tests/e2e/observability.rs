@@ -130,3 +130,212 @@ async fn server_info_with_redis_down_fails_within_the_deadline() {
         "{err}"
     );
 }
+
+/// The metrics example as a process, killed on drop.
+struct Exporter {
+    child: std::process::Child,
+    addr: String,
+}
+
+impl Drop for Exporter {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Exporter {
+    /// Starts `examples/metrics` on a free port, with `env`, and reads the
+    /// address it prints.
+    fn start(env: &[(&str, String)]) -> Exporter {
+        use std::io::BufRead as _;
+        let exe = example_binary("metrics");
+        let mut command = std::process::Command::new(&exe);
+        command
+            .env("METRICS_ADDR", "127.0.0.1:0")
+            .env_remove("REDIS_URL")
+            .env_remove("REDIS_CLUSTER_NODES")
+            .env_remove("CACHE_L1_CAPACITY")
+            .stdout(std::process::Stdio::piped());
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        let mut child = command
+            .spawn()
+            .unwrap_or_else(|e| panic!("running {}: {e}", exe.display()));
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let addr = line
+            .trim()
+            .strip_prefix("listening on http://")
+            .unwrap_or_else(|| panic!("the example printed {line:?}"))
+            .to_owned();
+        Exporter { child, addr }
+    }
+
+    /// `GET path` with hyper's HTTP/1 client: the status and the body.
+    async fn get(&self, path: &str) -> (u16, String) {
+        use http_body_util::BodyExt as _;
+        let stream = tokio::net::TcpStream::connect(&self.addr).await.unwrap();
+        let (mut sender, connection) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+                .await
+                .unwrap();
+        tokio::spawn(connection);
+        let request = hyper::Request::get(path)
+            .header("host", &self.addr)
+            .body(http_body_util::Empty::<hyper::body::Bytes>::new())
+            .unwrap();
+        let response = sender.send_request(request).await.unwrap();
+        let status = response.status().as_u16();
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        (status, String::from_utf8(body.to_vec()).unwrap())
+    }
+
+    /// The Prometheus text's value of the series `name` whose labels
+    /// include every one of `labels` (summed; 0 if absent).
+    async fn metric(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+        let (status, text) = self.get("/metrics").await;
+        assert_eq!(status, 200);
+        sample(&text, name, labels)
+    }
+}
+
+/// The value of the series `name{...}` in Prometheus text whose labels hold
+/// every one of `labels`, summed over the matching lines.
+fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let (series, value) = l.rsplit_once(' ')?;
+            let (metric, rest) = series.split_once('{').unwrap_or((series, ""));
+            let all = labels
+                .iter()
+                .all(|(k, v)| rest.contains(&format!("{k}=\"{v}\"")));
+            (metric == name && all).then(|| value.parse::<f64>().ok())?
+        })
+        .sum()
+}
+
+const PRODUCT: &str = "metrics::product";
+
+async fn the_exporter_serves_counters_that_move_by_what_was_called(server: Redis) {
+    let url = match &server {
+        Redis::Server(s) => s.url(),
+        Redis::Cluster(..) => unreachable!("one server"),
+    };
+    let exporter = Exporter::start(&[
+        ("REDIS_URL", url),
+        ("CACHE_L1_CAPACITY", (1u64 << 20).to_string()),
+        ("CACHE_PREFIX", "exporter".into()),
+    ]);
+    let gets = |tier: &'static str, result: &'static str| {
+        [("function", PRODUCT), ("tier", tier), ("result", result)]
+    };
+    let before_help = exporter.get("/metrics").await.1;
+    assert_eq!(
+        sample(&before_help, "cache_gets_total", &gets("l2", "hit")),
+        0.0
+    );
+
+    // One miss, then hits: the first from Redis (the L1 had not seen the
+    // key), the rest from the L1; and a product that does not exist.
+    for _ in 0..5 {
+        let (status, body) = exporter.get("/product/7").await;
+        assert_eq!(
+            (status, body.as_str()),
+            (200, "{\"id\":7,\"name\":\"product 7\"}")
+        );
+    }
+    assert_eq!(exporter.get("/product/5000").await.0, 404);
+
+    assert_eq!(
+        exporter
+            .metric("cache_gets_total", &gets("l2", "miss"))
+            .await,
+        2.0
+    );
+    assert_eq!(
+        exporter
+            .metric("cache_gets_total", &gets("l2", "hit"))
+            .await,
+        1.0
+    );
+    assert_eq!(
+        exporter
+            .metric("cache_gets_total", &gets("l1", "hit"))
+            .await,
+        3.0
+    );
+    assert_eq!(
+        exporter
+            .metric("cache_gets_total", &gets("l1", "miss"))
+            .await,
+        3.0,
+        "the two misses and the L2 hit"
+    );
+    let loads = [("function", PRODUCT), ("result", "ok")];
+    assert_eq!(exporter.metric("cache_loads_total", &loads).await, 2.0);
+    assert_eq!(
+        exporter
+            .metric(
+                "cache_load_duration_seconds_count",
+                &[("function", PRODUCT)]
+            )
+            .await,
+        2.0
+    );
+    let redis_gets = exporter
+        .metric(
+            "cache_redis_command_duration_seconds_count",
+            &[("command", "get")],
+        )
+        .await;
+    assert_eq!(redis_gets, 3.0, "Redis was asked for the key three times");
+    assert!(exporter.metric("cache_l1_entries", &[]).await >= 0.0);
+    // Help texts and types for dashboards.
+    let text = exporter.get("/metrics").await.1;
+    assert!(text.contains("# TYPE cache_gets_total counter"), "{text}");
+    assert!(text.contains("# HELP cache_gets_total "), "{text}");
+    assert!(
+        text.contains("# TYPE cache_load_duration_seconds summary"),
+        "{text}"
+    );
+
+    // Another process changes the key: the L1 hears of it.
+    server.cmd(&["DEL", "exporter:product:7"]);
+    let mut heard = 0.0;
+    for _ in 0..200 {
+        heard = exporter
+            .metric("cache_invalidations_total", &[("source", "redis")])
+            .await;
+        if heard >= 1.0 {
+            break;
+        }
+        tokio::time::sleep(SHORT).await;
+    }
+    assert_eq!(heard, 1.0);
+    assert_eq!(exporter.get("/product/7").await.0, 200);
+    assert_eq!(
+        exporter.metric("cache_loads_total", &loads).await,
+        3.0,
+        "loaded again"
+    );
+
+    // Redis gone: the call still answers; the failure is counted by operation.
+    drop(server);
+    assert_eq!(exporter.get("/product/8").await.0, 200);
+    assert_eq!(
+        exporter
+            .metric("cache_errors_total", &[("operation", "get")])
+            .await,
+        1.0
+    );
+}
+
+#[tokio::test]
+async fn the_metrics_example_serves_prometheus_text_whose_counters_move_by_what_was_called() {
+    the_exporter_serves_counters_that_move_by_what_was_called(Redis::server()).await;
+}

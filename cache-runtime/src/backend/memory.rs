@@ -318,6 +318,13 @@ impl MemoryBackend {
     }
 
     /// Removes every entry (an L1 flush; no tags are kept there).
+    /// Entries held and the bytes they weigh (moka's figures, which lag
+    /// its pending maintenance by a little).
+    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+    pub(crate) fn size(&self) -> (u64, u64) {
+        (self.entries.entry_count(), self.entries.weighted_size())
+    }
+
     pub(crate) fn clear(&self) {
         self.entries.invalidate_all();
     }

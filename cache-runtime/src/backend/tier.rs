@@ -40,6 +40,8 @@ pub(crate) struct Caps {
 /// the walk removes is reported, so that an L1 in front forgets it.
 pub(crate) struct Walk<'a> {
     pub(crate) guard: &'a Guard,
+    /// What the walk's steps count as, in the command duration metric.
+    pub(crate) command: crate::observe::Command,
     pub(crate) removed: &'a (dyn Fn(&[u8]) + Sync),
     /// `{prefix}:__`: the library's own keys (tags, write-behind logs),
     /// which a pattern clear leaves alone whatever its pattern matches.
@@ -60,7 +62,9 @@ impl Walk<'_> {
         command: impl Future<Output = redis::RedisResult<T>>,
     ) -> Result<T, BackendError> {
         self.guard
-            .command(async { command.await.map_err(BackendError::from) })
+            .command(self.command, async {
+                command.await.map_err(BackendError::from)
+            })
             .await
     }
 }
@@ -264,11 +268,15 @@ impl Tier for Custom {
 
     async fn clear_pattern(&self, pattern: &str, walk: &Walk<'_>) -> Result<u64, BackendError> {
         // One call to the user's backend: bounded as one command.
-        walk.guard.command(self.0.clear_pattern(pattern)).await
+        walk.guard
+            .command(walk.command, self.0.clear_pattern(pattern))
+            .await
     }
 
     async fn invalidate_tags(&self, tags: &[String], walk: &Walk<'_>) -> Result<u64, BackendError> {
-        walk.guard.command(self.0.invalidate_tags(tags)).await
+        walk.guard
+            .command(walk.command, self.0.invalidate_tags(tags))
+            .await
     }
 
     async fn track(&self) -> Result<(), BackendError> {

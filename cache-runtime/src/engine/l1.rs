@@ -240,6 +240,7 @@ impl L1 {
         }
         self.store.clear();
         self.flushes.fetch_add(1, SeqCst);
+        crate::observe::invalidations(crate::observe::Invalidation::Flush, 1);
         self.waiters.wake_all();
     }
 
@@ -260,6 +261,7 @@ impl L1 {
                     for key in keys {
                         if let redis::Value::BulkString(key) = key {
                             self.invalidations.fetch_add(1, SeqCst);
+                            crate::observe::invalidations(crate::observe::Invalidation::Redis, 1);
                             self.forget(&key);
                             self.waiters.wake(&key);
                         }

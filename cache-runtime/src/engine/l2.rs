@@ -6,6 +6,7 @@ use super::breaker::{Breaker, BreakerSettings};
 use super::L1;
 use crate::backend::memory::{MemoryBackend, TypedValue};
 use crate::backend::{Caps, Store, TaggedLookup, TaggedWrite, Tier, Walk};
+use crate::observe::{self, Command};
 use crate::write_behind::Version;
 use crate::BackendError;
 use bytes::Bytes;
@@ -90,6 +91,7 @@ impl Guard {
     /// One command, ending at `deadline`.
     pub(crate) async fn until<T>(
         &self,
+        name: Command,
         deadline: Instant,
         command: impl Future<Output = Result<T, BackendError>>,
     ) -> Result<T, BackendError> {
@@ -97,10 +99,15 @@ impl Guard {
             return command.await;
         }
         let pass = self.breaker.admit()?;
+        // The clock is read for the duration metric only when it is built in.
+        let started = observe::ON.then(Instant::now);
         let result = match tokio::time::timeout_at(deadline, command).await {
             Ok(result) => result,
             Err(_) => Err(BackendError::Timeout(self.timeout)),
         };
+        if let Some(started) = started {
+            observe::command(name, started.elapsed());
+        }
         let opened = pass.done(&result);
         if let (Err(e), Some(hook)) = (&result, &self.on_outage) {
             if super::breaker::is_outage(e) {
@@ -124,6 +131,7 @@ impl Guard {
     /// One command, with `budget` left of its deadline.
     pub(crate) async fn within<T>(
         &self,
+        name: Command,
         budget: Duration,
         command: impl Future<Output = Result<T, BackendError>>,
     ) -> Result<T, BackendError> {
@@ -133,16 +141,17 @@ impl Guard {
         if budget.is_zero() {
             return Err(BackendError::Timeout(self.timeout));
         }
-        self.until(deadline_after(Instant::now(), budget), command)
+        self.until(name, deadline_after(Instant::now(), budget), command)
             .await
     }
 
     /// One command, with a deadline of its own.
     pub(crate) async fn command<T>(
         &self,
+        name: Command,
         command: impl Future<Output = Result<T, BackendError>>,
     ) -> Result<T, BackendError> {
-        self.within(self.timeout, command).await
+        self.within(name, self.timeout, command).await
     }
 }
 
@@ -188,6 +197,7 @@ impl L2 {
     /// connection, round-robin) until `deadline`. Never past it.
     pub(crate) async fn read_retrying<T, F, Fut>(
         &self,
+        name: Command,
         deadline: Instant,
         read: F,
     ) -> Result<T, BackendError>
@@ -197,10 +207,10 @@ impl L2 {
     {
         let now = Instant::now();
         let half = now + deadline.saturating_duration_since(now) / 2;
-        match self.guard.until(half, read()).await {
+        match self.guard.until(name, half, read()).await {
             Err(e) if super::breaker::is_outage(&e) && Instant::now() < deadline => {
                 tracing::debug!(error = %e, "read failed; trying once more within its deadline");
-                self.guard.until(deadline, read()).await
+                self.guard.until(name, deadline, read()).await
             }
             other => other,
         }
@@ -213,7 +223,7 @@ impl L2 {
         deadline: Instant,
         track: bool,
     ) -> Result<Option<Bytes>, BackendError> {
-        self.read_retrying(deadline, || self.tier.get(key, track))
+        self.read_retrying(Command::Get, deadline, || self.tier.get(key, track))
             .await
     }
 
@@ -250,7 +260,10 @@ impl L2 {
         stream: &str,
     ) -> Result<Version, BackendError> {
         self.guard
-            .command(self.tier.stream_append(full, key, value, ttl, stream))
+            .command(
+                Command::StreamAppend,
+                self.tier.stream_append(full, key, value, ttl, stream),
+            )
             .await
     }
 
@@ -260,13 +273,16 @@ impl L2 {
         target: Version,
     ) -> Result<bool, BackendError> {
         self.guard
-            .command(self.tier.stream_none_through(stream, target))
+            .command(
+                Command::StreamCheck,
+                self.tier.stream_none_through(stream, target),
+            )
             .await
     }
 
     pub(crate) async fn stream_unblock(&self, stream: &str, id: i64) -> Result<(), BackendError> {
         self.guard
-            .command(self.tier.stream_unblock(stream, id))
+            .command(Command::StreamUnblock, self.tier.stream_unblock(stream, id))
             .await
     }
 
@@ -281,7 +297,8 @@ impl L2 {
         deadline: Instant,
         track: bool,
     ) -> impl Future<Output = Result<Option<Bytes>, BackendError>> + Send + 'a {
-        self.guard.until(deadline, self.tier.get(key, track))
+        self.guard
+            .until(Command::Get, deadline, self.tier.get(key, track))
     }
 
     pub(crate) async fn get_tagged(
@@ -296,11 +313,17 @@ impl L2 {
         }
         if self.retry {
             return self
-                .read_retrying(deadline, || self.tier.get_tagged(key, tags, track))
+                .read_retrying(Command::GetTagged, deadline, || {
+                    self.tier.get_tagged(key, tags, track)
+                })
                 .await;
         }
         self.guard
-            .until(deadline, self.tier.get_tagged(key, tags, track))
+            .until(
+                Command::GetTagged,
+                deadline,
+                self.tier.get_tagged(key, tags, track),
+            )
             .await
     }
 
@@ -318,17 +341,25 @@ impl L2 {
             return Err(BackendError::Unsupported("tags"));
         }
         self.guard
-            .within(budget, self.tier.write(key, bytes, typed, ttl, how))
+            .within(
+                Command::Set,
+                budget,
+                self.tier.write(key, bytes, typed, ttl, how),
+            )
             .await
     }
 
     pub(crate) async fn delete(&self, key: &str) -> Result<bool, BackendError> {
-        self.guard.command(self.tier.delete(key)).await
+        self.guard
+            .command(Command::Delete, self.tier.delete(key))
+            .await
     }
 
     /// Compare-and-delete (the fill lock's release).
     pub(crate) async fn delete_if(&self, key: &str, expected: &[u8]) -> Result<bool, BackendError> {
-        self.guard.command(self.tier.delete_if(key, expected)).await
+        self.guard
+            .command(Command::DeleteIf, self.tier.delete_if(key, expected))
+            .await
     }
 
     /// [`delete_if`](L2::delete_if) within `budget`.
@@ -339,7 +370,11 @@ impl L2 {
         budget: Duration,
     ) -> Result<bool, BackendError> {
         self.guard
-            .within(budget, self.tier.delete_if(key, expected))
+            .within(
+                Command::DeleteIf,
+                budget,
+                self.tier.delete_if(key, expected),
+            )
             .await
     }
 
@@ -351,16 +386,20 @@ impl L2 {
         ttl: Duration,
     ) -> Result<bool, BackendError> {
         self.guard
-            .command(self.tier.expire_if(key, expected, ttl))
+            .command(Command::ExpireIf, self.tier.expire_if(key, expected, ttl))
             .await
     }
 
     pub(crate) async fn exists(&self, key: &str) -> Result<bool, BackendError> {
         if self.retry {
             let deadline = self.guard.deadline();
-            return self.read_retrying(deadline, || self.tier.exists(key)).await;
+            return self
+                .read_retrying(Command::Exists, deadline, || self.tier.exists(key))
+                .await;
         }
-        self.guard.command(self.tier.exists(key)).await
+        self.guard
+            .command(Command::Exists, self.tier.exists(key))
+            .await
     }
 
     /// A pattern clear: each step bounded, each removed key reported.
@@ -372,6 +411,7 @@ impl L2 {
     ) -> Result<u64, BackendError> {
         let walk = Walk {
             guard: &self.guard,
+            command: Command::ClearPattern,
             removed,
             reserved: reserved.as_bytes(),
         };
@@ -389,6 +429,7 @@ impl L2 {
         }
         let walk = Walk {
             guard: &self.guard,
+            command: Command::InvalidateTags,
             removed,
             reserved: &[],
         };
@@ -397,7 +438,9 @@ impl L2 {
 
     /// Turns on the invalidations of the keys read from now on.
     pub(crate) async fn track(&self, deadline: Instant) -> Result<(), BackendError> {
-        self.guard.until(deadline, self.tier.track()).await
+        self.guard
+            .until(Command::Track, deadline, self.tier.track())
+            .await
     }
 
     /// A round trip on every connection, each within `deadline` (the
@@ -405,11 +448,15 @@ impl L2 {
     /// bound comes a little later).
     /// The server's own figures, per node, within one deadline.
     pub(crate) async fn server_info(&self) -> Result<Vec<crate::NodeInfo>, BackendError> {
-        self.guard.command(self.tier.server_info()).await
+        self.guard
+            .command(Command::ServerInfo, self.tier.server_info())
+            .await
     }
 
     pub(crate) async fn ping(&self, deadline: Instant) -> Result<(), BackendError> {
         let outer = deadline_after(deadline, Duration::from_millis(50));
-        self.guard.until(outer, self.tier.ping(deadline)).await
+        self.guard
+            .until(Command::Ping, outer, self.tier.ping(deadline))
+            .await
     }
 }

@@ -99,6 +99,9 @@ pub(crate) struct Engine {
     pub(crate) lock: Option<LockSettings>,
     /// Keys this process is refreshing in the background.
     refreshing: refresh::Refreshing,
+    /// The L1's entries and bytes as last added into the process's gauges
+    /// (each engine adds its change, so the gauges hold every L1's sum).
+    l1_reported: std::sync::Mutex<(u64, u64)>,
     /// Fill locks this process gave up without removing them yet.
     abandoned: lock::Abandoned,
 }
@@ -124,6 +127,7 @@ async fn heartbeat(me: Weak<Engine>) {
         };
         tokio::time::sleep(tick).await;
         let Some(engine) = me.upgrade() else { return };
+        engine.report_l1_size();
         let l1 = engine.l1.as_deref().filter(|l1| l1.is_armed());
         let health = engine.health_check_interval;
         let due = l1.is_some()
@@ -193,6 +197,7 @@ impl Engine {
             breaker_cooldown: settings.breaker.cooldown,
             lock,
             refreshing: refresh::Refreshing::default(),
+            l1_reported: std::sync::Mutex::new((0, 0)),
             abandoned: lock::Abandoned::default(),
         }
     }
@@ -247,6 +252,7 @@ impl Engine {
             Err(envelope::DecodeError::Placeholder) => None,
             Err(reason) => {
                 self.counters.decode_failure();
+                crate::observe::decode_failure();
                 tracing::debug!(key, %reason, "stored value not usable; treating it as a miss");
                 None
             }
@@ -286,6 +292,7 @@ impl Engine {
         // A command the open breaker refused is counted by the breaker.
         if !matches!(source, BackendError::CircuitOpen(_)) {
             self.counters.error();
+            crate::observe::error(op);
         }
         CacheError::Backend {
             op,
@@ -301,6 +308,7 @@ impl Engine {
             return;
         }
         self.counters.error();
+        crate::observe::error(op);
         if self.degraded.swap(true, Ordering::Relaxed) {
             tracing::debug!(%op, key, %error, "cache backend still failing; running the body uncached");
         } else {
@@ -311,10 +319,35 @@ impl Engine {
         }
     }
 
+    /// Adds the L1's change in size since the last report to the gauges.
+    fn report_l1_size(&self) {
+        if !crate::observe::ON {
+            return;
+        }
+        let Some(l1) = &self.l1 else { return };
+        self.report_l1_as(l1.store.size());
+    }
+
+    fn report_l1_as(&self, now: (u64, u64)) {
+        let mut last = self.l1_reported.lock().unwrap_or_else(|p| p.into_inner());
+        let delta = |new: u64, old: u64| new as f64 - old as f64;
+        crate::observe::l1_size_change(delta(now.0, last.0), delta(now.1, last.1));
+        *last = now;
+    }
+
     pub(crate) fn recovered(&self) {
         self.start_health_checks();
         if self.degraded.load(Ordering::Relaxed) && self.degraded.swap(false, Ordering::Relaxed) {
             tracing::info!(backend = self.l2.kind(), "cache backend recovered");
+        }
+    }
+}
+
+impl Drop for Engine {
+    /// Its L1 leaves the gauges with it.
+    fn drop(&mut self) {
+        if crate::observe::ON && self.l1.is_some() {
+            self.report_l1_as((0, 0));
         }
     }
 }
@@ -382,7 +415,7 @@ impl Engine {
         ttl: Duration,
         tags: &[String],
     ) -> Result<(), BackendError> {
-        self.forget(full);
+        self.forget_counted(full.as_bytes());
         let written = self
             .l2
             .write(
@@ -410,7 +443,7 @@ impl Engine {
     /// future) once the command may have reached Redis, which does not tell
     /// this process of its own change.
     fn forgetting<'a>(&'a self, key: &'a str) -> Forgetting<'a> {
-        self.forget(key);
+        self.forget_counted(key.as_bytes());
         Forgetting { engine: self, key }
     }
 
@@ -435,8 +468,15 @@ impl Engine {
     }
 
     fn forget_bytes(&self, key: &[u8]) {
+        self.forget_counted(key);
+    }
+
+    /// [`forget`](Engine::forget), counted as a local invalidation: once
+    /// per change this process makes (a write forgets twice, counted once).
+    fn forget_counted(&self, key: &[u8]) {
         if let Some(l1) = &self.l1 {
             l1.forget(key);
+            crate::observe::invalidations(crate::observe::Invalidation::Local, 1);
         }
     }
 
@@ -530,6 +570,7 @@ impl Engine {
             let what = keys.iter().chain(tags).chain(patterns);
             let what = what.map(String::as_str).collect::<Vec<_>>().join(", ");
             self.counters.error();
+            crate::observe::error(Operation::Delete);
             tracing::warn!(
                 targets = %what,
                 timeout = ?self.evict_timeout,

@@ -5,17 +5,21 @@ use super::lock::{Held, Waited};
 use super::{deadline_after, Engine};
 use crate::backend::memory::Entry;
 use crate::backend::{Condition, TaggedWrite, TAG_VERSION_WINDOW};
-use crate::call::{Policy, Typed, L1 as SiteL1};
+use crate::call::{Policy, Site, Typed, L1 as SiteL1};
 use crate::flight::{Follower, Join, Leader, Shared};
+use crate::observe::{self, LockWait, Outcome, OutcomeCell};
 use crate::{envelope, Cache, Operation};
 use bytes::Bytes;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
+use tracing::Instrument as _;
 
 /// Where a call reads and writes: resolved cache, full key, TTL, tag keys.
 pub(crate) struct Target {
+    /// The function's site (its name, its metrics).
+    pub(crate) site: &'static Site,
     pub(crate) cache: Cache,
     pub(crate) key: String,
     pub(crate) ttl: Duration,
@@ -34,9 +38,16 @@ pub(crate) struct Target {
     pub(crate) schema: u64,
     /// Boxed: most calls have no tags, and the state machine stays small.
     pub(crate) tagging: Option<Box<Tagging>>,
+    /// How the call was answered, as its steps find out.
+    pub(crate) outcome: OutcomeCell,
 }
 
 impl Target {
+    /// Whether the call looks in an L1 before the L2.
+    pub(crate) fn tiered(&self) -> bool {
+        self.l1 != SiteL1::Off && self.cache.engine.l1.is_some()
+    }
+
     /// How long a value fresh for `ttl` is kept: with `stale`, that much
     /// longer (a stale value is served while it is refreshed).
     pub(crate) fn kept_for(&self, ttl: Duration) -> Duration {
@@ -100,13 +111,15 @@ enum Locked<'a, Out> {
 }
 
 /// The read-through path behind `#[cached]`, one state machine from lookup
-/// to store, holding `body` once and awaiting it in one place.
+/// to store, holding `body` once and awaiting it in one place, inside the
+/// call's `cache.call` span.
 ///
 /// `target` is `None` when there is no cache (or the key could not be
 /// built): the body just runs.
 // Deliberately not an `async fn`; see the comment in the body.
 #[allow(clippy::manual_async_fn)]
 pub(crate) fn get_or_compute<P, Out, F>(
+    site: &'static Site,
     target: Option<Target>,
     typed: Option<Typed<Out>>,
     mut body: F,
@@ -117,72 +130,91 @@ where
 {
     // A plain `fn` returning an `async move` block, not an `async fn`: an
     // `async fn` would keep its arguments twice (as captured and as moved
-    // into locals), and the body can be large.
+    // into locals), and the body can be large. The span is made when the
+    // call is (as `#[tracing::instrument]` makes its own).
+    let span = observe::call_span(site.name(), target.as_ref().map(|t| t.key.as_str()));
     async move {
         // SAFETY: `body` is captured by this future, which is pinned while it
         // runs, and is never moved again: the binding is shadowed here. Awaiting
         // through the pin (instead of `body.await`, which moves it into a second
         // slot) keeps one copy of the body in the state machine.
-        let mut body = unsafe { std::pin::Pin::new_unchecked(&mut body) };
+        let body = unsafe { std::pin::Pin::new_unchecked(&mut body) };
 
         // 1. Resolved already (`Call::target`): no cache, no caching.
         let Some(target) = target else {
-            return body.as_mut().await;
+            let out = body.await;
+            observe::call_done(site, Outcome::Uncached, false);
+            return out;
         };
-        let engine = &*target.cache.engine;
+        let out = 'steps: {
+            let target = &target;
+            let mut body = body;
+            let engine = &*target.cache.engine;
 
-        // 2. The L1 (or the memory store, which is its own L1).
-        let replace = match engine.l1_lookup::<P, Out>(&target, typed) {
-            Ok((out, _)) => return out,
-            Err(undecodable) => undecodable,
-        };
+            // 2. The L1 (or the memory store, which is its own L1).
+            let replace = match engine.l1_lookup::<P, Out>(target, typed) {
+                Ok((out, _)) => break 'steps out,
+                Err(undecodable) => undecodable,
+            };
 
-        // 3. Single flight: one load per key in this process. A follower
-        // whose leader failed (an `Err`, a cancelled call) joins again: one
-        // of the waiters leads the next load and the others wait for it, so
-        // a failing body runs one call at a time, not once per waiter at
-        // once; each caller still gets the result of a load. A follower
-        // whose leader had nothing else to share (a `None` not stored)
-        // loads for itself.
-        let mut alone = false;
-        let leader = loop {
-            match engine.flights.join(&target.key) {
-                Join::Follower(follower) => {
-                    // Boxed: the wait is the largest future here, and only
-                    // coalesced callers pay for it.
-                    match Box::pin(engine.follow::<P, Out>(&target, follower)).await {
-                        Ok(out) => return out,
-                        Err(true) => continue,
-                        // Its leader's result is not stored: load at once, without
-                        // the fill lock, as every caller would without it.
-                        Err(false) => {
-                            alone = true;
-                            break None;
+            // 3. Single flight: one load per key in this process. A follower
+            // whose leader failed (an `Err`, a cancelled call) joins again: one
+            // of the waiters leads the next load and the others wait for it, so
+            // a failing body runs one call at a time, not once per waiter at
+            // once; each caller still gets the result of a load. A follower
+            // whose leader had nothing else to share (a `None` not stored)
+            // loads for itself.
+            let mut alone = false;
+            let leader = loop {
+                match engine.flights.join(&target.key) {
+                    Join::Follower(follower) => {
+                        // Boxed: the wait is the largest future here, and only
+                        // coalesced callers pay for it.
+                        match Box::pin(engine.follow::<P, Out>(target, follower)).await {
+                            Ok(out) => break 'steps out,
+                            Err(true) => continue,
+                            // Its leader's result is not stored: load at once, without
+                            // the fill lock, as every caller would without it.
+                            Err(false) => {
+                                alone = true;
+                                break None;
+                            }
                         }
                     }
+                    Join::Leader(leader) => break Some(leader),
                 }
-                Join::Leader(leader) => break Some(leader),
-            }
-        };
+            };
 
-        // 4. The L2. Boxed, with its deadline: a network command's future is
-        // large, and inlining it would make every cached call's state
-        // machine (which each L1 hit moves) that much bigger.
-        let fill = match Box::pin(engine.l2_lookup::<P, Out>(&target, typed, replace)).await {
-            Ok((out, bytes)) => {
-                if let Some(leader) = leader {
-                    leader.finish(Some(bytes));
+            // 4. The L2. Boxed, with its deadline: a network command's future is
+            // large, and inlining it would make every cached call's state
+            // machine (which each L1 hit moves) that much bigger.
+            let fill = match Box::pin(engine.l2_lookup::<P, Out>(target, typed, replace)).await {
+                Ok((out, bytes)) => {
+                    if let Some(leader) = leader {
+                        leader.finish(Some(bytes));
+                    }
+                    break 'steps out;
                 }
-                return out;
-            }
-            Err(fill) => fill,
-        };
+                Err(fill) => fill,
+            };
 
-        // 5-7. The fill lock, the body, the store.
-        let mut fill = fill;
-        fill.skip_lock = alone;
-        Box::pin(engine.fill::<P, Out, F>(&target, typed, fill, leader, body)).await
+            // 5-7. The fill lock, the body, the store.
+            let mut fill = fill;
+            fill.skip_lock = alone;
+            break 'steps Box::pin(engine.fill::<P, Out, F>(
+                target,
+                typed,
+                fill,
+                leader,
+                body.as_mut(),
+            ))
+            .await;
+        };
+        let outcome = target.outcome.get();
+        observe::call_done(site, outcome, target.tiered());
+        out
     }
+    .instrument(span)
 }
 
 impl Engine {
@@ -224,6 +256,10 @@ impl Engine {
         } else {
             None
         };
+        if !fill.store {
+            // The lookup (or the lock) failed: the cache could not answer.
+            target.outcome.set(Outcome::Error);
+        }
         let started = Instant::now();
         let out = match (&held, self.lock) {
             (Some(held), Some(lock)) => self.holding(held, lock.lease, body).await,
@@ -231,6 +267,7 @@ impl Engine {
         };
         // The body's time goes into the envelope: early refresh's Δ.
         fill.load = started.elapsed();
+        observe::load(target.site, P::failed(&out), fill.load);
         self.store::<P, Out>(target, fill, leader, held, &out, typed)
             .await;
         out
@@ -257,8 +294,10 @@ impl Engine {
         let hit = |out, entry| {
             if is_l1 {
                 self.counters.l1_hit();
+                target.outcome.set(Outcome::L1Hit);
             } else {
                 self.counters.hit();
+                target.outcome.set(Outcome::L2Hit);
             }
             self.count_absent::<P, Out>(&out);
             Ok((out, entry))
@@ -302,6 +341,7 @@ impl Engine {
             .decode_counted::<P::Value>(key, &bytes, target.schema)
             .ok_or(false)?;
         self.counters.hit();
+        target.outcome.set(Outcome::L2Hit);
         let out = P::from_cached(value);
         self.count_absent::<P, Out>(&out);
         Ok(out)
@@ -375,6 +415,7 @@ impl Engine {
             Ok(Some(bytes)) if !replace => {
                 if let Some(value) = self.decode_counted::<P::Value>(key, &bytes, target.schema) {
                     self.counters.hit();
+                    target.outcome.set(Outcome::L2Hit);
                     self.recovered();
                     let out = P::from_cached(value);
                     self.count_absent::<P, Out>(&out);
@@ -447,6 +488,7 @@ impl Engine {
                     if !counted {
                         self.counters.miss();
                         self.counters.lock_takeover();
+                        observe::lock_wait(target.site, LockWait::Takeover);
                     }
                     return Locked::Held(held);
                 }
@@ -480,6 +522,8 @@ impl Engine {
                 }
                 self.counters.hit();
                 self.counters.lock_wait();
+                observe::lock_wait(target.site, LockWait::Value);
+                target.outcome.set(Outcome::L2Hit);
                 self.recovered();
                 let out = P::from_cached(value);
                 self.count_absent::<P, Out>(&out);
@@ -492,12 +536,14 @@ impl Engine {
                 if !counted {
                     self.counters.miss();
                 }
+                observe::lock_wait(target.site, LockWait::Takeover);
                 Locked::Held(held)
             }
             Waited::TimedOut => {
                 if !counted {
                     self.counters.miss();
                 }
+                observe::lock_wait(target.site, LockWait::Timeout);
                 Locked::Without
             }
             Waited::GaveUp => {

@@ -18,15 +18,17 @@
 use super::read::Target;
 use super::Engine;
 use crate::backend::{Condition, TaggedWrite};
-use crate::call::{Made, Policy, Typed, Want, L1 as SiteL1};
+use crate::call::{Made, Policy, Site, Typed, Want, L1 as SiteL1};
 use crate::envelope;
 use crate::flight::Join;
+use crate::observe::{self, Outcome};
 use crate::{Cache, Operation};
 use bytes::Bytes;
 use std::collections::HashSet;
 use std::future::Future;
 use std::sync::Mutex;
 use std::time::Duration;
+use tracing::Instrument as _;
 
 /// Keys this process is refreshing.
 #[derive(Default)]
@@ -129,6 +131,7 @@ fn read_u64(b: &[u8]) -> u64 {
 /// reason `get_or_compute` gives.
 #[allow(clippy::manual_async_fn)]
 pub(crate) fn get_or_refresh<P, Out, M, B, R>(
+    site: &'static Site,
     target: Option<Target>,
     typed: Option<Typed<Out>>,
     make: M,
@@ -140,65 +143,93 @@ where
     B: Future<Output = Out>,
     R: Future<Output = Out> + Send + 'static,
 {
+    let span = observe::call_span(site.name(), target.as_ref().map(|t| t.key.as_str()));
     async move {
-        let body = |make: M| match make(Want::Body) {
-            Made::Body(body) => body,
-            Made::Refresh(_) => unreachable!("asked for the body"),
-        };
         let Some(target) = target else {
-            return body(make).await;
+            let out = body_of(make).await;
+            observe::call_done(site, Outcome::Uncached, false);
+            return out;
         };
-        let engine = &*target.cache.engine;
+        let out = refresh_steps::<P, Out, M, B, R>(&target, typed, make).await;
+        let outcome = target.outcome.get();
+        observe::call_done(site, outcome, target.tiered());
+        out
+    }
+    .instrument(span)
+}
 
-        // The memory store or the L1, in one lookup. An L1 copy is never
-        // stale (it lives no longer than its value is fresh), but may be due
-        // for an early refresh.
-        let replace = match engine.l1_lookup::<P, Out>(&target, typed) {
-            Ok((out, entry)) => {
-                let due = due(&target, &entry.bytes);
-                if due != Due::No {
-                    engine.refresh_due::<P, Out, _, R>(&target, &entry.bytes, typed, make, due);
-                }
-                return out;
+/// The body, from the function's `make`.
+fn body_of<Out, M, B, R>(make: M) -> B
+where
+    M: FnOnce(Want) -> Made<B, R>,
+    B: Future<Output = Out>,
+{
+    match make(Want::Body) {
+        Made::Body(body) => body,
+        Made::Refresh(_) => unreachable!("asked for the body"),
+    }
+}
+
+/// The steps of [`get_or_refresh`] after resolving, each setting the
+/// call's outcome.
+async fn refresh_steps<P, Out, M, B, R>(target: &Target, typed: Option<Typed<Out>>, make: M) -> Out
+where
+    P: Policy<Out> + Send + 'static,
+    Out: Send + 'static,
+    M: FnOnce(Want) -> Made<B, R>,
+    B: Future<Output = Out>,
+    R: Future<Output = Out> + Send + 'static,
+{
+    let engine = &*target.cache.engine;
+
+    // The memory store or the L1, in one lookup. An L1 copy is never
+    // stale (it lives no longer than its value is fresh), but may be due
+    // for an early refresh.
+    let replace = match engine.l1_lookup::<P, Out>(target, typed) {
+        Ok((out, entry)) => {
+            let due = due(target, &entry.bytes);
+            if due != Due::No {
+                engine.refresh_due::<P, Out, _, R>(target, &entry.bytes, typed, make, due);
             }
-            Err(undecodable) => undecodable,
-        };
-        let mut alone = false;
-        let leader = loop {
-            match engine.flights.join(&target.key) {
-                Join::Follower(follower) => {
-                    match Box::pin(engine.follow::<P, Out>(&target, follower)).await {
-                        Ok(out) => return out,
-                        Err(true) => continue,
-                        // Its leader's result is not stored: load at once, without
-                        // the fill lock, as every caller would without it.
-                        Err(false) => {
-                            alone = true;
-                            break None;
-                        }
+            return out;
+        }
+        Err(undecodable) => undecodable,
+    };
+    let mut alone = false;
+    let leader = loop {
+        match engine.flights.join(&target.key) {
+            Join::Follower(follower) => {
+                match Box::pin(engine.follow::<P, Out>(target, follower)).await {
+                    Ok(out) => return out,
+                    Err(true) => continue,
+                    // Its leader's result is not stored: load at once, without
+                    // the fill lock, as every caller would without it.
+                    Err(false) => {
+                        alone = true;
+                        break None;
                     }
                 }
-                Join::Leader(leader) => break Some(leader),
             }
-        };
-        let fill = match Box::pin(engine.l2_lookup::<P, Out>(&target, typed, replace)).await {
-            Ok((out, bytes)) => {
-                if let Some(leader) = leader {
-                    leader.finish(Some(bytes.clone()));
-                }
-                let due = due(&target, &bytes);
-                if due != Due::No {
-                    engine.refresh_due::<P, Out, _, R>(&target, &bytes, typed, make, due);
-                }
-                return out;
+            Join::Leader(leader) => break Some(leader),
+        }
+    };
+    let fill = match Box::pin(engine.l2_lookup::<P, Out>(target, typed, replace)).await {
+        Ok((out, bytes)) => {
+            if let Some(leader) = leader {
+                leader.finish(Some(bytes.clone()));
             }
-            Err(fill) => fill,
-        };
-        let mut fill = fill;
-        fill.skip_lock = alone;
-        let body = std::pin::pin!(body(make));
-        Box::pin(engine.fill::<P, Out, B>(&target, typed, fill, leader, body)).await
-    }
+            let due = due(target, &bytes);
+            if due != Due::No {
+                engine.refresh_due::<P, Out, _, R>(target, &bytes, typed, make, due);
+            }
+            return out;
+        }
+        Err(fill) => fill,
+    };
+    let mut fill = fill;
+    fill.skip_lock = alone;
+    let body = std::pin::pin!(body_of(make));
+    Box::pin(engine.fill::<P, Out, B>(target, typed, fill, leader, body)).await
 }
 
 /// How long a process waits after a failed refresh of a key before the next
@@ -231,6 +262,7 @@ impl Drop for Claim<'_> {
 
 /// What a background refresh needs, owned.
 struct Job<Out: 'static> {
+    site: &'static Site,
     cache: Cache,
     key: String,
     ttl: Duration,
@@ -268,6 +300,7 @@ impl Engine {
     {
         if due == Due::Stale {
             self.counters.stale_hit();
+            target.outcome.set(Outcome::Stale);
         }
         self.refresh::<P, Out, B, R>(target, read, typed, make);
     }
@@ -301,6 +334,7 @@ impl Engine {
             unreachable!("asked for a refresh")
         };
         let job = Job {
+            site: target.site,
             cache: target.cache.clone(),
             key: target.key.clone(),
             ttl: target.ttl,
@@ -349,7 +383,10 @@ impl<Out: Send + 'static> Job<Out> {
             held.release(engine.l2.guard().timeout(), false).await;
         }
         match stored {
-            Refreshed::Stored => engine.counters.refreshed(),
+            Refreshed::Stored => {
+                engine.counters.refreshed();
+                observe::refresh(self.site, false);
+            }
             Refreshed::Refused => tracing::debug!(
                 key,
                 "refreshed value not stored: a newer value was written or the entry removed meanwhile"
@@ -396,8 +433,10 @@ impl<Out: Send + 'static> Job<Out> {
             None => future.await,
         };
         let load = started.elapsed();
+        observe::load(self.site, P::failed(&out), load);
         if P::failed(&out) {
             engine.counters.refresh_failed();
+            observe::refresh(self.site, true);
             tracing::debug!(
                 key,
                 "refresh failed: the stale value is served until its window ends"

@@ -623,6 +623,7 @@ where
                 }
             }
         }
+        crate::observe::write_behind_pending(&self.name, -(ids.len() as f64));
         self.report_dead(&dead);
         Ok(())
     }
@@ -634,6 +635,7 @@ where
         if dead.is_empty() {
             return;
         }
+        crate::observe::dead_letters(&self.name, dead.len() as u64);
         let place = match &self.source {
             Source::Stream(s) => s.dead_letter_key(),
             Source::Queue(_) => "nowhere (in-process queue: dropped)".to_owned(),

@@ -597,6 +597,7 @@ where
                 version
             }
         };
+        crate::observe::write_behind_pending(&shared.name, 1.0);
         let mut last = shared
             .last_written
             .lock()
@@ -791,6 +792,7 @@ where
 
     fn failed(&self, key: &str, source: BackendError) -> CacheError {
         self.shared.cache.engine.counters.error();
+        crate::observe::error(Operation::WriteBehind);
         CacheError::Backend {
             op: Operation::WriteBehind,
             key: key.to_owned(),
