@@ -110,6 +110,8 @@ pub(crate) fn call_done(site: &'static crate::call::Site, outcome: Outcome, tier
     let _ = (site, tiered);
 }
 
+#[cfg(all(test, feature = "metrics"))]
+pub(crate) use gather::flush_all;
 #[cfg(not(feature = "metrics"))]
 pub(crate) use off::*;
 #[cfg(feature = "metrics")]
@@ -261,10 +263,11 @@ mod on {
     use super::{Command, Evicted, Invalidation, LockWait, Outcome};
     use crate::call::Site;
     use crate::Operation;
-    use arc_swap::ArcSwapOption;
     use metrics::{Counter, Gauge, Histogram, Key, Label, Level, Metadata, Recorder, Unit};
     use std::collections::HashMap;
-    use std::sync::{Arc, Mutex, OnceLock};
+    use std::sync::atomic::AtomicPtr;
+    use std::sync::atomic::Ordering::{Acquire, Release};
+    use std::sync::{Mutex, OnceLock};
     use std::time::Duration;
 
     pub(crate) const ON: bool = true;
@@ -274,12 +277,21 @@ mod on {
 
     /// Handles registered with one recorder, kept while it stays the one
     /// in effect; a different one (a global recorder installed after the
-    /// first call, a test's local recorder) gets handles of its own.
-    pub(crate) struct Cached<T>(ArcSwapOption<(usize, T)>);
+    /// first call, a test's local recorder) gets handles of its own, kept
+    /// too. The handles in use are one atomic load away: sites and the
+    /// engine's set live for the process, and so do their handles (one set
+    /// per recorder the process ever used).
+    pub(crate) struct Cached<T: 'static> {
+        current: AtomicPtr<(usize, T)>,
+        all: Mutex<Vec<&'static (usize, T)>>,
+    }
 
-    impl<T> Cached<T> {
+    impl<T: 'static> Cached<T> {
         pub(crate) const fn new() -> Self {
-            Cached(ArcSwapOption::const_empty())
+            Cached {
+                current: AtomicPtr::new(std::ptr::null_mut()),
+                all: Mutex::new(Vec::new()),
+            }
         }
 
         #[inline]
@@ -290,17 +302,35 @@ mod on {
         ) -> R {
             metrics::with_recorder(|recorder| {
                 let id = recorder as *const dyn Recorder as *const () as usize;
-                let kept = self.0.load();
-                if let Some(kept) = &*kept {
+                // SAFETY: `current` is null or points into a leaked box of `all`.
+                if let Some(kept) = unsafe { self.current.load(Acquire).as_ref() } {
                     if kept.0 == id {
                         return f(&kept.1);
                     }
                 }
-                drop(kept);
-                let fresh = Arc::new((id, make(recorder)));
-                self.0.store(Some(Arc::clone(&fresh)));
-                f(&fresh.1)
+                f(&self.switch(id, recorder, make).1)
             })
+        }
+
+        #[cold]
+        fn switch(
+            &self,
+            id: usize,
+            recorder: &dyn Recorder,
+            make: impl FnOnce(&dyn Recorder) -> T,
+        ) -> &'static (usize, T) {
+            let mut all = self.all.lock().unwrap_or_else(|p| p.into_inner());
+            let kept = match all.iter().find(|k| k.0 == id) {
+                Some(kept) => *kept,
+                None => {
+                    let kept: &'static (usize, T) = Box::leak(Box::new((id, make(recorder))));
+                    all.push(kept);
+                    kept
+                }
+            };
+            self.current
+                .store(kept as *const (usize, T) as *mut (usize, T), Release);
+            kept
         }
     }
 
@@ -345,11 +375,8 @@ mod on {
     /// A read site's handles (`#[cached]`): its gets, loads, lock waits
     /// and refreshes.
     pub(crate) struct Reads {
-        l1_hit: Counter,
-        l1_miss: Counter,
-        l2_hit: Counter,
-        l2_miss: Counter,
-        l2_stale: Counter,
+        /// l1 hit, l1 miss, l2 hit, l2 miss, l2 stale (see [`Reads::got`]).
+        gets: super::gather::Counters,
         load_ok: Counter,
         load_err: Counter,
         load_seconds: Histogram,
@@ -372,11 +399,13 @@ mod on {
                 )
             };
             Reads {
-                l1_hit: get("l1", "hit"),
-                l1_miss: get("l1", "miss"),
-                l2_hit: get("l2", "hit"),
-                l2_miss: get("l2", "miss"),
-                l2_stale: get("l2", "stale"),
+                gets: super::gather::Counters::new(vec![
+                    get("l1", "hit"),
+                    get("l1", "miss"),
+                    get("l2", "hit"),
+                    get("l2", "miss"),
+                    get("l2", "stale"),
+                ]),
                 load_ok: counter(r, "cache_loads_total", &[f, ("result", "ok")]),
                 load_err: counter(r, "cache_loads_total", &[f, ("result", "err")]),
                 load_seconds: histogram(r, "cache_load_duration_seconds", &[f]),
@@ -390,24 +419,26 @@ mod on {
 
         #[inline]
         pub(crate) fn got(&self, outcome: Outcome, tiered: bool) {
+            const L1_HIT: usize = 0;
+            const L1_MISS: usize = 1;
             let l2 = match outcome {
                 Outcome::Uncached => return,
-                Outcome::L1Hit => return self.l1_hit.increment(1),
-                Outcome::L2Hit => &self.l2_hit,
-                Outcome::Miss => &self.l2_miss,
-                Outcome::Stale => &self.l2_stale,
+                Outcome::L1Hit => return self.gets.add(L1_HIT),
+                Outcome::L2Hit => 2,
+                Outcome::Miss => 3,
+                Outcome::Stale => 4,
                 // Counted in cache_errors_total; the L1 (if any) missed.
                 Outcome::Error => {
                     if tiered {
-                        self.l1_miss.increment(1);
+                        self.gets.add(L1_MISS);
                     }
                     return;
                 }
             };
             if tiered {
-                self.l1_miss.increment(1);
+                self.gets.add(L1_MISS);
             }
-            l2.increment(1);
+            self.gets.add(l2);
         }
     }
 
@@ -479,7 +510,7 @@ mod on {
     /// the same series: they carry no cache's name).
     struct Engine {
         errors: HashMap<&'static str, Counter>,
-        commands: Vec<Histogram>,
+        commands: super::gather::Times,
         breaker_open: Gauge,
         breaker_opens: Counter,
         l1_entries: Gauge,
@@ -529,16 +560,18 @@ mod on {
                     )
                 })
                 .collect();
-            let commands = Command::ALL
-                .iter()
-                .map(|c| {
-                    histogram(
-                        r,
-                        "cache_redis_command_duration_seconds",
-                        &[("command", c.as_str())],
-                    )
-                })
-                .collect();
+            let commands = super::gather::Times::new(
+                Command::ALL
+                    .iter()
+                    .map(|c| {
+                        histogram(
+                            r,
+                            "cache_redis_command_duration_seconds",
+                            &[("command", c.as_str())],
+                        )
+                    })
+                    .collect(),
+            );
             let source = |s| counter(r, "cache_invalidations_total", &[("source", s)]);
             Engine {
                 errors,
@@ -744,7 +777,7 @@ mod on {
 
     #[inline]
     pub(crate) fn command(command: Command, took: Duration) {
-        engine(|e| e.commands[command as usize].record(took.as_secs_f64()));
+        engine(|e| e.commands.record(command as usize, took));
     }
 
     /// The breaker is open (or closed) now; `opened`: it just opened.
@@ -783,6 +816,9 @@ mod on {
         stream(stream_name, |(_, dead)| dead.increment(n));
     }
 }
+
+#[cfg(feature = "metrics")]
+mod gather;
 
 #[cfg(test)]
 mod tests;

@@ -194,6 +194,21 @@ impl Exporter {
         (status, String::from_utf8(body.to_vec()).unwrap())
     }
 
+    /// [`Exporter::metric`] once it has stopped moving: read until two
+    /// reads a flush apart (1 s) agree, for at most 5 s.
+    async fn settled(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+        let mut last = self.metric(name, labels).await;
+        for _ in 0..5 {
+            tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+            let now = self.metric(name, labels).await;
+            if now == last {
+                return now;
+            }
+            last = now;
+        }
+        last
+    }
+
     /// The Prometheus text's value of the series `name` whose labels
     /// include every one of `labels` (summed; 0 if absent).
     async fn metric(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
@@ -234,11 +249,8 @@ async fn the_exporter_serves_counters_that_move_by_what_was_called(server: Redis
     let gets = |tier: &'static str, result: &'static str| {
         [("function", PRODUCT), ("tier", tier), ("result", result)]
     };
-    let before_help = exporter.get("/metrics").await.1;
-    assert_eq!(
-        sample(&before_help, "cache_gets_total", &gets("l2", "hit")),
-        0.0
-    );
+    let before = exporter.get("/metrics").await.1;
+    assert_eq!(sample(&before, "cache_gets_total", &gets("l2", "hit")), 0.0);
 
     // One miss, then hits: the first from Redis (the L1 had not seen the
     // key), the rest from the L1; and a product that does not exist.
@@ -251,28 +263,25 @@ async fn the_exporter_serves_counters_that_move_by_what_was_called(server: Redis
     }
     assert_eq!(exporter.get("/product/5000").await.0, 404);
 
+    // The hit path's counts reach the recorder within about a second.
+    let settled = |name: &'static str, labels: Vec<(&'static str, &'static str)>| {
+        let exporter = &exporter;
+        async move { exporter.settled(name, &labels).await }
+    };
     assert_eq!(
-        exporter
-            .metric("cache_gets_total", &gets("l2", "miss"))
-            .await,
+        settled("cache_gets_total", gets("l2", "miss").to_vec()).await,
         2.0
     );
     assert_eq!(
-        exporter
-            .metric("cache_gets_total", &gets("l2", "hit"))
-            .await,
+        settled("cache_gets_total", gets("l2", "hit").to_vec()).await,
         1.0
     );
     assert_eq!(
-        exporter
-            .metric("cache_gets_total", &gets("l1", "hit"))
-            .await,
+        settled("cache_gets_total", gets("l1", "hit").to_vec()).await,
         3.0
     );
     assert_eq!(
-        exporter
-            .metric("cache_gets_total", &gets("l1", "miss"))
-            .await,
+        settled("cache_gets_total", gets("l1", "miss").to_vec()).await,
         3.0,
         "the two misses and the L2 hit"
     );
@@ -287,13 +296,15 @@ async fn the_exporter_serves_counters_that_move_by_what_was_called(server: Redis
             .await,
         2.0
     );
-    let redis_gets = exporter
-        .metric(
+    assert_eq!(
+        settled(
             "cache_redis_command_duration_seconds_count",
-            &[("command", "get")],
+            vec![("command", "get")]
         )
-        .await;
-    assert_eq!(redis_gets, 3.0, "Redis was asked for the key three times");
+        .await,
+        3.0,
+        "Redis was asked for the key three times"
+    );
     assert!(exporter.metric("cache_l1_entries", &[]).await >= 0.0);
     // Help texts and types for dashboards.
     let text = exporter.get("/metrics").await.1;
@@ -306,17 +317,10 @@ async fn the_exporter_serves_counters_that_move_by_what_was_called(server: Redis
 
     // Another process changes the key: the L1 hears of it.
     server.cmd(&["DEL", "exporter:product:7"]);
-    let mut heard = 0.0;
-    for _ in 0..200 {
-        heard = exporter
-            .metric("cache_invalidations_total", &[("source", "redis")])
-            .await;
-        if heard >= 1.0 {
-            break;
-        }
-        tokio::time::sleep(SHORT).await;
-    }
-    assert_eq!(heard, 1.0);
+    assert_eq!(
+        settled("cache_invalidations_total", vec![("source", "redis")]).await,
+        1.0
+    );
     assert_eq!(exporter.get("/product/7").await.0, 200);
     assert_eq!(
         exporter.metric("cache_loads_total", &loads).await,

@@ -234,6 +234,33 @@ fn a_failing_backend_makes_the_outcome_error() {
     assert_eq!(capture.outcomes(), ["error"]);
 }
 
+#[cached(ttl = 1, stale = "1h", key = "rate:{id}")]
+async fn rate(id: u64) -> u64 {
+    tracing::info!("rate body");
+    id
+}
+
+#[test]
+fn a_value_past_its_ttl_is_served_with_the_outcome_stale() {
+    let (capture, ()) = traced(tracing::Level::DEBUG, async {
+        let cache = Cache::builder().build().unwrap();
+        assert_eq!(cache.scope(rate(1)).await, 1);
+        // Fresh for one second (on the wall clock, as the envelope keeps it).
+        std::thread::sleep(Duration::from_millis(1100));
+        assert_eq!(cache.scope(rate(1)).await, 1);
+        // The refresh runs in the background: once it stored, a hit.
+        for _ in 0..100 {
+            if cache.stats().refreshes == 1 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(cache.stats().refreshes, 1);
+        assert_eq!(cache.scope(rate(1)).await, 1);
+    });
+    assert_eq!(capture.outcomes(), ["miss", "stale", "l2_hit"]);
+}
+
 mod instrumented {
     use super::*;
 
@@ -337,6 +364,8 @@ mod metrics {
             .build()
             .unwrap();
         let out = runtime.block_on(f);
+        // The hit path's counts reach the recorder once a second: now.
+        crate::observe::flush_all();
         (snapshotter, out)
     }
 
@@ -503,6 +532,37 @@ mod metrics {
         assert_eq!(
             counter(&v, "cache_loads_total", &[("function", "metered")]),
             4
+        );
+    }
+
+    #[test]
+    fn a_stale_hit_and_its_refresh_count_as_such() {
+        let (snap, ()) = recorded(async {
+            let cache = Cache::builder().build().unwrap();
+            cache.scope(rate(2)).await;
+            std::thread::sleep(Duration::from_millis(1100));
+            cache.scope(rate(2)).await;
+            for _ in 0..100 {
+                if cache.stats().refreshes == 1 {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        });
+        let v = snap.snapshot().into_vec();
+        let f = ("function", "rate");
+        assert_eq!(
+            counter(&v, "cache_gets_total", &[f, ("result", "stale")]),
+            1
+        );
+        assert_eq!(
+            counter(&v, "cache_refreshes_total", &[f, ("result", "ok")]),
+            1
+        );
+        assert_eq!(
+            counter(&v, "cache_loads_total", &[f, ("result", "ok")]),
+            2,
+            "the miss and the refresh"
         );
     }
 
