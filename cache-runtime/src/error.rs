@@ -32,9 +32,10 @@ pub enum Operation {
     ServerInfo,
 }
 
-impl fmt::Display for Operation {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+impl Operation {
+    /// The name in logs, errors and the `operation` label of metrics.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
             Operation::Get => "get",
             Operation::Set => "set",
             Operation::Delete => "delete",
@@ -44,7 +45,13 @@ impl fmt::Display for Operation {
             Operation::WriteBehind => "write_behind",
             Operation::Lock => "lock",
             Operation::ServerInfo => "server_info",
-        })
+        }
+    }
+}
+
+impl fmt::Display for Operation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
     }
 }
 

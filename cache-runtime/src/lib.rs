@@ -41,6 +41,11 @@
 //!   through its client tracking.
 //! - The direct API ([`Cache::get`], [`Cache::set`], ...) returns
 //!   [`CacheError`] so code can tell a miss from a failure.
+//! - Each cached call runs in a `cache.call` span (DEBUG, target
+//!   `cache_runtime::call`: `function`, `outcome`, the key at TRACE); with the
+//!   `metrics` feature the cache reports counters, gauges and histograms to
+//!   the application's [`metrics`](https://docs.rs/metrics/0.24) recorder;
+//!   [`Cache::server_info`] reads Redis's own figures. The README lists them.
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(missing_docs)]

@@ -533,27 +533,13 @@ mod on {
         Operation::ServerInfo,
     ];
 
-    fn operation_name(op: Operation) -> &'static str {
-        match op {
-            Operation::Get => "get",
-            Operation::Set => "set",
-            Operation::Delete => "delete",
-            Operation::Exists => "exists",
-            Operation::ClearPattern => "clear_pattern",
-            Operation::InvalidateTags => "invalidate_tags",
-            Operation::WriteBehind => "write_behind",
-            Operation::Lock => "lock",
-            Operation::ServerInfo => "server_info",
-        }
-    }
-
     impl Engine {
         fn new(r: &dyn Recorder) -> Engine {
             describe(r);
             let errors = OPERATIONS
                 .iter()
                 .map(|&op| {
-                    let name = operation_name(op);
+                    let name = op.name();
                     (
                         name,
                         counter(r, "cache_errors_total", &[("operation", name)]),
@@ -769,7 +755,7 @@ mod on {
     #[inline]
     pub(crate) fn error(op: Operation) {
         engine(|e| {
-            if let Some(c) = e.errors.get(operation_name(op)) {
+            if let Some(c) = e.errors.get(op.name()) {
                 c.increment(1);
             }
         });

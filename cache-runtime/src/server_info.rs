@@ -74,12 +74,7 @@ impl ServerInfo {
     /// ```
     #[must_use]
     pub fn hit_rate(&self) -> f64 {
-        let total = self.keyspace_hits + self.keyspace_misses;
-        if total == 0 {
-            0.0
-        } else {
-            self.keyspace_hits as f64 / total as f64
-        }
+        crate::stats::hit_rate(self.keyspace_hits, self.keyspace_misses)
     }
 
     /// Reads the text of Redis's `INFO` reply. Fields it does not have (an

@@ -376,41 +376,42 @@ mod metrics {
         DebugValue,
     )>;
 
-    /// The counter `name` whose labels include every one of `labels`.
-    fn counter(values: &Values, name: &str, labels: &[(&str, &str)]) -> u64 {
+    /// The values of the metrics of `kind` called `name` whose labels
+    /// include every one of `labels` (a label's value ending with the one
+    /// given: function names carry their module path).
+    fn matching<'v>(
+        values: &'v Values,
+        kind: MetricKind,
+        name: &'v str,
+        labels: &'v [(&str, &str)],
+    ) -> impl Iterator<Item = &'v DebugValue> {
         values
             .iter()
-            .filter(|(k, ..)| k.kind() == MetricKind::Counter && k.key().name() == name)
-            .filter(|(k, ..)| {
+            .filter(move |(k, ..)| k.kind() == kind && k.key().name() == name)
+            .filter(move |(k, ..)| {
                 labels.iter().all(|(lk, lv)| {
                     k.key()
                         .labels()
                         .any(|l| l.key() == *lk && l.value().ends_with(lv))
                 })
             })
-            .map(|(.., v)| match v {
-                DebugValue::Counter(n) => *n,
-                _ => 0,
-            })
-            .sum()
+            .map(|(.., v)| v)
+    }
+
+    fn counter(values: &Values, name: &str, labels: &[(&str, &str)]) -> u64 {
+        let counts = matching(values, MetricKind::Counter, name, labels).map(|v| match v {
+            DebugValue::Counter(n) => *n,
+            _ => 0,
+        });
+        counts.sum()
     }
 
     fn histogram_count(values: &Values, name: &str, labels: &[(&str, &str)]) -> usize {
-        values
-            .iter()
-            .filter(|(k, ..)| k.kind() == MetricKind::Histogram && k.key().name() == name)
-            .filter(|(k, ..)| {
-                labels.iter().all(|(lk, lv)| {
-                    k.key()
-                        .labels()
-                        .any(|l| l.key() == *lk && l.value().ends_with(lv))
-                })
-            })
-            .map(|(.., v)| match v {
-                DebugValue::Histogram(v) => v.len(),
-                _ => 0,
-            })
-            .sum()
+        let lens = matching(values, MetricKind::Histogram, name, labels).map(|v| match v {
+            DebugValue::Histogram(v) => v.len(),
+            _ => 0,
+        });
+        lens.sum()
     }
 
     #[cached(ttl = 60, key = "m:{id}")]
