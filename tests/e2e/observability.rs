@@ -305,7 +305,9 @@ async fn the_exporter_serves_counters_that_move_by_what_was_called(server: Redis
         3.0,
         "Redis was asked for the key three times"
     );
-    assert!(exporter.metric("cache_l1_entries", &[]).await >= 0.0);
+    // The L1 holds product 7 (the gauges are updated each second).
+    assert_eq!(settled("cache_l1_entries", vec![]).await, 1.0);
+    assert!(exporter.metric("cache_l1_bytes", &[]).await > 0.0);
     // Help texts and types for dashboards.
     let text = exporter.get("/metrics").await.1;
     assert!(text.contains("# TYPE cache_gets_total counter"), "{text}");
@@ -328,7 +330,8 @@ async fn the_exporter_serves_counters_that_move_by_what_was_called(server: Redis
         "loaded again"
     );
 
-    // Redis gone: the call still answers; the failure is counted by operation.
+    // Redis gone: the call still answers; the failure is counted by
+    // operation, and the L1, which can no longer hear of changes, is emptied.
     drop(server);
     assert_eq!(exporter.get("/product/8").await.0, 200);
     assert_eq!(
@@ -337,6 +340,8 @@ async fn the_exporter_serves_counters_that_move_by_what_was_called(server: Redis
             .await,
         1.0
     );
+    assert!(settled("cache_invalidations_total", vec![("source", "flush")]).await >= 1.0);
+    assert_eq!(settled("cache_l1_entries", vec![]).await, 0.0);
 }
 
 #[tokio::test]

@@ -567,6 +567,62 @@ mod metrics {
         );
     }
 
+    /// A sink that takes every batch.
+    struct Nowhere;
+
+    impl crate::write_behind::Sink<u64> for Nowhere {
+        async fn write(
+            &self,
+            _: Vec<crate::write_behind::Item<u64>>,
+        ) -> Result<(), crate::write_behind::SinkError> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn the_write_behind_backlog_moves_with_writes_and_deliveries() {
+        let (snap, ()) = recorded(async {
+            let cache = Cache::builder().build().unwrap();
+            let orders = cache
+                .write_behind("orders", Nowhere)
+                .interval(Duration::from_secs(3600))
+                .start()
+                .unwrap();
+            for i in 0..3 {
+                orders.write(&format!("o{i}"), &i).await.unwrap();
+            }
+            orders.flush().await.unwrap();
+            for i in 3..5 {
+                orders.write(&format!("o{i}"), &i).await.unwrap();
+            }
+        });
+        let v = snap.snapshot().into_vec();
+        let pending = v
+            .iter()
+            .find(|(k, ..)| k.key().name() == "cache_write_behind_pending")
+            .map(|(k, .., value)| {
+                (
+                    k.key()
+                        .labels()
+                        .map(|l| l.value().to_owned())
+                        .collect::<Vec<_>>(),
+                    value,
+                )
+            });
+        assert!(
+            matches!(&pending, Some((labels, DebugValue::Gauge(g))) if labels == &["orders"] && g.into_inner() == 2.0),
+            "five written, three delivered: {pending:?}"
+        );
+        assert_eq!(
+            counter(
+                &v,
+                "cache_write_behind_dead_letters_total",
+                &[("stream", "orders")]
+            ),
+            0
+        );
+    }
+
     #[test]
     fn a_recorder_installed_after_the_first_call_gets_the_next_calls() {
         // The first call registers its handles with no recorder (the noop).
