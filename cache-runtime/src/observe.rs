@@ -94,15 +94,23 @@ pub(crate) fn call_span(function: &'static str, key: Option<&str>) -> tracing::S
     span
 }
 
-/// Ends a call, from inside its span: the span's `outcome`, and
-/// `cache_gets_total`. `tiered`: the call looked in an L1 before the L2.
+/// Ends a call, from inside its span (if `traced`: it has one): the span's
+/// `outcome`, and `cache_gets_total`. `tiered`: the call looked in an L1
+/// before the L2.
 #[inline]
-pub(crate) fn call_done(site: &'static crate::call::Site, outcome: Outcome, tiered: bool) {
-    let span = tracing::Span::current();
-    // The current span is this call's, unless its span is off (then it
-    // may be a caller's span, which is left alone).
-    if span.metadata().is_some_and(|m| m.name() == "cache.call") {
-        span.record("outcome", outcome.as_str());
+pub(crate) fn call_done(
+    site: &'static crate::call::Site,
+    traced: bool,
+    outcome: Outcome,
+    tiered: bool,
+) {
+    if traced {
+        // The current span is this call's (checked all the same: a
+        // caller's span is left alone).
+        let span = tracing::Span::current();
+        if span.metadata().is_some_and(|m| m.name() == "cache.call") {
+            span.record("outcome", outcome.as_str());
+        }
     }
     #[cfg(feature = "metrics")]
     site.metrics().reads(|h| h.got(outcome, tiered));

@@ -133,7 +133,10 @@ where
     // into locals), and the body can be large. The span is made when the
     // call is (as `#[tracing::instrument]` makes its own).
     let span = observe::call_span(site.name(), target.as_ref().map(|t| t.key.as_str()));
-    async move {
+    // Without a subscriber for the span, no span at all: not even a
+    // disabled one's enter and exit on every poll.
+    let traced = !span.is_disabled();
+    let steps = async move {
         // SAFETY: `body` is captured by this future, which is pinned while it
         // runs, and is never moved again: the binding is shadowed here. Awaiting
         // through the pin (instead of `body.await`, which moves it into a second
@@ -143,7 +146,7 @@ where
         // 1. Resolved already (`Call::target`): no cache, no caching.
         let Some(target) = target else {
             let out = body.await;
-            observe::call_done(site, Outcome::Uncached, false);
+            observe::call_done(site, traced, Outcome::Uncached, false);
             return out;
         };
         let out = 'steps: {
@@ -211,10 +214,14 @@ where
             .await;
         };
         let outcome = target.outcome.get();
-        observe::call_done(site, outcome, target.tiered());
+        observe::call_done(site, traced, outcome, target.tiered());
         out
+    };
+    if traced {
+        futures_util::future::Either::Right(steps.instrument(span))
+    } else {
+        futures_util::future::Either::Left(steps)
     }
-    .instrument(span)
 }
 
 impl Engine {

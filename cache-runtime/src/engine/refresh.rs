@@ -144,18 +144,25 @@ where
     R: Future<Output = Out> + Send + 'static,
 {
     let span = observe::call_span(site.name(), target.as_ref().map(|t| t.key.as_str()));
-    async move {
+    // Without a subscriber for the span, no span at all: not even a
+    // disabled one's enter and exit on every poll.
+    let traced = !span.is_disabled();
+    let steps = async move {
         let Some(target) = target else {
             let out = body_of(make).await;
-            observe::call_done(site, Outcome::Uncached, false);
+            observe::call_done(site, traced, Outcome::Uncached, false);
             return out;
         };
         let out = refresh_steps::<P, Out, M, B, R>(&target, typed, make).await;
         let outcome = target.outcome.get();
-        observe::call_done(site, outcome, target.tiered());
+        observe::call_done(site, traced, outcome, target.tiered());
         out
+    };
+    if traced {
+        futures_util::future::Either::Right(steps.instrument(span))
+    } else {
+        futures_util::future::Either::Left(steps)
     }
-    .instrument(span)
 }
 
 /// The body, from the function's `make`.
