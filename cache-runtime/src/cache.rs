@@ -328,12 +328,18 @@ impl Cache {
     /// # }
     /// ```
     pub async fn server_info(&self) -> Result<ServerInfo, CacheError> {
-        let nodes = self
-            .engine
-            .l2
-            .server_info()
-            .await
-            .map_err(|e| self.engine.failed(Operation::ServerInfo, "", e))?;
+        let nodes = match self.engine.l2.server_info().await {
+            Ok(nodes) => nodes,
+            // Not a failure of the store: it has no such figures.
+            Err(source @ crate::BackendError::Unsupported(_)) => {
+                return Err(CacheError::Backend {
+                    op: Operation::ServerInfo,
+                    key: String::new(),
+                    source,
+                })
+            }
+            Err(e) => return Err(self.engine.failed(Operation::ServerInfo, "", e)),
+        };
         Ok(ServerInfo::summed(nodes))
     }
 

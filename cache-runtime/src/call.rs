@@ -515,8 +515,9 @@ impl Call {
             if let Some(mut target) = target {
                 target.ttl = target.ttl_for::<P, _>(&out);
                 if let Some(value) = P::cacheable(&out) {
-                    target.cache.engine.put(&target, value).await;
-                    crate::observe::put(target.site);
+                    if target.cache.engine.put(&target, value).await {
+                        crate::observe::put(target.site);
+                    }
                 }
             }
             out

@@ -142,6 +142,10 @@ pub(crate) enum LockWait {
     Timeout,
     /// The holder gave up or died: the caller took the lock.
     Takeover,
+    /// The holder had nothing to store (a result not cached): the caller loads.
+    GaveUp,
+    /// Redis failed during the wait: the caller loads.
+    Error,
 }
 
 /// How the L1 learned that a copy was out of date (`cache_invalidations_total`).
@@ -244,7 +248,9 @@ mod off {
     #[inline(always)]
     pub(crate) fn command(_: Command, _: Duration) {}
     #[inline(always)]
-    pub(crate) fn breaker(_: bool, _: bool) {}
+    pub(crate) fn breaker_opened() {}
+    #[inline(always)]
+    pub(crate) fn breaker_closed() {}
     #[inline(always)]
     pub(crate) fn l1_size_change(_: f64, _: f64) {}
     #[inline(always)]
@@ -275,7 +281,7 @@ mod on {
     use std::collections::HashMap;
     use std::sync::atomic::AtomicPtr;
     use std::sync::atomic::Ordering::{Acquire, Release};
-    use std::sync::{Mutex, OnceLock};
+    use std::sync::Mutex;
     use std::time::Duration;
 
     pub(crate) const ON: bool = true;
@@ -290,8 +296,35 @@ mod on {
     /// engine's set live for the process, and so do their handles (one set
     /// per recorder the process ever used).
     pub(crate) struct Cached<T: 'static> {
-        current: AtomicPtr<(usize, T)>,
-        all: Mutex<Vec<&'static (usize, T)>>,
+        current: AtomicPtr<(RecorderId, T)>,
+        all: Mutex<Vec<&'static (RecorderId, T)>>,
+    }
+
+    /// Which recorder: its address and its type's vtable (two recorders of
+    /// zero size share an address; of one type, they are alike anyway).
+    #[derive(Clone, Copy)]
+    pub(crate) struct RecorderId(*const (dyn Recorder + 'static));
+
+    // SAFETY: never dereferenced; only compared.
+    unsafe impl Send for RecorderId {}
+    // SAFETY: as above.
+    unsafe impl Sync for RecorderId {}
+
+    impl RecorderId {
+        fn of(recorder: &dyn Recorder) -> RecorderId {
+            let p: *const (dyn Recorder + '_) = recorder;
+            // SAFETY: only the trait object's lifetime changes; the pointer
+            // is never dereferenced.
+            RecorderId(unsafe {
+                std::mem::transmute::<*const (dyn Recorder + '_), *const (dyn Recorder + 'static)>(
+                    p,
+                )
+            })
+        }
+
+        fn is(self, other: RecorderId) -> bool {
+            std::ptr::eq(self.0, other.0)
+        }
     }
 
     impl<T: 'static> Cached<T> {
@@ -309,10 +342,10 @@ mod on {
             f: impl FnOnce(&T) -> R,
         ) -> R {
             metrics::with_recorder(|recorder| {
-                let id = recorder as *const dyn Recorder as *const () as usize;
+                let id = RecorderId::of(recorder);
                 // SAFETY: `current` is null or points into a leaked box of `all`.
                 if let Some(kept) = unsafe { self.current.load(Acquire).as_ref() } {
-                    if kept.0 == id {
+                    if kept.0.is(id) {
                         return f(&kept.1);
                     }
                 }
@@ -323,21 +356,23 @@ mod on {
         #[cold]
         fn switch(
             &self,
-            id: usize,
+            id: RecorderId,
             recorder: &dyn Recorder,
             make: impl FnOnce(&dyn Recorder) -> T,
-        ) -> &'static (usize, T) {
+        ) -> &'static (RecorderId, T) {
             let mut all = self.all.lock().unwrap_or_else(|p| p.into_inner());
-            let kept = match all.iter().find(|k| k.0 == id) {
+            let kept = match all.iter().find(|k| k.0.is(id)) {
                 Some(kept) => *kept,
                 None => {
-                    let kept: &'static (usize, T) = Box::leak(Box::new((id, make(recorder))));
+                    let kept: &'static (RecorderId, T) = Box::leak(Box::new((id, make(recorder))));
                     all.push(kept);
                     kept
                 }
             };
-            self.current
-                .store(kept as *const (usize, T) as *mut (usize, T), Release);
+            self.current.store(
+                kept as *const (RecorderId, T) as *mut (RecorderId, T),
+                Release,
+            );
             kept
         }
     }
@@ -391,6 +426,8 @@ mod on {
         lock_value: Counter,
         lock_timeout: Counter,
         lock_takeover: Counter,
+        lock_gave_up: Counter,
+        lock_error: Counter,
         refresh_ok: Counter,
         refresh_err: Counter,
     }
@@ -420,6 +457,8 @@ mod on {
                 lock_value: counter(r, "cache_lock_waits_total", &[f, ("result", "value")]),
                 lock_timeout: counter(r, "cache_lock_waits_total", &[f, ("result", "timeout")]),
                 lock_takeover: counter(r, "cache_lock_waits_total", &[f, ("result", "takeover")]),
+                lock_gave_up: counter(r, "cache_lock_waits_total", &[f, ("result", "gave_up")]),
+                lock_error: counter(r, "cache_lock_waits_total", &[f, ("result", "error")]),
                 refresh_ok: counter(r, "cache_refreshes_total", &[f, ("result", "ok")]),
                 refresh_err: counter(r, "cache_refreshes_total", &[f, ("result", "err")]),
             }
@@ -613,13 +652,10 @@ mod on {
 
     /// Once per recorder: the metrics' units and help texts.
     fn describe(r: &dyn Recorder) {
-        static DESCRIBED: OnceLock<Mutex<Vec<usize>>> = OnceLock::new();
-        let id = r as *const dyn Recorder as *const () as usize;
-        let mut done = DESCRIBED
-            .get_or_init(Default::default)
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        if done.contains(&id) {
+        static DESCRIBED: Mutex<Vec<RecorderId>> = Mutex::new(Vec::new());
+        let id = RecorderId::of(r);
+        let mut done = DESCRIBED.lock().unwrap_or_else(|p| p.into_inner());
+        if done.iter().any(|d| d.is(id)) {
             return;
         }
         done.push(id);
@@ -682,7 +718,7 @@ mod on {
         (
             "cache_breaker_open",
             Unit::Count,
-            "1 while the circuit breaker is open",
+            "Circuit breakers open now (one per cache)",
         ),
         ("cache_l1_entries", Unit::Count, "Entries in the L1"),
         (
@@ -755,6 +791,8 @@ mod on {
                 LockWait::Value => &h.lock_value,
                 LockWait::Timeout => &h.lock_timeout,
                 LockWait::Takeover => &h.lock_takeover,
+                LockWait::GaveUp => &h.lock_gave_up,
+                LockWait::Error => &h.lock_error,
             }
             .increment(1)
         });
@@ -774,14 +812,18 @@ mod on {
         engine(|e| e.commands.record(command as usize, took));
     }
 
-    /// The breaker is open (or closed) now; `opened`: it just opened.
-    pub(crate) fn breaker(open: bool, opened: bool) {
+    /// A breaker opened: one more open (the gauge counts the process's
+    /// open breakers, one per cache).
+    pub(crate) fn breaker_opened() {
         engine(|e| {
-            e.breaker_open.set(if open { 1.0 } else { 0.0 });
-            if opened {
-                e.breaker_opens.increment(1);
-            }
+            e.breaker_open.increment(1.0);
+            e.breaker_opens.increment(1);
         });
+    }
+
+    /// A breaker closed (or its cache went away while it was open).
+    pub(crate) fn breaker_closed() {
+        engine(|e| e.breaker_open.decrement(1.0));
     }
 
     /// An L1 grew (or, negative, shrank) by this many entries and bytes.

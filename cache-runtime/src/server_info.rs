@@ -102,12 +102,15 @@ impl ServerInfo {
                 "evicted_keys" => info.evicted_keys = number(),
                 "expired_keys" => info.expired_keys = number(),
                 // `db0:keys=1,expires=0,avg_ttl=0`
-                db if db.starts_with("db") && db[2..].bytes().all(|b| b.is_ascii_digit()) => {
+                db if db.len() > 2
+                    && db.starts_with("db")
+                    && db[2..].bytes().all(|b| b.is_ascii_digit()) =>
+                {
                     let keys = value
                         .split(',')
                         .find_map(|part| part.strip_prefix("keys="))
                         .and_then(|n| n.parse::<u64>().ok());
-                    info.keys += keys.unwrap_or(0);
+                    info.keys = info.keys.saturating_add(keys.unwrap_or(0));
                 }
                 _ => {}
             }
@@ -120,15 +123,17 @@ impl ServerInfo {
         let mut sum = ServerInfo::default();
         for node in &nodes {
             let n = &node.info;
-            sum.connected_clients += n.connected_clients;
-            sum.used_memory += n.used_memory;
-            sum.used_memory_peak += n.used_memory_peak;
-            sum.keyspace_hits += n.keyspace_hits;
-            sum.keyspace_misses += n.keyspace_misses;
-            sum.total_commands_processed += n.total_commands_processed;
-            sum.evicted_keys += n.evicted_keys;
-            sum.expired_keys += n.expired_keys;
-            sum.keys += n.keys;
+            sum.connected_clients = sum.connected_clients.saturating_add(n.connected_clients);
+            sum.used_memory = sum.used_memory.saturating_add(n.used_memory);
+            sum.used_memory_peak = sum.used_memory_peak.saturating_add(n.used_memory_peak);
+            sum.keyspace_hits = sum.keyspace_hits.saturating_add(n.keyspace_hits);
+            sum.keyspace_misses = sum.keyspace_misses.saturating_add(n.keyspace_misses);
+            sum.total_commands_processed = sum
+                .total_commands_processed
+                .saturating_add(n.total_commands_processed);
+            sum.evicted_keys = sum.evicted_keys.saturating_add(n.evicted_keys);
+            sum.expired_keys = sum.expired_keys.saturating_add(n.expired_keys);
+            sum.keys = sum.keys.saturating_add(n.keys);
         }
         sum.nodes = nodes;
         sum
@@ -185,9 +190,19 @@ mod tests {
 
     #[test]
     fn garbage_reads_as_zero_and_never_panics() {
-        for text in ["", ":", "db:keys=x", "dbx:keys=1", "keys=1", "\u{0}\r\n:::"] {
+        for text in [
+            "",
+            ":",
+            "db:keys=1",
+            "db:keys=x",
+            "dbx:keys=1",
+            "keys=1",
+            "\u{0}\r\n:::",
+        ] {
             let info = ServerInfo::parse(text);
             assert_eq!(info.keys, 0, "{text:?}");
         }
+        let huge = format!("db0:keys={max}\r\ndb1:keys={max}\r\n", max = u64::MAX);
+        assert_eq!(ServerInfo::parse(&huge).keys, u64::MAX, "saturates");
     }
 }

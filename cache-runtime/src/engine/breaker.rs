@@ -154,7 +154,7 @@ impl Breaker {
         let failures = self.failures.fetch_add(1, Relaxed).saturating_add(1);
         if failures >= threshold && self.open(CLOSED) {
             self.opens.fetch_add(1, Relaxed);
-            crate::observe::breaker(true, true);
+            crate::observe::breaker_opened();
             tracing::warn!(
                 failures,
                 cooldown = ?self.settings.cooldown,
@@ -176,7 +176,7 @@ impl Breaker {
                 .compare_exchange(HALF_OPEN, CLOSED, Relaxed, Relaxed)
                 .is_ok()
         {
-            crate::observe::breaker(false, false);
+            crate::observe::breaker_closed();
             tracing::info!("cache backend answering again: circuit breaker closed");
         }
     }

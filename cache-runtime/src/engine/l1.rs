@@ -222,11 +222,13 @@ impl L1 {
     }
 
     /// Forgets `key`, and refuses the installs of fills that read it before now.
-    pub(crate) fn forget(&self, key: &[u8]) {
+    /// Forgets `key`; whether a copy was held.
+    pub(crate) fn forget(&self, key: &[u8]) -> bool {
         let mut generation = lock(&self.slots[self.slot(key)]);
         *generation = generation.wrapping_add(1);
-        if let Ok(key) = std::str::from_utf8(key) {
-            self.store.delete(key);
+        match std::str::from_utf8(key) {
+            Ok(key) => self.store.delete(key),
+            Err(_) => false,
         }
     }
 
@@ -262,7 +264,7 @@ impl L1 {
                         if let redis::Value::BulkString(key) = key {
                             self.invalidations.fetch_add(1, SeqCst);
                             crate::observe::invalidations(crate::observe::Invalidation::Redis, 1);
-                            self.forget(&key);
+                            let _ = self.forget(&key);
                             self.waiters.wake(&key);
                         }
                     }
@@ -424,7 +426,11 @@ mod tests {
     fn a_local_forget_refuses_older_fills() {
         let l1 = armed();
         let ticket = l1.ticket("k").unwrap();
-        l1.forget(b"k");
+        assert!(!l1.forget(b"k"), "nothing held");
         assert!(!l1.install("k", ticket, v("old"), None, TTL));
+        let ticket = l1.ticket("k").unwrap();
+        assert!(l1.install("k", ticket, v("new"), None, TTL));
+        assert!(l1.forget(b"k"), "a copy held, and dropped");
+        assert!(!l1.forget(b"k"));
     }
 }

@@ -447,7 +447,12 @@ impl L2 {
     /// tier replaces one that gives no reply in time, so the guard's own
     /// bound comes a little later).
     /// The server's own figures, per node, within one deadline.
+    /// A store that is not Redis has none: refused at once, without a
+    /// command (which would count as the breaker's verdict on the store).
     pub(crate) async fn server_info(&self) -> Result<Vec<crate::NodeInfo>, BackendError> {
+        if !matches!(self.tier, Store::Redis(_)) {
+            return Err(BackendError::Unsupported("server figures (INFO)"));
+        }
         self.guard
             .command(Command::ServerInfo, self.tier.server_info())
             .await

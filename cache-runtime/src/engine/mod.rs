@@ -284,7 +284,7 @@ impl Engine {
     /// read-your-writes without waiting for the invalidation to come back).
     pub(crate) fn forget(&self, key: &str) {
         if let Some(l1) = &self.l1 {
-            l1.forget(key.as_bytes());
+            let _ = l1.forget(key.as_bytes());
         }
     }
 
@@ -348,6 +348,9 @@ impl Drop for Engine {
     fn drop(&mut self) {
         if crate::observe::ON && self.l1.is_some() {
             self.report_l1_as((0, 0));
+        }
+        if self.l2.guard().breaker().is_open() {
+            crate::observe::breaker_closed();
         }
     }
 }
@@ -471,12 +474,13 @@ impl Engine {
         self.forget_counted(key);
     }
 
-    /// [`forget`](Engine::forget), counted as a local invalidation: once
-    /// per change this process makes (a write forgets twice, counted once).
-    fn forget_counted(&self, key: &[u8]) {
+    /// [`forget`](Engine::forget), counted as a local invalidation if the
+    /// L1 held a copy (a write forgets twice, counted once).
+    pub(crate) fn forget_counted(&self, key: &[u8]) {
         if let Some(l1) = &self.l1 {
-            l1.forget(key);
-            crate::observe::invalidations(crate::observe::Invalidation::Local, 1);
+            if l1.forget(key) {
+                crate::observe::invalidations(crate::observe::Invalidation::Local, 1);
+            }
         }
     }
 
@@ -530,7 +534,8 @@ impl Engine {
 impl Engine {
     /// Write-through: stores `value` under the target's key and tags,
     /// unconditionally (it is the newest value).
-    pub(crate) async fn put<T: Serialize + ?Sized>(&self, target: &Target, value: &T) {
+    /// Whether the value was stored.
+    pub(crate) async fn put<T: Serialize + ?Sized>(&self, target: &Target, value: &T) -> bool {
         let key = target.key.as_str();
         let encoded = envelope::encode_schema(
             &self.codec,
@@ -548,13 +553,19 @@ impl Engine {
                     // Counted by `delete`; logged here.
                     tracing::debug!(key, error = %source, "removing the old value failed");
                 }
-                return;
+                return false;
             }
         };
         let tags = target.tagging.as_deref().map_or(&[][..], |t| &t.tags[..]);
         match self.put_bytes(key, bytes, target.ttl, tags).await {
-            Ok(()) => self.recovered(),
-            Err(e) => self.fail_open(Operation::Set, key, &e),
+            Ok(()) => {
+                self.recovered();
+                true
+            }
+            Err(e) => {
+                self.fail_open(Operation::Set, key, &e);
+                false
+            }
         }
     }
 

@@ -557,10 +557,12 @@ impl Engine {
                 if !counted {
                     self.counters.miss();
                 }
+                observe::lock_wait(target.site, LockWait::GaveUp);
                 fill.gave_up = true;
                 Locked::Without
             }
             Waited::Failed => {
+                observe::lock_wait(target.site, LockWait::Error);
                 fill.store = false;
                 Locked::Without
             }

@@ -390,10 +390,7 @@ impl<Out: Send + 'static> Job<Out> {
             held.release(engine.l2.guard().timeout(), false).await;
         }
         match stored {
-            Refreshed::Stored => {
-                engine.counters.refreshed();
-                observe::refresh(self.site, false);
-            }
+            Refreshed::Stored => engine.counters.refreshed(),
             Refreshed::Refused => tracing::debug!(
                 key,
                 "refreshed value not stored: a newer value was written or the entry removed meanwhile"
@@ -441,9 +438,9 @@ impl<Out: Send + 'static> Job<Out> {
         };
         let load = started.elapsed();
         observe::load(self.site, P::failed(&out), load);
+        observe::refresh(self.site, P::failed(&out));
         if P::failed(&out) {
             engine.counters.refresh_failed();
-            observe::refresh(self.site, true);
             tracing::debug!(
                 key,
                 "refresh failed: the stale value is served until its window ends"

@@ -492,7 +492,14 @@ mod metrics {
 
     #[test]
     fn failures_count_by_operation_and_commands_are_timed() {
-        let (snap, ()) = recorded(async {
+        let recorder: &'static DebuggingRecorder = Box::leak(Box::new(DebuggingRecorder::new()));
+        let snap = recorder.snapshotter();
+        let _guard = ::metrics::set_default_local_recorder(recorder);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let cache = runtime.block_on(async {
             let cache = Cache::builder()
                 .backend(Down)
                 .breaker_threshold(2)
@@ -501,7 +508,9 @@ mod metrics {
             for _ in 0..4 {
                 cache.scope(metered(9)).await.unwrap();
             }
+            cache
         });
+        crate::observe::flush_all();
         let v = snap.snapshot().into_vec();
         // Two failed lookups open the breaker; the next two skip the backend.
         assert_eq!(
@@ -514,6 +523,17 @@ mod metrics {
             .find(|(k, ..)| k.key().name() == "cache_breaker_open");
         assert!(
             matches!(open, Some((.., DebugValue::Gauge(g))) if g.into_inner() == 1.0),
+            "{open:?}"
+        );
+        // The cache gone, its open breaker leaves the gauge (this recorder's
+        // snapshots reset gauges: the change shows as -1).
+        drop(cache);
+        let after = snap.snapshot().into_vec();
+        let open = after
+            .iter()
+            .find(|(k, ..)| k.key().name() == "cache_breaker_open");
+        assert!(
+            matches!(open, Some((.., DebugValue::Gauge(g))) if g.into_inner() == -1.0),
             "{open:?}"
         );
         assert_eq!(

@@ -623,7 +623,12 @@ where
                 }
             }
         }
-        crate::observe::write_behind_pending(&self.name, -(ids.len() as f64));
+        // Only writes count in the backlog (not entries of another program's).
+        let writes = entries
+            .iter()
+            .filter(|e| matches!(e.body, Body::Write(..)))
+            .count();
+        crate::observe::write_behind_pending(&self.name, -(writes as f64));
         self.report_dead(&dead);
         Ok(())
     }

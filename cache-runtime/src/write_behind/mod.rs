@@ -565,7 +565,7 @@ where
             })?;
         let version = match &shared.log {
             Log::Stream(stream) => {
-                engine.forget(&full);
+                engine.forget_counted(full.as_bytes());
                 let appended = engine
                     .l2
                     .stream_append(&full, key, &bytes, shared.ttl, stream)
