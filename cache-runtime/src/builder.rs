@@ -87,6 +87,8 @@ pub struct CacheBuilder {
     fill_lock: Option<bool>,
     lock_lease: Duration,
     lock_wait: Option<Duration>,
+    /// Caching off: see [`CacheBuilder::disabled`].
+    disabled: bool,
 }
 
 #[derive(Clone)]
@@ -135,7 +137,46 @@ impl CacheBuilder {
             fill_lock: None,
             lock_lease: crate::engine::DEFAULT_LEASE,
             lock_wait: None,
+            disabled: false,
         }
+    }
+
+    /// Turns caching off: every `#[cached]` function runs its body, and
+    /// nothing is read from or written to any store; `#[cache_put]` and
+    /// `#[cache_evict]` functions run their bodies alone. The direct API
+    /// ([`Cache::get`], [`Cache::set`], ...) and write-behinds answer
+    /// [`CacheError::Disabled`], so code that uses them learns it. For
+    /// comparing a service with and without its cache, and for ruling the
+    /// cache out while debugging; `CACHE_DISABLED=1` does the same for
+    /// [`Cache::from_env`]. The other settings are still checked (a bad
+    /// Redis URL is still an error), and no connection is ever made.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use std::sync::atomic::{AtomicU32, Ordering};
+    /// static RUNS: AtomicU32 = AtomicU32::new(0);
+    ///
+    /// #[cache_runtime::cached(ttl = 60)]
+    /// async fn answer() -> u32 {
+    ///     RUNS.fetch_add(1, Ordering::SeqCst);
+    ///     42
+    /// }
+    ///
+    /// let cache = cache_runtime::Cache::builder().disabled().build().unwrap();
+    /// assert!(cache.is_disabled());
+    /// cache.scope(answer()).await;
+    /// cache.scope(answer()).await;
+    /// assert_eq!(RUNS.load(Ordering::SeqCst), 2, "the body ran each time");
+    /// assert!(matches!(
+    ///     cache.get::<u32>("k").await,
+    ///     Err(cache_runtime::CacheError::Disabled)
+    /// ));
+    /// # }
+    /// ```
+    pub fn disabled(mut self) -> Self {
+        self.disabled = true;
+        self
     }
 
     /// Use Redis at `url` (`redis://[[user]:password@]host[:port][/db]`).
@@ -619,7 +660,7 @@ impl CacheBuilder {
     /// assert!(matches!(err, CacheError::Config { setting: "redis", .. }));
     /// assert!(!err.to_string().contains("pw"));
     /// ```
-    pub fn build(self) -> Result<Cache, CacheError> {
+    pub fn build(mut self) -> Result<Cache, CacheError> {
         if self.prefix.is_empty() {
             return Err(CacheError::config(
                 "prefix",
@@ -729,6 +770,20 @@ impl CacheBuilder {
             ));
         }
         let mut l1 = None;
+        if self.disabled {
+            // Checked like any other, then never used.
+            if matches!(
+                self.backend,
+                BackendChoice::Redis(_) | BackendChoice::RedisCluster(_)
+            ) {
+                self.redis_target()?;
+            }
+            self.backend = BackendChoice::Memory;
+            self.memory_capacity = 1;
+            self.l1_capacity = None;
+            self.health_check_interval = None;
+            self.fill_lock = Some(false);
+        }
         let tier = match self.backend {
             // In-process already: an L1 in front would only copy it.
             BackendChoice::Memory => Store::Memory(MemoryBackend::new(self.memory_capacity)),
@@ -789,6 +844,7 @@ impl CacheBuilder {
             breaker: self.breaker,
             health_check_interval: self.health_check_interval,
             retry_on_timeout: self.retry_on_timeout,
+            disabled: self.disabled,
             lock: lock.then(|| crate::engine::LockSettings {
                 lease: self.lock_lease,
                 wait: self
@@ -978,7 +1034,7 @@ fn read_tls_files(_: &CacheBuilder) -> Result<Option<TlsFiles>, CacheError> {
 
 /// The environment variables [`Cache::from_env`] reads, and the builder
 /// setting each one maps to.
-const ENV_SETTINGS: [(&str, &str); 15] = [
+const ENV_SETTINGS: [(&str, &str); 16] = [
     ("REDIS_URL", "redis"),
     ("REDIS_CLUSTER_NODES", "redis_cluster"),
     ("REDIS_DB", "db"),
@@ -994,6 +1050,7 @@ const ENV_SETTINGS: [(&str, &str); 15] = [
     ("CACHE_TTL_SHORT", "ttl_presets.short"),
     ("CACHE_TTL_DEFAULT", "ttl_presets.default"),
     ("CACHE_TTL_LONG", "ttl_presets.long"),
+    ("CACHE_DISABLED", "disabled"),
 ];
 
 impl Cache {
@@ -1013,6 +1070,7 @@ impl Cache {
     /// | `CACHE_PREFIX` | key prefix | `cache` |
     /// | `CACHE_L1_CAPACITY` | bytes of L1 in front of Redis ([`l1_capacity`](CacheBuilder::l1_capacity)) | no L1 |
     /// | `CACHE_TTL_SHORT` / `_DEFAULT` / `_LONG` | TTL presets, seconds | 300 / 3600 / 86400 |
+    /// | `CACHE_DISABLED` | `1` / `true` / `yes` / `on`: caching off ([`disabled`](CacheBuilder::disabled)); `0` / `false` / `no` / `off`: on | on |
     ///
     /// `REDIS_DB`, `REDIS_PASSWORD`, `REDIS_USERNAME` and the TLS files
     /// apply only with `REDIS_URL` or `REDIS_CLUSTER_NODES` (setting both
@@ -1058,6 +1116,18 @@ impl Cache {
                 .transpose()
         };
         let mut b = Cache::builder();
+        if let Some(v) = var("CACHE_DISABLED")? {
+            match v.trim().to_ascii_lowercase().as_str() {
+                "1" | "true" | "yes" | "on" => b = b.disabled(),
+                "0" | "false" | "no" | "off" => {}
+                _ => {
+                    return Err(CacheError::config(
+                        "CACHE_DISABLED",
+                        format!("expected 1, true, yes or on (or 0, false, no, off), got `{v}`"),
+                    ))
+                }
+            }
+        }
         let url = var("REDIS_URL")?;
         let nodes = var("REDIS_CLUSTER_NODES")?;
         if url.is_some() && nodes.is_some() {
@@ -1155,6 +1225,45 @@ mod tests {
             .map(|(k, v)| (k.to_string(), OsString::from(v)))
             .collect();
         Cache::from_vars(|name| map.get(name).cloned())
+    }
+
+    #[test]
+    fn cache_disabled_turns_caching_off_and_a_bad_value_is_named() {
+        for on in ["1", "true", "YES", " on "] {
+            let cache =
+                from(&[("CACHE_DISABLED", on), ("REDIS_URL", "redis://127.0.0.1:1")]).unwrap();
+            assert!(cache.is_disabled(), "{on}");
+            assert_eq!(cache.backend_kind(), "disabled");
+        }
+        for off in ["0", "false", "no", "off", ""] {
+            assert!(
+                !from(&[("CACHE_DISABLED", off)]).unwrap().is_disabled(),
+                "{off:?}"
+            );
+        }
+        let err = from(&[("CACHE_DISABLED", "maybe")]).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                CacheError::Config {
+                    setting: "CACHE_DISABLED",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        // Still checked while off, and named by its variable.
+        let err = from(&[("CACHE_DISABLED", "1"), ("CACHE_TTL_SHORT", "soon")]).unwrap_err();
+        assert!(
+            !matches!(
+                err,
+                CacheError::Config {
+                    setting: "CACHE_DISABLED",
+                    ..
+                }
+            ),
+            "{err}"
+        );
     }
 
     fn setting_of(e: CacheError) -> &'static str {

@@ -55,6 +55,7 @@ impl fmt::Debug for Cache {
             .field("backend", &self.engine.l2)
             .field("l1", &self.engine.l1)
             .field("codec", &self.engine.codec)
+            .field("disabled", &self.engine.disabled)
             .finish_non_exhaustive()
     }
 }
@@ -86,7 +87,30 @@ impl Cache {
     /// assert_eq!(cache_runtime::Cache::builder().memory().build().unwrap().backend_kind(), "memory");
     /// ```
     pub fn backend_kind(&self) -> &'static str {
+        if self.engine.disabled {
+            return "disabled";
+        }
         self.engine.l2.kind()
+    }
+
+    /// Whether caching is turned off ([`CacheBuilder::disabled`],
+    /// `CACHE_DISABLED=1`).
+    ///
+    /// ```
+    /// assert!(!cache_runtime::Cache::builder().build().unwrap().is_disabled());
+    /// assert!(cache_runtime::Cache::builder().disabled().build().unwrap().is_disabled());
+    /// ```
+    pub fn is_disabled(&self) -> bool {
+        self.engine.disabled
+    }
+
+    /// `Err(CacheError::Disabled)` when caching is off.
+    fn enabled(&self) -> Result<(), CacheError> {
+        if self.engine.disabled {
+            Err(CacheError::Disabled)
+        } else {
+            Ok(())
+        }
     }
 
     /// Makes this cache the process-wide default for `#[cached]` functions
@@ -228,6 +252,7 @@ impl Cache {
     /// # }
     /// ```
     pub async fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, CacheError> {
+        self.enabled()?;
         self.engine.get(&self.engine.full(key)).await
     }
 
@@ -255,6 +280,7 @@ impl Cache {
         value: &T,
         ttl: Duration,
     ) -> Result<(), CacheError> {
+        self.enabled()?;
         let (full, bytes) = self.encode_for(key, value, ttl)?;
         self.engine
             .put_bytes(&full, bytes, ttl, &[])
@@ -277,6 +303,7 @@ impl Cache {
     /// # }
     /// ```
     pub async fn delete(&self, key: &str) -> Result<bool, CacheError> {
+        self.enabled()?;
         self.engine.delete(&self.engine.full(key)).await
     }
 
@@ -295,6 +322,7 @@ impl Cache {
     /// # }
     /// ```
     pub async fn exists(&self, key: &str) -> Result<bool, CacheError> {
+        self.enabled()?;
         self.engine.exists(&self.engine.full(key)).await
     }
 
@@ -328,6 +356,7 @@ impl Cache {
     /// # }
     /// ```
     pub async fn server_info(&self) -> Result<ServerInfo, CacheError> {
+        self.enabled()?;
         let nodes = match self.engine.l2.server_info().await {
             Ok(nodes) => nodes,
             // Not a failure of the store: it has no such figures.
@@ -371,6 +400,7 @@ impl Cache {
     /// # }
     /// ```
     pub async fn clear_pattern(&self, pattern: &str) -> Result<u64, CacheError> {
+        self.enabled()?;
         let full = key::pattern(&self.engine.prefix, pattern);
         self.engine
             .clear_pattern(&full)
@@ -407,6 +437,7 @@ impl Cache {
         ttl: Duration,
         tags: &[S],
     ) -> Result<(), CacheError> {
+        self.enabled()?;
         let (full, bytes) = self.encode_for(key, value, ttl)?;
         let tags = self.tag_keys(tags);
         self.engine
@@ -448,6 +479,7 @@ impl Cache {
     /// # }
     /// ```
     pub async fn invalidate_tags<S: AsRef<str>>(&self, tags: &[S]) -> Result<u64, CacheError> {
+        self.enabled()?;
         let keys = self.tag_keys(tags);
         self.engine.invalidate_tags(&keys).await.map_err(|e| {
             self.engine
@@ -484,6 +516,7 @@ impl Cache {
 
     /// [`delete`](Cache::delete) of a full key.
     pub(crate) async fn delete_full(&self, full: &str) -> Result<bool, CacheError> {
+        self.enabled()?;
         self.engine.delete(full).await
     }
 }

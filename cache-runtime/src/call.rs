@@ -557,6 +557,8 @@ impl Call {
     /// The resolved call; `schema` is the stored type's fingerprint.
     fn target(self, schema: u64) -> Option<Target> {
         match (self.cache, self.key) {
+            // Caching off: the body runs, quietly.
+            (Some(cache), _) if cache.engine.disabled => None,
             (Some(cache), Some(key)) => {
                 let ttl = cache.engine.resolve_ttl(self.site.ttl);
                 Some(Target {
@@ -691,7 +693,7 @@ impl Evict {
     }
 
     async fn apply(&self) {
-        if let Some(cache) = &self.cache {
+        if let Some(cache) = self.cache.as_ref().filter(|c| !c.engine.disabled) {
             use crate::observe::{evicted, Evicted};
             evicted(self.site, Evicted::Key, self.keys.len());
             evicted(self.site, Evicted::Tag, self.tags.len());

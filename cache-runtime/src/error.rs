@@ -227,6 +227,10 @@ pub enum CacheError {
     /// [`Cache::install`](crate::Cache::install) was called a second time.
     #[error("a process-wide cache is already installed")]
     AlreadyInstalled,
+    /// Caching is turned off ([`CacheBuilder::disabled`](crate::CacheBuilder::disabled),
+    /// `CACHE_DISABLED=1`): nothing is read or written.
+    #[error("caching is turned off (CACHE_DISABLED / CacheBuilder::disabled): nothing is read or written")]
+    Disabled,
     /// A [`WriteBehind`](crate::write_behind::WriteBehind) handle was used
     /// after its flusher stopped ([`shutdown`](crate::write_behind::WriteBehind::shutdown)).
     #[error("write-behind `{name}` has been shut down")]

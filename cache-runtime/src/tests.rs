@@ -878,3 +878,102 @@ async fn an_eviction_has_one_bound() {
         "the abandoned eviction is counted once"
     );
 }
+
+mod disabled {
+    use super::*;
+    use crate::{cache_evict, cache_put, CacheError};
+
+    static RUNS: AtomicUsize = AtomicUsize::new(0);
+
+    #[cached(ttl = 60, key = "off:{id}")]
+    async fn counted(id: u64) -> u64 {
+        RUNS.fetch_add(1, Ordering::SeqCst);
+        id
+    }
+
+    #[cache_put(ttl = 60, key = "off:{id}")]
+    async fn put_off(id: u64) -> u64 {
+        id
+    }
+
+    #[cache_evict(keys = ["off:{id}"])]
+    async fn evict_off(id: u64) {
+        let _ = id;
+    }
+
+    #[tokio::test]
+    async fn every_call_runs_its_body_and_the_direct_api_says_caching_is_off() {
+        let cache = Cache::builder().disabled().build().unwrap();
+        assert!(cache.is_disabled());
+        assert_eq!(cache.backend_kind(), "disabled");
+        let before = RUNS.load(Ordering::SeqCst);
+        for _ in 0..3 {
+            assert_eq!(cache.scope(counted(1)).await, 1);
+        }
+        assert_eq!(cache.scope(put_off(1)).await, 1);
+        cache.scope(evict_off(1)).await;
+        assert_eq!(cache.scope(counted(1)).await, 1);
+        assert_eq!(
+            RUNS.load(Ordering::SeqCst) - before,
+            4,
+            "every call ran its body"
+        );
+        assert_eq!(cache.stats(), crate::Stats::default(), "nothing looked up");
+
+        macro_rules! off {
+            ($e:expr) => {{
+                let r: Result<(), CacheError> = $e;
+                assert!(
+                    matches!(r, Err(CacheError::Disabled)),
+                    "{}: {r:?}",
+                    stringify!($e)
+                );
+            }};
+        }
+        off!(cache.get::<u64>("off:1").await.map(drop));
+        off!(cache.set("off:1", &1, Duration::from_secs(9)).await);
+        off!(cache.delete("off:1").await.map(drop));
+        off!(cache.exists("off:1").await.map(drop));
+        off!(cache.clear_pattern("off:*").await.map(drop));
+        off!(
+            cache
+                .set_tagged("off:1", &1, Duration::from_secs(9), &["t"])
+                .await
+        );
+        off!(cache.invalidate_tags(&["t"]).await.map(drop));
+        off!(cache.server_info().await.map(drop));
+        off!(cache.scope(counted_invalidate(1)).await.map(drop));
+        struct Sink;
+        impl crate::write_behind::Sink<u64> for Sink {
+            async fn write(
+                &self,
+                _: Vec<crate::write_behind::Item<u64>>,
+            ) -> Result<(), crate::write_behind::SinkError> {
+                Ok(())
+            }
+        }
+        off!(cache.write_behind("orders", Sink).start().map(drop));
+        let message = CacheError::Disabled.to_string();
+        assert!(message.contains("CACHE_DISABLED"), "{message}");
+    }
+
+    #[test]
+    fn the_other_settings_are_still_checked() {
+        let err = Cache::builder()
+            .redis("http://:pw@nowhere")
+            .disabled()
+            .build()
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                CacheError::Config {
+                    setting: "redis",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert!(!err.to_string().contains("pw"));
+    }
+}

@@ -61,3 +61,47 @@ fn protected_server() -> RedisServer {
     server.cmd(&["CONFIG", "SET", "requirepass", PASSWORD]);
     server
 }
+
+#[tokio::test]
+async fn with_caching_turned_off_redis_is_never_touched() {
+    let server = RedisServer::start();
+    let cache = Cache::builder()
+        .redis(server.url())
+        .l1_capacity(1 << 20)
+        .health_check_interval(Duration::from_millis(50))
+        .disabled()
+        .build()
+        .unwrap();
+    let calls = Calls::default();
+    for _ in 0..3 {
+        assert_eq!(cache.scope(answer(&calls)).await, 42);
+    }
+    assert_eq!(calls.get(), 3, "the body ran every time");
+    assert!(cache.set("k", &1, Duration::from_secs(9)).await.is_err());
+    // Health checks would have run by now.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(server.cmd(&["DBSIZE"]).as_int(), 0, "nothing written");
+    let clients = server
+        .cmd(&["CLIENT", "LIST", "TYPE", "normal"])
+        .as_string()
+        .expect("CLIENT LIST");
+    let others: Vec<_> = clients
+        .lines()
+        .filter(|line| !line.contains(" cmd=client|list "))
+        .collect();
+    assert!(
+        others.is_empty(),
+        "the cache connected to Redis: {others:?}"
+    );
+    // The same cache enabled does connect (the check above can fail).
+    let on = Cache::builder().redis(server.url()).build().unwrap();
+    assert_eq!(on.scope(answer(&calls)).await, 42);
+    let clients = server
+        .cmd(&["CLIENT", "LIST", "TYPE", "normal"])
+        .as_string()
+        .expect("CLIENT LIST");
+    assert!(
+        clients.lines().any(|l| !l.contains(" cmd=client|list ")),
+        "{clients}"
+    );
+}

@@ -69,6 +69,8 @@ pub(crate) struct Settings {
     pub(crate) breaker: BreakerSettings,
     pub(crate) health_check_interval: Option<Duration>,
     pub(crate) retry_on_timeout: bool,
+    /// Caching off ([`CacheBuilder::disabled`](crate::CacheBuilder::disabled)).
+    pub(crate) disabled: bool,
     /// The fill lock, if asked for (used only on a tier with
     /// compare-and-set).
     pub(crate) lock: Option<LockSettings>,
@@ -97,6 +99,8 @@ pub(crate) struct Engine {
     breaker_cooldown: Duration,
     /// The fill lock, when it is on and the tier can hold it.
     pub(crate) lock: Option<LockSettings>,
+    /// Caching off: calls run their bodies, the direct API says so.
+    pub(crate) disabled: bool,
     /// Keys this process is refreshing in the background.
     refreshing: refresh::Refreshing,
     /// The L1's entries and bytes as last added into the process's gauges
@@ -196,6 +200,7 @@ impl Engine {
             health_check_interval: settings.health_check_interval,
             breaker_cooldown: settings.breaker.cooldown,
             lock,
+            disabled: settings.disabled,
             refreshing: refresh::Refreshing::default(),
             l1_reported: std::sync::Mutex::new((0, 0)),
             abandoned: lock::Abandoned::default(),

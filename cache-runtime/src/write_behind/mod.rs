@@ -994,7 +994,8 @@ where
     /// [`CacheError::Config`] for an empty name or consumer, a batch size of
     /// zero or over 100 000, a zero interval, backoff or shutdown timeout, a
     /// TTL of zero or over 100 years, or when
-    /// called outside a Tokio runtime.
+    /// called outside a Tokio runtime; [`CacheError::Disabled`] when caching
+    /// is turned off (the application writes to its sink itself then).
     ///
     /// ```
     /// # use cache_runtime::write_behind::{Item, WriteBehind};
@@ -1017,6 +1018,9 @@ where
             config,
             _value,
         } = self;
+        if cache.is_disabled() {
+            return Err(CacheError::Disabled);
+        }
         let checks: [(&'static str, bool, &str); 8] = [
             ("write_behind.name", name.is_empty(), "must not be empty"),
             (
