@@ -288,6 +288,63 @@ impl Cache {
             .map_err(|e| self.engine.failed(Operation::Set, &full, e))
     }
 
+    /// Stores `value` at `key` (relative to the prefix) for `ttl` only if
+    /// nothing is stored there (Redis's `SET NX`, in one step); `true` if
+    /// it was stored. For values that must not overwrite one another: a new
+    /// session's id, a claim.
+    ///
+    /// # Errors
+    ///
+    /// As [`set`](Cache::set).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), cache_runtime::CacheError> {
+    /// use std::time::Duration;
+    /// let cache = cache_runtime::Cache::builder().build()?;
+    /// assert!(cache.set_if_absent("claim:7", "worker-a", Duration::from_secs(5)).await?);
+    /// assert!(!cache.set_if_absent("claim:7", "worker-b", Duration::from_secs(5)).await?);
+    /// assert_eq!(cache.get::<String>("claim:7").await?.as_deref(), Some("worker-a"));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn set_if_absent<T: Serialize + ?Sized>(
+        &self,
+        key: &str,
+        value: &T,
+        ttl: Duration,
+    ) -> Result<bool, CacheError> {
+        self.enabled()?;
+        let (full, bytes) = self.encode_for(key, value, ttl)?;
+        self.engine
+            .put_if_absent(&full, bytes, ttl)
+            .await
+            .map_err(|e| self.engine.failed(Operation::Set, &full, e))
+    }
+
+    /// [`get`](Cache::get) from the store itself, never from the L1: for a
+    /// value that must not be served for a moment after another instance
+    /// removed it (a revoked session). Costs a round trip on every call.
+    ///
+    /// # Errors
+    ///
+    /// As [`get`](Cache::get).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), cache_runtime::CacheError> {
+    /// use std::time::Duration;
+    /// let cache = cache_runtime::Cache::builder().build()?;
+    /// cache.set("session:1", &"alice", Duration::from_secs(60)).await?;
+    /// assert_eq!(cache.get_fresh::<String>("session:1").await?.as_deref(), Some("alice"));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn get_fresh<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, CacheError> {
+        self.enabled()?;
+        self.engine.get_fresh(&self.engine.full(key)).await
+    }
+
     /// Removes `key` (relative to the prefix); `true` if it was present.
     ///
     /// # Errors

@@ -415,6 +415,49 @@ impl Engine {
         Ok(value)
     }
 
+    /// [`get`](Engine::get) without the L1, neither read nor filled.
+    pub(crate) async fn get_fresh<T: DeserializeOwned>(
+        &self,
+        full: &str,
+    ) -> Result<Option<T>, CacheError> {
+        let schema = crate::schema::fingerprint::<T>();
+        let found = self
+            .l2
+            .get(full, self.l2.guard().deadline(), false)
+            .await
+            .map_err(|e| self.failed(Operation::Get, full, e))?;
+        let value = found.and_then(|bytes| self.decode_counted(full, &bytes, schema));
+        if value.is_some() {
+            self.counters.hit();
+        } else {
+            self.counters.miss();
+        }
+        Ok(value)
+    }
+
+    /// A write into an empty key only; whether it was written.
+    pub(crate) async fn put_if_absent(
+        &self,
+        full: &str,
+        bytes: Bytes,
+        ttl: Duration,
+    ) -> Result<bool, BackendError> {
+        self.forget_counted(full.as_bytes());
+        let written = self
+            .l2
+            .write(
+                full,
+                bytes,
+                None,
+                ttl,
+                TaggedWrite::untagged(crate::backend::Condition::Absent),
+                self.l2.guard().timeout(),
+            )
+            .await;
+        self.forget(full);
+        written
+    }
+
     /// A write that replaces whatever is there (direct API, write-through).
     pub(crate) async fn put_bytes(
         &self,
