@@ -879,6 +879,18 @@ async fn an_eviction_has_one_bound() {
     );
 }
 
+/// A write-behind sink that takes every batch and keeps nothing.
+pub(crate) struct Discard;
+
+impl crate::write_behind::Sink<u64> for Discard {
+    async fn write(
+        &self,
+        _: Vec<crate::write_behind::Item<u64>>,
+    ) -> Result<(), crate::write_behind::SinkError> {
+        Ok(())
+    }
+}
+
 mod disabled {
     use super::*;
     use crate::{cache_evict, cache_put, CacheError};
@@ -943,16 +955,7 @@ mod disabled {
         off!(cache.invalidate_tags(&["t"]).await.map(drop));
         off!(cache.server_info().await.map(drop));
         off!(cache.scope(counted_invalidate(1)).await.map(drop));
-        struct Sink;
-        impl crate::write_behind::Sink<u64> for Sink {
-            async fn write(
-                &self,
-                _: Vec<crate::write_behind::Item<u64>>,
-            ) -> Result<(), crate::write_behind::SinkError> {
-                Ok(())
-            }
-        }
-        off!(cache.write_behind("orders", Sink).start().map(drop));
+        off!(cache.write_behind("orders", Discard).start().map(drop));
         let message = CacheError::Disabled.to_string();
         assert!(message.contains("CACHE_DISABLED"), "{message}");
     }

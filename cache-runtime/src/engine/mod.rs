@@ -442,20 +442,8 @@ impl Engine {
         bytes: Bytes,
         ttl: Duration,
     ) -> Result<bool, BackendError> {
-        self.forget_counted(full.as_bytes());
-        let written = self
-            .l2
-            .write(
-                full,
-                bytes,
-                None,
-                ttl,
-                TaggedWrite::untagged(crate::backend::Condition::Absent),
-                self.l2.guard().timeout(),
-            )
-            .await;
-        self.forget(full);
-        written
+        let absent = TaggedWrite::untagged(crate::backend::Condition::Absent);
+        self.write_direct(full, bytes, ttl, absent).await
     }
 
     /// A write that replaces whatever is there (direct API, write-through).
@@ -466,19 +454,23 @@ impl Engine {
         ttl: Duration,
         tags: &[String],
     ) -> Result<(), BackendError> {
-        self.forget_counted(full.as_bytes());
-        let written = self
-            .l2
-            .write(
-                full,
-                bytes,
-                None,
-                ttl,
-                TaggedWrite::put(tags),
-                self.l2.guard().timeout(),
-            )
+        self.write_direct(full, bytes, ttl, TaggedWrite::put(tags))
             .await
-            .map(drop);
+            .map(drop)
+    }
+
+    /// A direct write, with the key forgotten in the L1 before and after it
+    /// (this process's own change: read-your-writes); whether it was written.
+    async fn write_direct(
+        &self,
+        full: &str,
+        bytes: Bytes,
+        ttl: Duration,
+        how: TaggedWrite<'_>,
+    ) -> Result<bool, BackendError> {
+        self.forget_counted(full.as_bytes());
+        let timeout = self.l2.guard().timeout();
+        let written = self.l2.write(full, bytes, None, ttl, how, timeout).await;
         self.forget(full);
         written
     }

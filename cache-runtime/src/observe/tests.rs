@@ -587,24 +587,12 @@ mod metrics {
         );
     }
 
-    /// A sink that takes every batch.
-    struct Nowhere;
-
-    impl crate::write_behind::Sink<u64> for Nowhere {
-        async fn write(
-            &self,
-            _: Vec<crate::write_behind::Item<u64>>,
-        ) -> Result<(), crate::write_behind::SinkError> {
-            Ok(())
-        }
-    }
-
     #[test]
     fn the_write_behind_backlog_moves_with_writes_and_deliveries() {
         let (snap, ()) = recorded(async {
             let cache = Cache::builder().build().unwrap();
             let orders = cache
-                .write_behind("orders", Nowhere)
+                .write_behind("orders", crate::tests::Discard)
                 .interval(Duration::from_secs(3600))
                 .start()
                 .unwrap();
