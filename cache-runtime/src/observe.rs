@@ -113,7 +113,7 @@ pub(crate) fn call_done(
         }
     }
     #[cfg(feature = "metrics")]
-    site.metrics().reads(|h| h.got(outcome, tiered));
+    site.metrics_reads(|h| h.got(outcome, tiered));
     #[cfg(not(feature = "metrics"))]
     let _ = (site, tiered);
 }
@@ -528,7 +528,7 @@ mod on {
     }
 
     impl Site {
-        fn metrics_reads<R>(&'static self, f: impl FnOnce(&Reads) -> R) -> R {
+        pub(crate) fn metrics_reads<R>(&'static self, f: impl FnOnce(&Reads) -> R) -> R {
             self.metrics_cell()
                 .reads
                 .with(|r| Reads::new(r, self.name()), f)
@@ -537,19 +537,6 @@ mod on {
             self.metrics_cell()
                 .writes
                 .with(|r| Writes::new(r, self.name()), f)
-        }
-        pub(crate) fn metrics(&'static self) -> SiteRef {
-            SiteRef(self)
-        }
-    }
-
-    /// A site, for its metrics.
-    pub(crate) struct SiteRef(&'static Site);
-
-    impl SiteRef {
-        #[inline]
-        pub(crate) fn reads(self, f: impl FnOnce(&Reads)) {
-            self.0.metrics_reads(f)
         }
     }
 

@@ -378,8 +378,27 @@ impl Engine {
         &self,
         full: &str,
     ) -> Result<Option<T>, CacheError> {
+        self.read(full, true).await
+    }
+
+    /// [`get`](Engine::get) without the L1, neither read nor filled.
+    pub(crate) async fn get_fresh<T: DeserializeOwned>(
+        &self,
+        full: &str,
+    ) -> Result<Option<T>, CacheError> {
+        self.read(full, false).await
+    }
+
+    /// The direct API's read: the L1 first if `use_l1` (and filled from
+    /// the L2's answer), else the L2 alone.
+    async fn read<T: DeserializeOwned>(
+        &self,
+        full: &str,
+        use_l1: bool,
+    ) -> Result<Option<T>, CacheError> {
         let schema = crate::schema::fingerprint::<T>();
-        if let Some(bytes) = self.l1.as_deref().and_then(|l1| l1.store.get(full)) {
+        let l1 = self.l1.as_deref().filter(|_| use_l1);
+        if let Some(bytes) = l1.and_then(|l1| l1.store.get(full)) {
             // The L1 holds what Redis holds: bytes that do not decode here
             // would not decode from Redis either.
             let value = self.decode_counted(full, &bytes, schema);
@@ -391,7 +410,10 @@ impl Engine {
             return Ok(value);
         }
         let deadline = self.l2.guard().deadline();
-        let ticket = self.ticket(full, deadline).await;
+        let ticket = match use_l1 {
+            true => self.ticket(full, deadline).await,
+            false => None,
+        };
         let found = if self.l2.retries() {
             self.l2.get_retrying(full, deadline, ticket.is_some()).await
         } else {
@@ -407,26 +429,6 @@ impl Engine {
             }
             Some(value)
         });
-        if value.is_some() {
-            self.counters.hit();
-        } else {
-            self.counters.miss();
-        }
-        Ok(value)
-    }
-
-    /// [`get`](Engine::get) without the L1, neither read nor filled.
-    pub(crate) async fn get_fresh<T: DeserializeOwned>(
-        &self,
-        full: &str,
-    ) -> Result<Option<T>, CacheError> {
-        let schema = crate::schema::fingerprint::<T>();
-        let found = self
-            .l2
-            .get(full, self.l2.guard().deadline(), false)
-            .await
-            .map_err(|e| self.failed(Operation::Get, full, e))?;
-        let value = found.and_then(|bytes| self.decode_counted(full, &bytes, schema));
         if value.is_some() {
             self.counters.hit();
         } else {

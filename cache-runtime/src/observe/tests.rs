@@ -632,6 +632,18 @@ mod metrics {
     }
 
     #[test]
+    fn a_value_that_does_not_decode_is_counted() {
+        let (snap, ()) = recorded(async {
+            let cache = Cache::builder().build().unwrap();
+            cache.set("k", "text", Duration::from_secs(9)).await.unwrap();
+            assert_eq!(cache.get::<u64>("k").await.unwrap(), None, "a miss");
+            assert_eq!(cache.get::<String>("k").await.unwrap().as_deref(), Some("text"));
+        });
+        let v = snap.snapshot().into_vec();
+        assert_eq!(counter(&v, "cache_decode_failures_total", &[]), 1);
+    }
+
+    #[test]
     fn a_recorder_installed_after_the_first_call_gets_the_next_calls() {
         // The first call registers its handles with no recorder (the noop).
         let runtime = tokio::runtime::Builder::new_current_thread()
