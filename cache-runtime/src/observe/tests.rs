@@ -635,9 +635,15 @@ mod metrics {
     fn a_value_that_does_not_decode_is_counted() {
         let (snap, ()) = recorded(async {
             let cache = Cache::builder().build().unwrap();
-            cache.set("k", "text", Duration::from_secs(9)).await.unwrap();
+            cache
+                .set("k", "text", Duration::from_secs(9))
+                .await
+                .unwrap();
             assert_eq!(cache.get::<u64>("k").await.unwrap(), None, "a miss");
-            assert_eq!(cache.get::<String>("k").await.unwrap().as_deref(), Some("text"));
+            assert_eq!(
+                cache.get::<String>("k").await.unwrap().as_deref(),
+                Some("text")
+            );
         });
         let v = snap.snapshot().into_vec();
         assert_eq!(counter(&v, "cache_decode_failures_total", &[]), 1);
