@@ -1064,3 +1064,33 @@ async fn a_refresh_that_panics_does_not_stop_later_refreshes() {
         "refreshed: the key was released by the panicking task"
     );
 }
+
+#[cached(ttl = 600, key = "label:{id}:{name}", cache = cache)]
+async fn label(cache: &cache_runtime::Cache, id: u64, name: String) -> Result<String, String> {
+    Ok(format!("{id}-{name}"))
+}
+
+/// `tokio::spawn` (and axum's handlers) need `Send` futures: a cached
+/// function's and both its companions', with a templated key's formatting
+/// temporaries, are.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cached_function_and_its_companions_run_in_spawned_tasks() {
+    let mock = MockBackend::new();
+    let cache = mock.cache();
+    let c = cache.clone();
+    let value = tokio::spawn(async move { label(&c, 7, "lamp".into()).await })
+        .await
+        .unwrap();
+    assert_eq!(value.as_deref(), Ok("7-lamp"));
+    let c = cache.clone();
+    let uncached = tokio::spawn(async move { label_uncached(&c, 7, "lamp".into()).await })
+        .await
+        .unwrap();
+    assert_eq!(uncached.as_deref(), Ok("7-lamp"));
+    let c = cache.clone();
+    let removed = tokio::spawn(async move { label_invalidate(&c, 7, "lamp".into()).await })
+        .await
+        .unwrap();
+    assert!(removed.unwrap(), "the entry was there");
+    assert!(!cache.exists("label:7:lamp").await.unwrap());
+}

@@ -612,7 +612,10 @@ fn companions(func: &Function<'_>, plan: &Plan, store: &Store, key: &Key) -> Tok
         #vis #invalidate {
             use #krate::__private as __cache_rt;
             static __CACHE_SITE: __cache_rt::Site = __cache_rt::Site::companion(#name, #ttl);
-            __cache_rt::Call::new(&__CACHE_SITE, #cache).#key.invalidate().await
+            // Bound first: the key's temporaries (`format_args!`'s) are
+            // dropped here, not held across the await, so the future is `Send`.
+            let __cache_invalidate = __cache_rt::Call::new(&__CACHE_SITE, #cache).#key.invalidate();
+            __cache_invalidate.await
         }
     }
 }

@@ -284,10 +284,10 @@ pub use stats::Stats;
 ///     use cache_runtime::__private as __cache_rt;
 ///     static __CACHE_SITE: __cache_rt::Site =
 ///         __cache_rt::Site::companion(concat!(module_path!(), "::user_name"), __cache_rt::Ttl::Secs(600));
-///     __cache_rt::Call::new(&__CACHE_SITE, None)
+///     let __cache_invalidate = __cache_rt::Call::new(&__CACHE_SITE, None)
 ///         .key_fmt(format_args!("user:{}:name", __cache_rt::key_part::<dyn core::fmt::Display>(&id)))
-///         .invalidate()
-///         .await
+///         .invalidate();
+///     __cache_invalidate.await
 /// }
 /// ```
 ///

@@ -74,8 +74,11 @@ pub async fn product_invalidate(
         ::core::concat!(::core::module_path!(), "::product"),
         __cache_rt::Ttl::Secs(60),
     );
-    __cache_rt::Call::new(&__CACHE_SITE, ::core::option::Option::None)
+    let __cache_invalidate = __cache_rt::Call::new(
+            &__CACHE_SITE,
+            ::core::option::Option::None,
+        )
         .key_args(&(__cache_rt::key_arg(&id),))
-        .invalidate()
-        .await
+        .invalidate();
+    __cache_invalidate.await
 }

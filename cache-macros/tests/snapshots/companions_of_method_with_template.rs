@@ -78,13 +78,16 @@ pub(crate) async fn pair_invalidate<T: Clone>(
         ::core::concat!(::core::module_path!(), "::pair"),
         __cache_rt::Ttl::Default,
     );
-    __cache_rt::Call::new(&__CACHE_SITE, ::core::option::Option::Some(&(self.cache)))
+    let __cache_invalidate = __cache_rt::Call::new(
+            &__CACHE_SITE,
+            ::core::option::Option::Some(&(self.cache)),
+        )
         .key_fmt(
             ::core::format_args!(
                 "t:{}:{}", __cache_rt::key_part:: < dyn ::core::fmt::Display > (& self
                 .tenant), __cache_rt::key_part:: < dyn ::core::fmt::Display > (& a)
             ),
         )
-        .invalidate()
-        .await
+        .invalidate();
+    __cache_invalidate.await
 }

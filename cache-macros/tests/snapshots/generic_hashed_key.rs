@@ -72,11 +72,14 @@ where
         ::core::concat!(::core::module_path!(), "::fetch"),
         __cache_rt::Ttl::Secs(60),
     );
-    __cache_rt::Call::new(&__CACHE_SITE, ::core::option::Option::None)
+    let __cache_invalidate = __cache_rt::Call::new(
+            &__CACHE_SITE,
+            ::core::option::Option::None,
+        )
         .key_args_generic(
             &[::core::any::type_name::<T>(), ::core::any::type_name::<U>()],
             &(__cache_rt::key_arg(&N), __cache_rt::key_arg(&id)),
         )
-        .invalidate()
-        .await
+        .invalidate();
+    __cache_invalidate.await
 }

@@ -52,12 +52,15 @@ async fn price_invalidate(
         ::core::concat!(::core::module_path!(), "::price"),
         __cache_rt::Ttl::Secs(600),
     );
-    __cache_rt::Call::new(&__CACHE_SITE, ::core::option::Option::None)
+    let __cache_invalidate = __cache_rt::Call::new(
+            &__CACHE_SITE,
+            ::core::option::Option::None,
+        )
         .key_fmt(
             ::core::format_args!(
                 "price:{}", __cache_rt::key_part:: < dyn ::core::fmt::Display > (& id)
             ),
         )
-        .invalidate()
-        .await
+        .invalidate();
+    __cache_invalidate.await
 }

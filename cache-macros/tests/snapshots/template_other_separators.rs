@@ -66,7 +66,10 @@ async fn pair_invalidate(
         ::core::concat!(::core::module_path!(), "::pair"),
         __cache_rt::Ttl::Secs(60),
     );
-    __cache_rt::Call::new(&__CACHE_SITE, ::core::option::Option::None)
+    let __cache_invalidate = __cache_rt::Call::new(
+            &__CACHE_SITE,
+            ::core::option::Option::None,
+        )
         .key_fmt(
             ::core::format_args!(
                 "pair:{}-{}", __cache_rt::key_part:: < dyn ::core::fmt::Display > (& a)
@@ -75,6 +78,6 @@ async fn pair_invalidate(
                 { __cache_rt::KeyPart::mask("-:") })
             ),
         )
-        .invalidate()
-        .await
+        .invalidate();
+    __cache_invalidate.await
 }

@@ -58,13 +58,16 @@ async fn pair_invalidate(
         ::core::concat!(::core::module_path!(), "::pair"),
         __cache_rt::Ttl::Secs(60),
     );
-    __cache_rt::Call::new(&__CACHE_SITE, ::core::option::Option::None)
+    let __cache_invalidate = __cache_rt::Call::new(
+            &__CACHE_SITE,
+            ::core::option::Option::None,
+        )
         .key_fmt(
             ::core::format_args!(
                 "pair:{}:{}", __cache_rt::key_part:: < dyn ::core::fmt::Display > (& a),
                 __cache_rt::key_part:: < dyn ::core::fmt::Display > (& b)
             ),
         )
-        .invalidate()
-        .await
+        .invalidate();
+    __cache_invalidate.await
 }
