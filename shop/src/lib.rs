@@ -13,3 +13,27 @@ pub mod process;
 pub mod services;
 
 pub use http::{router, run, Config, Shop};
+
+/// The shop's `main`: logs (`RUST_LOG`, default `warn`) to stderr, reads
+/// [`Config::from_env`] and [`run`]s until SIGINT or SIGTERM; on an error,
+/// prints it and exits with status 1 (2 for a bad setting).
+pub fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let config = match Config::from_env() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("shop: {e}");
+            std::process::exit(2);
+        }
+    };
+    let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime");
+    if let Err(e) = runtime.block_on(run(config)) {
+        eprintln!("shop: {e}");
+        std::process::exit(1);
+    }
+}
