@@ -28,6 +28,19 @@ pub struct Config {
     /// `SHOP_FLUSH_MS`: how often written-behind orders reach the database
     /// (default 500 ms, or sooner every 500 orders).
     pub flush_interval: Duration,
+    /// `SHOP_PAGE_EVICTION`: how an update removes the cached pages, `tag`
+    /// (the default) or `pattern`.
+    pub page_eviction: PageEviction,
+}
+
+/// How `PUT /products/{id}` removes the cached pages of products.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PageEviction {
+    /// By their tag, `product_pages`: the pages alone are touched.
+    Tag,
+    /// By their keys' pattern, `products:list:*`: on Redis a `SCAN` of the
+    /// whole keyspace, on the memory store a walk over every entry.
+    Pattern,
 }
 
 impl Config {
@@ -43,10 +56,20 @@ impl Config {
                     .map_err(|_| format!("SHOP_FLUSH_MS: expected milliseconds, got `{v}`"))?,
             ),
         };
+        let page_eviction = match var("SHOP_PAGE_EVICTION").as_deref() {
+            None | Some("tag") => PageEviction::Tag,
+            Some("pattern") => PageEviction::Pattern,
+            Some(other) => {
+                return Err(format!(
+                    "SHOP_PAGE_EVICTION: expected `tag` or `pattern`, got `{other}`"
+                ))
+            }
+        };
         Ok(Config {
             addr: var("SHOP_ADDR").unwrap_or_else(|| "127.0.0.1:8080".into()),
             database_url: var("DATABASE_URL").unwrap_or_else(|| "sqlite::memory:".into()),
             flush_interval,
+            page_eviction,
         })
     }
 }
@@ -57,6 +80,7 @@ pub struct Shop {
     db: Db,
     /// `None` when caching is off: orders then go to the database at once.
     orders: Option<Arc<WriteBehind<NewOrder>>>,
+    page_eviction: PageEviction,
 }
 
 impl Shop {
@@ -86,7 +110,11 @@ impl Shop {
                 .start()?;
             Some(Arc::new(orders))
         };
-        Ok(Shop { db, orders })
+        Ok(Shop {
+            db,
+            orders,
+            page_eviction: config.page_eviction,
+        })
     }
 
     /// The database.
@@ -281,7 +309,13 @@ async fn put_product(
             "price_cents and stock must be 0 or more".into(),
         ));
     }
-    match services::save_product(&shop.db, product).await? {
+    let saved = match shop.page_eviction {
+        PageEviction::Tag => services::save_product(&shop.db, product).await?,
+        PageEviction::Pattern => {
+            services::save_product_evicting_by_pattern(&shop.db, product).await?
+        }
+    };
+    match saved {
         Some(p) => Ok(Json(p)),
         None => Err(ApiError::NotFound(format!("no product {id}"))),
     }

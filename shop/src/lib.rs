@@ -12,7 +12,7 @@ pub mod model;
 pub mod process;
 pub mod services;
 
-pub use http::{router, run, Config, Shop};
+pub use http::{router, run, Config, PageEviction, Shop};
 
 /// The shop's `main`: logs (`RUST_LOG`, default `warn`) to stderr, reads
 /// [`Config::from_env`] and [`run`]s until SIGINT or SIGTERM; on an error,

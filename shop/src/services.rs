@@ -13,17 +13,34 @@ pub async fn product(db: &Db, id: i64) -> Result<Option<Product>, DbError> {
 }
 
 /// A page of products, by id.
-#[cached(ttl = "5m", key = "products:list:{skip}:{limit}")]
+#[cached(ttl = "5m", key = "products:list:{skip}:{limit}", tags = ["product_pages"])]
 pub async fn products_page(db: &Db, skip: i64, limit: i64) -> Result<Vec<Product>, DbError> {
     db.products_page(skip, limit).await
 }
 
 /// Stores the product, and the cache with it (the next read is a hit on the
-/// new value); every cached page goes, since any of them may list it.
-/// `None` if no product has its id.
-#[cache_evict(pattern = "products:list:*")]
+/// new value); every cached page goes, since any of them may list it: the
+/// pages are tagged, so this removes just them. `None` if no product has
+/// its id.
+#[cache_evict(tags = ["product_pages"])]
 #[cache_put(ttl = "1h", key = "product:{product.id}", tags = ["products"])]
 pub async fn save_product(db: &Db, product: Product) -> Result<Option<Product>, DbError> {
+    store(db, product).await
+}
+
+/// [`save_product`], removing the pages by their keys' pattern instead
+/// (`SHOP_PAGE_EVICTION=pattern`): a `SCAN` of the whole keyspace per
+/// update, kept to measure the two against (BENCHMARKS.md).
+#[cache_evict(pattern = "products:list:*")]
+#[cache_put(ttl = "1h", key = "product:{product.id}", tags = ["products"])]
+pub async fn save_product_evicting_by_pattern(
+    db: &Db,
+    product: Product,
+) -> Result<Option<Product>, DbError> {
+    store(db, product).await
+}
+
+async fn store(db: &Db, product: Product) -> Result<Option<Product>, DbError> {
     Ok(db.update_product(&product).await?.then_some(product))
 }
 

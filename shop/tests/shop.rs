@@ -21,6 +21,7 @@ fn shop(env: &[(&str, &str)]) -> ShopProcess {
         "CACHE_PREFIX",
         "DATABASE_URL",
         "SHOP_FLUSH_MS",
+        "SHOP_PAGE_EVICTION",
         "RUST_LOG",
     ] {
         command.env_remove(var);
@@ -107,8 +108,20 @@ async fn a_product_read_twice_costs_one_query() {
 
 #[tokio::test]
 async fn after_a_put_the_product_and_the_first_page_show_the_new_value() {
+    put_then_read("tag").await;
+}
+
+#[tokio::test]
+async fn with_pattern_eviction_too() {
+    put_then_read("pattern").await;
+}
+
+async fn put_then_read(page_eviction: &str) {
     let redis = RedisServer::start();
-    let shop = shop(&[("REDIS_URL", &redis.url())]);
+    let shop = shop(&[
+        ("REDIS_URL", &redis.url()),
+        ("SHOP_PAGE_EVICTION", page_eviction),
+    ]);
     let mut client = Client::new(shop.addr());
     let (_, mut product) = get(&mut client, "/products/1").await;
     let (_, page) = get(&mut client, "/products?skip=0&limit=10").await;

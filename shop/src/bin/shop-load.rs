@@ -31,6 +31,8 @@
 //!   ...)
 //! - `--redis URL` (default `$REDIS_URL`, else `redis://127.0.0.1:6379`):
 //!   each run uses a prefix of its own there, removed afterwards
+//! - `--page-eviction tag|pattern` how an update removes the cached pages
+//!   (the shop's `SHOP_PAGE_EVICTION`; default `tag`)
 //! - `--postgres URL` a database to connect to while creating `shop_load`
 //!   (default `$TEST_POSTGRES_URL`, else
 //!   `postgres://postgres@127.0.0.1:5432/postgres`)
@@ -56,6 +58,7 @@ struct Args {
     only: Option<Vec<String>>,
     redis: String,
     postgres: String,
+    page_eviction: String,
 }
 
 fn args() -> Result<Args, String> {
@@ -67,6 +70,7 @@ fn args() -> Result<Args, String> {
         redis: std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into()),
         postgres: std::env::var("TEST_POSTGRES_URL")
             .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into()),
+        page_eviction: "tag".into(),
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -92,6 +96,15 @@ fn args() -> Result<Args, String> {
             "--only" => out.only = Some(value()?.split(',').map(str::to_owned).collect()),
             "--redis" => out.redis = value()?,
             "--postgres" => out.postgres = value()?,
+            "--page-eviction" => {
+                out.page_eviction = value()?;
+                if !matches!(out.page_eviction.as_str(), "tag" | "pattern") {
+                    return Err(format!(
+                        "--page-eviction {}: expected tag or pattern",
+                        out.page_eviction
+                    ));
+                }
+            }
             other => return Err(format!("unknown option {other}")),
         }
     }
@@ -141,56 +154,74 @@ fn name(db: Database, store: Store) -> String {
 #[derive(Default)]
 struct Tally {
     latencies_us: Vec<u32>,
+    by_kind: [Vec<u32>; KINDS.len()],
     errors: u64,
     first_error: Option<String>,
 }
 
-/// One request of the mix.
+/// The mix's kinds of request, for the latency by kind.
+const KINDS: [&str; 6] = ["product", "page", "stats", "profile", "put", "order"];
+
+/// One request of the mix; its kind (an index into `KINDS`).
 async fn one(
     client: &mut Client,
     rng: &mut StdRng,
     ids: &Zipf<f64>,
     pages: &Zipf<f64>,
-) -> Result<(), String> {
+) -> (usize, Result<(), String>) {
     let roll = rng.random_range(0..100);
     let product = ids.sample(rng) as i64;
-    let response = match roll {
-        0..80 => client.get(&format!("/products/{product}")).await?,
-        80..85 => {
-            let skip = (pages.sample(rng) as i64 - 1) * 100;
-            client
-                .get(&format!("/products?skip={skip}&limit=100"))
-                .await?
-        }
-        85..90 => client.get("/orders/stats").await?,
-        90..95 => {
-            let user = rng.random_range(1..=shop::db::USERS);
-            client.get(&format!("/users/{user}/profile")).await?
-        }
-        95..98 => {
-            // The product as the seed made it (the tool changes only stock).
-            let body = json!({
-                "id": product,
-                "name": format!("Product {product}"),
-                "price_cents": 100 + (product * 7919) % 9900,
-                "stock": rng.random_range(0..500),
-            });
-            client.put(&format!("/products/{product}"), &body).await?
-        }
-        _ => {
-            let body = json!({
-                "user_id": rng.random_range(1..=shop::db::USERS),
-                "product_id": product,
-                "quantity": rng.random_range(1..=5),
-            });
-            client.post("/orders", Some(&body)).await?
-        }
+    let kind = match roll {
+        0..80 => 0,
+        80..85 => 1,
+        85..90 => 2,
+        90..95 => 3,
+        95..98 => 4,
+        _ => 5,
     };
-    if (200..300).contains(&response.status) {
-        Ok(())
-    } else {
-        Err(format!("{}: {}", response.status, response.body))
+    let response = async {
+        Ok(match roll {
+            0..80 => client.get(&format!("/products/{product}")).await?,
+            80..85 => {
+                let skip = (pages.sample(rng) as i64 - 1) * 100;
+                client
+                    .get(&format!("/products?skip={skip}&limit=100"))
+                    .await?
+            }
+            85..90 => client.get("/orders/stats").await?,
+            90..95 => {
+                let user = rng.random_range(1..=shop::db::USERS);
+                client.get(&format!("/users/{user}/profile")).await?
+            }
+            95..98 => {
+                // The product as the seed made it (the tool changes only stock).
+                let body = json!({
+                    "id": product,
+                    "name": format!("Product {product}"),
+                    "price_cents": 100 + (product * 7919) % 9900,
+                    "stock": rng.random_range(0..500),
+                });
+                client.put(&format!("/products/{product}"), &body).await?
+            }
+            _ => {
+                let body = json!({
+                    "user_id": rng.random_range(1..=shop::db::USERS),
+                    "product_id": product,
+                    "quantity": rng.random_range(1..=5),
+                });
+                client.post("/orders", Some(&body)).await?
+            }
+        })
     }
+    .await;
+    let result = response.and_then(|r: shop::client::Response| {
+        if (200..300).contains(&r.status) {
+            Ok(())
+        } else {
+            Err(format!("{}: {}", r.status, r.body))
+        }
+    });
+    (kind, result)
 }
 
 async fn total_queries(addr: &str) -> Result<u64, String> {
@@ -208,6 +239,8 @@ struct Row {
     p99_ms: f64,
     queries_per_request: f64,
     errors: u64,
+    /// p50 and p99 by kind of request, ms.
+    kinds: [(f64, f64); KINDS.len()],
 }
 
 /// Drives the shop at `addr`: warm-up, then the measured time.
@@ -225,13 +258,16 @@ async fn drive(addr: &str, args: &Args, name: String) -> Result<Row, String> {
             let mut tally = Tally::default();
             while !stop.load(Ordering::Relaxed) {
                 let start = Instant::now();
-                let result = one(&mut client, &mut rng, &ids, &pages).await;
+                let (kind, result) = one(&mut client, &mut rng, &ids, &pages).await;
                 if warming.load(Ordering::Relaxed) {
                     continue;
                 }
                 let us = start.elapsed().as_micros().min(u32::MAX as u128) as u32;
                 match result {
-                    Ok(()) => tally.latencies_us.push(us),
+                    Ok(()) => {
+                        tally.latencies_us.push(us);
+                        tally.by_kind[kind].push(us);
+                    }
                     Err(e) => {
                         tally.errors += 1;
                         tally.first_error.get_or_insert(e);
@@ -249,10 +285,14 @@ async fn drive(addr: &str, args: &Args, name: String) -> Result<Row, String> {
     stop.store(true, Ordering::Relaxed);
     let seconds = started.elapsed().as_secs_f64();
     let mut latencies = Vec::new();
+    let mut by_kind: [Vec<u32>; KINDS.len()] = Default::default();
     let mut errors = 0;
     for worker in workers {
         let tally = worker.await.map_err(|e| e.to_string())?;
         latencies.extend(tally.latencies_us);
+        for (all, mine) in by_kind.iter_mut().zip(tally.by_kind) {
+            all.extend(mine);
+        }
         errors += tally.errors;
         if let Some(e) = tally.first_error {
             eprintln!("{name}: a request failed: {e}");
@@ -260,13 +300,11 @@ async fn drive(addr: &str, args: &Args, name: String) -> Result<Row, String> {
     }
     let queries = total_queries(addr).await? - queries_before;
     latencies.sort_unstable();
-    let pct = |p: f64| -> f64 {
-        if latencies.is_empty() {
-            return f64::NAN;
-        }
-        let i = ((latencies.len() as f64 * p).ceil() as usize).clamp(1, latencies.len()) - 1;
-        f64::from(latencies[i]) / 1000.0
-    };
+    let pct = |p: f64| percentile(&latencies, p);
+    let kinds = by_kind.map(|mut v| {
+        v.sort_unstable();
+        (percentile(&v, 0.50), percentile(&v, 0.99))
+    });
     let requests = latencies.len() as u64 + errors;
     Ok(Row {
         name,
@@ -276,7 +314,17 @@ async fn drive(addr: &str, args: &Args, name: String) -> Result<Row, String> {
         p99_ms: pct(0.99),
         queries_per_request: queries as f64 / requests.max(1) as f64,
         errors,
+        kinds,
     })
+}
+
+/// The `p` quantile of sorted microseconds, in milliseconds.
+fn percentile(sorted: &[u32], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1;
+    f64::from(sorted[i]) / 1000.0
 }
 
 /// Creates the database `shop_load` afresh, and returns its URL.
@@ -326,6 +374,7 @@ async fn run_one(args: &Args, db: Database, store: Store, run: usize) -> Result<
         Database::Postgres => fresh_postgres(&args.postgres).await?,
     };
     command.env("DATABASE_URL", &database_url);
+    command.env("SHOP_PAGE_EVICTION", &args.page_eviction);
     let prefix = format!("shop-load-{}-{run}", std::process::id());
     command.env("CACHE_PREFIX", &prefix);
     match store {
@@ -368,10 +417,11 @@ async fn clear_prefix(url: &str, prefix: &str) {
 
 fn print(rows: &[Row], args: &Args) {
     println!(
-        "\n{} s per setup after {} s of warm-up, {} clients\n",
+        "\n{} s per setup after {} s of warm-up, {} clients, pages evicted by {}\n",
         args.duration.as_secs_f64(),
         args.warmup.as_secs_f64(),
-        args.concurrency
+        args.concurrency,
+        args.page_eviction
     );
     println!("| setup | requests/s | p50 ms | p99 ms | DB statements/request | errors |");
     println!("|---|---:|---:|---:|---:|---:|");
@@ -385,6 +435,17 @@ fn print(rows: &[Row], args: &Args) {
             r.queries_per_request,
             r.errors
         );
+    }
+    println!("\np50 / p99 ms by kind of request\n");
+    println!("| setup | {} |", KINDS.join(" | "));
+    println!("|---|{}", "---:|".repeat(KINDS.len()));
+    for r in rows {
+        let cells: Vec<String> = r
+            .kinds
+            .iter()
+            .map(|(p50, p99)| format!("{p50:.2} / {p99:.2}"))
+            .collect();
+        println!("| {} | {} |", r.name, cells.join(" | "));
     }
 }
 
