@@ -99,6 +99,10 @@ async fn a_product_read_twice_costs_one_query() {
     let counts = db_counts(&shop).await;
     assert_eq!(counts["product"], 1, "{counts}");
     assert_eq!(counts["total"], 1, "{counts}");
+    // An unknown id is remembered too: ids are never created.
+    assert_eq!(client.get("/products/99999").await.unwrap().status, 404);
+    assert_eq!(client.get("/products/99999").await.unwrap().status, 404);
+    assert_eq!(db_counts(&shop).await["product"], 2);
     assert_eq!(
         redis.cmd(&["EXISTS", "cache:product:42"]).as_int(),
         1,
