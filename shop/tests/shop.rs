@@ -501,3 +501,62 @@ async fn on_postgresql_a_product_read_twice_costs_one_query() {
         .await
         .unwrap();
 }
+
+#[tokio::test]
+async fn on_a_redis_cluster_reads_updates_orders_and_sessions_work() {
+    let cluster = cache_test_support::RedisCluster::start();
+    let nodes = cluster.urls().join(",");
+    let shop = shop(&[
+        ("REDIS_CLUSTER_NODES", &nodes),
+        ("CACHE_PREFIX", "shop"),
+        ("SHOP_FLUSH_MS", "100"),
+    ]);
+    let mut client = Client::new(shop.addr());
+    let (status, mut product) = get(&mut client, "/products/5").await;
+    assert_eq!(status, 200, "{product}");
+    get(&mut client, "/products/5").await;
+    get(&mut client, "/products?skip=0&limit=10").await;
+    assert_eq!(db_counts(&shop).await["product"], 1);
+    assert_eq!(
+        cluster.keys("shop:product:5").len(),
+        1,
+        "stored in the cluster"
+    );
+
+    product["stock"] = json!(1);
+    assert_eq!(
+        client.put("/products/5", &product).await.unwrap().status,
+        200
+    );
+    assert_eq!(get(&mut client, "/products/5").await.1, product);
+    assert_eq!(
+        get(&mut client, "/products?skip=0&limit=10").await.1[4],
+        product
+    );
+
+    let (_, before) = get(&mut client, "/orders/stats").await;
+    let order = json!({"user_id": 4, "product_id": 5, "quantity": 1});
+    assert_eq!(
+        client.post("/orders", Some(&order)).await.unwrap().status,
+        202
+    );
+    let total = before["total"].as_i64().unwrap();
+    let arrived = eventually(Duration::from_secs(10), || {
+        let addr = shop.addr().to_owned();
+        async move { get(&mut Client::new(addr), "/orders/stats").await.1["total"] == total + 1 }
+    })
+    .await;
+    assert!(arrived, "the order never reached the totals");
+
+    let r = client
+        .post(
+            "/login",
+            Some(&json!({"username": "demo", "password": "demo"})),
+        )
+        .await
+        .unwrap();
+    client.set_cookie(r.set_cookie);
+    assert_eq!(get(&mut client, "/me").await.0, 200);
+    assert_eq!(client.post("/logout", None).await.unwrap().status, 204);
+    assert_eq!(get(&mut client, "/me").await.0, 401);
+}
