@@ -422,10 +422,8 @@ impl Db {
         self.count(q);
         match &self.inner.backend {
             Backend::Sqlite { .. } => {
-                let conn = self.sqlite_conn();
                 let sql = sql.to_owned();
-                tokio::task::spawn_blocking(move || {
-                    let conn = conn.lock().unwrap_or_else(|e| e.into_inner());
+                self.on_sqlite(move |conn| {
                     let mut stmt = conn.prepare_cached(&sql)?;
                     let mut rows =
                         stmt.query(rusqlite::params_from_iter(params.iter().map(sql_value)))?;
@@ -453,7 +451,6 @@ impl Db {
                     Ok(out)
                 })
                 .await
-                .map_err(|e| DbError(e.to_string()))?
             }
             Backend::Postgres { .. } => {
                 let client = self.pg_client();
@@ -497,17 +494,14 @@ impl Db {
     async fn execute_uncounted(&self, sql: &str, params: Vec<Param>) -> Result<u64, DbError> {
         match &self.inner.backend {
             Backend::Sqlite { .. } => {
-                let conn = self.sqlite_conn();
                 let sql = sql.to_owned();
-                tokio::task::spawn_blocking(move || {
-                    let conn = conn.lock().unwrap_or_else(|e| e.into_inner());
+                self.on_sqlite(move |conn| {
                     let mut stmt = conn.prepare_cached(&sql)?;
                     let n =
                         stmt.execute(rusqlite::params_from_iter(params.iter().map(sql_value)))?;
                     Ok(n as u64)
                 })
                 .await
-                .map_err(|e| DbError(e.to_string()))?
             }
             Backend::Postgres { .. } => {
                 let params = pg_params(&params);
@@ -524,17 +518,25 @@ impl Db {
     async fn batch(&self, sql: &'static str) -> Result<(), DbError> {
         match &self.inner.backend {
             Backend::Sqlite { .. } => {
-                let conn = self.sqlite_conn();
-                tokio::task::spawn_blocking(move || {
-                    let conn = conn.lock().unwrap_or_else(|e| e.into_inner());
+                self.on_sqlite(move |conn| {
                     conn.execute_batch(sql)?;
                     Ok(())
                 })
                 .await
-                .map_err(|e| DbError(e.to_string()))?
             }
             Backend::Postgres { .. } => Ok(self.pg_client().batch_execute(sql).await?),
         }
+    }
+
+    /// Runs `f` on a SQLite connection, off the async workers (its calls block).
+    async fn on_sqlite<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&rusqlite::Connection) -> Result<T, DbError> + Send + 'static,
+    ) -> Result<T, DbError> {
+        let conn = self.sqlite_conn();
+        tokio::task::spawn_blocking(move || f(&conn.lock().unwrap_or_else(|e| e.into_inner())))
+            .await
+            .map_err(|e| DbError(e.to_string()))?
     }
 
     /// A connection: a free one if there is one, else the next in turn.

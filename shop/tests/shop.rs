@@ -39,6 +39,17 @@ async fn db_counts(shop: &ShopProcess) -> Value {
     get(&mut Client::new(shop.addr()), "/stats/db").await.1
 }
 
+/// Logs in as the seeded demo user.
+async fn login_demo(client: &mut Client) -> shop::client::Response {
+    client
+        .post(
+            "/login",
+            Some(&json!({"username": "demo", "password": "demo"})),
+        )
+        .await
+        .unwrap()
+}
+
 /// Polls `check` until it holds, for at most `limit`.
 async fn eventually<F, Fut>(limit: Duration, mut check: F) -> bool
 where
@@ -212,13 +223,7 @@ async fn sessions_log_in_and_out_and_survive_a_restart() {
     assert_eq!(r.status, 401, "{}", r.body);
     assert_eq!(r.set_cookie, None);
 
-    let r = client
-        .post(
-            "/login",
-            Some(&json!({"username": "demo", "password": "demo"})),
-        )
-        .await
-        .unwrap();
+    let r = login_demo(&mut client).await;
     assert_eq!(r.status, 200, "{}", r.body);
     let cookie = r.set_cookie.expect("login sets a cookie");
     assert!(cookie.starts_with("shop_session="), "{cookie}");
@@ -442,13 +447,7 @@ async fn with_caching_off_every_read_is_a_query() {
     let (_, after) = get(&mut client, "/orders/stats").await;
     assert_eq!(after["total"], before["total"].as_i64().unwrap() + 1);
     // Sessions still work, kept in the process.
-    let r = client
-        .post(
-            "/login",
-            Some(&json!({"username": "demo", "password": "demo"})),
-        )
-        .await
-        .unwrap();
+    let r = login_demo(&mut client).await;
     client.set_cookie(r.set_cookie);
     assert_eq!(get(&mut client, "/me").await.0, 200);
 }
@@ -548,13 +547,7 @@ async fn on_a_redis_cluster_reads_updates_orders_and_sessions_work() {
     .await;
     assert!(arrived, "the order never reached the totals");
 
-    let r = client
-        .post(
-            "/login",
-            Some(&json!({"username": "demo", "password": "demo"})),
-        )
-        .await
-        .unwrap();
+    let r = login_demo(&mut client).await;
     client.set_cookie(r.set_cookie);
     assert_eq!(get(&mut client, "/me").await.0, 200);
     assert_eq!(client.post("/logout", None).await.unwrap().status, 204);
